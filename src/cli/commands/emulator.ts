@@ -1,0 +1,104 @@
+/** `cognigy-reset emulator`: a local engine, ready when it prints one JSON line. */
+import { Command, Option } from 'commander';
+import { startEmulator } from '../../emulator/index.js';
+import { parseTokenFlag, type TokenSpec } from '../../emulator/tokens.js';
+import { collect, integerIn, numberIn } from '../parse.js';
+
+interface EmulatorFlags {
+  host: string;
+  port: number;
+  sessions: number;
+  token?: TokenSpec[];
+  tenant?: string;
+  bot?: string;
+  strict: boolean;
+  latencyMs: number;
+  dropEvery: number;
+  dropRate: number;
+  seed: number;
+  blockingShare: number;
+  blockingMs: number;
+  messageRate: number;
+  handshakeRate: number;
+}
+
+export function emulatorCommand(): Command {
+  return new Command('emulator')
+    .description('run a local Cognigy engine emulator (the runtime WebSocket API and inspection routes)')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on; 0 picks a free one', integerIn(0, 65535), 0)
+    .option('--sessions <n>', 'seed session-1 … session-N, each mid-flow', integerIn(0, 100_000_000), 0)
+    .addOption(
+      new Option(
+        '--token <token[:scope,scope]>',
+        'accept this token (repeatable); default dev-token with both scopes',
+      ).argParser(collect(parseTokenFlag)),
+    )
+    .option('--tenant <id>', 'tenant the seeded sessions belong to (default: any)')
+    .option('--bot <id>', 'bot the seeded sessions belong to (default: any)')
+    .option('--strict', "answer with the seed's bare shapes only", false)
+    .option('--latency-ms <ms>', 'delay before each answer', numberIn(0, 60_000), 0)
+    .option(
+      '--drop-every <n>',
+      'drop a connection on every Nth frame it sends (0: never)',
+      integerIn(0, 1e12),
+      0,
+    )
+    .option('--drop-rate <p>', 'probability per frame of dropping the connection', numberIn(0, 1), 0)
+    .option('--seed <n>', 'seed for random drops and for which sessions block', integerIn(0, 2 ** 32 - 1), 1)
+    .option(
+      '--blocking-share <f>',
+      'share of seeded sessions caught in a blocking webhook call',
+      numberIn(0, 1),
+      0,
+    )
+    .option(
+      '--blocking-ms <ms>',
+      'how long a blocking call keeps the flow ACTIVE after a reset',
+      numberIn(0, 3_600_000),
+      1500,
+    )
+    .option(
+      '--message-rate <n>',
+      'SEND frames per second per tenant before RATE_LIMITED (0: unlimited)',
+      numberIn(0, 1e9),
+      0,
+    )
+    .option(
+      '--handshake-rate <n>',
+      'handshakes per second per tenant before 429 (0: unlimited)',
+      numberIn(0, 1e9),
+      0,
+    )
+    .action(async (flags: EmulatorFlags) => {
+      const emulator = await startEmulator({
+        host: flags.host,
+        port: flags.port,
+        sessions: flags.sessions,
+        ...(flags.token === undefined ? {} : { tokens: flags.token }),
+        ...(flags.tenant === undefined ? {} : { tenant: flags.tenant }),
+        ...(flags.bot === undefined ? {} : { botId: flags.bot }),
+        strict: flags.strict,
+        faults: {
+          latencyMs: flags.latencyMs,
+          dropEveryFrames: flags.dropEvery,
+          dropRate: flags.dropRate,
+          seed: flags.seed,
+          blockingShare: flags.blockingShare,
+          blockingMs: flags.blockingMs,
+          messageRate: flags.messageRate,
+          handshakeRate: flags.handshakeRate,
+        },
+      });
+      process.stdout.write(
+        `${JSON.stringify({ event: 'listening', wsUrl: emulator.wsUrl, httpUrl: emulator.httpUrl })}\n`,
+      );
+      await new Promise<void>((resolve) => {
+        const stop = (): void => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      await emulator.close();
+      process.stdout.write(`${JSON.stringify({ event: 'closed' })}\n`);
+    });
+}

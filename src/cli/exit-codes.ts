@@ -1,0 +1,26 @@
+/** The one place errors become exit codes (DESIGN.md §3). */
+import { CognigyResetError } from '../errors.js';
+
+export const EXIT_OK = 0;
+/** At least one session failed. */
+export const EXIT_FAILED = 1;
+/** Usage or validation error: nothing was sent. */
+export const EXIT_USAGE = 2;
+/** Authentication or permission refused (401/403): nothing was reset. */
+export const EXIT_AUTH = 3;
+/** SIGINT: the job stopped early and can be resumed. */
+export const EXIT_INTERRUPTED = 130;
+
+export function exitCodeFor(err: unknown): number {
+  if (err instanceof CognigyResetError) {
+    switch (err.kind) {
+      case 'usage':
+        return EXIT_USAGE;
+      case 'auth':
+        return EXIT_AUTH;
+      default:
+        return EXIT_FAILED;
+    }
+  }
+  return EXIT_FAILED;
+}

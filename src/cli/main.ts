@@ -1,0 +1,40 @@
+/** The `cognigy-reset` command line. Commands are thin; exit codes are mapped in `exit-codes.ts`. */
+import { Command, CommanderError } from 'commander';
+import { CognigyResetError } from '../errors.js';
+import { emulatorCommand } from './commands/emulator.js';
+import { EXIT_USAGE, exitCodeFor } from './exit-codes.js';
+
+function program(): Command {
+  const root = new Command('cognigy-reset')
+    .description('Reset NICE Cognigy bot sessions: validated, acknowledged, verified and audited.')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  root.addCommand(emulatorCommand());
+  for (const command of root.commands) command.exitOverride();
+  return root;
+}
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv);
+    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version are successful exits; every other commander error is a usage error.
+      if (
+        err.code === 'commander.helpDisplayed' ||
+        err.code === 'commander.version' ||
+        err.code === 'commander.help'
+      ) {
+        return 0;
+      }
+      return EXIT_USAGE;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    const code = err instanceof CognigyResetError ? err.code : 'CR_ERR_INTERNAL';
+    process.stderr.write(`cognigy-reset: ${code}: ${message}\n`);
+    return exitCodeFor(err);
+  }
+}
+
+process.exitCode = await main(process.argv);

@@ -1,0 +1,34 @@
+/**
+ * Option parsers for commander: each checks its value once, at the edge, and says which option, what was
+ * expected and what came (`Expected --rate to be a number > 0, got "fast" (string)`).
+ */
+import { InvalidArgumentError } from 'commander';
+
+function got(value: string): string {
+  return `got ${JSON.stringify(value)}`;
+}
+
+export function integerIn(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`Expected an integer from ${min} to ${max}, ${got(value)}.`);
+    }
+    return n;
+  };
+}
+
+export function numberIn(min: number, max: number, { exclusiveMin = false } = {}): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max || (exclusiveMin && n === min)) {
+      const lower = exclusiveMin ? `> ${min}` : `>= ${min}`;
+      throw new InvalidArgumentError(`Expected a number ${lower} and <= ${max}, ${got(value)}.`);
+    }
+    return n;
+  };
+}
+
+export function collect<T>(parse: (value: string) => T): (value: string, previous: T[] | undefined) => T[] {
+  return (value, previous) => [...(previous ?? []), parse(value)];
+}

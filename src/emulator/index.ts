@@ -1,0 +1,5 @@
+export { startEmulator, type Emulator, type EmulatorOptions } from './server.js';
+export { DEFAULT_FAULTS, type EmulatorFaults } from './faults.js';
+export { SessionStore, sessionView, type SessionRecord, type SessionSpec } from './store.js';
+export { DEFAULT_TOKEN, parseTokenFlag, TokenRegistry, type TokenSpec } from './tokens.js';
+export type { EmulatorStats } from './stats.js';

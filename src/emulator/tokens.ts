@@ -1,0 +1,76 @@
+/** The emulator's token registry: which tokens it accepts, with which scopes, until when. */
+import { randomBytes } from 'node:crypto';
+import { SCOPE_RUNTIME_EXECUTE, SCOPE_SESSION_MANAGE } from '../protocol/index.js';
+
+export const DEFAULT_TOKEN = 'dev-token';
+export const DEFAULT_SCOPES = [SCOPE_RUNTIME_EXECUTE, SCOPE_SESSION_MANAGE] as const;
+
+export interface TokenSpec {
+  token: string;
+  /** @default both scopes the runtime checks */
+  scopes?: readonly string[];
+  /** Milliseconds since the epoch after which the token is expired. @default never */
+  expiresAt?: number;
+}
+
+export interface TokenGrant {
+  scopes: ReadonlySet<string>;
+  expiresAt: number | undefined;
+}
+
+/** Parses `TOKEN[:scope,scope]`, the `--token` flag's form. */
+export function parseTokenFlag(text: string): TokenSpec {
+  const colon = text.indexOf(':');
+  if (colon === -1) return { token: text };
+  const scopes = text
+    .slice(colon + 1)
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  return { token: text.slice(0, colon), scopes };
+}
+
+export class TokenRegistry {
+  readonly #grants = new Map<string, TokenGrant>();
+  #now: () => number;
+
+  constructor(specs: readonly TokenSpec[] = [{ token: DEFAULT_TOKEN }], now: () => number = Date.now) {
+    this.#now = now;
+    for (const spec of specs) this.add(spec);
+  }
+
+  add(spec: TokenSpec): void {
+    this.#grants.set(spec.token, {
+      scopes: new Set(spec.scopes ?? DEFAULT_SCOPES),
+      expiresAt: spec.expiresAt,
+    });
+  }
+
+  /** Issues a fresh random token (the OAuth2 endpoint's answer). */
+  issue(
+    scopes: readonly string[],
+    ttlMs: number | undefined,
+  ): { token: string; expiresAt: number | undefined } {
+    const token = `emu_${randomBytes(18).toString('base64url')}`;
+    const expiresAt = ttlMs === undefined ? undefined : this.#now() + ttlMs;
+    this.add({ token, scopes, expiresAt });
+    return { token, expiresAt };
+  }
+
+  revoke(token: string): void {
+    this.#grants.delete(token);
+  }
+
+  /** The grant of a live token; undefined for an unknown or expired one. */
+  check(token: string | undefined | null): TokenGrant | undefined {
+    if (token === undefined || token === null || token === '') return undefined;
+    const grant = this.#grants.get(token);
+    if (grant === undefined) return undefined;
+    if (grant.expiresAt !== undefined && this.#now() >= grant.expiresAt) return undefined;
+    return grant;
+  }
+
+  isExpired(grant: TokenGrant): boolean {
+    return grant.expiresAt !== undefined && this.#now() >= grant.expiresAt;
+  }
+}

@@ -1,0 +1,260 @@
+/**
+ * The one catalogue of stable error codes. Codes are never renamed or reused; `docs/errors.md` lists each
+ * one and a test keeps the two in step.
+ *
+ * `kind` groups codes for the command line's exit-code mapping (done in `src/cli/` only):
+ * - `usage`: bad options or input, nothing was sent;
+ * - `auth`: the engine refused the credentials (401/403);
+ * - `reset`: a session's reset failed;
+ * - `internal`: a bug or an environment problem.
+ */
+export const ERROR_CATALOGUE = {
+  // Options and input, checked at the edge.
+  CR_ERR_OPT_INVALID: { kind: 'usage', retryable: false, summary: 'an option has an invalid value' },
+  CR_ERR_OPT_MISSING: {
+    kind: 'usage',
+    retryable: false,
+    summary: 'a required option or variable is missing',
+  },
+  CR_ERR_OPT_INSECURE_URL: {
+    kind: 'usage',
+    retryable: false,
+    summary: 'a plain ws:// or http:// URL to a host that is not loopback, without --allow-insecure',
+  },
+  CR_ERR_OPT_SESSION_ID: { kind: 'usage', retryable: false, summary: 'a session id is malformed' },
+
+  // The wire protocol.
+  CR_ERR_PROTO_NOT_JSON: { kind: 'usage', retryable: false, summary: 'a frame is not valid JSON' },
+  CR_ERR_PROTO_NOT_OBJECT: { kind: 'usage', retryable: false, summary: 'a frame is not a JSON object' },
+  CR_ERR_PROTO_BINARY_FRAME: {
+    kind: 'usage',
+    retryable: false,
+    summary: 'a binary frame where text is required',
+  },
+  CR_ERR_PROTO_FRAME_TOO_BIG: { kind: 'usage', retryable: false, summary: 'a frame exceeds 64 KiB' },
+  CR_ERR_PROTO_UNKNOWN_TYPE: { kind: 'usage', retryable: false, summary: 'a frame has an unknown `type`' },
+  CR_ERR_PROTO_MISSING_FIELD: { kind: 'usage', retryable: false, summary: 'a required field is missing' },
+  CR_ERR_PROTO_UNKNOWN_FIELD: {
+    kind: 'usage',
+    retryable: false,
+    summary: 'a field the engine does not accept',
+  },
+  CR_ERR_PROTO_INVALID_FIELD: {
+    kind: 'usage',
+    retryable: false,
+    summary: 'a field has the wrong type or value',
+  },
+  CR_ERR_PROTO_BAD_ANSWER: {
+    kind: 'reset',
+    retryable: true,
+    summary: 'the engine sent an answer that is not of a known shape',
+  },
+  CR_ERR_PROTO_ANSWER_MISMATCH: {
+    kind: 'reset',
+    retryable: true,
+    summary: 'the engine echoed a requestId that does not match the request it answered',
+  },
+  CR_ERR_PROTO_UNSOLICITED: {
+    kind: 'reset',
+    retryable: true,
+    summary: 'the engine sent a frame when no request was waiting',
+  },
+
+  // Authentication and permission.
+  CR_ERR_AUTH_NO_TOKEN: { kind: 'usage', retryable: false, summary: 'no token was configured' },
+  CR_ERR_AUTH_UNAUTHORIZED: {
+    kind: 'auth',
+    retryable: false,
+    summary: 'the engine answered 401: the token is unknown or expired',
+  },
+  CR_ERR_AUTH_FORBIDDEN: {
+    kind: 'auth',
+    retryable: false,
+    summary: 'the engine answered 403: the token lacks bot:runtime:execute',
+  },
+  CR_ERR_AUTH_TOKEN_EXPIRED: {
+    kind: 'auth',
+    retryable: true,
+    summary: 'the engine closed the connection because the token expired',
+  },
+  CR_ERR_AUTH_REFRESH_FAILED: { kind: 'auth', retryable: false, summary: 'the OAuth2 token refresh failed' },
+
+  // Transports.
+  CR_ERR_TRANSPORT_BAD_REQUEST: {
+    kind: 'usage',
+    retryable: false,
+    summary: 'the engine answered 400 at the handshake (tenant or botId missing)',
+  },
+  CR_ERR_TRANSPORT_RATE_LIMITED: {
+    kind: 'reset',
+    retryable: true,
+    summary: 'the engine answered 429 at the handshake',
+  },
+  CR_ERR_TRANSPORT_HANDSHAKE: {
+    kind: 'reset',
+    retryable: true,
+    summary: 'the handshake failed with an unexpected HTTP status',
+  },
+  CR_ERR_TRANSPORT_HANDSHAKE_TIMEOUT: {
+    kind: 'reset',
+    retryable: true,
+    summary: 'the handshake did not complete within its timeout',
+  },
+  CR_ERR_TRANSPORT_CONNECT: { kind: 'reset', retryable: true, summary: 'the engine could not be reached' },
+  CR_ERR_TRANSPORT_CLOSED_NORMAL: {
+    kind: 'reset',
+    retryable: true,
+    summary: 'the engine closed the connection normally (1000) before answering',
+  },
+  CR_ERR_TRANSPORT_POLICY: {
+    kind: 'reset',
+    retryable: false,
+    summary: 'the engine closed with 1008: invalid directive or token lacks session:manage',
+  },
+  CR_ERR_TRANSPORT_TOO_BIG: { kind: 'reset', retryable: false, summary: 'the engine closed with 1009' },
+  CR_ERR_TRANSPORT_ENGINE_ERROR: { kind: 'reset', retryable: true, summary: 'the engine closed with 1011' },
+  CR_ERR_TRANSPORT_DROPPED: {
+    kind: 'reset',
+    retryable: true,
+    summary: 'the connection dropped (1006) or closed abnormally',
+  },
+  CR_ERR_TRANSPORT_DEAD: {
+    kind: 'reset',
+    retryable: true,
+    summary: 'no frame or pong for 60 s: the connection is dead',
+  },
+  CR_ERR_TRANSPORT_CLOSED: { kind: 'reset', retryable: false, summary: 'the client was closed' },
+
+  // The reset pipeline.
+  CR_ERR_RESET_SESSION_NOT_FOUND: {
+    kind: 'reset',
+    retryable: false,
+    summary: 'the engine does not know the session',
+  },
+  CR_ERR_RESET_REJECTED: { kind: 'reset', retryable: false, summary: 'the engine rejected the directive' },
+  CR_ERR_RESET_RATE_LIMITED: {
+    kind: 'reset',
+    retryable: true,
+    summary: 'the engine answered RATE_LIMITED; the directive was not applied',
+  },
+  CR_ERR_RESET_ACK_TIMEOUT: {
+    kind: 'reset',
+    retryable: true,
+    summary: 'no acknowledgement within the deadline',
+  },
+  CR_ERR_RESET_VERIFY_ACTIVE: {
+    kind: 'reset',
+    retryable: false,
+    summary: 'the flow was still ACTIVE when the verification deadline passed',
+  },
+  CR_ERR_RESET_VERIFY_VARIABLES: {
+    kind: 'reset',
+    retryable: false,
+    summary: 'variables remained after the reset',
+  },
+  CR_ERR_RESET_VERIFY_HISTORY: {
+    kind: 'reset',
+    retryable: false,
+    summary: 'history remained after the reset',
+  },
+  CR_ERR_RESET_VERIFY_NLU: {
+    kind: 'reset',
+    retryable: false,
+    summary: 'NLU context remained after the reset',
+  },
+  CR_ERR_RESET_VERIFY_STATE: {
+    kind: 'reset',
+    retryable: false,
+    summary: 'a cleared state layer (dialog or engine) did not reach its reset value',
+  },
+  CR_ERR_RESET_ABORTED: {
+    kind: 'reset',
+    retryable: false,
+    summary: 'the reset was aborted before it finished',
+  },
+
+  // The state file.
+  CR_ERR_STATE_CORRUPT: {
+    kind: 'usage',
+    retryable: false,
+    summary: 'the state file is not a cognigy-reset database, or is damaged',
+  },
+  CR_ERR_STATE_NEWER: {
+    kind: 'usage',
+    retryable: false,
+    summary: 'the state file was written by a newer version of cognigy-reset',
+  },
+  CR_ERR_STATE_JOB_MISMATCH: {
+    kind: 'usage',
+    retryable: false,
+    summary: 'a job of that name exists with different settings',
+  },
+
+  // The command line.
+  CR_ERR_CLI_USAGE: { kind: 'usage', retryable: false, summary: 'the command line could not be parsed' },
+  CR_ERR_CLI_INPUT: { kind: 'usage', retryable: false, summary: 'the input file could not be read' },
+
+  // The emulator's own reasons (close reasons and HTTP error bodies).
+  CR_EMU_ERR_NOT_FOUND: { kind: 'usage', retryable: false, summary: 'emulator: no such route or session' },
+  CR_EMU_ERR_BAD_REQUEST: { kind: 'usage', retryable: false, summary: 'emulator: malformed request body' },
+  CR_EMU_ERR_SESSION_EXISTS: {
+    kind: 'usage',
+    retryable: false,
+    summary: 'emulator: the session already exists',
+  },
+} as const satisfies Record<string, { kind: ErrorKind; retryable: boolean; summary: string }>;
+
+export type ErrorKind = 'usage' | 'auth' | 'reset' | 'internal';
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export interface ErrorDetails {
+  /** The offending field, as a dotted path (`contextWipeDirective.clearHistory`). */
+  field?: string;
+  /** HTTP status at the handshake or of a REST call. */
+  status?: number;
+  /** WebSocket close code. */
+  closeCode?: number;
+  /** How long the engine asked us to wait, from `Retry-After` or `retryAfterMs`. */
+  retryAfterMs?: number;
+  cause?: unknown;
+}
+
+/** Every error this package raises on purpose. Protocol facts ride on it as fields. */
+export class CognigyResetError extends Error {
+  override readonly name = 'CognigyResetError';
+  readonly code: ErrorCode;
+  readonly field: string | undefined;
+  readonly status: number | undefined;
+  readonly closeCode: number | undefined;
+  readonly retryAfterMs: number | undefined;
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.code = code;
+    this.field = details.field;
+    this.status = details.status;
+    this.closeCode = details.closeCode;
+    this.retryAfterMs = details.retryAfterMs;
+  }
+
+  get kind(): ErrorKind {
+    return ERROR_CATALOGUE[this.code].kind;
+  }
+
+  get retryable(): boolean {
+    return ERROR_CATALOGUE[this.code].retryable;
+  }
+
+  /** The shape the CLI and the audit log show: code and message only, never a cause chain. */
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isCognigyResetError(err: unknown): err is CognigyResetError {
+  return err instanceof CognigyResetError;
+}
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERROR_CATALOGUE, code);
+}

@@ -1,0 +1,4 @@
+export * from './constraints.js';
+export * from './messages.js';
+export * from './codec.js';
+export { resetDirectiveSchema, stateCheckSchema, statusAnswerSchema, stateAnswerSchema } from './schemas.js';

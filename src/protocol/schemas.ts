@@ -1,0 +1,109 @@
+/**
+ * The JSON Schemas: the single source of truth for the engine's constraints (DESIGN.md §2). They are
+ * compiled once, when this module loads; the client and the emulator validate with the same functions.
+ */
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import addFormats from 'ajv-formats';
+import {
+  MAX_DURATION_MAX_SEC,
+  MAX_DURATION_MIN_SEC,
+  SESSION_ID_MAX_LENGTH,
+  SESSION_ID_PATTERN,
+  STATE_RESET_VALUES,
+} from './constraints.js';
+import type { ResetDirective, StateCheckRequest } from './messages.js';
+
+const sessionId = {
+  type: 'string',
+  minLength: 1,
+  maxLength: SESSION_ID_MAX_LENGTH,
+  pattern: SESSION_ID_PATTERN,
+} as const;
+const requestId = { type: 'string', minLength: 1, maxLength: 128 } as const;
+
+export const resetDirectiveSchema = {
+  $id: 'https://cognigy-reset.dev/schemas/reset-directive.json',
+  type: 'object',
+  required: ['type', 'sessionId', 'stateClearMatrix', 'contextWipeDirective', 'timestamp'],
+  additionalProperties: false,
+  properties: {
+    type: { const: 'SEND' },
+    sessionId,
+    stateClearMatrix: {
+      type: 'object',
+      minProperties: 1,
+      additionalProperties: false,
+      properties: {
+        flowState: { const: STATE_RESET_VALUES.flowState },
+        dialogState: { const: STATE_RESET_VALUES.dialogState },
+        engineState: { const: STATE_RESET_VALUES.engineState },
+      },
+    },
+    contextWipeDirective: {
+      type: 'object',
+      required: ['clearVariables', 'clearHistory'],
+      additionalProperties: false,
+      properties: {
+        clearVariables: { type: 'boolean' },
+        clearHistory: { type: 'boolean' },
+        clearNLUContext: { type: 'boolean' },
+      },
+    },
+    maxDurationSec: { type: 'integer', minimum: MAX_DURATION_MIN_SEC, maximum: MAX_DURATION_MAX_SEC },
+    timestamp: { type: 'string', format: 'date-time' },
+    requestId,
+  },
+} as const;
+
+export const stateCheckSchema = {
+  $id: 'https://cognigy-reset.dev/schemas/state-check.json',
+  type: 'object',
+  required: ['type', 'sessionId', 'request'],
+  additionalProperties: false,
+  properties: {
+    type: { const: 'QUERY' },
+    sessionId,
+    request: { const: 'STATE_CHECK' },
+    requestId,
+  },
+} as const;
+
+/** Answers may carry more fields than these (DESIGN.md §2); only the listed ones are read. */
+export const statusAnswerSchema = {
+  $id: 'https://cognigy-reset.dev/schemas/status-answer.json',
+  type: 'object',
+  required: ['status'],
+  properties: {
+    status: { type: 'string', minLength: 1, maxLength: 64 },
+    retryAfterMs: { type: 'integer', minimum: 0 },
+    sessionId: { type: 'string' },
+    requestId: { type: 'string' },
+    reason: { type: 'string' },
+  },
+} as const;
+
+export const stateAnswerSchema = {
+  $id: 'https://cognigy-reset.dev/schemas/state-answer.json',
+  type: 'object',
+  required: ['flowState', 'variables'],
+  properties: {
+    flowState: { type: 'string', minLength: 1, maxLength: 64 },
+    variables: { type: 'object' },
+    dialogState: { type: 'string' },
+    engineState: { type: 'string' },
+    historyLength: { type: 'integer', minimum: 0 },
+    nluContext: { type: ['object', 'null'] },
+    sessionId: { type: 'string' },
+    requestId: { type: 'string' },
+  },
+} as const;
+
+const ajv = new Ajv({ strict: true, allErrors: false, unicodeRegExp: true });
+addFormats.default(ajv, ['date-time']);
+
+export const validateResetDirective: ValidateFunction<ResetDirective> = ajv.compile(resetDirectiveSchema);
+export const validateStateCheck: ValidateFunction<StateCheckRequest> = ajv.compile(stateCheckSchema);
+export const validateStatusAnswer: ValidateFunction = ajv.compile(statusAnswerSchema);
+export const validateStateAnswer: ValidateFunction = ajv.compile(stateAnswerSchema);
+
+export type SchemaError = ErrorObject;
