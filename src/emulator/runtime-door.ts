@@ -3,6 +3,7 @@
  * order, and nothing unsolicited — a client that reads "the next message" after each request works.
  */
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
@@ -32,6 +33,9 @@ interface Connection {
   /** Answers waiting for their due time, in request order. */
   queue: { due: number; text: string }[];
   timer: NodeJS.Timeout | undefined;
+  /** The TCP socket under the WebSocket, corked while a tick's answers are written. */
+  socket: Socket | undefined;
+  corked: boolean;
 }
 
 const STATUS_TEXT: Record<number, string> = {
@@ -59,6 +63,12 @@ function refuse(
     ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
   ];
   socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+}
+
+/** ws keeps its TCP socket private; reach it only if it is there, and do without otherwise. */
+function underlyingSocket(ws: WebSocket): Socket | undefined {
+  const socket = (ws as unknown as { _socket?: unknown })._socket;
+  return socket !== null && typeof socket === 'object' && 'cork' in socket ? (socket as Socket) : undefined;
 }
 
 /** A close reason is at most 123 bytes. */
@@ -132,6 +142,8 @@ export class RuntimeDoor {
       closing: false,
       queue: [],
       timer: undefined,
+      socket: underlyingSocket(ws),
+      corked: false,
     };
     this.#connections.add(conn);
     stats.connectionsOpen++;
@@ -293,6 +305,17 @@ export class RuntimeDoor {
   #send(conn: Connection, text: string): void {
     if (conn.closing) return;
     this.#ctx.stats.answersOut++;
+    // Pipelined requests arrive many to a read; corking until the tick ends writes their answers in one
+    // syscall instead of one each (half the emulator's time went to writev before).
+    const socket = conn.socket;
+    if (socket !== undefined && !conn.corked) {
+      conn.corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        conn.corked = false;
+        socket.uncork();
+      });
+    }
     conn.ws.send(text);
   }
 
