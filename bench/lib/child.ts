@@ -10,7 +10,7 @@ export interface ChildServer {
 
 export async function startChild(command: string, args: string[], timeoutMs = 15_000): Promise<ChildServer> {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! });
+  const lines = createInterface({ input: child.stdout });
   const info = await new Promise<Record<string, string>>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`${args.join(' ')}: not listening after ${timeoutMs} ms`)),
