@@ -1,0 +1,51 @@
+import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { dial, dialRefused, stateCheck, withDeadline } from './helpers/ws.js';
+
+const CLI = fileURLToPath(new URL('../../bin/cognigy-reset', import.meta.url));
+
+describe('cognigy-reset emulator (child process)', () => {
+  it('prints one listening line, honours --token scopes and --sessions, and exits 0 on SIGTERM', async () => {
+    const child = spawn(
+      process.execPath,
+      [CLI, 'emulator', '--sessions', '2', '--token', 'ops-token:bot:runtime:execute'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const lines = createInterface({ input: child.stdout });
+    const [first] = (await withDeadline(once(lines, 'line'), 10_000, 'the listening line')) as [string];
+    const ready = JSON.parse(first);
+    assert.equal(ready.event, 'listening');
+    assert.match(ready.wsUrl, /^ws:\/\/127\.0\.0\.1:\d+\/ws\/v1$/);
+    assert.match(ready.httpUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
+
+    // The listed token replaces dev-token; its scopes lack session:manage.
+    assert.equal((await dialRefused(ready.wsUrl, { token: 'dev-token' })).status, 401);
+    const client = await dial(ready.wsUrl, { token: 'ops-token' });
+    assert.equal((await client.request(stateCheck('session-2')))['flowState'], 'ACTIVE');
+    assert.equal((await client.request(stateCheck('session-3')))['status'], 'SESSION_NOT_FOUND');
+    client.close();
+
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    const [code] = (await withDeadline(exited, 10_000, 'exit')) as [number];
+    assert.equal(code, 0);
+  });
+
+  it('exits 2 with a message naming the option for an invalid flag value', async () => {
+    const child = spawn(process.execPath, [CLI, 'emulator', '--drop-rate', 'often'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const [code] = (await withDeadline(once(child, 'exit'), 10_000, 'exit')) as [number];
+    assert.equal(code, 2);
+    assert.match(stderr, /--drop-rate/);
+    assert.match(stderr, /often/);
+  });
+});
