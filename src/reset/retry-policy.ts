@@ -1,0 +1,50 @@
+/**
+ * The retry policy, as data in one place: which codes retry, how many attempts, and the backoff
+ * (exponential with full jitter, never shorter than what the engine asked for with Retry-After or
+ * retryAfterMs). Programmer errors and 4xx other than 429 never retry.
+ */
+import { CognigyResetError, ERROR_CATALOGUE, type ErrorCode } from '../errors.js';
+
+export interface RetryPolicy {
+  /** Attempts in all, the first included. @default 5 */
+  readonly maxAttempts: number;
+  /** @default 250 */
+  readonly baseDelayMs: number;
+  /** @default 2 */
+  readonly factor: number;
+  /** Cap of the exponential part. @default 15000 */
+  readonly maxDelayMs: number;
+  /** Codes that retry. @default every code the catalogue marks retryable */
+  readonly retryOn: ReadonlySet<ErrorCode>;
+}
+
+export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
+  maxAttempts: 5,
+  baseDelayMs: 250,
+  factor: 2,
+  maxDelayMs: 15_000,
+  retryOn: new Set(
+    (Object.keys(ERROR_CATALOGUE) as ErrorCode[]).filter((code) => ERROR_CATALOGUE[code].retryable),
+  ),
+});
+
+/** Whether an error after `attempt` attempts (1-based) gets another one. */
+export function shouldRetry(policy: RetryPolicy, err: unknown, attempt: number): boolean {
+  return err instanceof CognigyResetError && policy.retryOn.has(err.code) && attempt < policy.maxAttempts;
+}
+
+/**
+ * The wait before attempt `attempt + 1`: full jitter over the exponential step, and at least the
+ * engine's own `retryAfterMs` when it gave one.
+ */
+export function retryDelay(
+  policy: RetryPolicy,
+  attempt: number,
+  err: unknown,
+  random: () => number = Math.random,
+): number {
+  const step = Math.min(policy.maxDelayMs, policy.baseDelayMs * policy.factor ** Math.max(0, attempt - 1));
+  const jittered = Math.floor(random() * step);
+  const asked = err instanceof CognigyResetError ? err.retryAfterMs : undefined;
+  return asked === undefined ? jittered : Math.max(asked, jittered);
+}
