@@ -14,10 +14,13 @@ import {
   type EngineAnswer,
   type ResetDirective,
 } from '../protocol/index.js';
+import { planReset } from '../reset/plan.js';
 
 const SESSIONS = 2000;
 const CONNECTIONS = 8;
 const VERIFY_TIMEOUT_MS = 30_000;
+/** Every layer, as the seed's CompileResetPayload clears. */
+const PLAN = planReset();
 
 const emulator = await startEmulator({
   sessions: SESSIONS,
@@ -48,8 +51,8 @@ function directiveFor(sessionId: string): string {
   const directive: ResetDirective = {
     type: 'SEND',
     sessionId,
-    stateClearMatrix: { flowState: 'RESET', dialogState: 'COLD', engineState: 'INITIALIZED' },
-    contextWipeDirective: { clearVariables: true, clearHistory: true, clearNLUContext: true },
+    stateClearMatrix: PLAN.stateClearMatrix,
+    contextWipeDirective: PLAN.contextWipeDirective,
     maxDurationSec: 900,
     timestamp: new Date().toISOString(),
   };

@@ -2,7 +2,7 @@
  * The plan: a pure function from the user's options (and what a transport can clear) to what a reset
  * directive will clear. `--dry-run` prints it; the directive is compiled from it.
  */
-import type { ContextWipeDirective, StateClearMatrix } from '../protocol/index.js';
+import { type ContextWipeDirective, STATE_RESET_VALUES, type StateClearMatrix } from '../protocol/index.js';
 
 export const LAYERS = ['flow', 'dialog', 'engine', 'variables', 'history', 'nlu'] as const;
 export type Layer = (typeof LAYERS)[number];
@@ -45,9 +45,9 @@ export function planReset(
   );
   const clears = (layer: Layer): boolean => wanted.has(layer) && capabilities.has(layer);
   const stateClearMatrix: StateClearMatrix = {};
-  if (clears('flow')) stateClearMatrix.flowState = 'RESET';
-  if (clears('dialog')) stateClearMatrix.dialogState = 'COLD';
-  if (clears('engine')) stateClearMatrix.engineState = 'INITIALIZED';
+  if (clears('flow')) stateClearMatrix.flowState = STATE_RESET_VALUES.flowState;
+  if (clears('dialog')) stateClearMatrix.dialogState = STATE_RESET_VALUES.dialogState;
+  if (clears('engine')) stateClearMatrix.engineState = STATE_RESET_VALUES.engineState;
   return {
     stateClearMatrix,
     contextWipeDirective: {
