@@ -77,6 +77,11 @@ export const ERROR_CATALOGUE = {
     retryable: true,
     summary: 'the engine closed the connection because the token expired',
   },
+  CR_ERR_AUTH_SCOPE: {
+    kind: 'auth',
+    retryable: false,
+    summary: 'the engine closed with 1008 because the token lacks session:manage',
+  },
   CR_ERR_AUTH_REFRESH_FAILED: { kind: 'auth', retryable: false, summary: 'the OAuth2 token refresh failed' },
 
   // Transports.

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { CognigyResetError } from '../errors.js';
 import { emulatorCommand } from './commands/emulator.js';
+import { resetCommand } from './commands/reset.js';
 import { EXIT_USAGE, exitCodeFor } from './exit-codes.js';
 
 function program(): Command {
@@ -9,6 +10,7 @@ function program(): Command {
     .description('Reset NICE Cognigy bot sessions: validated, acknowledged, verified and audited.')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  root.addCommand(resetCommand());
   root.addCommand(emulatorCommand());
   for (const command of root.commands) command.exitOverride();
   return root;

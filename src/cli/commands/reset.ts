@@ -1,0 +1,339 @@
+/**
+ * `cognigy-reset reset`: one session or a million, validated, acknowledged and verified (DESIGN.md §3).
+ * This file parses and wires; the pipeline lives in `src/reset/`, exit codes in `exit-codes.ts`.
+ */
+import { readFileSync } from 'node:fs';
+import { setMaxListeners } from 'node:events';
+import { resolve } from 'node:path';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { Command, Option } from 'commander';
+import { CognigyResetError } from '../../errors.js';
+import {
+  checkResetDirective,
+  DEFAULT_WS_URL,
+  MAX_DURATION_MAX_SEC,
+  MAX_DURATION_MIN_SEC,
+} from '../../protocol/index.js';
+import { createResetter } from '../../reset/create-resetter.js';
+import { CHANNELS } from '../../reset/events.js';
+import { outcomeLine, type ResetOutcome } from '../../reset/outcome.js';
+import { DEFAULT_RETRY_POLICY } from '../../reset/retry-policy.js';
+import { JobStore } from '../../state/job-store.js';
+import { openStateFile, type StateDb } from '../../state/state-file.js';
+import { oauth2FromEnv } from '../../transports/auth/oauth2.js';
+import { redactUrl } from '../../util/redact.js';
+import { EXIT_AUTH, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE } from '../exit-codes.js';
+import { inputSource } from '../input.js';
+import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.js';
+import { integerIn, numberIn } from '../parse.js';
+import { createProgress } from '../progress.js';
+import { humanSummary } from '../summary.js';
+
+interface ResetFlags {
+  url?: string;
+  tenant?: string;
+  bot?: string;
+  tokenFile?: string;
+  fromFile?: string;
+  maxDuration: number;
+  reason?: string;
+  concurrency: number;
+  connections: number;
+  rate?: number;
+  dryRun: boolean;
+  verify: boolean;
+  verifyTimeout: number;
+  ackTimeout: number;
+  maxAttempts: number;
+  job?: string;
+  state?: string;
+  json: boolean;
+  keepHistory: boolean;
+  keepVariables: boolean;
+  keepNlu: boolean;
+  flowOnly: boolean;
+  allowInsecure: boolean;
+  progress: boolean;
+  progressInterval: number;
+  logLevel: LogLevel;
+}
+
+export const DEFAULT_STATE_FILE = 'cognigy-reset.sqlite';
+
+function readToken(flags: ResetFlags, env: NodeJS.ProcessEnv): string | undefined {
+  if (flags.tokenFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(flags.tokenFile, 'utf8');
+    } catch (cause) {
+      throw new CognigyResetError(
+        'CR_ERR_OPT_INVALID',
+        `cannot read --token-file ${flags.tokenFile}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`,
+        { field: '--token-file', cause },
+      );
+    }
+    const token = text.trim();
+    if (token === '')
+      throw new CognigyResetError('CR_ERR_AUTH_NO_TOKEN', `--token-file ${flags.tokenFile} is empty`);
+    return token;
+  }
+  const token = env['COGNIGY_API_TOKEN'];
+  return token === undefined || token === '' ? undefined : token;
+}
+
+export function resetCommand(): Command {
+  return new Command('reset')
+    .description(
+      'reset sessions: validate, send, acknowledge, verify (ids as arguments, TARGET_SESSION_ID, or --from-file)',
+    )
+    .argument('[sessionId...]', 'session ids (none given: TARGET_SESSION_ID)')
+    .option('--url <url>', `engine base or ws URL (env COGNIGY_WS_URL; default ${DEFAULT_WS_URL})`)
+    .option('--tenant <id>', 'tenant id (env COGNIGY_TENANT_ID)')
+    .option('--bot <id>', 'bot id (env COGNIGY_BOT_ID)')
+    .option('--token-file <path>', 'read the token from this file (else env COGNIGY_API_TOKEN)')
+    .option('--from-file <path>', 'one session id a line; "-" is stdin; streamed')
+    .option('--max-duration <sec>', 'maxDurationSec of each directive', integerIn(-1e9, 1e9), 900)
+    .option('--reason <text>', 'why: recorded with the job')
+    .option('--concurrency <n>', 'resets in flight', integerIn(1, 10_000), 16)
+    .option('--connections <n>', 'WebSocket connections in the pool', integerIn(1, 256), 4)
+    .option(
+      '--rate <perSecond>',
+      'SEND frames per second at most (token bucket)',
+      numberIn(0, 1e6, { exclusiveMin: true }),
+    )
+    .option('--dry-run', 'validate and print each directive; open no connection, send nothing', false)
+    .option('--no-verify', 'skip the state check; outcomes say verified: false')
+    .option(
+      '--verify-timeout <sec>',
+      'how long to poll a busy flow before failing it',
+      numberIn(0, 86_400, { exclusiveMin: true }),
+      30,
+    )
+    .option(
+      '--ack-timeout <sec>',
+      'deadline of each acknowledgement',
+      numberIn(0, 3600, { exclusiveMin: true }),
+      10,
+    )
+    .option(
+      '--max-attempts <n>',
+      'attempts per session, the first included',
+      integerIn(1, 100),
+      DEFAULT_RETRY_POLICY.maxAttempts,
+    )
+    .option('--keep-history', 'do not clear the conversation history', false)
+    .option('--keep-variables', 'do not clear session variables', false)
+    .option('--keep-nlu', 'do not clear the NLU context', false)
+    .option('--flow-only', 'reset the flow position only', false)
+    .option('--job <id>', 'name a bulk job; the same command again resumes it')
+    .option('--state <path>', `SQLite state file (env COGNIGY_RESET_STATE; default ./${DEFAULT_STATE_FILE})`)
+    .option('--json', 'JSON Lines on stdout: one object per session, then {"summary":{...}}', false)
+    .option('--allow-insecure', 'allow plain ws:// to a host that is not loopback', false)
+    .option('--no-progress', 'no progress on stderr')
+    .option(
+      '--progress-interval <sec>',
+      'seconds between progress lines when stderr is not a terminal',
+      numberIn(0, 3600, { exclusiveMin: true }),
+      5,
+    )
+    .addOption(
+      new Option('--log-level <level>', 'log level of the JSON logs on stderr')
+        .choices(LOG_LEVELS)
+        .default('warn'),
+    )
+    .action(async (ids: string[], flags: ResetFlags) => {
+      process.exitCode = await runReset(ids, flags, process.env);
+    });
+}
+
+async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv): Promise<number> {
+  const out = process.stdout;
+  const url = flags.url ?? env['COGNIGY_WS_URL'] ?? DEFAULT_WS_URL;
+  const tenant = flags.tenant ?? env['COGNIGY_TENANT_ID'] ?? '';
+  const botId = flags.bot ?? env['COGNIGY_BOT_ID'] ?? '';
+  const staticToken = flags.dryRun ? undefined : readToken(flags, env);
+  const oauth2 = flags.dryRun ? undefined : oauth2FromEnv(env, staticToken);
+  const secrets = new Set<string>();
+  if (staticToken !== undefined) secrets.add(staticToken);
+  if (oauth2 !== undefined) {
+    secrets.add(oauth2.clientSecret);
+    if (oauth2.refreshToken !== undefined) secrets.add(oauth2.refreshToken);
+  }
+  const log = createLogger(flags.logLevel, () => [...secrets]);
+
+  if (!flags.dryRun) {
+    if (tenant === '' || botId === '') {
+      throw new CognigyResetError(
+        'CR_ERR_OPT_MISSING',
+        'tenant and bot are required: --tenant/--bot or COGNIGY_TENANT_ID/COGNIGY_BOT_ID',
+      );
+    }
+    if (staticToken === undefined && oauth2 === undefined) {
+      throw new CognigyResetError(
+        'CR_ERR_AUTH_NO_TOKEN',
+        'no token: set COGNIGY_API_TOKEN, pass --token-file PATH, or configure OAuth2 (COGNIGY_OAUTH_TOKEN_URL, _CLIENT_ID, _CLIENT_SECRET)',
+      );
+    }
+  }
+  // Validate the directive's settings once, before any input is read or anything is dialled.
+  const probe = checkResetDirective({
+    type: 'SEND',
+    sessionId: 'probe',
+    stateClearMatrix: { flowState: 'RESET' },
+    contextWipeDirective: { clearVariables: true, clearHistory: true },
+    maxDurationSec: flags.maxDuration,
+    timestamp: new Date().toISOString(),
+  });
+  if (probe !== undefined) {
+    throw new CognigyResetError(
+      'CR_ERR_OPT_INVALID',
+      `--max-duration: ${probe.message} (the engine accepts ${MAX_DURATION_MIN_SEC}–${MAX_DURATION_MAX_SEC})`,
+      { field: '--max-duration', cause: probe },
+    );
+  }
+  const input = await inputSource(ids, flags.fromFile, env, process.stdin);
+
+  const resetter = createResetter({
+    url,
+    tenant: tenant || 'dry-run',
+    botId: botId || 'dry-run',
+    ...(staticToken === undefined ? {} : { token: staticToken }),
+    ...(oauth2 === undefined ? {} : { oauth2 }),
+    ...(flags.dryRun && staticToken === undefined && oauth2 === undefined
+      ? { token: 'unused-in-dry-run' }
+      : {}),
+    connections: flags.connections,
+    allowInsecure: flags.allowInsecure,
+    maxDurationSec: flags.maxDuration,
+    ackTimeoutMs: flags.ackTimeout * 1000,
+    verify: flags.verify,
+    verifyTimeoutMs: flags.verifyTimeout * 1000,
+    retry: { ...DEFAULT_RETRY_POLICY, maxAttempts: flags.maxAttempts },
+    rate: flags.rate,
+    plan: {
+      keepHistory: flags.keepHistory,
+      keepVariables: flags.keepVariables,
+      keepNlu: flags.keepNlu,
+      flowOnly: flags.flowOnly,
+    },
+  });
+
+  let db: StateDb | undefined;
+  let job: JobStore | undefined;
+  if (flags.job !== undefined && !flags.dryRun) {
+    const statePath = resolve(flags.state ?? env['COGNIGY_RESET_STATE'] ?? DEFAULT_STATE_FILE);
+    db = openStateFile(statePath);
+    try {
+      job = new JobStore(db, flags.job, {
+        url: redactUrl(url),
+        tenant,
+        botId,
+        plan: resetter.plan.cleared,
+        maxDurationSec: flags.maxDuration,
+        verify: flags.verify,
+      });
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    log.info(
+      { jobId: flags.job, resumed: job.resumed, state: statePath, reason: flags.reason },
+      'job opened',
+    );
+  }
+
+  const stop = new AbortController();
+  const abort = new AbortController();
+  // Every reset in flight listens on these signals.
+  setMaxListeners(0, stop.signal, abort.signal);
+  const onSigint = (): void => {
+    if (!stop.signal.aborted) {
+      process.stderr.write('stopping: resets in flight finish; Ctrl-C again to abort them\n');
+      stop.abort();
+    } else abort.abort();
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+
+  const onRetry = (message: unknown): void => log.debug(message as object, 'retry');
+  subscribe(CHANNELS.retry.name, onRetry);
+
+  const progress = createProgress({
+    stream: process.stderr,
+    total: input.total,
+    intervalMs: flags.progressInterval * 1000,
+    enabled: flags.progress && !flags.dryRun,
+  });
+  const counts = { done: 0, reset: 0, failed: 0, skipped: 0 };
+  const onOutcome = (outcome: ResetOutcome): void => {
+    counts.done++;
+    counts[outcome.outcome]++;
+    progress.update(counts);
+    if (outcome.outcome === 'failed') {
+      log.info(
+        {
+          sessionId: outcome.sessionId,
+          jobId: flags.job,
+          code: outcome.error?.code,
+          attempts: outcome.attempts,
+        },
+        'reset failed',
+      );
+    }
+    if (flags.dryRun) {
+      const directive =
+        outcome.error === null ? resetter.pipeline.compile(outcome.sessionId).directive : null;
+      out.write(
+        `${JSON.stringify(flags.json ? { ...outcomeLine(outcome), directive } : (directive ?? outcome.error))}\n`,
+      );
+      return;
+    }
+    if (flags.json) out.write(`${JSON.stringify(outcomeLine(outcome))}\n`);
+    else if (outcome.outcome === 'failed') {
+      out.write(`failed ${outcome.sessionId}: ${outcome.error?.code}: ${outcome.error?.message}\n`);
+    }
+  };
+
+  let summary;
+  try {
+    if (!flags.dryRun) {
+      log.info({ url, tenant, botId, total: input.total, input: input.describe }, 'reset run starting');
+    }
+    summary = await resetter.run(input.targets(), {
+      concurrency: flags.concurrency,
+      stop: stop.signal,
+      signal: abort.signal,
+      ledger: job,
+      dryRun: flags.dryRun,
+      onOutcome,
+    });
+  } finally {
+    progress.stop();
+    unsubscribe(CHANNELS.retry.name, onRetry);
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+    await resetter.close();
+    job?.finish(false);
+  }
+  const complete = !summary.interrupted && summary.fatal === null;
+  if (job !== undefined) job.finish(complete && summary.failed === 0);
+  db?.close();
+
+  if (flags.json) {
+    const maxRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
+    out.write(
+      `${JSON.stringify({ summary: { ...summary, jobId: flags.job ?? null, dryRun: flags.dryRun, maxRssMb } })}\n`,
+    );
+  } else {
+    out.write(humanSummary(summary, { jobId: flags.job, dryRun: flags.dryRun }));
+  }
+  if (summary.fatal !== null) {
+    log.info({ code: summary.fatal.code }, summary.fatal.message);
+    process.stderr.write(`cognigy-reset: ${summary.fatal.code}: ${summary.fatal.message}\n`);
+    const kind = summary.fatal.code.startsWith('CR_ERR_AUTH_') ? EXIT_AUTH : EXIT_USAGE;
+    return summary.fatal.code === 'CR_ERR_AUTH_NO_TOKEN' ? EXIT_USAGE : kind;
+  }
+  if (summary.interrupted) return EXIT_INTERRUPTED;
+  if (flags.dryRun) return summary.failed > 0 ? EXIT_USAGE : EXIT_OK;
+  return summary.failed > 0 ? EXIT_FAILED : EXIT_OK;
+}

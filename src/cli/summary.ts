@@ -1,0 +1,30 @@
+/** The human summary printed at the end of `reset` (with `--json`, one `{"summary":{...}}` line instead). */
+import type { BulkSummary } from '../reset/bulk.js';
+
+export function humanSummary(
+  summary: BulkSummary,
+  extra: { jobId?: string | undefined; dryRun: boolean },
+): string {
+  const lines = [
+    `sessions: ${summary.total}  reset: ${summary.reset}  verified: ${summary.verified}  failed: ${summary.failed}  skipped: ${summary.skipped}`,
+  ];
+  const codes = Object.entries(summary.byCode).sort((a, b) => b[1] - a[1]);
+  if (codes.length > 0) lines.push(`errors: ${codes.map(([code, n]) => `${code} ${n}`).join('  ')}`);
+  if (summary.retried > 0)
+    lines.push(`retried: ${summary.retried}  recovered (verified after a retry): ${summary.recovered}`);
+  if (!extra.dryRun) {
+    const { p50, p95, p99 } = summary.latencyMs;
+    lines.push(
+      `latency p50 ${p50} ms  p95 ${p95} ms  p99 ${p99} ms  throughput ${Math.round(summary.throughput)} resets/s  (${(summary.durationMs / 1000).toFixed(1)} s)`,
+    );
+  }
+  if (summary.fatal !== null) lines.push(`stopped: ${summary.fatal.code}: ${summary.fatal.message}`);
+  if (summary.interrupted) {
+    lines.push(
+      extra.jobId === undefined
+        ? 'interrupted: sessions in flight finished; name a --job to make a run resumable'
+        : `interrupted: run the same command again to resume job ${extra.jobId}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,39 @@
+/** The public API of cognigy-reset. This file only re-exports. */
+export {
+  createResetter,
+  type Resetter,
+  type ResetterOptions,
+  type ResetManyOptions,
+} from './reset/create-resetter.js';
+export {
+  ResetPipeline,
+  type AnalyticsCallback,
+  type PipelineOptions,
+  type ResetCallOptions,
+} from './reset/resetter.js';
+export {
+  runBulk,
+  type BulkOptions,
+  type BulkSummary,
+  type BulkTarget,
+  type JobLedger,
+} from './reset/bulk.js';
+export { planReset, LAYERS, type Layer, type PlanOptions, type ResetPlan } from './reset/plan.js';
+export { compileDirective, type CompiledDirective } from './reset/compile.js';
+export { verdictFor, type Verdict } from './reset/verify.js';
+export { outcomeLine, type ResetOutcome, type OutcomeKind } from './reset/outcome.js';
+export { CHANNELS, type DoneMessage } from './reset/events.js';
+export { DEFAULT_RETRY_POLICY, retryDelay, shouldRetry, type RetryPolicy } from './reset/retry-policy.js';
+export { RuntimeWsTransport, type RuntimeWsOptions } from './transports/runtime-ws/transport.js';
+export { runtimeDialUrl } from './transports/runtime-ws/url.js';
+export type { Transport, RequestOptions } from './transports/transport.js';
+export { StaticTokenProvider, type TokenProvider } from './transports/auth/token-provider.js';
+export { OAuth2TokenProvider, oauth2FromEnv, type OAuth2Options } from './transports/auth/oauth2.js';
+export {
+  CognigyResetError,
+  ERROR_CATALOGUE,
+  isCognigyResetError,
+  type ErrorCode,
+  type ErrorKind,
+} from './errors.js';
+export * from './protocol/index.js';

@@ -1,0 +1,194 @@
+/**
+ * The bulk runner: pulls session ids from a stream as it goes (a million ids in flat memory), keeps
+ * `concurrency` resets in flight, consults a job ledger so a resumed job skips what an earlier run
+ * finished, and stops gracefully (in-flight resets finish) or at the first fatal error (401/403).
+ */
+import type { CognigyResetError } from '../errors.js';
+import { LatencyHistogram } from './latency-histogram.js';
+import { blankOutcome, errorOf, type ResetOutcome } from './outcome.js';
+import type { ResetPipeline } from './resetter.js';
+
+export interface BulkTarget {
+  sessionId: string;
+  /** Position in the input, 0-based. */
+  index: number;
+  /** Set when the input line itself is invalid: the session fails with it and nothing is sent. */
+  problem?: CognigyResetError | undefined;
+}
+
+/** What an earlier run of the same job knows of each session. */
+export interface JobLedger {
+  /** `done`: skip; `unsure`: may have been sent before a crash, check its state first; `new`. */
+  lookup(sessionId: string, index: number): 'done' | 'unsure' | 'new';
+  /** Called before input item `index` is sent; what it records is durable when it returns. */
+  reserve(index: number): void;
+  /** Durable when the promise resolves; the outcome is reported only after. */
+  record(outcome: ResetOutcome, index: number): Promise<void>;
+}
+
+export interface BulkOptions {
+  /** Resets in flight. @default 16 */
+  concurrency?: number;
+  /** Stop taking new sessions; those in flight finish. */
+  stop?: AbortSignal | undefined;
+  /** Abort the resets in flight too. */
+  signal?: AbortSignal | undefined;
+  ledger?: JobLedger | undefined;
+  /** Validate and report each directive; send nothing. */
+  dryRun?: boolean;
+  /** Called once per session, after the ledger made the outcome durable. */
+  onOutcome?: ((outcome: ResetOutcome, index: number) => void | Promise<void>) | undefined;
+}
+
+export interface BulkSummary {
+  total: number;
+  reset: number;
+  verified: number;
+  failed: number;
+  skipped: number;
+  byCode: Record<string, number>;
+  /** Sessions that needed more than one attempt, and of those the ones that ended verified. */
+  retried: number;
+  recovered: number;
+  latencyMs: { p50: number; p95: number; p99: number; mean: number };
+  durationMs: number;
+  /** Sessions finished (reset or failed, not skipped) per second. */
+  throughput: number;
+  interrupted: boolean;
+  fatal: { code: string; message: string } | null;
+}
+
+/** Errors after which no other session can succeed either: stop taking new ones. */
+function isFatal(code: string | undefined): boolean {
+  return (
+    code === 'CR_ERR_AUTH_UNAUTHORIZED' ||
+    code === 'CR_ERR_AUTH_FORBIDDEN' ||
+    code === 'CR_ERR_AUTH_SCOPE' ||
+    code === 'CR_ERR_AUTH_REFRESH_FAILED' ||
+    code === 'CR_ERR_AUTH_NO_TOKEN' ||
+    code === 'CR_ERR_TRANSPORT_BAD_REQUEST'
+  );
+}
+
+const round = (ms: number): number => Math.round(ms * 10) / 10;
+
+export async function runBulk(
+  pipeline: ResetPipeline,
+  targets: AsyncIterable<BulkTarget> | Iterable<BulkTarget>,
+  options: BulkOptions = {},
+): Promise<BulkSummary> {
+  const started = performance.now();
+  const histogram = new LatencyHistogram();
+  const summary: BulkSummary = {
+    total: 0,
+    reset: 0,
+    verified: 0,
+    failed: 0,
+    skipped: 0,
+    byCode: {},
+    retried: 0,
+    recovered: 0,
+    latencyMs: { p50: 0, p95: 0, p99: 0, mean: 0 },
+    durationMs: 0,
+    throughput: 0,
+    interrupted: false,
+    fatal: null,
+  };
+  const iterator =
+    Symbol.asyncIterator in targets ? targets[Symbol.asyncIterator]() : targets[Symbol.iterator]();
+  let pulling: Promise<IteratorResult<BulkTarget>> = Promise.resolve({
+    done: false,
+    value: undefined as never,
+  });
+  let exhausted = false;
+  let fatal = false;
+  const pull = (): Promise<IteratorResult<BulkTarget>> => {
+    // Calls to next() are chained: an async iterator must not be asked twice at once.
+    pulling = pulling.then(() => (exhausted ? { done: true as const, value: undefined } : iterator.next()));
+    return pulling;
+  };
+  const ledger = options.ledger;
+
+  const one = async (target: BulkTarget): Promise<void> => {
+    let outcome: ResetOutcome;
+    const state = ledger?.lookup(target.sessionId, target.index) ?? 'new';
+    if (target.problem !== undefined) {
+      outcome = blankOutcome(target.sessionId, 'failed', []);
+      outcome.error = errorOf(target.problem);
+    } else if (state === 'done') {
+      outcome = blankOutcome(target.sessionId, 'skipped', pipeline.plan.cleared);
+      outcome.verified = true;
+      outcome.skipReason = 'done-earlier';
+    } else if (options.dryRun === true) {
+      outcome = blankOutcome(target.sessionId, 'skipped', pipeline.plan.cleared);
+      outcome.skipReason = 'dry-run';
+      try {
+        pipeline.compile(target.sessionId);
+      } catch (err) {
+        outcome.outcome = 'failed';
+        outcome.error = errorOf(err as CognigyResetError);
+      }
+    } else {
+      ledger?.reserve(target.index);
+      outcome = await pipeline.reset(target.sessionId, {
+        signal: options.signal,
+        precheck: state === 'unsure',
+      });
+    }
+    if (state !== 'done' && options.dryRun !== true) await ledger?.record(outcome, target.index);
+    count(outcome);
+    await options.onOutcome?.(outcome, target.index);
+  };
+
+  const count = (outcome: ResetOutcome): void => {
+    summary.total++;
+    if (outcome.outcome === 'skipped') summary.skipped++;
+    else if (outcome.outcome === 'failed') summary.failed++;
+    else summary.reset++;
+    if (outcome.verified && outcome.outcome === 'reset') summary.verified++;
+    if (outcome.retried) {
+      summary.retried++;
+      if (outcome.verified) summary.recovered++;
+    }
+    if (outcome.outcome !== 'skipped') histogram.record(outcome.latencyMs);
+    const code = outcome.error?.code;
+    if (code !== undefined) {
+      summary.byCode[code] = (summary.byCode[code] ?? 0) + 1;
+      if (isFatal(code) && !fatal) {
+        fatal = true;
+        summary.fatal = outcome.error;
+      }
+    }
+  };
+
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      if (fatal || options.stop?.aborted === true || options.signal?.aborted === true) return;
+      const next = await pull();
+      if (next.done === true) {
+        exhausted = true;
+        return;
+      }
+      await one(next.value);
+    }
+  };
+
+  const concurrency = Math.max(1, Math.floor(options.concurrency ?? 16));
+  try {
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  } finally {
+    if (!exhausted) await iterator.return?.();
+  }
+  summary.interrupted = !exhausted && !fatal;
+  summary.durationMs = performance.now() - started;
+  const finished = summary.reset + summary.failed;
+  summary.throughput =
+    summary.durationMs > 0 ? Math.round((finished / summary.durationMs) * 1000 * 10) / 10 : 0;
+  summary.latencyMs = {
+    p50: round(histogram.quantile(0.5)),
+    p95: round(histogram.quantile(0.95)),
+    p99: round(histogram.quantile(0.99)),
+    mean: round(histogram.mean),
+  };
+  return summary;
+}

@@ -1,0 +1,23 @@
+/**
+ * Every event the reset core publishes, declared once. Audit, metrics and logs subscribe through
+ * `node:diagnostics_channel`; the core never imports them.
+ */
+import { channel } from 'node:diagnostics_channel';
+import type { ResetOutcome } from './outcome.js';
+
+export const CHANNELS = {
+  /** `{ sessionId, attempt, requestId }` before each SEND. */
+  attempt: channel('cognigy-reset:reset:attempt'),
+  /** `{ sessionId, attempt, code, delayMs }` when an attempt failed and another follows. */
+  retry: channel('cognigy-reset:reset:retry'),
+  /** `{ sessionId, poll, flowState }` for each state check while verifying. */
+  poll: channel('cognigy-reset:verify:poll'),
+  /** `{ outcome: ResetOutcome, directiveText?: string }` when a session is finished. */
+  done: channel('cognigy-reset:reset:done'),
+} as const;
+
+export interface DoneMessage {
+  outcome: ResetOutcome;
+  /** The frame that was sent (absent when nothing was). */
+  directiveText?: string | undefined;
+}

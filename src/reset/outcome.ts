@@ -1,0 +1,57 @@
+/** The result of one session's reset, as the CLI prints it and the audit log records it. */
+import type { CognigyResetError, ErrorCode } from '../errors.js';
+import type { Layer } from './plan.js';
+
+export type OutcomeKind = 'reset' | 'failed' | 'skipped';
+
+export interface ResetOutcome {
+  sessionId: string;
+  outcome: OutcomeKind;
+  verified: boolean;
+  latencyMs: number;
+  /** SEND attempts made (0 when nothing was sent). */
+  attempts: number;
+  error: { code: ErrorCode; message: string } | null;
+  /** State checks made while verifying. */
+  polls: number;
+  /** The requestId of the last directive sent. */
+  requestId: string | undefined;
+  /** Why a session was skipped: done in an earlier run of the job, or found already reset. */
+  skipReason?: 'done-earlier' | 'already-reset' | 'dry-run';
+  /** The layers this reset cleared (per the plan and the transport). */
+  cleared: readonly Layer[];
+  /** Whether an attempt after the first was needed. */
+  retried: boolean;
+}
+
+/** The contract's per-session JSON line (DESIGN.md §3). */
+export function outcomeLine(outcome: ResetOutcome): Record<string, unknown> {
+  return {
+    sessionId: outcome.sessionId,
+    outcome: outcome.outcome,
+    verified: outcome.verified,
+    latencyMs: Math.round(outcome.latencyMs * 10) / 10,
+    attempts: outcome.attempts,
+    error: outcome.error,
+  };
+}
+
+export function errorOf(err: CognigyResetError): { code: ErrorCode; message: string } {
+  return { code: err.code, message: err.message };
+}
+
+/** An outcome before anything happened: nothing sent, nothing verified. */
+export function blankOutcome(sessionId: string, kind: OutcomeKind, cleared: readonly Layer[]): ResetOutcome {
+  return {
+    sessionId,
+    outcome: kind,
+    verified: false,
+    latencyMs: 0,
+    attempts: 0,
+    error: null,
+    polls: 0,
+    requestId: undefined,
+    cleared,
+    retried: false,
+  };
+}

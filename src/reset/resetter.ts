@@ -1,0 +1,282 @@
+/**
+ * The reset pipeline for one session: compile and validate the directive, send it, wait for the
+ * acknowledgement, verify with state checks (polling while a blocking action keeps the flow `ACTIVE`),
+ * and return an outcome. Retries follow the retry policy; a "slow down" from the engine pauses every
+ * request through the shared backoff gate.
+ */
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CognigyResetError, isCognigyResetError } from '../errors.js';
+import type { EngineAnswer, StatusAnswer } from '../protocol/index.js';
+import type { Transport } from '../transports/transport.js';
+import { BackoffGate } from '../util/backoff-gate.js';
+import { TokenBucket } from '../util/token-bucket.js';
+import { compileDirective, type CompiledDirective } from './compile.js';
+import { CHANNELS, type DoneMessage } from './events.js';
+import { blankOutcome, errorOf, type ResetOutcome } from './outcome.js';
+import type { ResetPlan } from './plan.js';
+import { DEFAULT_RETRY_POLICY, retryDelay, type RetryPolicy, shouldRetry } from './retry-policy.js';
+import { verdictFor } from './verify.js';
+
+/** The seed's analytics callback: `(sessionId, latency, success)`. */
+export type AnalyticsCallback = (sessionId: string, latencyMs: number, success: boolean) => void;
+
+export interface PipelineOptions {
+  transport: Transport;
+  plan: ResetPlan;
+  /** @default 900 */
+  maxDurationSec?: number | undefined;
+  /** Deadline of each acknowledgement and each state-check answer. @default 10000 */
+  ackTimeoutMs?: number | undefined;
+  /** Verify with state checks. @default true */
+  verify?: boolean | undefined;
+  /** How long to poll a flow that stays ACTIVE after the acknowledgement. @default 30000 */
+  verifyTimeoutMs?: number | undefined;
+  /** First wait between state checks; doubles up to `pollMaxMs`. @default 50 */
+  pollInitialMs?: number | undefined;
+  /** @default 2000 */
+  pollMaxMs?: number | undefined;
+  /** @default DEFAULT_RETRY_POLICY */
+  retry?: RetryPolicy | undefined;
+  /** SEND frames per second, enforced by a token bucket. @default unlimited */
+  rate?: number | undefined;
+  gate?: BackoffGate | undefined;
+  analytics?: AnalyticsCallback | undefined;
+  /** @default Math.random */
+  random?: (() => number) | undefined;
+}
+
+export interface ResetCallOptions {
+  signal?: AbortSignal | undefined;
+  /** Check the state before sending; a session already reset is skipped (`already-reset`). */
+  precheck?: boolean | undefined;
+}
+
+const RATE_CODES = new Set(['CR_ERR_RESET_RATE_LIMITED', 'CR_ERR_TRANSPORT_RATE_LIMITED']);
+
+function statusError(ack: StatusAnswer): CognigyResetError | undefined {
+  switch (ack.status) {
+    case 'RESET_COMPLETE':
+      return undefined;
+    case 'SESSION_NOT_FOUND':
+      return new CognigyResetError('CR_ERR_RESET_SESSION_NOT_FOUND', 'the engine does not know this session');
+    case 'RATE_LIMITED':
+      return new CognigyResetError(
+        'CR_ERR_RESET_RATE_LIMITED',
+        `the engine answered RATE_LIMITED${ack.retryAfterMs === undefined ? '' : ` (retry after ${ack.retryAfterMs} ms)`}`,
+        ack.retryAfterMs === undefined ? {} : { retryAfterMs: ack.retryAfterMs },
+      );
+    case 'REJECTED':
+      return new CognigyResetError('CR_ERR_RESET_REJECTED', 'the engine rejected the directive');
+    default:
+      return new CognigyResetError(
+        'CR_ERR_RESET_REJECTED',
+        `the engine answered ${JSON.stringify(ack.status.slice(0, 32))}: not applied`,
+      );
+  }
+}
+
+function asError(err: unknown): CognigyResetError {
+  if (isCognigyResetError(err)) return err;
+  if (err instanceof Error && err.name === 'AbortError') {
+    return new CognigyResetError('CR_ERR_RESET_ABORTED', 'the reset was aborted', { cause: err });
+  }
+  return new CognigyResetError('CR_ERR_RESET_ABORTED', 'the reset stopped on an unexpected error', {
+    cause: err,
+  });
+}
+
+export class ResetPipeline {
+  readonly plan: ResetPlan;
+  readonly transport: Transport;
+  readonly gate: BackoffGate;
+  readonly #o: {
+    maxDurationSec: number | undefined;
+    ackTimeoutMs: number;
+    verify: boolean;
+    verifyTimeoutMs: number;
+    pollInitialMs: number;
+    pollMaxMs: number;
+    retry: RetryPolicy;
+    random: () => number;
+  };
+  readonly #bucket: TokenBucket | undefined;
+  readonly #analytics: AnalyticsCallback | undefined;
+  readonly #idPrefix = randomBytes(4).toString('hex');
+  #seq = 0;
+
+  constructor(options: PipelineOptions) {
+    this.plan = options.plan;
+    this.transport = options.transport;
+    this.gate = options.gate ?? new BackoffGate();
+    this.#o = {
+      maxDurationSec: options.maxDurationSec,
+      ackTimeoutMs: options.ackTimeoutMs ?? 10_000,
+      verify: options.verify ?? true,
+      verifyTimeoutMs: options.verifyTimeoutMs ?? 30_000,
+      pollInitialMs: options.pollInitialMs ?? 50,
+      pollMaxMs: options.pollMaxMs ?? 2000,
+      retry: options.retry ?? DEFAULT_RETRY_POLICY,
+      random: options.random ?? Math.random,
+    };
+    this.#bucket =
+      options.rate === undefined
+        ? undefined
+        : new TokenBucket(options.rate, Math.max(1, Math.ceil(options.rate / 20)));
+    this.#analytics = options.analytics;
+  }
+
+  /** Compiles the directive a session would get (what `--dry-run` prints). Throws on an invalid one. */
+  compile(sessionId: string, requestId?: string): CompiledDirective {
+    return compileDirective(sessionId, this.plan, { maxDurationSec: this.#o.maxDurationSec, requestId });
+  }
+
+  #requestId(): string {
+    return `${this.#idPrefix}-${(this.#seq++).toString(36)}`;
+  }
+
+  /** Resets one session. Never throws: every failure is an outcome with a coded error. */
+  async reset(sessionId: string, call: ResetCallOptions = {}): Promise<ResetOutcome> {
+    const started = performance.now();
+    const outcome = blankOutcome(sessionId, 'failed', this.plan.cleared);
+    let compiled: CompiledDirective | undefined;
+    try {
+      if (call.precheck === true && (await this.#alreadyReset(sessionId, outcome, call.signal))) {
+        outcome.outcome = 'skipped';
+        outcome.verified = true;
+        outcome.skipReason = 'already-reset';
+      } else {
+        compiled = await this.#sendWithRetries(sessionId, outcome, call.signal);
+        outcome.outcome = 'reset';
+        if (this.#o.verify) {
+          await this.#verify(sessionId, outcome, call.signal);
+          outcome.verified = true;
+        }
+      }
+    } catch (err) {
+      const error = asError(err);
+      outcome.outcome = 'failed';
+      outcome.verified = false;
+      outcome.error = errorOf(error);
+    }
+    outcome.latencyMs = performance.now() - started;
+    this.#analytics?.(sessionId, outcome.latencyMs, outcome.outcome !== 'failed');
+    if (CHANNELS.done.hasSubscribers) {
+      const message: DoneMessage = { outcome, directiveText: compiled?.text };
+      CHANNELS.done.publish(message);
+    }
+    return outcome;
+  }
+
+  async #waitTurn(signal: AbortSignal | undefined): Promise<void> {
+    await this.gate.wait(signal);
+    if (this.#bucket !== undefined) {
+      const wait = this.#bucket.reserve();
+      if (wait > 0) await sleep(wait, undefined, { signal, ref: false });
+    }
+  }
+
+  async #sendWithRetries(
+    sessionId: string,
+    outcome: ResetOutcome,
+    signal: AbortSignal | undefined,
+  ): Promise<CompiledDirective> {
+    for (;;) {
+      signal?.throwIfAborted();
+      const requestId = this.#requestId();
+      const compiled = this.compile(sessionId, requestId);
+      await this.#waitTurn(signal);
+      outcome.attempts++;
+      outcome.requestId = requestId;
+      if (outcome.attempts > 1) outcome.retried = true;
+      if (CHANNELS.attempt.hasSubscribers)
+        CHANNELS.attempt.publish({ sessionId, attempt: outcome.attempts, requestId });
+      try {
+        const ack = await this.transport.send(compiled.directive, compiled.text, {
+          timeoutMs: this.#o.ackTimeoutMs,
+          signal,
+        });
+        const error = statusError(ack);
+        if (error === undefined) return compiled;
+        throw error;
+      } catch (err) {
+        await this.#backoff(sessionId, err, outcome.attempts, signal);
+      }
+    }
+  }
+
+  /** Rethrows `err` unless the policy retries it; otherwise waits the policy's delay. */
+  async #backoff(
+    sessionId: string,
+    err: unknown,
+    attempt: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    if (signal?.aborted === true || !shouldRetry(this.#o.retry, err, attempt)) throw err;
+    const delay = retryDelay(this.#o.retry, attempt, err, this.#o.random);
+    const code = (err as CognigyResetError).code;
+    // A storm of "slow down" answers slows the whole job, not only this request.
+    if (RATE_CODES.has(code)) this.gate.pause(delay);
+    if (CHANNELS.retry.hasSubscribers) CHANNELS.retry.publish({ sessionId, attempt, code, delayMs: delay });
+    await sleep(delay, undefined, { signal, ref: false });
+  }
+
+  /** One state check, retrying transport failures (drops, timeouts) under the same policy. */
+  async #check(
+    sessionId: string,
+    outcome: ResetOutcome,
+    signal: AbortSignal | undefined,
+  ): Promise<EngineAnswer> {
+    for (let attempt = 1; ; attempt++) {
+      signal?.throwIfAborted();
+      await this.gate.wait(signal);
+      try {
+        outcome.polls++;
+        return await this.transport.check(sessionId, this.#requestId(), {
+          timeoutMs: this.#o.ackTimeoutMs,
+          signal,
+        });
+      } catch (err) {
+        await this.#backoff(sessionId, err, attempt, signal);
+      }
+    }
+  }
+
+  async #alreadyReset(
+    sessionId: string,
+    outcome: ResetOutcome,
+    signal: AbortSignal | undefined,
+  ): Promise<boolean> {
+    const answer = await this.#check(sessionId, outcome, signal);
+    if (answer.kind === 'status') return false; // SESSION_NOT_FOUND: the SEND will say so
+    return verdictFor(answer, this.plan).kind === 'verified';
+  }
+
+  async #verify(sessionId: string, outcome: ResetOutcome, signal: AbortSignal | undefined): Promise<void> {
+    const deadline = performance.now() + this.#o.verifyTimeoutMs;
+    let delay = this.#o.pollInitialMs;
+    for (;;) {
+      const answer = await this.#check(sessionId, outcome, signal);
+      if (answer.kind === 'status') {
+        const error =
+          statusError(answer) ??
+          new CognigyResetError('CR_ERR_PROTO_BAD_ANSWER', 'state check answered with a status');
+        throw error;
+      }
+      if (CHANNELS.poll.hasSubscribers)
+        CHANNELS.poll.publish({ sessionId, poll: outcome.polls, flowState: answer.flowState });
+      const verdict = verdictFor(answer, this.plan);
+      if (verdict.kind === 'verified') return;
+      if (verdict.kind === 'failed') throw new CognigyResetError(verdict.code, verdict.message);
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        throw new CognigyResetError(
+          'CR_ERR_RESET_VERIFY_ACTIVE',
+          `the flow was still ACTIVE ${this.#o.verifyTimeoutMs} ms after the acknowledgement`,
+        );
+      }
+      await sleep(Math.min(delay, left), undefined, { signal, ref: false });
+      delay = Math.min(delay * 2, this.#o.pollMaxMs);
+    }
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * The SQLite state file (`--state`): jobs now, the audit log and the analytics outbox later. It is
+ * recognised by its application id; a file that is not ours, is damaged, or was written by a newer
+ * version gets a clear error and is never overwritten.
+ */
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { CognigyResetError } from '../errors.js';
+
+/** "CRST" */
+export const APPLICATION_ID = 0x43525354;
+export const SCHEMA_VERSION = 1;
+
+const MIGRATIONS: Record<number, string> = {
+  1: `
+    CREATE TABLE jobs (
+      job_id TEXT PRIMARY KEY,
+      settings TEXT NOT NULL,
+      created_at TEXT NOT NULL,
+      updated_at TEXT NOT NULL,
+      runs INTEGER NOT NULL DEFAULT 0,
+      reserved_upto INTEGER NOT NULL DEFAULT 0,
+      finished INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE TABLE job_sessions (
+      job_id TEXT NOT NULL,
+      session_id TEXT NOT NULL,
+      input_index INTEGER NOT NULL,
+      outcome TEXT NOT NULL,
+      verified INTEGER NOT NULL,
+      done INTEGER NOT NULL,
+      error_code TEXT,
+      attempts INTEGER NOT NULL,
+      latency_ms REAL NOT NULL,
+      updated_at TEXT NOT NULL,
+      PRIMARY KEY (job_id, session_id)
+    ) STRICT, WITHOUT ROWID;
+  `,
+};
+
+const SQLITE_MAGIC = 'SQLite format 3\u0000';
+
+function looksLikeSqlite(path: string): boolean {
+  if (statSync(path).size === 0) return true; // an empty file is a new database
+  const fd = openSync(path, 'r');
+  try {
+    const buffer = Buffer.alloc(16);
+    return readSync(fd, buffer, 0, 16, 0) === 16 && buffer.toString('latin1') === SQLITE_MAGIC;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export type StateDb = Database.Database;
+
+/** Opens (creating if needed) and migrates the state file. */
+export function openStateFile(path: string): StateDb {
+  const existed = existsSync(path) && statSync(path).size > 0;
+  if (existed && !looksLikeSqlite(path)) {
+    throw new CognigyResetError(
+      'CR_ERR_STATE_CORRUPT',
+      `${path} is not a cognigy-reset state file (not SQLite)`,
+    );
+  }
+  let db: StateDb;
+  try {
+    db = new Database(path);
+  } catch (cause) {
+    throw new CognigyResetError(
+      'CR_ERR_STATE_CORRUPT',
+      `cannot open state file ${path}: ${(cause as Error).message}`,
+      {
+        cause,
+      },
+    );
+  }
+  try {
+    const appId = db.pragma('application_id', { simple: true }) as number;
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (existed && appId !== APPLICATION_ID) {
+      const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as {
+        n: number;
+      };
+      if (tables.n > 0 || appId !== 0) {
+        throw new CognigyResetError(
+          'CR_ERR_STATE_CORRUPT',
+          `${path} is an SQLite file of another application`,
+        );
+      }
+    }
+    if (version > SCHEMA_VERSION) {
+      throw new CognigyResetError(
+        'CR_ERR_STATE_NEWER',
+        `${path} has schema version ${version}; this cognigy-reset understands up to ${SCHEMA_VERSION}: upgrade cognigy-reset`,
+      );
+    }
+    const check = db.pragma('quick_check', { simple: true });
+    if (check !== 'ok') {
+      throw new CognigyResetError(
+        'CR_ERR_STATE_CORRUPT',
+        `${path} is damaged (quick_check: ${String(check).slice(0, 120)})`,
+      );
+    }
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('busy_timeout = 5000');
+    for (let v = version + 1; v <= SCHEMA_VERSION; v++) {
+      db.transaction(() => {
+        db.exec(MIGRATIONS[v]!);
+        db.pragma(`user_version = ${v}`);
+        db.pragma(`application_id = ${APPLICATION_ID}`);
+      })();
+    }
+    return db;
+  } catch (err) {
+    db.close();
+    if (err instanceof CognigyResetError) throw err;
+    throw new CognigyResetError(
+      'CR_ERR_STATE_CORRUPT',
+      `state file ${path} is damaged: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}

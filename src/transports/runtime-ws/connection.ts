@@ -1,0 +1,289 @@
+/**
+ * One runtime WebSocket connection: the handshake (DESIGN.md §2), many requests in flight, answers
+ * matched by the echoed `requestId` when the engine sends one and by order when it does not, a
+ * keepalive, and every close turned into a coded error for each request still waiting.
+ */
+import { WebSocket } from 'ws';
+import { CognigyResetError } from '../../errors.js';
+import { decodeAnswer, type EngineAnswer, MAX_ANSWER_BYTES, SUBPROTOCOL } from '../../protocol/index.js';
+import { redactUrl } from '../../util/redact.js';
+import { closeError, handshakeError } from './close-codes.js';
+
+export interface ConnectionOptions {
+  /** The dial URL with tenant and botId, without the token. */
+  url: URL;
+  token: string;
+  origin: string;
+  /** @default 10000 */
+  handshakeTimeoutMs: number;
+  /** @default 30000 */
+  pingIntervalMs: number;
+  /** No frame or pong for this long: the connection is dead. @default 60000 */
+  deadAfterMs: number;
+}
+
+/** What an answer must be: a status (to a SEND) or a state or status (to a QUERY). */
+export type Expect = 'status' | 'state';
+
+interface Pending {
+  requestId: string | undefined;
+  expect: Expect;
+  /** The caller stopped waiting (timeout or abort); the answer is still consumed in order. */
+  settled: boolean;
+  resolve(answer: EngineAnswer): void;
+  reject(err: CognigyResetError): void;
+}
+
+export class RuntimeConnection {
+  readonly token: string;
+  readonly #ws: WebSocket;
+  readonly #pending: Pending[] = [];
+  readonly #keepalive: NodeJS.Timeout;
+  readonly #closeListeners: ((err: CognigyResetError) => void)[] = [];
+  #lastSeen = Date.now();
+  #closedWith: CognigyResetError | undefined;
+
+  private constructor(ws: WebSocket, opts: ConnectionOptions) {
+    this.#ws = ws;
+    this.token = opts.token;
+    ws.on('message', (data, isBinary) => this.#onMessage(data as Buffer, isBinary));
+    ws.on('pong', () => (this.#lastSeen = Date.now()));
+    ws.on('ping', () => (this.#lastSeen = Date.now()));
+    ws.on('error', () => undefined); // every error is followed by 'close', which reports it
+    ws.on('close', (code, reason) => this.#onClose(closeError(code, reason.toString('utf8'))));
+    this.#keepalive = setInterval(() => {
+      if (Date.now() - this.#lastSeen >= opts.deadAfterMs) {
+        this.terminate(
+          new CognigyResetError(
+            'CR_ERR_TRANSPORT_DEAD',
+            `no frame or pong for ${opts.deadAfterMs} ms: the connection is dead`,
+          ),
+        );
+      } else if (ws.readyState === WebSocket.OPEN) {
+        ws.ping();
+      }
+    }, opts.pingIntervalMs);
+    this.#keepalive.unref();
+  }
+
+  /** Dials and completes the handshake, or rejects with a coded error that carries the HTTP status. */
+  static open(opts: ConnectionOptions, signal?: AbortSignal): Promise<RuntimeConnection> {
+    const dialUrl = new URL(opts.url);
+    dialUrl.searchParams.set('token', opts.token);
+    const where = redactUrl(opts.url);
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const ws = new WebSocket(dialUrl, SUBPROTOCOL, {
+        origin: opts.origin,
+        perMessageDeflate: false,
+        maxPayload: MAX_ANSWER_BYTES,
+        followRedirects: false,
+      });
+      const fail = (err: CognigyResetError): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        ws.removeAllListeners();
+        ws.on('error', () => undefined);
+        ws.terminate();
+        reject(err);
+      };
+      const onAbort = (): void =>
+        fail(new CognigyResetError('CR_ERR_RESET_ABORTED', `dial to ${where} was aborted`));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const timer = setTimeout(
+        () =>
+          fail(
+            new CognigyResetError(
+              'CR_ERR_TRANSPORT_HANDSHAKE_TIMEOUT',
+              `${where} did not complete the handshake within ${opts.handshakeTimeoutMs} ms`,
+            ),
+          ),
+        opts.handshakeTimeoutMs,
+      );
+      timer.unref();
+      ws.once('unexpected-response', (req, res) => {
+        const retryAfter: string | string[] | undefined = res.headers['retry-after'];
+        res.resume();
+        req.destroy();
+        fail(
+          handshakeError(
+            res.statusCode ?? 0,
+            typeof retryAfter === 'string' ? retryAfter : retryAfter?.[0],
+            where,
+          ),
+        );
+      });
+      ws.once('error', (err: NodeJS.ErrnoException) => {
+        const code = err.code ?? '';
+        if (/^E[A-Z]+/.test(code)) {
+          fail(
+            new CognigyResetError('CR_ERR_TRANSPORT_CONNECT', `cannot reach ${where} (${code})`, {
+              cause: err,
+            }),
+          );
+        } else {
+          // ws's own handshake checks (a missing or wrong subprotocol, a bad accept key): never echo the URL.
+          const why = err.message.includes('subprotocol')
+            ? 'the engine did not select cognigy-runtime-v1'
+            : 'invalid handshake';
+          fail(new CognigyResetError('CR_ERR_TRANSPORT_HANDSHAKE', `${where}: ${why}`, { cause: err }));
+        }
+      });
+      ws.once('open', () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        ws.removeAllListeners();
+        resolve(new RuntimeConnection(ws, opts));
+      });
+    });
+  }
+
+  /** Requests sent and not yet answered (including ones whose caller gave up). */
+  get inFlight(): number {
+    return this.#pending.length;
+  }
+
+  get isOpen(): boolean {
+    return this.#closedWith === undefined && this.#ws.readyState === WebSocket.OPEN;
+  }
+
+  onClose(listener: (err: CognigyResetError) => void): void {
+    if (this.#closedWith !== undefined) listener(this.#closedWith);
+    else this.#closeListeners.push(listener);
+  }
+
+  /**
+   * Sends one encoded frame and resolves with its answer. A caller that gives up (timeout) fails the
+   * connection: answers come in order, so one missing answer would hold up every request behind it.
+   */
+  request(
+    text: string,
+    requestId: string | undefined,
+    expect: Expect,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<EngineAnswer> {
+    if (this.#closedWith !== undefined) return Promise.reject(this.#closedWith);
+    return new Promise<EngineAnswer>((resolve, reject) => {
+      const done = (): void => {
+        entry.settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const entry: Pending = {
+        requestId,
+        expect,
+        settled: false,
+        resolve: (answer) => {
+          if (entry.settled) return;
+          done();
+          resolve(answer);
+        },
+        reject: (err) => {
+          if (entry.settled) return;
+          done();
+          reject(err);
+        },
+      };
+      const onAbort = (): void =>
+        entry.reject(new CognigyResetError('CR_ERR_RESET_ABORTED', 'the request was aborted'));
+      const timer = setTimeout(() => {
+        entry.reject(new CognigyResetError('CR_ERR_RESET_ACK_TIMEOUT', `no answer within ${timeoutMs} ms`));
+        this.terminate(
+          new CognigyResetError(
+            'CR_ERR_TRANSPORT_DROPPED',
+            'connection reset: a request on it went unanswered past its deadline',
+          ),
+        );
+      }, timeoutMs);
+      timer.unref();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#pending.push(entry);
+      this.#ws.send(text);
+    });
+  }
+
+  #onMessage(data: Buffer, isBinary: boolean): void {
+    this.#lastSeen = Date.now();
+    const decoded = isBinary
+      ? {
+          ok: false as const,
+          error: new CognigyResetError('CR_ERR_PROTO_BAD_ANSWER', 'engine sent a binary frame'),
+        }
+      : decodeAnswer(data);
+    const head = this.#pending[0];
+    if (head === undefined) {
+      this.terminate(
+        new CognigyResetError('CR_ERR_PROTO_UNSOLICITED', 'engine sent a frame when no request was waiting'),
+      );
+      return;
+    }
+    if (!decoded.ok) {
+      // One answer per request, in order: a broken answer still belongs to the oldest request.
+      this.#pending.shift();
+      head.reject(decoded.error);
+      return;
+    }
+    const answer = decoded.value;
+    if (
+      answer.requestId !== undefined &&
+      head.requestId !== undefined &&
+      answer.requestId !== head.requestId
+    ) {
+      this.terminate(
+        new CognigyResetError(
+          'CR_ERR_PROTO_ANSWER_MISMATCH',
+          "engine answered out of order (the echoed requestId is not the oldest request's)",
+        ),
+      );
+      return;
+    }
+    this.#pending.shift();
+    if (head.expect === 'status' && answer.kind !== 'status') {
+      head.reject(
+        new CognigyResetError(
+          'CR_ERR_PROTO_ANSWER_MISMATCH',
+          'engine answered a reset directive with a state',
+        ),
+      );
+      return;
+    }
+    head.resolve(answer);
+  }
+
+  #onClose(err: CognigyResetError): void {
+    if (this.#closedWith !== undefined) return;
+    this.#closedWith = err;
+    clearInterval(this.#keepalive);
+    for (const entry of this.#pending.splice(0)) entry.reject(err);
+    for (const listener of this.#closeListeners.splice(0)) listener(err);
+  }
+
+  /** Cuts the connection at once; every waiting request fails with `err`. */
+  terminate(err: CognigyResetError): void {
+    this.#onClose(err);
+    this.#ws.terminate();
+  }
+
+  /** Closes with 1000 after the requests in flight are answered or `graceMs` passes. */
+  async close(graceMs = 5000): Promise<void> {
+    const deadline = Date.now() + graceMs;
+    while (this.#pending.length > 0 && this.#closedWith === undefined && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const err = new CognigyResetError('CR_ERR_TRANSPORT_CLOSED', 'the client was closed');
+    if (this.#closedWith === undefined) {
+      const closed = new Promise<void>((resolve) => this.#ws.once('close', () => resolve()));
+      this.#onClose(err);
+      this.#ws.close(1000, 'client closing');
+      const timer = setTimeout(() => this.#ws.terminate(), 1000);
+      timer.unref();
+      await closed;
+      clearTimeout(timer);
+    }
+  }
+}

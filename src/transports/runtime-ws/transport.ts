@@ -1,0 +1,172 @@
+/**
+ * The runtime WebSocket transport: a pool of connections, each with many requests in flight. Connections
+ * are dialled lazily and replaced when they drop; a 401 (at the handshake, or after the engine closed a
+ * connection because the token expired) triggers one shared token refresh and one redial.
+ */
+import { CognigyResetError } from '../../errors.js';
+import {
+  DEAD_AFTER_MS,
+  DEFAULT_ORIGIN,
+  type EngineAnswer,
+  HANDSHAKE_TIMEOUT_MS,
+  PING_INTERVAL_MS,
+  type ResetDirective,
+  type StatusAnswer,
+} from '../../protocol/index.js';
+import { LAYERS, type Layer } from '../../reset/plan.js';
+import { BackoffGate } from '../../util/backoff-gate.js';
+import type { TokenProvider } from '../auth/token-provider.js';
+import type { RequestOptions, Transport } from '../transport.js';
+import { type ConnectionOptions, RuntimeConnection } from './connection.js';
+
+export interface RuntimeWsOptions {
+  /** The dial URL from `runtimeDialUrl` (tenant and botId set, no token). */
+  url: URL;
+  tokens: TokenProvider;
+  /** Connections in the pool. @default 4 */
+  connections?: number;
+  /** @default 'https://api.cognigy.com' */
+  origin?: string;
+  /** @default 10000 */
+  handshakeTimeoutMs?: number;
+  /** @default 30000 */
+  pingIntervalMs?: number;
+  /** @default 60000 */
+  deadAfterMs?: number;
+  /** Shared with the reset pipeline, so a 429 at a handshake slows every request. */
+  gate?: BackoffGate;
+}
+
+interface Slot {
+  conn: RuntimeConnection | undefined;
+  dialing: Promise<RuntimeConnection> | undefined;
+}
+
+export class RuntimeWsTransport implements Transport {
+  readonly name = 'runtime-ws';
+  readonly capabilities: ReadonlySet<Layer> = new Set(LAYERS);
+  readonly #opts: Omit<ConnectionOptions, 'token'>;
+  readonly #tokens: TokenProvider;
+  readonly #gate: BackoffGate;
+  readonly #slots: Slot[];
+  #closed = false;
+  /** Counters a caller can show: dials, refused handshakes, drops. */
+  readonly counters = { dials: 0, redials: 0, refreshes: 0, closes: 0 };
+
+  constructor(options: RuntimeWsOptions) {
+    this.#opts = {
+      url: options.url,
+      origin: options.origin ?? DEFAULT_ORIGIN,
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
+      pingIntervalMs: options.pingIntervalMs ?? PING_INTERVAL_MS,
+      deadAfterMs: options.deadAfterMs ?? DEAD_AFTER_MS,
+    };
+    this.#tokens = options.tokens;
+    this.#gate = options.gate ?? new BackoffGate();
+    const size = Math.max(1, Math.floor(options.connections ?? 4));
+    this.#slots = Array.from({ length: size }, () => ({ conn: undefined, dialing: undefined }));
+  }
+
+  async send(directive: ResetDirective, text: string, options: RequestOptions): Promise<StatusAnswer> {
+    const conn = await this.#connection(options.signal);
+    return (await conn.request(
+      text,
+      directive.requestId,
+      'status',
+      options.timeoutMs,
+      options.signal,
+    )) as StatusAnswer;
+  }
+
+  async check(
+    sessionId: string,
+    requestId: string | undefined,
+    options: RequestOptions,
+  ): Promise<EngineAnswer> {
+    const frame =
+      requestId === undefined
+        ? { type: 'QUERY', sessionId, request: 'STATE_CHECK' }
+        : { type: 'QUERY', sessionId, request: 'STATE_CHECK', requestId };
+    const conn = await this.#connection(options.signal);
+    return conn.request(JSON.stringify(frame), requestId, 'state', options.timeoutMs, options.signal);
+  }
+
+  /** Opens every connection now (optional: requests dial lazily). Fails fast on 401/403. */
+  async warm(signal?: AbortSignal): Promise<void> {
+    await Promise.all(this.#slots.map((slot) => this.#ensure(slot, signal)));
+  }
+
+  /**
+   * The least loaded open connection; while every open one is busy and a slot is empty, a new connection
+   * is dialled into that slot (one dial per slot, shared by the callers that wait for it).
+   */
+  #connection(signal?: AbortSignal): Promise<RuntimeConnection> {
+    if (this.#closed) {
+      return Promise.reject(new CognigyResetError('CR_ERR_TRANSPORT_CLOSED', 'the client was closed'));
+    }
+    let best: RuntimeConnection | undefined;
+    let empty: Slot | undefined;
+    for (const slot of this.#slots) {
+      const conn = slot.conn;
+      if (conn?.isOpen === true) {
+        if (best === undefined || conn.inFlight < best.inFlight) best = conn;
+      } else if (empty === undefined || (empty.dialing === undefined && slot.dialing !== undefined)) {
+        empty = slot;
+      }
+    }
+    if (best !== undefined && (best.inFlight === 0 || empty === undefined)) return Promise.resolve(best);
+    return this.#ensure(empty!, signal);
+  }
+
+  #ensure(slot: Slot, signal?: AbortSignal): Promise<RuntimeConnection> {
+    if (slot.conn?.isOpen === true) return Promise.resolve(slot.conn);
+    slot.dialing ??= this.#dial(signal)
+      .then((conn) => {
+        slot.conn = conn;
+        conn.onClose(() => {
+          this.counters.closes++;
+          if (slot.conn === conn) slot.conn = undefined;
+        });
+        return conn;
+      })
+      .finally(() => {
+        slot.dialing = undefined;
+      });
+    return slot.dialing;
+  }
+
+  async #dial(signal?: AbortSignal): Promise<RuntimeConnection> {
+    await this.#gate.wait(signal);
+    const token = await this.#tokens.get(signal);
+    this.counters.dials++;
+    try {
+      return await RuntimeConnection.open({ ...this.#opts, token }, signal);
+    } catch (err) {
+      if (
+        err instanceof CognigyResetError &&
+        err.code === 'CR_ERR_AUTH_UNAUTHORIZED' &&
+        this.#tokens.refreshable
+      ) {
+        const fresh = await this.#tokens.refresh(token, signal);
+        this.counters.refreshes++;
+        this.counters.redials++;
+        // One refresh, one redial: a second 401 is final.
+        return RuntimeConnection.open({ ...this.#opts, token: fresh }, signal);
+      }
+      if (err instanceof CognigyResetError && err.code === 'CR_ERR_TRANSPORT_RATE_LIMITED') {
+        this.#gate.pause(err.retryAfterMs ?? 1000);
+      }
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all(
+      this.#slots.map(async (slot) => {
+        const conn = slot.conn ?? (await slot.dialing?.catch(() => undefined));
+        await conn?.close();
+      }),
+    );
+  }
+}
