@@ -8,6 +8,7 @@ import { WS_PATH } from '../protocol/index.js';
 import { type EmulatorContext, applyFaults } from './context.js';
 import { DEFAULT_FAULTS, type EmulatorFaults, faultsProblem } from './faults.js';
 import { dispatch, inspectionRoutes, type Route } from './http-door.js';
+import { DEFAULT_OAUTH, type OAuthSettings, oauthRoutes } from './oauth-door.js';
 import { createRandom } from './prng.js';
 import { RuntimeDoor } from './runtime-door.js';
 import { createStats, type EmulatorStats } from './stats.js';
@@ -29,6 +30,8 @@ export interface EmulatorOptions {
   /** Answer with the seed's bare shapes only. @default false */
   strict?: boolean;
   faults?: Partial<EmulatorFaults>;
+  /** The OAuth2 token endpoint's clients, token lifetime and accepted refresh tokens. */
+  oauth?: Partial<OAuthSettings>;
 }
 
 export interface Emulator {
@@ -66,7 +69,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   applyFaults(ctx, faults);
 
   const runtime = new RuntimeDoor(ctx);
-  const routes: Route[] = inspectionRoutes(ctx);
+  const routes: Route[] = [
+    ...inspectionRoutes(ctx),
+    ...oauthRoutes(ctx, { ...DEFAULT_OAUTH, ...options.oauth }),
+  ];
   const sockets = new Set<Socket>();
   const server: Server = createServer({ keepAliveTimeout: 5000 }, (req, res) => {
     const url = new URL(req.url ?? '/', 'http://emulator.invalid');

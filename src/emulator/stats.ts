@@ -13,6 +13,8 @@ export interface EmulatorStats {
   drops: number;
   rest: Record<string, number>;
   socket: Record<string, number>;
+  /** Token endpoint answers: `issued`, `invalid_client`, `invalid_grant`, … */
+  oauth: Record<string, number>;
 }
 
 export function createStats(): EmulatorStats {
@@ -30,6 +32,7 @@ export function createStats(): EmulatorStats {
     drops: 0,
     rest: {},
     socket: {},
+    oauth: {},
   };
 }
 

@@ -1,5 +1,5 @@
 /** `cognigy-reset emulator`: a local engine, ready when it prints one JSON line. */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { startEmulator } from '../../emulator/index.js';
 import { parseTokenFlag, type TokenSpec } from '../../emulator/tokens.js';
 import { collect, integerIn, numberIn } from '../parse.js';
@@ -20,6 +20,16 @@ interface EmulatorFlags {
   blockingMs: number;
   messageRate: number;
   handshakeRate: number;
+  oauthClient?: { clientId: string; clientSecret: string }[];
+  tokenTtl: number;
+}
+
+function parseClientFlag(text: string): { clientId: string; clientSecret: string } {
+  const colon = text.indexOf(':');
+  if (colon <= 0 || colon === text.length - 1) {
+    throw new InvalidArgumentError('Expected CLIENT_ID:CLIENT_SECRET.');
+  }
+  return { clientId: text.slice(0, colon), clientSecret: text.slice(colon + 1) };
 }
 
 export function emulatorCommand(): Command {
@@ -70,6 +80,18 @@ export function emulatorCommand(): Command {
       numberIn(0, 1e9),
       0,
     )
+    .addOption(
+      new Option(
+        '--oauth-client <id:secret>',
+        'a client of the OAuth2 token endpoint (repeatable); default dev-client:dev-secret',
+      ).argParser(collect(parseClientFlag)),
+    )
+    .option(
+      '--token-ttl <sec>',
+      'lifetime of tokens the OAuth2 endpoint issues',
+      numberIn(1, 86_400 * 365),
+      3600,
+    )
     .action(async (flags: EmulatorFlags) => {
       const emulator = await startEmulator({
         host: flags.host,
@@ -79,6 +101,10 @@ export function emulatorCommand(): Command {
         ...(flags.tenant === undefined ? {} : { tenant: flags.tenant }),
         ...(flags.bot === undefined ? {} : { botId: flags.bot }),
         strict: flags.strict,
+        oauth: {
+          tokenTtlSec: flags.tokenTtl,
+          ...(flags.oauthClient === undefined ? {} : { clients: flags.oauthClient }),
+        },
         faults: {
           latencyMs: flags.latencyMs,
           dropEveryFrames: flags.dropEvery,
