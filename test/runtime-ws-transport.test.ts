@@ -121,7 +121,7 @@ describe('runtime-ws handshake and close codes', () => {
         { token: 'no-manage', scopes: ['bot:runtime:execute'] },
       ],
     });
-    await emu.store.create({ sessionId: 'broken', engineError: true });
+    emu.store.create({ sessionId: 'broken', engineError: true });
   });
   after(() => emu.close());
 

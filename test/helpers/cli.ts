@@ -36,11 +36,11 @@ export function startCli(args: string[], env: Record<string, string>, stdin?: st
   });
   let stdout = '';
   let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  child.stdin!.on('error', () => undefined);
-  if (stdin !== undefined) child.stdin!.end(stdin);
-  else child.stdin!.end();
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  child.stdin.on('error', () => undefined);
+  if (stdin !== undefined) child.stdin.end(stdin);
+  else child.stdin.end();
   const done = new Promise<CliResult>((resolve) =>
     child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
   );
