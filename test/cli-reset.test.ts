@@ -1,0 +1,367 @@
+import * as assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { type Emulator, startEmulator } from '../src/emulator/index.js';
+import { parseJsonLines, runCli, startCli, waitForOutput } from './helpers/cli.js';
+import { withDeadline } from './helpers/ws.js';
+
+const SECRET = 'tok-RECOGNISABLE-9f8e7d6c5b4a';
+let dir: string;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-cli-'));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function envFor(emu: Emulator, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    COGNIGY_WS_URL: emu.wsUrl,
+    COGNIGY_TENANT_ID: 'tenant-1',
+    COGNIGY_BOT_ID: 'bot-1',
+    COGNIGY_API_TOKEN: 'dev-token',
+    ...extra,
+  };
+}
+
+function idsFile(name: string, ids: string[]): string {
+  const path = join(dir, name);
+  writeFileSync(path, `${ids.join('\n')}\n`);
+  return path;
+}
+
+const range = (n: number, from = 1): string[] => Array.from({ length: n }, (_, i) => `session-${i + from}`);
+
+describe('cognigy-reset reset: outcomes and exit codes', () => {
+  let emu: Emulator;
+  before(async () => {
+    emu = await startEmulator({
+      sessions: 5000,
+      tokens: [
+        { token: 'dev-token' },
+        { token: SECRET },
+        { token: 'no-execute', scopes: ['session:manage'] },
+      ],
+    });
+    emu.store.create({ sessionId: 'stuck', stuck: true });
+  });
+  after(() => emu.close());
+
+  it('resets one session, prints the contract JSON line and a summary, and exits 0', async () => {
+    const result = await runCli(['reset', 'session-1', '--json'], envFor(emu));
+    assert.equal(result.code, 0, result.stderr);
+    const { sessions, summary } = parseJsonLines(result.stdout);
+    assert.equal(sessions.length, 1);
+    assert.deepEqual(Object.keys(sessions[0]!).sort(), [
+      'attempts',
+      'error',
+      'latencyMs',
+      'outcome',
+      'sessionId',
+      'verified',
+    ]);
+    assert.deepEqual(
+      [
+        sessions[0]!.sessionId,
+        sessions[0]!.outcome,
+        sessions[0]!.verified,
+        sessions[0]!.attempts,
+        sessions[0]!.error,
+      ],
+      ['session-1', 'reset', true, 1, null],
+    );
+    assert.equal(summary!.verified, 1);
+    assert.equal(emu.store.get('session-1')!.flowState, 'RESET');
+  });
+
+  it("takes the seed's TARGET_SESSION_ID and prints a human summary", async () => {
+    const result = await runCli(['reset'], envFor(emu, { TARGET_SESSION_ID: 'session-2' }));
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /sessions: 1 {2}reset: 1 {2}verified: 1 {2}failed: 0/);
+    assert.match(
+      result.stdout,
+      /latency p50 [\d.]+ ms {2}p95 [\d.]+ ms {2}p99 [\d.]+ ms {2}throughput \d+ resets\/s/,
+    );
+  });
+
+  it('exits 1 when a session fails, naming its code, and still resets the others', async () => {
+    const result = await runCli(['reset', 'session-3', 'ghost-1', '--json'], envFor(emu));
+    assert.equal(result.code, 1);
+    const { sessions, summary } = parseJsonLines(result.stdout);
+    const ghost = sessions.find((s) => s.sessionId === 'ghost-1')!;
+    assert.equal(ghost.outcome, 'failed');
+    assert.equal(ghost.error.code, 'CR_ERR_RESET_SESSION_NOT_FOUND');
+    assert.deepEqual(summary!.byCode, { CR_ERR_RESET_SESSION_NOT_FOUND: 1 });
+  });
+
+  it('fails a never-ending flow with CR_ERR_RESET_VERIFY_ACTIVE after --verify-timeout', async () => {
+    const result = await runCli(
+      ['reset', 'stuck', 'session-4', '--verify-timeout', '0.5', '--json'],
+      envFor(emu),
+    );
+    assert.equal(result.code, 1);
+    const { sessions } = parseJsonLines(result.stdout);
+    assert.equal(sessions.find((s) => s.sessionId === 'stuck')!.error.code, 'CR_ERR_RESET_VERIFY_ACTIVE');
+    assert.equal(sessions.find((s) => s.sessionId === 'session-4')!.verified, true);
+  });
+
+  it('exits 3 on a 401 at the handshake, resetting nothing and never printing the token', async () => {
+    const result = await runCli(
+      ['reset', 'session-5', 'session-6', '--log-level', 'trace'],
+      envFor(emu, { COGNIGY_API_TOKEN: 'tok-UNKNOWN-77aa66bb' }),
+    );
+    assert.equal(result.code, 3);
+    assert.match(result.stderr, /CR_ERR_AUTH_UNAUTHORIZED: .*answered 401 at the handshake/);
+    assert.doesNotMatch(result.stdout + result.stderr, /tok-UNKNOWN-77aa66bb/);
+    assert.equal(emu.store.get('session-5')!.flowState, 'ACTIVE');
+  });
+
+  it('exits 3 on a 403 at the handshake', async () => {
+    const result = await runCli(['reset', 'session-7'], envFor(emu, { COGNIGY_API_TOKEN: 'no-execute' }));
+    assert.equal(result.code, 3);
+    assert.match(result.stderr, /CR_ERR_AUTH_FORBIDDEN: .*answered 403/);
+  });
+
+  it('honours a 429 with Retry-After at the handshake and still verifies every session', async () => {
+    emu.setFaults({ handshakeRate: 1 });
+    try {
+      const before429 = emu.stats().handshakes['429'] ?? 0;
+      const result = await runCli(
+        ['reset', ...range(40, 100), '--connections', '4', '--concurrency', '8', '--json'],
+        envFor(emu),
+      );
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(parseJsonLines(result.stdout).summary!.verified, 40);
+      assert.ok((emu.stats().handshakes['429'] ?? 0) > before429, 'no 429 was provoked');
+    } finally {
+      emu.setFaults({ handshakeRate: 0 });
+    }
+  });
+
+  it('--dry-run prints each directive, needs no token and opens no connection', async () => {
+    const handshakes = JSON.stringify(emu.stats().handshakes);
+    const env = envFor(emu);
+    delete (env as Record<string, string | undefined>)['COGNIGY_API_TOKEN'];
+    const result = await runCli(['reset', 'session-8', 'session-9', '--dry-run', '--keep-history'], env);
+    assert.equal(result.code, 0, result.stderr);
+    const lines = result.stdout
+      .trim()
+      .split('\n')
+      .slice(0, 2)
+      .map((l) => JSON.parse(l));
+    const sent = lines
+      .map((d) => [d.type, d.sessionId])
+      .sort((x, y) => String(x[1]).localeCompare(String(y[1])));
+    assert.deepEqual(sent, [
+      ['SEND', 'session-8'],
+      ['SEND', 'session-9'],
+    ]);
+    for (const directive of lines) {
+      assert.equal(directive.contextWipeDirective.clearHistory, false);
+      assert.equal(directive.contextWipeDirective.clearVariables, true);
+      assert.equal(directive.maxDurationSec, 900);
+    }
+    assert.equal(JSON.stringify(emu.stats().handshakes), handshakes);
+    assert.equal(emu.store.get('session-8')!.flowState, 'ACTIVE');
+  });
+
+  it('exits 2 for an invalid --max-duration, naming the field, and sends nothing', async () => {
+    const sends = emu.stats().sends;
+    const result = await runCli(['reset', 'session-10', '--max-duration', '59'], envFor(emu));
+    assert.equal(result.code, 2);
+    assert.match(
+      result.stderr,
+      /CR_ERR_OPT_INVALID: --max-duration: Expected `maxDurationSec` to be >= 60, got 59/,
+    );
+    assert.equal(emu.stats().sends, sends);
+  });
+
+  it('exits 2 for a malformed id in --from-file, naming the line, before anything is sent', async () => {
+    const sends = emu.stats().sends;
+    const file = idsFile('bad.txt', ['session-11', 'session-12', 'bad\u0007id']);
+    const result = await runCli(['reset', '--from-file', file], envFor(emu));
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /CR_ERR_OPT_SESSION_ID: .*bad\.txt line 3/);
+    assert.equal(emu.stats().sends, sends);
+  });
+
+  for (const [args, pattern] of [
+    [['reset', 'x', '--concurrency', '0'], /concurrency/],
+    [['reset', 'x', '--rate', 'fast'], /rate/],
+    [['reset', 'x', '--url', 'ws://example.com/ws/v1'], /CR_ERR_OPT_INSECURE_URL/],
+  ] as const) {
+    it(`exits 2 for ${args.slice(2).join(' ')}`, async () => {
+      const result = await runCli([...args], envFor(emu));
+      assert.equal(result.code, 2);
+      assert.match(result.stderr, pattern);
+    });
+  }
+
+  it('exits 2 with CR_ERR_AUTH_NO_TOKEN when no token is configured', async () => {
+    const env = envFor(emu);
+    delete (env as Record<string, string | undefined>)['COGNIGY_API_TOKEN'];
+    const result = await runCli(['reset', 'session-13'], env);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /CR_ERR_AUTH_NO_TOKEN/);
+  });
+
+  it('reads ids from stdin with --from-file -, failing a malformed line alone', async () => {
+    const result = await runCli(['reset', '--from-file', '-', '--json'], envFor(emu), {
+      stdin: 'session-14\r\n# a comment\n\nsession-15\nbad\u0001id\n',
+    });
+    assert.equal(result.code, 1);
+    const { sessions } = parseJsonLines(result.stdout);
+    assert.deepEqual(sessions.map((s) => [s.sessionId, s.outcome]).sort(), [
+      ['bad\u0001id', 'failed'],
+      ['session-14', 'reset'],
+      ['session-15', 'reset'],
+    ]);
+    assert.equal(sessions.find((s) => s.outcome === 'failed')!.error.code, 'CR_ERR_OPT_SESSION_ID');
+  });
+
+  it('reads the token from --token-file and never shows it, even at log level trace', async () => {
+    const tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, `${SECRET}\n`);
+    const env = envFor(emu);
+    delete (env as Record<string, string | undefined>)['COGNIGY_API_TOKEN'];
+    const result = await runCli(
+      [
+        'reset',
+        'session-16',
+        'ghost-2',
+        '--token-file',
+        tokenFile,
+        '--log-level',
+        'trace',
+        '--json',
+        '--job',
+        'secret-job',
+        '--state',
+        join(dir, 'secret.sqlite'),
+      ],
+      env,
+    );
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /"level":30/, 'trace logs were written');
+    assert.doesNotMatch(result.stdout + result.stderr, new RegExp(SECRET));
+    assert.doesNotMatch(readFileSync(join(dir, 'secret.sqlite')).toString('latin1'), new RegExp(SECRET));
+  });
+
+  it('--no-verify reports verified: false and exits 0', async () => {
+    const result = await runCli(['reset', 'session-17', '--no-verify', '--json'], envFor(emu));
+    assert.equal(result.code, 0);
+    assert.equal(parseJsonLines(result.stdout).sessions[0]!.verified, false);
+  });
+
+  it('reports progress on stderr every --progress-interval when stderr is not a terminal', async () => {
+    emu.setFaults({ latencyMs: 20 });
+    try {
+      const result = await runCli(
+        ['reset', ...range(40, 200), '--concurrency', '2', '--progress-interval', '0.2'],
+        envFor(emu),
+      );
+      assert.equal(result.code, 0);
+      assert.match(
+        result.stderr,
+        /progress: \d+\/40 \(\d+%\) done {2}reset \d+ {2}failed 0 {2}skipped 0 {2}\d+\/s {2}ETA/,
+      );
+    } finally {
+      emu.setFaults({ latencyMs: 0 });
+    }
+  });
+});
+
+describe('cognigy-reset reset: resumable jobs', () => {
+  it('after SIGKILL mid-job, the same command finishes the job: no session lost, none reset twice', async () => {
+    const emu = await startEmulator({ sessions: 3000, faults: { latencyMs: 2 } });
+    const state = join(dir, 'kill.sqlite');
+    const file = idsFile('kill.txt', range(3000));
+    const args = ['reset', '--from-file', file, '--job', 'kill-job', '--state', state, '--json'];
+    const first = startCli(args, envFor(emu));
+    await waitForOutput(first, (out) => out.split('\n').length > 400);
+    first.child.kill('SIGKILL');
+    const killed = await withDeadline(first.done, 10_000, 'the killed run');
+    assert.equal(killed.signal, 'SIGKILL');
+    const complete = killed.stdout.slice(0, killed.stdout.lastIndexOf('\n') + 1);
+    const firstRun = parseJsonLines(complete).sessions;
+    assert.ok(firstRun.length >= 400 && firstRun.length < 3000, `first run reported ${firstRun.length}`);
+
+    const second = await runCli(args, envFor(emu), { timeoutMs: 90_000 });
+    assert.equal(second.code, 0, second.stderr);
+    const { sessions, summary } = parseJsonLines(second.stdout);
+    assert.equal(sessions.length, 3000);
+    const skipped = new Set(sessions.filter((s) => s.outcome === 'skipped').map((s) => s.sessionId));
+    for (const s of firstRun)
+      assert.ok(skipped.has(s.sessionId), `${s.sessionId} was reported in run 1 but not skipped in run 2`);
+    assert.equal(summary!.failed, 0);
+    for (const id of range(3000)) {
+      const session = emu.store.get(id)!;
+      assert.equal(session.flowState, 'RESET', id);
+      assert.equal(session.resets, 1, `${id} was reset ${session.resets} times`);
+    }
+    await emu.close();
+  });
+
+  it('stops gracefully on SIGINT (exit 130, summary printed) and the same command resumes the job', async () => {
+    const emu = await startEmulator({ sessions: 2000, faults: { latencyMs: 2 } });
+    const state = join(dir, 'int.sqlite');
+    const file = idsFile('int.txt', range(2000));
+    const args = ['reset', '--from-file', file, '--job', 'int-job', '--state', state, '--json'];
+    const first = startCli(args, envFor(emu));
+    await waitForOutput(first, (out) => out.split('\n').length > 200);
+    first.child.kill('SIGINT');
+    const stopped = await withDeadline(first.done, 15_000, 'the interrupted run');
+    assert.equal(stopped.code, 130);
+    const a = parseJsonLines(stopped.stdout);
+    assert.equal(a.summary!.interrupted, true);
+    assert.equal(a.sessions.length, a.summary!.total);
+    assert.ok(
+      a.sessions.every((s) => s.outcome === 'reset' && s.verified),
+      'an in-flight reset did not finish',
+    );
+
+    const second = await runCli(args, envFor(emu), { timeoutMs: 90_000 });
+    assert.equal(second.code, 0, second.stderr);
+    const b = parseJsonLines(second.stdout);
+    assert.equal(b.summary!.skipped, a.sessions.length);
+    assert.equal(b.summary!.reset + b.summary!.skipped, 2000);
+    for (const id of range(2000)) assert.equal(emu.store.get(id)!.resets, 1, id);
+    await emu.close();
+  });
+
+  it('refuses to resume a job with other settings (exit 2)', async () => {
+    const emu = await startEmulator({ sessions: 10 });
+    const state = join(dir, 'mismatch.sqlite');
+    assert.equal((await runCli(['reset', 'session-1', '--job', 'j', '--state', state], envFor(emu))).code, 0);
+    const result = await runCli(
+      ['reset', 'session-1', '--job', 'j', '--state', state, '--keep-history'],
+      envFor(emu),
+    );
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /CR_ERR_STATE_JOB_MISMATCH: .*changed: plan/);
+    await emu.close();
+  });
+
+  it('refuses a corrupt state file or one from a newer version with exit 2, leaving it untouched', async () => {
+    const emu = await startEmulator({ sessions: 10 });
+    const corrupt = join(dir, 'corrupt.sqlite');
+    writeFileSync(corrupt, 'this is not a database at all, but a user file that must survive');
+    const before = readFileSync(corrupt);
+    const r1 = await runCli(['reset', 'session-1', '--job', 'j', '--state', corrupt], envFor(emu));
+    assert.equal(r1.code, 2);
+    assert.match(r1.stderr, /CR_ERR_STATE_CORRUPT/);
+    assert.deepEqual(readFileSync(corrupt), before);
+
+    const newer = join(dir, 'newer.sqlite');
+    assert.equal((await runCli(['reset', 'session-2', '--job', 'j', '--state', newer], envFor(emu))).code, 0);
+    const db = new Database(newer);
+    db.pragma('user_version = 99');
+    db.close();
+    const r2 = await runCli(['reset', 'session-3', '--job', 'j', '--state', newer], envFor(emu));
+    assert.equal(r2.code, 2);
+    assert.match(r2.stderr, /CR_ERR_STATE_NEWER/);
+    assert.equal(emu.store.get('session-3')!.flowState, 'ACTIVE');
+    await emu.close();
+  });
+});

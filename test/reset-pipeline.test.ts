@@ -1,0 +1,193 @@
+import * as assert from 'node:assert/strict';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { after, before, describe, it } from 'node:test';
+import { type Emulator, startEmulator } from '../src/emulator/index.js';
+import { createResetter, type ResetterOptions } from '../src/reset/create-resetter.js';
+import { CHANNELS, type DoneMessage } from '../src/reset/events.js';
+import type { ResetOutcome } from '../src/reset/outcome.js';
+import { withDeadline } from './helpers/ws.js';
+
+function resetterFor(emu: Emulator, extra: Partial<ResetterOptions> = {}) {
+  return createResetter({ url: emu.wsUrl, tenant: 't', botId: 'b', token: 'dev-token', ...extra });
+}
+
+async function collect(iterable: AsyncIterable<ResetOutcome>): Promise<ResetOutcome[]> {
+  const out: ResetOutcome[] = [];
+  for await (const outcome of iterable) out.push(outcome);
+  return out;
+}
+
+const ids = (n: number, from = 1): string[] => Array.from({ length: n }, (_, i) => `session-${i + from}`);
+
+describe('reset pipeline: verification', () => {
+  let emu: Emulator;
+  before(async () => {
+    emu = await startEmulator({ sessions: 1000 });
+    emu.store.create({ sessionId: 'webhook-busy', blockingMs: 300 });
+    emu.store.create({ sessionId: 'stuck', stuck: true });
+    emu.store.create({ sessionId: 'refuses', rejects: true });
+  });
+  after(() => emu.close());
+
+  it('polls the state check while a blocking webhook call keeps the flow ACTIVE, then verifies', async () => {
+    const resetter = resetterFor(emu);
+    const outcome = await resetter.reset('webhook-busy');
+    assert.equal(outcome.outcome, 'reset');
+    assert.equal(outcome.verified, true);
+    assert.ok(outcome.polls >= 2, `polled ${outcome.polls} times`);
+    assert.ok(
+      outcome.latencyMs >= 300,
+      `verified after ${outcome.latencyMs} ms, before the webhook call ended`,
+    );
+    assert.equal(
+      ((await fetch(`${emu.httpUrl}/emulator/sessions/webhook-busy`).then((r) => r.json())) as any).flowState,
+      'RESET',
+    );
+    await resetter.close();
+  });
+
+  it('fails a flow that never leaves ACTIVE with CR_ERR_RESET_VERIFY_ACTIVE at its deadline, while the others verify', async () => {
+    const resetter = resetterFor(emu, { verifyTimeoutMs: 600 });
+    const outcomes = await collect(resetter.resetMany(['stuck', ...ids(30)], { concurrency: 8 }));
+    const stuck = outcomes.find((o) => o.sessionId === 'stuck')!;
+    assert.equal(stuck.outcome, 'failed');
+    assert.equal(stuck.error?.code, 'CR_ERR_RESET_VERIFY_ACTIVE');
+    assert.ok(stuck.latencyMs >= 600 && stuck.latencyMs < 5000, `failed after ${stuck.latencyMs} ms`);
+    const others = outcomes.filter((o) => o.sessionId !== 'stuck');
+    assert.equal(others.length, 30);
+    assert.ok(others.every((o) => o.outcome === 'reset' && o.verified));
+    await resetter.close();
+  });
+
+  it('does not retry SESSION_NOT_FOUND or REJECTED, and reports each with its code after one attempt', async () => {
+    const resetter = resetterFor(emu);
+    const [ghost, refuses] = await Promise.all([resetter.reset('ghost'), resetter.reset('refuses')]);
+    assert.deepEqual([ghost.error?.code, ghost.attempts], ['CR_ERR_RESET_SESSION_NOT_FOUND', 1]);
+    assert.deepEqual([refuses.error?.code, refuses.attempts], ['CR_ERR_RESET_REJECTED', 1]);
+    await resetter.close();
+  });
+
+  it('with verify off, reports reset but verified: false and sends no state check', async () => {
+    const resetter = resetterFor(emu, { verify: false });
+    const queries = emu.stats().queries;
+    const outcome = await resetter.reset('session-900');
+    assert.deepEqual([outcome.outcome, outcome.verified, outcome.polls], ['reset', false, 0]);
+    assert.equal(emu.stats().queries, queries);
+    await resetter.close();
+  });
+
+  it("calls the seed's analytics callback once per session with its latency and success, and publishes done events", async () => {
+    const calls: [string, number, boolean][] = [];
+    const events: DoneMessage[] = [];
+    const listener = (m: unknown): void => void events.push(m as DoneMessage);
+    subscribe(CHANNELS.done.name, listener);
+    const resetter = resetterFor(emu, { analytics: (id, ms, ok) => calls.push([id, ms, ok]) });
+    await collect(resetter.resetMany(['session-950', 'session-951', 'ghost-x']));
+    unsubscribe(CHANNELS.done.name, listener);
+    calls.sort((a, b) => a[0].localeCompare(b[0]));
+    assert.deepEqual(
+      calls.map(([id, , ok]) => [id, ok]),
+      [
+        ['ghost-x', false],
+        ['session-950', true],
+        ['session-951', true],
+      ],
+    );
+    assert.ok(calls.every(([, ms]) => ms > 0));
+    const mine = events.filter((e) =>
+      ['session-950', 'session-951', 'ghost-x'].includes(e.outcome.sessionId),
+    );
+    assert.equal(mine.length, 3);
+    assert.match(mine.find((e) => e.outcome.sessionId === 'session-950')!.directiveText!, /"type":"SEND"/);
+    await resetter.close();
+  });
+
+  it('stops a reset when its AbortSignal fires, with CR_ERR_RESET_ABORTED', async () => {
+    const resetter = resetterFor(emu, { verifyTimeoutMs: 60_000 });
+    const controller = new AbortController();
+    const pending = resetter.reset('stuck', { signal: controller.signal });
+    setTimeout(() => controller.abort(), 200).unref();
+    const outcome = await withDeadline(pending, 5000, 'the aborted reset');
+    assert.equal(outcome.error?.code, 'CR_ERR_RESET_ABORTED');
+    await resetter.close();
+  });
+});
+
+describe('reset pipeline: faults', () => {
+  it('leaves every session reset and verified, each reported once, with a drop every 7 frames', async () => {
+    const emu = await startEmulator({ sessions: 400, faults: { dropEveryFrames: 7 } });
+    const resetter = resetterFor(emu, { connections: 4 });
+    const outcomes = await collect(resetter.resetMany(ids(400), { concurrency: 16 }));
+    assert.equal(outcomes.length, 400);
+    assert.equal(new Set(outcomes.map((o) => o.sessionId)).size, 400);
+    const bad = outcomes.filter((o) => !(o.outcome === 'reset' && o.verified));
+    assert.deepEqual(bad, []);
+    assert.ok(emu.stats().drops > 10, `only ${emu.stats().drops} drops`);
+    assert.ok(outcomes.some((o) => o.retried));
+    for (const id of ids(400)) assert.equal(emu.store.get(id)!.flowState, 'RESET', id);
+    await resetter.close();
+    await emu.close();
+  });
+
+  it('retries RATE_LIMITED after retryAfterMs through a shared backoff until every session is verified', async () => {
+    const emu = await startEmulator({ sessions: 150, faults: { messageRate: 100 } });
+    const resetter = resetterFor(emu, {
+      retry: { ...(await import('../src/reset/retry-policy.js')).DEFAULT_RETRY_POLICY, maxAttempts: 20 },
+    });
+    const outcomes = await collect(resetter.resetMany(ids(150), { concurrency: 32 }));
+    assert.ok(outcomes.every((o) => o.outcome === 'reset' && o.verified));
+    assert.ok((emu.stats().answers['RATE_LIMITED'] ?? 0) > 0, 'the engine never said RATE_LIMITED');
+    assert.ok(outcomes.some((o) => o.attempts > 1));
+    assert.ok(resetter.pipeline.gate.pauses > 0, 'no shared pause');
+    await resetter.close();
+    await emu.close();
+  });
+
+  it('works against a strict engine (bare answers, matched by order)', async () => {
+    const emu = await startEmulator({ sessions: 200, strict: true });
+    emu.store.create({ sessionId: 'busy', blockingMs: 200 });
+    const resetter = resetterFor(emu);
+    const outcomes = await collect(resetter.resetMany([...ids(200), 'busy', 'ghost'], { concurrency: 16 }));
+    assert.equal(outcomes.filter((o) => o.verified).length, 201);
+    assert.equal(
+      outcomes.find((o) => o.sessionId === 'ghost')!.error?.code,
+      'CR_ERR_RESET_SESSION_NOT_FOUND',
+    );
+    await resetter.close();
+    await emu.close();
+  });
+
+  it('refreshes an OAuth2 token that expires in the middle of a job and finishes it', async () => {
+    const emu = await startEmulator({
+      sessions: 3000,
+      tokens: [],
+      oauth: { tokenTtlSec: 1 },
+      faults: { latencyMs: 1 },
+    });
+    const resetter = resetterFor(emu, {
+      token: undefined,
+      oauth2: {
+        tokenUrl: `${emu.httpUrl}/auth/oauth2/token`,
+        clientId: 'dev-client',
+        clientSecret: 'dev-secret',
+        skewMs: 0,
+      },
+      connections: 2,
+    });
+    const started = Date.now();
+    const outcomes = await collect(resetter.resetMany(ids(3000), { concurrency: 4 }));
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed > 1000, `the job took ${elapsed} ms, shorter than the token's life: nothing expired`);
+    assert.deepEqual(
+      outcomes.filter((o) => !o.verified).map((o) => [o.sessionId, o.error]),
+      [],
+    );
+    assert.ok((emu.stats().oauth['issued'] ?? 0) >= 2, 'no refresh');
+    assert.ok(
+      (emu.stats().closes['1008'] ?? 0) + (emu.stats().handshakes['401'] ?? 0) >= 1,
+      'the token never expired',
+    );
+    await resetter.close();
+    await emu.close();
+  });
+});
