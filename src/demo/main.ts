@@ -1,129 +1,85 @@
 /**
- * `npm start`: starts an emulator with 2,000 seeded sessions (a share of them caught in a blocking
- * webhook call) and runs the seed's reset flow against each over the runtime WebSocket protocol:
- * compile and validate the directive, send it, read the acknowledgement, then poll the state check
- * until the flow is RESET and the variables are gone. Three ids that do not exist are included.
- * Exits 0 when every seeded session was reset and verified and the missing ones were reported missing.
+ * `npm start`: the main job, end to end, against a local engine. An emulator starts in-process with
+ * 2,000 seeded sessions (2 % caught in a blocking webhook call, 2 ms answer latency, a dropped
+ * connection every 400 frames) plus three ids that do not exist. The pipeline resets them all as a
+ * named bulk job in a temporary SQLite state file: validate, send, acknowledge, verify (polling the
+ * blocking ones), retry what the drops cut off. Exits 0 when all 2,000 were verified and the three
+ * ghosts came back SESSION_NOT_FOUND.
  */
-import { WebSocket } from 'ws';
+import { subscribe } from 'node:diagnostics_channel';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { humanSummary } from '../cli/summary.js';
 import { startEmulator } from '../emulator/index.js';
-import {
-  checkResetDirective,
-  decodeAnswer,
-  encodeFrame,
-  type EngineAnswer,
-  type ResetDirective,
-} from '../protocol/index.js';
-import { planReset } from '../reset/plan.js';
+import { createResetter } from '../reset/create-resetter.js';
+import { CHANNELS } from '../reset/events.js';
+import type { BulkTarget } from '../reset/bulk.js';
+import { JobStore } from '../state/job-store.js';
+import { openStateFile } from '../state/state-file.js';
 
 const SESSIONS = 2000;
-const CONNECTIONS = 8;
-const VERIFY_TIMEOUT_MS = 30_000;
-/** Every layer, as the seed's CompileResetPayload clears. */
-const PLAN = planReset();
+const GHOSTS = ['ghost-1', 'ghost-2', 'ghost-3'];
 
 const emulator = await startEmulator({
   sessions: SESSIONS,
-  faults: { blockingShare: 0.02, blockingMs: 400, latencyMs: 2 },
+  faults: { blockingShare: 0.02, blockingMs: 400, latencyMs: 2, dropEveryFrames: 400 },
 });
-
-/** One connection, one request at a time: the seed's "send, then read the next message". */
-async function open(): Promise<(frame: string) => Promise<EngineAnswer>> {
-  const url = new URL(emulator.wsUrl);
-  url.search = new URLSearchParams({ tenant: 'demo', botId: 'demo-bot', token: 'dev-token' }).toString();
-  const ws = new WebSocket(url, 'cognigy-runtime-v1', { origin: 'https://api.cognigy.com' });
-  await new Promise((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
-  });
-  return (frame) =>
-    new Promise((resolve, reject) => {
-      ws.once('message', (data) => {
-        const decoded = decodeAnswer(data as Buffer);
-        if (decoded.ok) resolve(decoded.value);
-        else reject(decoded.error);
-      });
-      ws.send(frame);
-    });
-}
-
-function directiveFor(sessionId: string): string {
-  const directive: ResetDirective = {
-    type: 'SEND',
-    sessionId,
-    stateClearMatrix: PLAN.stateClearMatrix,
-    contextWipeDirective: PLAN.contextWipeDirective,
-    maxDurationSec: 900,
-    timestamp: new Date().toISOString(),
-  };
-  const error = checkResetDirective(directive);
-  if (error) throw error;
-  return encodeFrame(directive);
-}
-
-const ids = [
-  ...Array.from({ length: SESSIONS }, (_, i) => `session-${i + 1}`),
-  'ghost-1',
-  'ghost-2',
-  'ghost-3',
-];
-const counts = { verified: 0, polledWhileBlocking: 0, missing: 0, failed: 0 };
-const latencies: number[] = [];
-const started = performance.now();
-let next = 0;
-
-await Promise.all(
-  Array.from({ length: CONNECTIONS }, async () => {
-    const request = await open();
-    while (next < ids.length) {
-      const sessionId = ids[next++]!;
-      const t0 = performance.now();
-      const ack = await request(directiveFor(sessionId));
-      if (ack.kind === 'status' && ack.status === 'SESSION_NOT_FOUND') {
-        counts.missing++;
-        continue;
-      }
-      if (ack.kind !== 'status' || ack.status !== 'RESET_COMPLETE') {
-        counts.failed++;
-        continue;
-      }
-      let delay = 50;
-      let polled = false;
-      for (;;) {
-        const state = await request(encodeFrame({ type: 'QUERY', sessionId, request: 'STATE_CHECK' }));
-        if (
-          state.kind === 'state' &&
-          state.flowState === 'RESET' &&
-          Object.keys(state.variables).length === 0
-        ) {
-          counts.verified++;
-          if (polled) counts.polledWhileBlocking++;
-          latencies.push(performance.now() - t0);
-          break;
-        }
-        if (performance.now() - t0 > VERIFY_TIMEOUT_MS) {
-          counts.failed++;
-          break;
-        }
-        polled = true;
-        await new Promise((resolve) => setTimeout(resolve, delay));
-        delay = Math.min(delay * 2, 1000);
-      }
-    }
-  }),
-);
-
-const seconds = (performance.now() - started) / 1000;
-latencies.sort((a, b) => a - b);
-const pct = (p: number): number =>
-  Math.round(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0);
-await emulator.close();
+const dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-demo-'));
+const db = openStateFile(join(dir, 'state.sqlite'));
 
 process.stdout.write(
-  [
-    `sessions: ${ids.length}  verified: ${counts.verified}  missing: ${counts.missing}  failed: ${counts.failed}`,
-    `verified only after polling a blocking webhook call: ${counts.polledWhileBlocking}`,
-    `latency p50 ${pct(0.5)} ms  p95 ${pct(0.95)} ms  p99 ${pct(0.99)} ms  throughput ${Math.round(counts.verified / seconds)} resets/s`,
-  ].join('\n') + '\n',
+  `engine emulator at ${emulator.wsUrl}: ${SESSIONS} sessions mid-flow (2 % in a blocking webhook call), ` +
+    `3 ids that do not exist, a dropped connection every 400 frames\n` +
+    `the same run from the shell: cognigy-reset reset --from-file ids.txt --job demo --state state.sqlite\n\n`,
 );
-process.exitCode = counts.verified === SESSIONS && counts.missing === 3 && counts.failed === 0 ? 0 : 1;
+
+const resetter = createResetter({
+  url: emulator.wsUrl,
+  tenant: 'demo-tenant',
+  botId: 'demo-bot',
+  token: 'dev-token',
+  connections: 4,
+  verifyTimeoutMs: 30_000,
+});
+const job = new JobStore(db, 'demo', { tenant: 'demo-tenant', plan: resetter.plan.cleared });
+
+function* targets(): Generator<BulkTarget> {
+  const ids = [...Array.from({ length: SESSIONS }, (_, i) => `session-${i + 1}`), ...GHOSTS];
+  for (let index = 0; index < ids.length; index++) yield { sessionId: ids[index]!, index };
+}
+
+// Sessions whose state check saw the flow still ACTIVE after the acknowledgement: the blocking ones.
+const sawActive = new Set<string>();
+subscribe(CHANNELS.poll.name, (message) => {
+  const poll = message as { sessionId: string; flowState: string };
+  if (poll.flowState === 'ACTIVE') sawActive.add(poll.sessionId);
+});
+let polledWhileBlocking = 0;
+let ghostsNotFound = 0;
+const summary = await resetter.run(targets(), {
+  concurrency: 32,
+  ledger: job,
+  onOutcome: (outcome) => {
+    if (outcome.verified && sawActive.has(outcome.sessionId)) polledWhileBlocking++;
+    if (GHOSTS.includes(outcome.sessionId) && outcome.error?.code === 'CR_ERR_RESET_SESSION_NOT_FOUND') {
+      ghostsNotFound++;
+    }
+  },
+});
+job.finish(true);
+await resetter.close();
+const stats = emulator.stats();
+await emulator.close();
+db.close();
+rmSync(dir, { recursive: true, force: true });
+
+process.stdout.write(humanSummary(summary, { jobId: 'demo', dryRun: false }));
+process.stdout.write(
+  `verified only after polling a blocking webhook call: ${polledWhileBlocking}\n` +
+    `connections dropped by the engine: ${stats.drops}; sessions recovered by a retry: ${summary.recovered}\n`,
+);
+const ok =
+  summary.verified === SESSIONS && ghostsNotFound === GHOSTS.length && summary.failed === GHOSTS.length;
+process.stdout.write(ok ? 'demo: as expected\n' : 'demo: NOT as expected\n');
+process.exitCode = ok ? 0 : 1;
