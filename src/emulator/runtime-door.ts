@@ -3,7 +3,6 @@
  * order, and nothing unsolicited — a client that reads "the next message" after each request works.
  */
 import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
@@ -20,6 +19,7 @@ import {
   SUBPROTOCOL,
 } from '../protocol/index.js';
 import { type EmulatorContext, rateLimit } from './context.js';
+import { TickCork } from '../util/tick-cork.js';
 import { bump } from './stats.js';
 import type { TokenGrant } from './tokens.js';
 
@@ -33,9 +33,8 @@ interface Connection {
   /** Answers waiting for their due time, in request order. */
   queue: { due: number; text: string }[];
   timer: NodeJS.Timeout | undefined;
-  /** The TCP socket under the WebSocket, corked while a tick's answers are written. */
-  socket: Socket | undefined;
-  corked: boolean;
+  /** Corks the TCP socket while a tick's answers are written. */
+  cork: TickCork;
 }
 
 const STATUS_TEXT: Record<number, string> = {
@@ -63,12 +62,6 @@ function refuse(
     ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
   ];
   socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
-}
-
-/** ws keeps its TCP socket private; reach it only if it is there, and do without otherwise. */
-function underlyingSocket(ws: WebSocket): Socket | undefined {
-  const socket = (ws as unknown as { _socket?: unknown })._socket;
-  return socket !== null && typeof socket === 'object' && 'cork' in socket ? (socket as Socket) : undefined;
 }
 
 /** A close reason is at most 123 bytes. */
@@ -142,8 +135,7 @@ export class RuntimeDoor {
       closing: false,
       queue: [],
       timer: undefined,
-      socket: underlyingSocket(ws),
-      corked: false,
+      cork: new TickCork(ws),
     };
     this.#connections.add(conn);
     stats.connectionsOpen++;
@@ -307,15 +299,7 @@ export class RuntimeDoor {
     this.#ctx.stats.answersOut++;
     // Pipelined requests arrive many to a read; corking until the tick ends writes their answers in one
     // syscall instead of one each (half the emulator's time went to writev before).
-    const socket = conn.socket;
-    if (socket !== undefined && !conn.corked) {
-      conn.corked = true;
-      socket.cork();
-      process.nextTick(() => {
-        conn.corked = false;
-        socket.uncork();
-      });
-    }
+    conn.cork.cork();
     conn.ws.send(text);
   }
 

@@ -108,6 +108,8 @@ export async function runBulk(
     return pulling;
   };
   const ledger = options.ledger;
+  const concurrency = Math.max(1, Math.floor(options.concurrency ?? 16));
+  const maxReports = concurrency * 4;
 
   const one = async (target: BulkTarget): Promise<void> => {
     let outcome: ResetOutcome;
@@ -135,10 +137,22 @@ export async function runBulk(
         precheck: state === 'unsure',
       });
     }
-    if (state !== 'done' && options.dryRun !== true) await ledger?.record(outcome, target.index);
-    count(outcome);
-    await options.onOutcome?.(outcome, target.index);
+    // The outcome is reported only once the ledger made it durable, but the worker does not wait for
+    // that commit: it takes the next session at once (reports in flight are bounded below).
+    const durable =
+      state !== 'done' && options.dryRun !== true && ledger !== undefined
+        ? ledger.record(outcome, target.index)
+        : undefined;
+    const report = async (): Promise<void> => {
+      if (durable !== undefined) await durable;
+      count(outcome);
+      await options.onOutcome?.(outcome, target.index);
+    };
+    const pending = report().finally(() => reports.delete(pending));
+    reports.add(pending);
+    if (reports.size > maxReports) await Promise.race(reports);
   };
+  const reports = new Set<Promise<void>>();
 
   const count = (outcome: ResetOutcome): void => {
     summary.total++;
@@ -173,9 +187,9 @@ export async function runBulk(
     }
   };
 
-  const concurrency = Math.max(1, Math.floor(options.concurrency ?? 16));
   try {
     await Promise.all(Array.from({ length: concurrency }, worker));
+    while (reports.size > 0) await Promise.all(reports);
   } finally {
     if (!exhausted) await iterator.return?.();
   }

@@ -32,6 +32,7 @@ export class JobStore implements JobLedger {
   #mark: number;
   readonly #lookup: Statement<[string, string], { done: number }>;
   readonly #upsert: Statement;
+  readonly #upsertMany: Statement;
   readonly #setMark: Statement;
   #batch: Row[] = [];
   #waiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
@@ -61,18 +62,14 @@ export class JobStore implements JobLedger {
     this.#previousMark = existing?.reserved_upto ?? 0;
     this.#mark = this.#previousMark;
     this.#lookup = db.prepare('SELECT done FROM job_sessions WHERE job_id = ? AND session_id = ?');
-    this.#upsert = db.prepare(`
-      INSERT INTO job_sessions (job_id, session_id, input_index, outcome, verified, done, error_code, attempts, latency_ms, updated_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-      ON CONFLICT (job_id, session_id) DO UPDATE SET
-        input_index = excluded.input_index, outcome = excluded.outcome, verified = excluded.verified,
-        done = excluded.done, error_code = excluded.error_code, attempts = excluded.attempts,
-        latency_ms = excluded.latency_ms, updated_at = excluded.updated_at
-      WHERE job_sessions.done = 0`);
+    this.#upsert = db.prepare(upsertSql(1));
+    this.#upsertMany = db.prepare(upsertSql(ROWS_PER_STATEMENT));
     this.#setMark = db.prepare('UPDATE jobs SET reserved_upto = ?, updated_at = ? WHERE job_id = ?');
   }
 
   lookup(sessionId: string, index: number): 'done' | 'unsure' | 'new' {
+    // A job's first run has nothing recorded from before (a duplicate id is simply reset again).
+    if (!this.resumed) return 'new';
     const row = this.#lookup.get(this.jobId, sessionId);
     if (row?.done === 1) return 'done';
     // Below the old mark it may have been sent; a recorded failure was sent too, and may have landed.
@@ -107,21 +104,13 @@ export class JobStore implements JobLedger {
     const now = new Date().toISOString();
     try {
       this.#db.transaction(() => {
-        for (const { outcome, index } of batch) {
-          const done = outcome.outcome !== 'failed' ? 1 : 0;
-          this.#upsert.run(
-            this.jobId,
-            outcome.sessionId,
-            index,
-            outcome.outcome,
-            outcome.verified ? 1 : 0,
-            done,
-            outcome.error?.code ?? null,
-            outcome.attempts,
-            outcome.latencyMs,
-            now,
+        let i = 0;
+        for (; i + ROWS_PER_STATEMENT <= batch.length; i += ROWS_PER_STATEMENT) {
+          this.#upsertMany.run(
+            batch.slice(i, i + ROWS_PER_STATEMENT).flatMap((row) => rowValues(this.jobId, row, now)),
           );
         }
+        for (; i < batch.length; i++) this.#upsert.run(rowValues(this.jobId, batch[i]!, now));
       })();
     } catch (err) {
       for (const waiter of waiters) waiter.reject(err);
@@ -145,6 +134,35 @@ export class JobStore implements JobLedger {
       .all(this.jobId) as { outcome: string; n: number }[];
     return Object.fromEntries(rows.map((r) => [r.outcome, r.n]));
   }
+}
+
+/** One multi-row upsert binds this many rows: far fewer statement runs per batch. */
+const ROWS_PER_STATEMENT = 64;
+
+function upsertSql(rows: number): string {
+  const tuple = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+  return `INSERT INTO job_sessions (job_id, session_id, input_index, outcome, verified, done, error_code, attempts, latency_ms, updated_at)
+    VALUES ${Array.from({ length: rows }, () => tuple).join(', ')}
+    ON CONFLICT (job_id, session_id) DO UPDATE SET
+      input_index = excluded.input_index, outcome = excluded.outcome, verified = excluded.verified,
+      done = excluded.done, error_code = excluded.error_code, attempts = excluded.attempts,
+      latency_ms = excluded.latency_ms, updated_at = excluded.updated_at
+    WHERE job_sessions.done = 0`;
+}
+
+function rowValues(jobId: string, { outcome, index }: Row, now: string): unknown[] {
+  return [
+    jobId,
+    outcome.sessionId,
+    index,
+    outcome.outcome,
+    outcome.verified ? 1 : 0,
+    outcome.outcome !== 'failed' ? 1 : 0,
+    outcome.error?.code ?? null,
+    outcome.attempts,
+    outcome.latencyMs,
+    now,
+  ];
 }
 
 function describeDiff(previous: string, next: Record<string, unknown>): string {

@@ -28,6 +28,7 @@ import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.js';
 import { integerIn, numberIn } from '../parse.js';
 import { createProgress } from '../progress.js';
 import { humanSummary } from '../summary.js';
+import { LineWriter } from '../line-writer.js';
 
 interface ResetFlags {
   url?: string;
@@ -147,7 +148,7 @@ export function resetCommand(): Command {
 }
 
 async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv): Promise<number> {
-  const out = process.stdout;
+  const out = new LineWriter(process.stdout);
   const url = flags.url ?? env['COGNIGY_WS_URL'] ?? DEFAULT_WS_URL;
   const tenant = flags.tenant ?? env['COGNIGY_TENANT_ID'] ?? '';
   const botId = flags.bot ?? env['COGNIGY_BOT_ID'] ?? '';
@@ -284,13 +285,13 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       const directive =
         outcome.error === null ? resetter.pipeline.compile(outcome.sessionId).directive : null;
       out.write(
-        `${JSON.stringify(flags.json ? { ...outcomeLine(outcome), directive } : (directive ?? outcome.error))}\n`,
+        JSON.stringify(flags.json ? { ...outcomeLine(outcome), directive } : (directive ?? outcome.error)),
       );
       return;
     }
-    if (flags.json) out.write(`${JSON.stringify(outcomeLine(outcome))}\n`);
+    if (flags.json) out.write(JSON.stringify(outcomeLine(outcome)));
     else if (outcome.outcome === 'failed') {
-      out.write(`failed ${outcome.sessionId}: ${outcome.error?.code}: ${outcome.error?.message}\n`);
+      out.write(`failed ${outcome.sessionId}: ${outcome.error?.code}: ${outcome.error?.message}`);
     }
   };
 
@@ -322,11 +323,12 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   if (flags.json) {
     const maxRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
     out.write(
-      `${JSON.stringify({ summary: { ...summary, jobId: flags.job ?? null, dryRun: flags.dryRun, maxRssMb } })}\n`,
+      JSON.stringify({ summary: { ...summary, jobId: flags.job ?? null, dryRun: flags.dryRun, maxRssMb } }),
     );
   } else {
-    out.write(humanSummary(summary, { jobId: flags.job, dryRun: flags.dryRun }));
+    out.write(humanSummary(summary, { jobId: flags.job, dryRun: flags.dryRun }).trimEnd());
   }
+  out.flush();
   if (summary.fatal !== null) {
     log.info({ code: summary.fatal.code }, summary.fatal.message);
     process.stderr.write(`cognigy-reset: ${summary.fatal.code}: ${summary.fatal.message}\n`);

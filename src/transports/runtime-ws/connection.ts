@@ -7,6 +7,8 @@ import { WebSocket } from 'ws';
 import { CognigyResetError } from '../../errors.js';
 import { decodeAnswer, type EngineAnswer, MAX_ANSWER_BYTES, SUBPROTOCOL } from '../../protocol/index.js';
 import { redactUrl } from '../../util/redact.js';
+import { onAbort } from '../../util/on-abort.js';
+import { TickCork } from '../../util/tick-cork.js';
 import { closeError, handshakeError } from './close-codes.js';
 
 export interface ConnectionOptions {
@@ -37,6 +39,7 @@ interface Pending {
 export class RuntimeConnection {
   readonly token: string;
   readonly #ws: WebSocket;
+  readonly #cork: TickCork;
   readonly #pending: Pending[] = [];
   readonly #keepalive: NodeJS.Timeout;
   readonly #closeListeners: ((err: CognigyResetError) => void)[] = [];
@@ -45,6 +48,7 @@ export class RuntimeConnection {
 
   private constructor(ws: WebSocket, opts: ConnectionOptions) {
     this.#ws = ws;
+    this.#cork = new TickCork(ws);
     this.token = opts.token;
     ws.on('message', (data, isBinary) => this.#onMessage(data as Buffer, isBinary));
     ws.on('pong', () => (this.#lastSeen = Date.now()));
@@ -172,7 +176,7 @@ export class RuntimeConnection {
       const done = (): void => {
         entry.settled = true;
         clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
+        unregister();
       };
       const entry: Pending = {
         requestId,
@@ -189,8 +193,6 @@ export class RuntimeConnection {
           reject(err);
         },
       };
-      const onAbort = (): void =>
-        entry.reject(new CognigyResetError('CR_ERR_RESET_ABORTED', 'the request was aborted'));
       const timer = setTimeout(() => {
         entry.reject(new CognigyResetError('CR_ERR_RESET_ACK_TIMEOUT', `no answer within ${timeoutMs} ms`));
         this.terminate(
@@ -201,8 +203,11 @@ export class RuntimeConnection {
         );
       }, timeoutMs);
       timer.unref();
-      signal?.addEventListener('abort', onAbort, { once: true });
+      const unregister = onAbort(signal, () =>
+        entry.reject(new CognigyResetError('CR_ERR_RESET_ABORTED', 'the request was aborted')),
+      );
       this.#pending.push(entry);
+      this.#cork.cork();
       this.#ws.send(text);
     });
   }
