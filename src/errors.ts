@@ -189,6 +189,11 @@ export const ERROR_CATALOGUE = {
     retryable: false,
     summary: 'the state file was written by a newer version of cognigy-reset',
   },
+  CR_ERR_STATE_WRITE: {
+    kind: 'internal',
+    retryable: false,
+    summary: 'a write to the state file failed (disk full, permissions, or the file was removed)',
+  },
   CR_ERR_STATE_JOB_MISMATCH: {
     kind: 'usage',
     retryable: false,

@@ -67,7 +67,7 @@ const summary = await resetter.run(targets(), {
     }
   },
 });
-job.finish(true);
+await job.finish(true);
 await resetter.close();
 const stats = emulator.stats();
 await emulator.close();

@@ -148,11 +148,17 @@ export async function runBulk(
       count(outcome);
       await options.onOutcome?.(outcome, target.index);
     };
-    const pending = report().finally(() => reports.delete(pending));
+    // A failed report (the ledger could not commit) stops the run; it is rethrown once workers stop.
+    const pending = report()
+      .catch((err: unknown) => {
+        reportError ??= err instanceof Error ? err : new Error(String(err));
+      })
+      .finally(() => reports.delete(pending));
     reports.add(pending);
     if (reports.size > maxReports) await Promise.race(reports);
   };
   const reports = new Set<Promise<void>>();
+  let reportError: Error | undefined;
 
   const count = (outcome: ResetOutcome): void => {
     summary.total++;
@@ -177,7 +183,14 @@ export async function runBulk(
 
   const worker = async (): Promise<void> => {
     for (;;) {
-      if (fatal || options.stop?.aborted === true || options.signal?.aborted === true) return;
+      if (
+        fatal ||
+        reportError !== undefined ||
+        options.stop?.aborted === true ||
+        options.signal?.aborted === true
+      ) {
+        return;
+      }
       const next = await pull();
       if (next.done === true) {
         exhausted = true;
@@ -190,6 +203,7 @@ export async function runBulk(
   try {
     await Promise.all(Array.from({ length: concurrency }, worker));
     while (reports.size > 0) await Promise.all(reports);
+    if (reportError !== undefined) throw reportError;
   } finally {
     if (!exhausted) await iterator.return?.();
   }

@@ -3,7 +3,6 @@ import { CognigyResetError } from '../errors.js';
 import {
   checkResetDirective,
   DEFAULT_MAX_DURATION_SEC,
-  encodeFrame,
   type ResetDirective,
   sessionIdProblem,
 } from '../protocol/index.js';
@@ -50,5 +49,32 @@ export function compileDirective(
   if (options.requestId !== undefined) directive.requestId = options.requestId;
   const error = checkResetDirective(directive);
   if (error !== undefined) throw error;
-  return { directive, text: encodeFrame(directive) };
+  return { directive, text: frameText(directive) };
+}
+
+/**
+ * The frame text of a validated directive: the same as `JSON.stringify(directive)` (same keys, same
+ * order), with the matrix and wipe directive serialised once per plan instead of once per session. A
+ * session id of at most 256 characters keeps the frame far below 64 KiB, so no size check is needed.
+ */
+const planJson = new WeakMap<object, string>();
+
+function cachedJson(value: object): string {
+  let text = planJson.get(value);
+  if (text === undefined) {
+    text = JSON.stringify(value);
+    planJson.set(value, text);
+  }
+  return text;
+}
+
+function frameText(d: ResetDirective): string {
+  return (
+    `{"type":"SEND","sessionId":${JSON.stringify(d.sessionId)},` +
+    `"stateClearMatrix":${cachedJson(d.stateClearMatrix)},"contextWipeDirective":${cachedJson(d.contextWipeDirective)}` +
+    (d.maxDurationSec === undefined ? '' : `,"maxDurationSec":${d.maxDurationSec}`) +
+    `,"timestamp":"${d.timestamp}"` +
+    (d.requestId === undefined ? '' : `,"requestId":${JSON.stringify(d.requestId)}`) +
+    '}'
+  );
 }

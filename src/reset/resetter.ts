@@ -168,12 +168,16 @@ export class ResetPipeline {
     return outcome;
   }
 
-  async #waitTurn(signal: AbortSignal | undefined): Promise<void> {
-    await this.gate.wait(signal);
-    if (this.#bucket !== undefined) {
-      const wait = this.#bucket.reserve();
-      if (wait > 0) await sleep(wait, undefined, { signal, ref: false });
-    }
+  /** Waits out a shared pause and the rate limit; resolves at once (no promise) when neither applies. */
+  #waitTurn(signal: AbortSignal | undefined): Promise<void> | undefined {
+    if (this.gate.remaining() === 0 && this.#bucket === undefined) return undefined;
+    return (async () => {
+      await this.gate.wait(signal);
+      if (this.#bucket !== undefined) {
+        const wait = this.#bucket.reserve();
+        if (wait > 0) await sleep(wait, undefined, { signal, ref: false });
+      }
+    })();
   }
 
   async #sendWithRetries(
@@ -185,7 +189,8 @@ export class ResetPipeline {
       signal?.throwIfAborted();
       const requestId = this.#requestId();
       const compiled = this.compile(sessionId, requestId);
-      await this.#waitTurn(signal);
+      const turn = this.#waitTurn(signal);
+      if (turn !== undefined) await turn;
       outcome.attempts++;
       outcome.requestId = requestId;
       if (outcome.attempts > 1) outcome.retried = true;
@@ -229,7 +234,7 @@ export class ResetPipeline {
   ): Promise<EngineAnswer> {
     for (let attempt = 1; ; attempt++) {
       signal?.throwIfAborted();
-      await this.gate.wait(signal);
+      if (this.gate.remaining() > 0) await this.gate.wait(signal);
       try {
         outcome.polls++;
         return await this.transport.check(sessionId, this.#requestId(), {

@@ -9,12 +9,14 @@
  * just before a SIGKILL is found reset and not reset a second time.
  */
 import type { Statement } from 'better-sqlite3';
+import { JOB_SESSION_COLUMNS, jobSessionWriter } from './batch-sql.js';
+import type { WriterThread } from './writer-thread.js';
 import { CognigyResetError } from '../errors.js';
 import type { JobLedger } from '../reset/bulk.js';
 import type { ResetOutcome } from '../reset/outcome.js';
 import type { StateDb } from './state-file.js';
 
-const RESERVE_STEP = 1024;
+const RESERVE_STEP = 8192;
 const FLUSH_MS = 10;
 const FLUSH_ROWS = 512;
 
@@ -31,14 +33,17 @@ export class JobStore implements JobLedger {
   readonly #previousMark: number;
   #mark: number;
   readonly #lookup: Statement<[string, string], { done: number }>;
-  readonly #upsert: Statement;
-  readonly #upsertMany: Statement;
+  /** Commits on this thread when there is no writer thread. */
+  readonly #writeHere: (values: unknown[]) => void;
+  readonly #writer: WriterThread | undefined;
+  readonly #inflight = new Set<Promise<void>>();
   readonly #setMark: Statement;
   #batch: Row[] = [];
   #waiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(db: StateDb, jobId: string, settings: Record<string, unknown>) {
+  constructor(db: StateDb, jobId: string, settings: Record<string, unknown>, writer?: WriterThread) {
+    this.#writer = writer;
     this.#db = db;
     this.jobId = jobId;
     const text = JSON.stringify(settings);
@@ -62,8 +67,7 @@ export class JobStore implements JobLedger {
     this.#previousMark = existing?.reserved_upto ?? 0;
     this.#mark = this.#previousMark;
     this.#lookup = db.prepare('SELECT done FROM job_sessions WHERE job_id = ? AND session_id = ?');
-    this.#upsert = db.prepare(upsertSql(1));
-    this.#upsertMany = db.prepare(upsertSql(ROWS_PER_STATEMENT));
+    this.#writeHere = jobSessionWriter(db);
     this.#setMark = db.prepare('UPDATE jobs SET reserved_upto = ?, updated_at = ? WHERE job_id = ?');
   }
 
@@ -92,7 +96,7 @@ export class JobStore implements JobLedger {
     });
   }
 
-  /** Commits the pending batch in one transaction and releases its waiters. */
+  /** Commits the pending batch in one transaction (on the writer thread, if any) and releases its waiters. */
   flush(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -102,26 +106,34 @@ export class JobStore implements JobLedger {
     this.#waiters = [];
     if (batch.length === 0) return;
     const now = new Date().toISOString();
-    try {
-      this.#db.transaction(() => {
-        let i = 0;
-        for (; i + ROWS_PER_STATEMENT <= batch.length; i += ROWS_PER_STATEMENT) {
-          this.#upsertMany.run(
-            batch.slice(i, i + ROWS_PER_STATEMENT).flatMap((row) => rowValues(this.jobId, row, now)),
-          );
-        }
-        for (; i < batch.length; i++) this.#upsert.run(rowValues(this.jobId, batch[i]!, now));
-      })();
-    } catch (err) {
-      for (const waiter of waiters) waiter.reject(err);
+    const values: unknown[] = new Array(batch.length * JOB_SESSION_COLUMNS);
+    let k = 0;
+    for (const row of batch) k = rowValues(values, k, this.jobId, row, now);
+    const release = (err?: unknown): void => {
+      for (const waiter of waiters) {
+        if (err === undefined) waiter.resolve();
+        else waiter.reject(err);
+      }
+    };
+    if (this.#writer === undefined) {
+      try {
+        this.#writeHere(values);
+      } catch (err) {
+        release(err);
+        return;
+      }
+      release();
       return;
     }
-    for (const waiter of waiters) waiter.resolve();
+    const written = this.#writer.write('job-sessions', values).then(() => release(), release);
+    this.#inflight.add(written);
+    void written.then(() => this.#inflight.delete(written));
   }
 
-  /** Marks the job finished when every session of its input has an outcome. */
-  finish(complete: boolean): void {
+  /** Commits everything recorded, then marks the job finished when every session has an outcome. */
+  async finish(complete: boolean): Promise<void> {
     this.flush();
+    await Promise.all(this.#inflight);
     this.#db
       .prepare('UPDATE jobs SET finished = ?, updated_at = ? WHERE job_id = ?')
       .run(complete ? 1 : 0, new Date().toISOString(), this.jobId);
@@ -136,33 +148,25 @@ export class JobStore implements JobLedger {
   }
 }
 
-/** One multi-row upsert binds this many rows: far fewer statement runs per batch. */
-const ROWS_PER_STATEMENT = 64;
-
-function upsertSql(rows: number): string {
-  const tuple = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
-  return `INSERT INTO job_sessions (job_id, session_id, input_index, outcome, verified, done, error_code, attempts, latency_ms, updated_at)
-    VALUES ${Array.from({ length: rows }, () => tuple).join(', ')}
-    ON CONFLICT (job_id, session_id) DO UPDATE SET
-      input_index = excluded.input_index, outcome = excluded.outcome, verified = excluded.verified,
-      done = excluded.done, error_code = excluded.error_code, attempts = excluded.attempts,
-      latency_ms = excluded.latency_ms, updated_at = excluded.updated_at
-    WHERE job_sessions.done = 0`;
-}
-
-function rowValues(jobId: string, { outcome, index }: Row, now: string): unknown[] {
-  return [
-    jobId,
-    outcome.sessionId,
-    index,
-    outcome.outcome,
-    outcome.verified ? 1 : 0,
-    outcome.outcome !== 'failed' ? 1 : 0,
-    outcome.error?.code ?? null,
-    outcome.attempts,
-    outcome.latencyMs,
-    now,
-  ];
+/** Writes one row's values into `values` from position `k`; returns the next position. */
+function rowValues(
+  values: unknown[],
+  k: number,
+  jobId: string,
+  { outcome, index }: Row,
+  now: string,
+): number {
+  values[k++] = jobId;
+  values[k++] = outcome.sessionId;
+  values[k++] = index;
+  values[k++] = outcome.outcome;
+  values[k++] = outcome.verified ? 1 : 0;
+  values[k++] = outcome.outcome !== 'failed' ? 1 : 0;
+  values[k++] = outcome.error?.code ?? null;
+  values[k++] = outcome.attempts;
+  values[k++] = outcome.latencyMs;
+  values[k++] = now;
+  return k;
 }
 
 function describeDiff(previous: string, next: Record<string, unknown>): string {

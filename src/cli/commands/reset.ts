@@ -19,6 +19,8 @@ import { CHANNELS } from '../../reset/events.js';
 import { outcomeLine, type ResetOutcome } from '../../reset/outcome.js';
 import { DEFAULT_RETRY_POLICY } from '../../reset/retry-policy.js';
 import { JobStore } from '../../state/job-store.js';
+import { WriterThread } from '../../state/writer-thread.js';
+import type { BulkSummary } from '../../reset/bulk.js';
 import { openStateFile, type StateDb } from '../../state/state-file.js';
 import { oauth2FromEnv } from '../../transports/auth/oauth2.js';
 import { redactUrl } from '../../util/redact.js';
@@ -221,19 +223,27 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
 
   let db: StateDb | undefined;
   let job: JobStore | undefined;
+  let writer: WriterThread | undefined;
   if (flags.job !== undefined && !flags.dryRun) {
     const statePath = resolve(flags.state ?? env['COGNIGY_RESET_STATE'] ?? DEFAULT_STATE_FILE);
     db = openStateFile(statePath);
     try {
-      job = new JobStore(db, flags.job, {
-        url: redactUrl(url),
-        tenant,
-        botId,
-        plan: resetter.plan.cleared,
-        maxDurationSec: flags.maxDuration,
-        verify: flags.verify,
-      });
+      writer = new WriterThread(statePath);
+      job = new JobStore(
+        db,
+        flags.job,
+        {
+          url: redactUrl(url),
+          tenant,
+          botId,
+          plan: resetter.plan.cleared,
+          maxDurationSec: flags.maxDuration,
+          verify: flags.verify,
+        },
+        writer,
+      );
     } catch (err) {
+      await writer?.close();
       db.close();
       throw err;
     }
@@ -295,7 +305,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     }
   };
 
-  let summary;
+  let summary!: BulkSummary;
   try {
     if (!flags.dryRun) {
       log.info({ url, tenant, botId, total: input.total, input: input.describe }, 'reset run starting');
@@ -314,11 +324,13 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);
     await resetter.close();
-    job?.finish(false);
+    const result = summary as BulkSummary | undefined;
+    await job?.finish(
+      result !== undefined && !result.interrupted && result.fatal === null && result.failed === 0,
+    );
+    await writer?.close();
+    db?.close();
   }
-  const complete = !summary.interrupted && summary.fatal === null;
-  if (job !== undefined) job.finish(complete && summary.failed === 0);
-  db?.close();
 
   if (flags.json) {
     const maxRssMb = Math.round(process.resourceUsage().maxRSS / 1024);

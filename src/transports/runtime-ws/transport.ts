@@ -17,7 +17,7 @@ import { LAYERS, type Layer } from '../../reset/plan.js';
 import { BackoffGate } from '../../util/backoff-gate.js';
 import type { TokenProvider } from '../auth/token-provider.js';
 import type { RequestOptions, Transport } from '../transport.js';
-import { type ConnectionOptions, RuntimeConnection } from './connection.js';
+import { type ConnectionOptions, type Expect, RuntimeConnection } from './connection.js';
 
 export interface RuntimeWsOptions {
   /** The dial URL from `runtimeDialUrl` (tenant and botId set, no token). */
@@ -67,28 +67,42 @@ export class RuntimeWsTransport implements Transport {
     this.#slots = Array.from({ length: size }, () => ({ conn: undefined, dialing: undefined }));
   }
 
-  async send(directive: ResetDirective, text: string, options: RequestOptions): Promise<StatusAnswer> {
-    const conn = await this.#connection(options.signal);
-    return (await conn.request(
-      text,
-      directive.requestId,
-      'status',
-      options.timeoutMs,
-      options.signal,
-    )) as StatusAnswer;
+  send(directive: ResetDirective, text: string, options: RequestOptions): Promise<StatusAnswer> {
+    return this.#request(text, directive.requestId, 'status', options) as Promise<StatusAnswer>;
   }
 
-  async check(
-    sessionId: string,
+  check(sessionId: string, requestId: string | undefined, options: RequestOptions): Promise<EngineAnswer> {
+    const text =
+      requestId === undefined
+        ? `{"type":"QUERY","sessionId":${JSON.stringify(sessionId)},"request":"STATE_CHECK"}`
+        : `{"type":"QUERY","sessionId":${JSON.stringify(sessionId)},"request":"STATE_CHECK","requestId":${JSON.stringify(requestId)}}`;
+    return this.#request(text, requestId, 'state', options);
+  }
+
+  /** Straight onto an open connection when one is free; through a dial otherwise. */
+  #request(
+    text: string,
     requestId: string | undefined,
+    expect: Expect,
     options: RequestOptions,
   ): Promise<EngineAnswer> {
-    const frame =
-      requestId === undefined
-        ? { type: 'QUERY', sessionId, request: 'STATE_CHECK' }
-        : { type: 'QUERY', sessionId, request: 'STATE_CHECK', requestId };
-    const conn = await this.#connection(options.signal);
-    return conn.request(JSON.stringify(frame), requestId, 'state', options.timeoutMs, options.signal);
+    const ready = this.#ready();
+    if (ready !== undefined) return ready.request(text, requestId, expect, options.timeoutMs, options.signal);
+    return this.#connection(options.signal).then((conn) =>
+      conn.request(text, requestId, expect, options.timeoutMs, options.signal),
+    );
+  }
+
+  /** The least loaded open connection, when no slot needs a dial first; else undefined. */
+  #ready(): RuntimeConnection | undefined {
+    if (this.#closed) return undefined;
+    let best: RuntimeConnection | undefined;
+    for (const slot of this.#slots) {
+      const conn = slot.conn;
+      if (conn?.isOpen !== true) return undefined;
+      if (best === undefined || conn.inFlight < best.inFlight) best = conn;
+    }
+    return best;
   }
 
   /** Opens every connection now (optional: requests dial lazily). Fails fast on 401/403. */
