@@ -41,7 +41,10 @@ const sessionIdRegExp = new RegExp(SESSION_ID_PATTERN, 'u');
 /** The same check the schema makes, for ids read from files before any directive exists. */
 export function sessionIdProblem(id: string): string | undefined {
   if (id.length === 0) return 'is empty';
-  if ([...id].length > SESSION_ID_MAX_LENGTH) return `is longer than ${SESSION_ID_MAX_LENGTH} characters`;
+  // UTF-16 length bounds the code-point count from above: count code points only when it might matter.
+  if (id.length > SESSION_ID_MAX_LENGTH && [...id].length > SESSION_ID_MAX_LENGTH) {
+    return `is longer than ${SESSION_ID_MAX_LENGTH} characters`;
+  }
   if (!sessionIdRegExp.test(id)) return 'contains a character that is not printable';
   return undefined;
 }

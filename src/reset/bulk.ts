@@ -143,17 +143,22 @@ export async function runBulk(
       state !== 'done' && options.dryRun !== true && ledger !== undefined
         ? ledger.record(outcome, target.index)
         : undefined;
-    const report = async (): Promise<void> => {
-      if (durable !== undefined) await durable;
+    const deliver = (): void | Promise<void> => {
       count(outcome);
-      await options.onOutcome?.(outcome, target.index);
+      return options.onOutcome?.(outcome, target.index);
     };
-    // A failed report (the ledger could not commit) stops the run; it is rethrown once workers stop.
-    const pending = report()
-      .catch((err: unknown) => {
+    if (durable === undefined) {
+      await deliver();
+      return;
+    }
+    // A failed commit stops the run; the error is rethrown once the workers stop.
+    const pending: Promise<void> = durable.then(deliver).then(
+      () => void reports.delete(pending),
+      (err: unknown) => {
         reportError ??= err instanceof Error ? err : new Error(String(err));
-      })
-      .finally(() => reports.delete(pending));
+        reports.delete(pending);
+      },
+    );
     reports.add(pending);
     if (reports.size > maxReports) await Promise.race(reports);
   };

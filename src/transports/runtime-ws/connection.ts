@@ -30,10 +30,22 @@ export type Expect = 'status' | 'state';
 interface Pending {
   requestId: string | undefined;
   expect: Expect;
-  /** The caller stopped waiting (timeout or abort); the answer is still consumed in order. */
+  /** Answered, failed, or given up on by its caller; a late answer is still consumed in order. */
   settled: boolean;
+  deadline: number;
+  timeoutMs: number;
   resolve(answer: EngineAnswer): void;
   reject(err: CognigyResetError): void;
+  unregister: (() => void) | undefined;
+}
+
+/** Settles a request once: with an answer, or with a coded error. */
+function settle(entry: Pending, outcome: EngineAnswer | CognigyResetError): void {
+  if (entry.settled) return;
+  entry.settled = true;
+  entry.unregister?.();
+  if (outcome instanceof CognigyResetError) entry.reject(outcome);
+  else entry.resolve(outcome);
 }
 
 export class RuntimeConnection {
@@ -45,6 +57,8 @@ export class RuntimeConnection {
   readonly #closeListeners: ((err: CognigyResetError) => void)[] = [];
   #lastSeen = Date.now();
   #closedWith: CognigyResetError | undefined;
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #sweepAt = Infinity;
 
   private constructor(ws: WebSocket, opts: ConnectionOptions) {
     this.#ws = ws;
@@ -173,43 +187,64 @@ export class RuntimeConnection {
   ): Promise<EngineAnswer> {
     if (this.#closedWith !== undefined) return Promise.reject(this.#closedWith);
     return new Promise<EngineAnswer>((resolve, reject) => {
-      const done = (): void => {
-        entry.settled = true;
-        clearTimeout(timer);
-        unregister();
-      };
       const entry: Pending = {
         requestId,
         expect,
         settled: false,
-        resolve: (answer) => {
-          if (entry.settled) return;
-          done();
-          resolve(answer);
-        },
-        reject: (err) => {
-          if (entry.settled) return;
-          done();
-          reject(err);
-        },
+        deadline: Date.now() + timeoutMs,
+        timeoutMs,
+        resolve,
+        reject,
+        unregister: undefined,
       };
-      const timer = setTimeout(() => {
-        entry.reject(new CognigyResetError('CR_ERR_RESET_ACK_TIMEOUT', `no answer within ${timeoutMs} ms`));
+      if (signal !== undefined) {
+        entry.unregister = onAbort(signal, () =>
+          settle(entry, new CognigyResetError('CR_ERR_RESET_ABORTED', 'the request was aborted')),
+        );
+      }
+      this.#pending.push(entry);
+      this.#arm(entry.deadline);
+      this.#cork.cork();
+      this.#ws.send(text);
+    });
+  }
+
+  /**
+   * One deadline timer per connection instead of one per request: it fires at the earliest deadline
+   * armed, fails an expired request, and re-arms for the next one.
+   */
+  #arm(deadline: number): void {
+    if (deadline >= this.#sweepAt) return;
+    if (this.#sweepTimer !== undefined) clearTimeout(this.#sweepTimer);
+    this.#sweepAt = deadline;
+    this.#sweepTimer = setTimeout(() => this.#sweep(), Math.max(0, deadline - Date.now()));
+    this.#sweepTimer.unref();
+  }
+
+  #sweep(): void {
+    this.#sweepTimer = undefined;
+    this.#sweepAt = Infinity;
+    const now = Date.now();
+    let next = Infinity;
+    for (const entry of this.#pending) {
+      if (entry.settled) continue;
+      if (entry.deadline <= now) {
+        // Answers are ordered: with this one missing, none behind it can arrive. Reset the connection.
+        settle(
+          entry,
+          new CognigyResetError('CR_ERR_RESET_ACK_TIMEOUT', `no answer within ${entry.timeoutMs} ms`),
+        );
         this.terminate(
           new CognigyResetError(
             'CR_ERR_TRANSPORT_DROPPED',
             'connection reset: a request on it went unanswered past its deadline',
           ),
         );
-      }, timeoutMs);
-      timer.unref();
-      const unregister = onAbort(signal, () =>
-        entry.reject(new CognigyResetError('CR_ERR_RESET_ABORTED', 'the request was aborted')),
-      );
-      this.#pending.push(entry);
-      this.#cork.cork();
-      this.#ws.send(text);
-    });
+        return;
+      }
+      if (entry.deadline < next) next = entry.deadline;
+    }
+    if (next !== Infinity) this.#arm(next);
   }
 
   #onMessage(data: Buffer, isBinary: boolean): void {
@@ -230,7 +265,7 @@ export class RuntimeConnection {
     if (!decoded.ok) {
       // One answer per request, in order: a broken answer still belongs to the oldest request.
       this.#pending.shift();
-      head.reject(decoded.error);
+      settle(head, decoded.error);
       return;
     }
     const answer = decoded.value;
@@ -249,7 +284,8 @@ export class RuntimeConnection {
     }
     this.#pending.shift();
     if (head.expect === 'status' && answer.kind !== 'status') {
-      head.reject(
+      settle(
+        head,
         new CognigyResetError(
           'CR_ERR_PROTO_ANSWER_MISMATCH',
           'engine answered a reset directive with a state',
@@ -257,14 +293,15 @@ export class RuntimeConnection {
       );
       return;
     }
-    head.resolve(answer);
+    settle(head, answer);
   }
 
   #onClose(err: CognigyResetError): void {
     if (this.#closedWith !== undefined) return;
     this.#closedWith = err;
     clearInterval(this.#keepalive);
-    for (const entry of this.#pending.splice(0)) entry.reject(err);
+    if (this.#sweepTimer !== undefined) clearTimeout(this.#sweepTimer);
+    for (const entry of this.#pending.splice(0)) settle(entry, err);
     for (const listener of this.#closeListeners.splice(0)) listener(err);
   }
 
