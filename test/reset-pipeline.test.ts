@@ -191,3 +191,68 @@ describe('reset pipeline: faults', () => {
     await emu.close();
   });
 });
+
+describe('reset pipeline: the first state check rides behind the directive', () => {
+  async function engineAnsweringPairs(
+    answer: (frames: Record<string, unknown>[]) => unknown[],
+  ): Promise<{ wsUrl: string; frames: Record<string, unknown>[][]; close(): Promise<void> }> {
+    const { WebSocketServer } = await import('ws');
+    const wss = new WebSocketServer({
+      host: '127.0.0.1',
+      port: 0,
+      handleProtocols: () => 'cognigy-runtime-v1',
+    });
+    await new Promise((resolve) => wss.once('listening', resolve));
+    const pairs: Record<string, unknown>[][] = [];
+    wss.on('connection', (ws) => {
+      let held: Record<string, unknown>[] = [];
+      ws.on('message', (data) => {
+        held.push(JSON.parse((data as Buffer).toString()));
+        // Nothing is answered until both frames of a pair are here.
+        if (held.length === 2) {
+          pairs.push(held);
+          for (const a of answer(held)) ws.send(JSON.stringify(a));
+          held = [];
+        }
+      });
+    });
+    return {
+      wsUrl: `ws://127.0.0.1:${(wss.address() as { port: number }).port}/ws/v1`,
+      frames: pairs,
+      close: () => new Promise<void>((resolve) => wss.close(() => resolve())),
+    };
+  }
+
+  it('sends SEND then QUERY on one connection before the ack arrives, and verifies from that check', async () => {
+    const engine = await engineAnsweringPairs(() => [
+      { status: 'RESET_COMPLETE' },
+      { flowState: 'RESET', variables: {} },
+    ]);
+    const resetter = createResetter({ url: engine.wsUrl, tenant: 't', botId: 'b', token: 'dev-token' });
+    const outcome = await resetter.reset('pair-1');
+    assert.deepEqual([outcome.outcome, outcome.verified, outcome.polls], ['reset', true, 1]);
+    assert.deepEqual(
+      engine.frames[0]!.map((f) => [f['type'], f['sessionId']]),
+      [
+        ['SEND', 'pair-1'],
+        ['QUERY', 'pair-1'],
+      ],
+    );
+    await resetter.close();
+    await engine.close();
+  });
+
+  it('never counts a check that rode behind a directive the engine did not apply', async () => {
+    const engine = await engineAnsweringPairs(() => [
+      { status: 'SESSION_NOT_FOUND' },
+      { flowState: 'RESET', variables: {} },
+    ]);
+    const resetter = createResetter({ url: engine.wsUrl, tenant: 't', botId: 'b', token: 'dev-token' });
+    const outcome = await resetter.reset('pair-2');
+    assert.equal(outcome.outcome, 'failed');
+    assert.equal(outcome.verified, false);
+    assert.equal(outcome.error?.code, 'CR_ERR_RESET_SESSION_NOT_FOUND');
+    await resetter.close();
+    await engine.close();
+  });
+});

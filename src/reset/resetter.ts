@@ -146,10 +146,11 @@ export class ResetPipeline {
         outcome.verified = true;
         outcome.skipReason = 'already-reset';
       } else {
-        compiled = await this.#sendWithRetries(sessionId, outcome, call.signal);
+        const sent = await this.#sendWithRetries(sessionId, outcome, call.signal);
+        compiled = sent.compiled;
         outcome.outcome = 'reset';
         if (this.#o.verify) {
-          await this.#verify(sessionId, outcome, call.signal);
+          await this.#verify(sessionId, outcome, call.signal, sent.firstState);
           outcome.verified = true;
         }
       }
@@ -184,7 +185,7 @@ export class ResetPipeline {
     sessionId: string,
     outcome: ResetOutcome,
     signal: AbortSignal | undefined,
-  ): Promise<CompiledDirective> {
+  ): Promise<{ compiled: CompiledDirective; firstState: Promise<EngineAnswer> | undefined }> {
     for (;;) {
       signal?.throwIfAborted();
       const requestId = this.#requestId();
@@ -196,13 +197,26 @@ export class ResetPipeline {
       if (outcome.attempts > 1) outcome.retried = true;
       if (CHANNELS.attempt.hasSubscribers)
         CHANNELS.attempt.publish({ sessionId, attempt: outcome.attempts, requestId });
+      const options = { timeoutMs: this.#o.ackTimeoutMs, signal };
+      let firstState: Promise<EngineAnswer> | undefined;
+      let ack: Promise<StatusAnswer>;
+      if (this.#o.verify && this.transport.sendWithCheck !== undefined) {
+        // The first state check rides right behind the directive; it is used only if the ack says applied.
+        const both = this.transport.sendWithCheck(
+          compiled.directive,
+          compiled.text,
+          this.#requestId(),
+          options,
+        );
+        ack = both.ack;
+        firstState = both.state;
+        firstState.catch(() => undefined);
+      } else {
+        ack = this.transport.send(compiled.directive, compiled.text, options);
+      }
       try {
-        const ack = await this.transport.send(compiled.directive, compiled.text, {
-          timeoutMs: this.#o.ackTimeoutMs,
-          signal,
-        });
-        const error = statusError(ack);
-        if (error === undefined) return compiled;
+        const error = statusError(await ack);
+        if (error === undefined) return { compiled, firstState };
         throw error;
       } catch (err) {
         await this.#backoff(sessionId, err, outcome.attempts, signal);
@@ -257,11 +271,25 @@ export class ResetPipeline {
     return verdictFor(answer, this.plan).kind === 'verified';
   }
 
-  async #verify(sessionId: string, outcome: ResetOutcome, signal: AbortSignal | undefined): Promise<void> {
+  async #verify(
+    sessionId: string,
+    outcome: ResetOutcome,
+    signal: AbortSignal | undefined,
+    firstState?: Promise<EngineAnswer>,
+  ): Promise<void> {
     const deadline = performance.now() + this.#o.verifyTimeoutMs;
     let delay = this.#o.pollInitialMs;
+    let first = firstState;
     for (;;) {
-      const answer = await this.#check(sessionId, outcome, signal);
+      let answer: EngineAnswer;
+      if (first !== undefined) {
+        outcome.polls++;
+        // A check that was lost with its connection is simply asked again.
+        answer = await first.catch(() => this.#check(sessionId, outcome, signal));
+        first = undefined;
+      } else {
+        answer = await this.#check(sessionId, outcome, signal);
+      }
       if (answer.kind === 'status') {
         const error =
           statusError(answer) ??

@@ -19,6 +19,16 @@ export interface Transport {
   send(directive: ResetDirective, text: string, options: RequestOptions): Promise<StatusAnswer>;
   /** The state check: a state answer, or a status answer (`SESSION_NOT_FOUND`). */
   check(sessionId: string, requestId: string | undefined, options: RequestOptions): Promise<EngineAnswer>;
+  /**
+   * Optional: sends the directive and, right behind it on the same ordered channel, a state check, so
+   * the check is processed after the reset is applied without waiting a round trip for the ack.
+   */
+  sendWithCheck?(
+    directive: ResetDirective,
+    text: string,
+    checkRequestId: string | undefined,
+    options: RequestOptions,
+  ): { ack: Promise<StatusAnswer>; state: Promise<EngineAnswer> };
   /** Lets requests in flight finish, then closes every connection. */
   close(): Promise<void>;
 }

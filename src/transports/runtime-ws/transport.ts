@@ -72,11 +72,38 @@ export class RuntimeWsTransport implements Transport {
   }
 
   check(sessionId: string, requestId: string | undefined, options: RequestOptions): Promise<EngineAnswer> {
-    const text =
-      requestId === undefined
-        ? `{"type":"QUERY","sessionId":${JSON.stringify(sessionId)},"request":"STATE_CHECK"}`
-        : `{"type":"QUERY","sessionId":${JSON.stringify(sessionId)},"request":"STATE_CHECK","requestId":${JSON.stringify(requestId)}}`;
-    return this.#request(text, requestId, 'state', options);
+    return this.#request(queryText(sessionId, requestId), requestId, 'state', options);
+  }
+
+  /** The directive and a state check behind it on the same connection: answers come in that order. */
+  sendWithCheck(
+    directive: ResetDirective,
+    text: string,
+    checkRequestId: string | undefined,
+    options: RequestOptions,
+  ): { ack: Promise<StatusAnswer>; state: Promise<EngineAnswer> } {
+    const check = queryText(directive.sessionId, checkRequestId);
+    const ready = this.#ready();
+    if (ready !== undefined) {
+      return {
+        ack: ready.request(
+          text,
+          directive.requestId,
+          'status',
+          options.timeoutMs,
+          options.signal,
+        ) as Promise<StatusAnswer>,
+        state: ready.request(check, checkRequestId, 'state', options.timeoutMs, options.signal),
+      };
+    }
+    const conn = this.#connection(options.signal);
+    // Both callbacks run in registration order on the same connection, so the SEND goes first.
+    return {
+      ack: conn.then((c) =>
+        c.request(text, directive.requestId, 'status', options.timeoutMs, options.signal),
+      ) as Promise<StatusAnswer>,
+      state: conn.then((c) => c.request(check, checkRequestId, 'state', options.timeoutMs, options.signal)),
+    };
   }
 
   /** Straight onto an open connection when one is free; through a dial otherwise. */
@@ -183,4 +210,11 @@ export class RuntimeWsTransport implements Transport {
       }),
     );
   }
+}
+
+function queryText(sessionId: string, requestId: string | undefined): string {
+  const id = JSON.stringify(sessionId);
+  return requestId === undefined
+    ? `{"type":"QUERY","sessionId":${id},"request":"STATE_CHECK"}`
+    : `{"type":"QUERY","sessionId":${id},"request":"STATE_CHECK","requestId":${JSON.stringify(requestId)}}`;
 }
