@@ -21,6 +21,8 @@ function envFor(emu: Emulator, extra: Record<string, string> = {}): Record<strin
     COGNIGY_TENANT_ID: 'tenant-1',
     COGNIGY_BOT_ID: 'bot-1',
     COGNIGY_API_TOKEN: 'dev-token',
+    // The audit log is on by default: keep each test run's state file in its temp dir.
+    COGNIGY_RESET_STATE: join(dir, 'default.sqlite'),
     ...extra,
   };
 }

@@ -21,6 +21,11 @@ export class LineWriter {
     }
   }
 
+  /** Characters waiting to be written. */
+  get pending(): number {
+    return this.#buffer.length;
+  }
+
   flush(): void {
     this.#scheduled = false;
     if (this.#buffer === '') return;

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { CognigyResetError } from '../errors.js';
 import { emulatorCommand } from './commands/emulator.js';
 import { resetCommand } from './commands/reset.js';
+import { auditCommand } from './commands/audit.js';
 import { EXIT_USAGE, exitCodeFor } from './exit-codes.js';
 
 function program(): Command {
@@ -12,7 +13,12 @@ function program(): Command {
     .exitOverride();
   root.addCommand(resetCommand());
   root.addCommand(emulatorCommand());
-  for (const command of root.commands) command.exitOverride();
+  root.addCommand(auditCommand());
+  const override = (command: Command): void => {
+    command.exitOverride();
+    for (const sub of command.commands) override(sub);
+  };
+  override(root);
   return root;
 }
 

@@ -2,7 +2,7 @@
  * `npm start`: the main job, end to end, against a local engine. An emulator starts in-process with
  * 2,000 seeded sessions (2 % caught in a blocking webhook call, 2 ms answer latency, a dropped
  * connection every 400 frames) plus three ids that do not exist. The pipeline resets them all as a
- * named bulk job in a temporary SQLite state file: validate, send, acknowledge, verify (polling the
+ * named, audited bulk job in a temporary SQLite state file: validate, send, acknowledge, verify (polling the
  * blocking ones), retry what the drops cut off. Exits 0 when all 2,000 were verified and the three
  * ghosts came back SESSION_NOT_FOUND.
  */
@@ -15,7 +15,10 @@ import { startEmulator } from '../emulator/index.js';
 import { createResetter } from '../reset/create-resetter.js';
 import { CHANNELS } from '../reset/events.js';
 import type { BulkTarget } from '../reset/bulk.js';
+import { resolveActor, auditInput } from '../audit/record.js';
+import { verifyAudit } from '../audit/store.js';
 import { JobStore } from '../state/job-store.js';
+import { StateWriter } from '../state/state-writer.js';
 import { openStateFile } from '../state/state-file.js';
 
 const SESSIONS = 2000;
@@ -42,7 +45,18 @@ const resetter = createResetter({
   connections: 4,
   verifyTimeoutMs: 30_000,
 });
+const statePath = join(dir, 'state.sqlite');
 const job = new JobStore(db, 'demo', { tenant: 'demo-tenant', plan: resetter.plan.cleared });
+const writer = new StateWriter({ db, path: statePath, thread: true });
+const auditContext = {
+  actor: resolveActor(process.env),
+  reason: 'npm start: the demo',
+  jobId: 'demo',
+  tenant: 'demo-tenant',
+  botId: 'demo-bot',
+  transport: resetter.transport.name,
+  notCleared: resetter.plan.notClearable,
+};
 
 function* targets(): Generator<BulkTarget> {
   const ids = [...Array.from({ length: SESSIONS }, (_, i) => `session-${i + 1}`), ...GHOSTS];
@@ -60,6 +74,9 @@ let ghostsNotFound = 0;
 const summary = await resetter.run(targets(), {
   concurrency: 32,
   ledger: job,
+  // Each outcome's job row and audit record are committed together before it is reported.
+  persist: (outcome, index) =>
+    writer.append({ job: { jobId: 'demo', index, outcome }, audit: auditInput(outcome, auditContext) }),
   onOutcome: (outcome) => {
     if (outcome.verified && sawActive.has(outcome.sessionId)) polledWhileBlocking++;
     if (GHOSTS.includes(outcome.sessionId) && outcome.error?.code === 'CR_ERR_RESET_SESSION_NOT_FOUND') {
@@ -67,8 +84,10 @@ const summary = await resetter.run(targets(), {
     }
   },
 });
-await job.finish(true);
 await resetter.close();
+await writer.close();
+job.finish(true);
+const chain = verifyAudit(db);
 const stats = emulator.stats();
 await emulator.close();
 db.close();
@@ -77,7 +96,8 @@ rmSync(dir, { recursive: true, force: true });
 process.stdout.write(humanSummary(summary, { jobId: 'demo', dryRun: false }));
 process.stdout.write(
   `verified only after polling a blocking webhook call: ${polledWhileBlocking}\n` +
-    `connections dropped by the engine: ${stats.drops}; sessions recovered by a retry: ${summary.recovered}\n`,
+    `connections dropped by the engine: ${stats.drops}; sessions recovered by a retry: ${summary.recovered}\n` +
+    `audit log: ${chain.records} records, hash chain ${chain.ok ? 'intact' : `BROKEN at ${chain.problem?.seq}`}\n`,
 );
 const ok =
   summary.verified === SESSIONS && ghostsNotFound === GHOSTS.length && summary.failed === GHOSTS.length;

@@ -4,6 +4,7 @@
  * finished, and stops gracefully (in-flight resets finish) or at the first fatal error (401/403).
  */
 import type { CognigyResetError } from '../errors.js';
+import { CHANNELS, type DoneMessage } from './events.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { blankOutcome, errorOf, type ResetOutcome } from './outcome.js';
 import type { ResetPipeline } from './resetter.js';
@@ -22,8 +23,6 @@ export interface JobLedger {
   lookup(sessionId: string, index: number): 'done' | 'unsure' | 'new';
   /** Called before input item `index` is sent; what it records is durable when it returns. */
   reserve(index: number): void;
-  /** Durable when the promise resolves; the outcome is reported only after. */
-  record(outcome: ResetOutcome, index: number): Promise<void>;
 }
 
 export interface BulkOptions {
@@ -34,6 +33,11 @@ export interface BulkOptions {
   /** Abort the resets in flight too. */
   signal?: AbortSignal | undefined;
   ledger?: JobLedger | undefined;
+  /**
+   * Makes an outcome durable (job row, audit record, outbox event); awaited before the outcome is counted
+   * and reported, but the worker does not wait for it before taking the next session.
+   */
+  persist?: ((outcome: ResetOutcome, index: number) => Promise<void>) | undefined;
   /** Validate and report each directive; send nothing. */
   dryRun?: boolean;
   /** Called once per session, after the ledger made the outcome durable. */
@@ -113,6 +117,7 @@ export async function runBulk(
 
   const one = async (target: BulkTarget): Promise<void> => {
     let outcome: ResetOutcome;
+    let viaPipeline = false;
     const state = ledger?.lookup(target.sessionId, target.index) ?? 'new';
     if (target.problem !== undefined) {
       outcome = blankOutcome(target.sessionId, 'failed', []);
@@ -131,17 +136,23 @@ export async function runBulk(
         outcome.error = errorOf(err as CognigyResetError);
       }
     } else {
+      viaPipeline = true;
       ledger?.reserve(target.index);
       outcome = await pipeline.reset(target.sessionId, {
         signal: options.signal,
         precheck: state === 'unsure',
       });
     }
+    if (!viaPipeline && options.dryRun !== true) {
+      // Settled here, not by the pipeline: publish it too, so metrics and logs see every session.
+      if (CHANNELS.done.hasSubscribers)
+        CHANNELS.done.publish({ outcome, settledBy: 'runner' } satisfies DoneMessage);
+    }
     // The outcome is reported only once the ledger made it durable, but the worker does not wait for
     // that commit: it takes the next session at once (reports in flight are bounded below).
     const durable =
-      state !== 'done' && options.dryRun !== true && ledger !== undefined
-        ? ledger.record(outcome, target.index)
+      state !== 'done' && options.dryRun !== true && options.persist !== undefined
+        ? options.persist(outcome, target.index)
         : undefined;
     const deliver = (): void | Promise<void> => {
       count(outcome);

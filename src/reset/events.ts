@@ -6,13 +6,16 @@ import { channel } from 'node:diagnostics_channel';
 import type { ResetOutcome } from './outcome.js';
 
 export const CHANNELS = {
+  /** `{ sessionId }` when a session's reset starts. */
+  start: channel('cognigy-reset:reset:start'),
   /** `{ sessionId, attempt, requestId }` before each SEND. */
   attempt: channel('cognigy-reset:reset:attempt'),
   /** `{ sessionId, attempt, code, delayMs }` when an attempt failed and another follows. */
   retry: channel('cognigy-reset:reset:retry'),
   /** `{ sessionId, poll, flowState }` for each state check while verifying. */
   poll: channel('cognigy-reset:verify:poll'),
-  /** `{ outcome: ResetOutcome, directiveText?: string }` when a session is finished. */
+  /** `{ outcome: ResetOutcome, directiveText?: string }` when a session is finished (also for sessions the
+   * bulk runner settles without the pipeline: skipped as done earlier, or a malformed input line). */
   done: channel('cognigy-reset:reset:done'),
 } as const;
 
@@ -20,4 +23,6 @@ export interface DoneMessage {
   outcome: ResetOutcome;
   /** The frame that was sent (absent when nothing was). */
   directiveText?: string | undefined;
+  /** `pipeline` for a session that went through `reset()` (and published `start`), `runner` otherwise. */
+  settledBy: 'pipeline' | 'runner';
 }

@@ -22,6 +22,8 @@ export interface ResetOutcome {
   cleared: readonly Layer[];
   /** Whether an attempt after the first was needed. */
   retried: boolean;
+  /** The frame last sent, for the audit log's directive hash (absent when nothing was sent). */
+  directiveText?: string | undefined;
 }
 
 /** The contract's per-session JSON line (DESIGN.md §3). */

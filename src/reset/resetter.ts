@@ -139,7 +139,7 @@ export class ResetPipeline {
   async reset(sessionId: string, call: ResetCallOptions = {}): Promise<ResetOutcome> {
     const started = performance.now();
     const outcome = blankOutcome(sessionId, 'failed', this.plan.cleared);
-    let compiled: CompiledDirective | undefined;
+    if (CHANNELS.start.hasSubscribers) CHANNELS.start.publish({ sessionId });
     try {
       if (call.precheck === true && (await this.#alreadyReset(sessionId, outcome, call.signal))) {
         outcome.outcome = 'skipped';
@@ -147,7 +147,6 @@ export class ResetPipeline {
         outcome.skipReason = 'already-reset';
       } else {
         const sent = await this.#sendWithRetries(sessionId, outcome, call.signal);
-        compiled = sent.compiled;
         outcome.outcome = 'reset';
         if (this.#o.verify) {
           await this.#verify(sessionId, outcome, call.signal, sent.firstState);
@@ -163,7 +162,7 @@ export class ResetPipeline {
     outcome.latencyMs = performance.now() - started;
     this.#analytics?.(sessionId, outcome.latencyMs, outcome.outcome !== 'failed');
     if (CHANNELS.done.hasSubscribers) {
-      const message: DoneMessage = { outcome, directiveText: compiled?.text };
+      const message: DoneMessage = { outcome, directiveText: outcome.directiveText, settledBy: 'pipeline' };
       CHANNELS.done.publish(message);
     }
     return outcome;
@@ -194,6 +193,7 @@ export class ResetPipeline {
       if (turn !== undefined) await turn;
       outcome.attempts++;
       outcome.requestId = requestId;
+      outcome.directiveText = compiled.text;
       if (outcome.attempts > 1) outcome.retried = true;
       if (CHANNELS.attempt.hasSubscribers)
         CHANNELS.attempt.publish({ sessionId, attempt: outcome.attempts, requestId });

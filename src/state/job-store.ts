@@ -1,7 +1,6 @@
 /**
- * A named bulk job in the state file: its settings, and each session's last outcome. Writes are batched
- * into one transaction per few milliseconds; `record()` resolves only after its batch committed, so an
- * outcome is never reported before it is durable.
+ * A named bulk job in the state file: its settings, and each session's last outcome (written through the
+ * `StateWriter`, in the same transaction as the session's audit record).
  *
  * Crash safety: before input item `i` is sent, `reserve(i)` makes durable that items up to a mark (in
  * steps of RESERVE_STEP) may have been sent. On resume, a session below the old mark that has no
@@ -9,21 +8,11 @@
  * just before a SIGKILL is found reset and not reset a second time.
  */
 import type { Statement } from 'better-sqlite3';
-import { JOB_SESSION_COLUMNS, jobSessionWriter } from './batch-sql.js';
-import type { WriterThread } from './writer-thread.js';
 import { CognigyResetError } from '../errors.js';
 import type { JobLedger } from '../reset/bulk.js';
-import type { ResetOutcome } from '../reset/outcome.js';
 import type { StateDb } from './state-file.js';
 
 const RESERVE_STEP = 8192;
-const FLUSH_MS = 10;
-const FLUSH_ROWS = 512;
-
-interface Row {
-  outcome: ResetOutcome;
-  index: number;
-}
 
 export class JobStore implements JobLedger {
   readonly jobId: string;
@@ -33,17 +22,9 @@ export class JobStore implements JobLedger {
   readonly #previousMark: number;
   #mark: number;
   readonly #lookup: Statement<[string, string], { done: number }>;
-  /** Commits on this thread when there is no writer thread. */
-  readonly #writeHere: (values: unknown[]) => void;
-  readonly #writer: WriterThread | undefined;
-  readonly #inflight = new Set<Promise<void>>();
   readonly #setMark: Statement;
-  #batch: Row[] = [];
-  #waiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
-  #timer: NodeJS.Timeout | undefined;
 
-  constructor(db: StateDb, jobId: string, settings: Record<string, unknown>, writer?: WriterThread) {
-    this.#writer = writer;
+  constructor(db: StateDb, jobId: string, settings: Record<string, unknown>) {
     this.#db = db;
     this.jobId = jobId;
     const text = JSON.stringify(settings);
@@ -67,7 +48,6 @@ export class JobStore implements JobLedger {
     this.#previousMark = existing?.reserved_upto ?? 0;
     this.#mark = this.#previousMark;
     this.#lookup = db.prepare('SELECT done FROM job_sessions WHERE job_id = ? AND session_id = ?');
-    this.#writeHere = jobSessionWriter(db);
     this.#setMark = db.prepare('UPDATE jobs SET reserved_upto = ?, updated_at = ? WHERE job_id = ?');
   }
 
@@ -87,53 +67,8 @@ export class JobStore implements JobLedger {
     this.#setMark.run(this.#mark, new Date().toISOString(), this.jobId);
   }
 
-  record(outcome: ResetOutcome, index: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#batch.push({ outcome, index });
-      this.#waiters.push({ resolve, reject });
-      if (this.#batch.length >= FLUSH_ROWS) this.flush();
-      else this.#timer ??= setTimeout(() => this.flush(), FLUSH_MS);
-    });
-  }
-
-  /** Commits the pending batch in one transaction (on the writer thread, if any) and releases its waiters. */
-  flush(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    const batch = this.#batch;
-    const waiters = this.#waiters;
-    this.#batch = [];
-    this.#waiters = [];
-    if (batch.length === 0) return;
-    const now = new Date().toISOString();
-    const values: unknown[] = new Array(batch.length * JOB_SESSION_COLUMNS);
-    let k = 0;
-    for (const row of batch) k = rowValues(values, k, this.jobId, row, now);
-    const release = (err?: unknown): void => {
-      for (const waiter of waiters) {
-        if (err === undefined) waiter.resolve();
-        else waiter.reject(err);
-      }
-    };
-    if (this.#writer === undefined) {
-      try {
-        this.#writeHere(values);
-      } catch (err) {
-        release(err);
-        return;
-      }
-      release();
-      return;
-    }
-    const written = this.#writer.write('job-sessions', values).then(() => release(), release);
-    this.#inflight.add(written);
-    void written.then(() => this.#inflight.delete(written));
-  }
-
-  /** Commits everything recorded, then marks the job finished when every session has an outcome. */
-  async finish(complete: boolean): Promise<void> {
-    this.flush();
-    await Promise.all(this.#inflight);
+  /** Marks the job finished when every session has an outcome (call after the writer committed). */
+  finish(complete: boolean): void {
     this.#db
       .prepare('UPDATE jobs SET finished = ?, updated_at = ? WHERE job_id = ?')
       .run(complete ? 1 : 0, new Date().toISOString(), this.jobId);
@@ -146,27 +81,6 @@ export class JobStore implements JobLedger {
       .all(this.jobId) as { outcome: string; n: number }[];
     return Object.fromEntries(rows.map((r) => [r.outcome, r.n]));
   }
-}
-
-/** Writes one row's values into `values` from position `k`; returns the next position. */
-function rowValues(
-  values: unknown[],
-  k: number,
-  jobId: string,
-  { outcome, index }: Row,
-  now: string,
-): number {
-  values[k++] = jobId;
-  values[k++] = outcome.sessionId;
-  values[k++] = index;
-  values[k++] = outcome.outcome;
-  values[k++] = outcome.verified ? 1 : 0;
-  values[k++] = outcome.outcome !== 'failed' ? 1 : 0;
-  values[k++] = outcome.error?.code ?? null;
-  values[k++] = outcome.attempts;
-  values[k++] = outcome.latencyMs;
-  values[k++] = now;
-  return k;
 }
 
 function describeDiff(previous: string, next: Record<string, unknown>): string {

@@ -9,7 +9,7 @@ import { CognigyResetError } from '../errors.js';
 
 /** "CRST" */
 export const APPLICATION_ID = 0x43525354;
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 const MIGRATIONS: Record<number, string> = {
   1: `
@@ -35,6 +35,47 @@ const MIGRATIONS: Record<number, string> = {
       updated_at TEXT NOT NULL,
       PRIMARY KEY (job_id, session_id)
     ) STRICT, WITHOUT ROWID;
+  `,
+  2: `
+    CREATE TABLE audit_log (
+      seq INTEGER PRIMARY KEY,
+      ts TEXT NOT NULL,
+      actor TEXT NOT NULL,
+      reason TEXT,
+      job_id TEXT,
+      tenant TEXT NOT NULL,
+      bot_id TEXT NOT NULL,
+      session_id TEXT NOT NULL,
+      transport TEXT NOT NULL,
+      cleared TEXT NOT NULL,
+      not_cleared TEXT NOT NULL,
+      outcome TEXT NOT NULL,
+      verified INTEGER NOT NULL,
+      error_code TEXT,
+      attempts INTEGER NOT NULL,
+      latency_ms REAL NOT NULL,
+      request_id TEXT,
+      directive_hash TEXT,
+      prev_hash TEXT NOT NULL,
+      hash TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX audit_log_session ON audit_log (session_id);
+    CREATE INDEX audit_log_job ON audit_log (job_id);
+    CREATE TABLE audit_head (
+      id INTEGER PRIMARY KEY CHECK (id = 1),
+      seq INTEGER NOT NULL,
+      hash TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE outbox (
+      id INTEGER PRIMARY KEY,
+      idempotency_key TEXT NOT NULL UNIQUE,
+      url TEXT NOT NULL,
+      payload TEXT NOT NULL,
+      created_at TEXT NOT NULL,
+      attempts INTEGER NOT NULL DEFAULT 0,
+      delivered_at TEXT
+    ) STRICT;
+    CREATE INDEX outbox_pending ON outbox (delivered_at, id);
   `,
 };
 

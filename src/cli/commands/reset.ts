@@ -19,7 +19,13 @@ import { CHANNELS } from '../../reset/events.js';
 import { outcomeLine, type ResetOutcome } from '../../reset/outcome.js';
 import { DEFAULT_RETRY_POLICY } from '../../reset/retry-policy.js';
 import { JobStore } from '../../state/job-store.js';
-import { WriterThread } from '../../state/writer-thread.js';
+import { StateWriter } from '../../state/state-writer.js';
+import { type AuditContext, auditInput, resolveActor } from '../../audit/record.js';
+import { ResetMetrics } from '../../analytics/metrics.js';
+import { outboxEvent, WebhookDeliverer } from '../../analytics/webhook.js';
+import type { DoneMessage } from '../../reset/events.js';
+import { assertSecureUrl } from '../../util/loopback.js';
+import type { Server } from 'node:http';
 import type { BulkSummary } from '../../reset/bulk.js';
 import { openStateFile, type StateDb } from '../../state/state-file.js';
 import { oauth2FromEnv } from '../../transports/auth/oauth2.js';
@@ -59,9 +65,37 @@ interface ResetFlags {
   progress: boolean;
   progressInterval: number;
   logLevel: LogLevel;
+  audit: boolean;
+  metricsPort?: number;
+  metricsHost: string;
+  metricsFile?: string;
+  analyticsUrl?: string;
+  analyticsTimeout: number;
 }
 
 export const DEFAULT_STATE_FILE = 'cognigy-reset.sqlite';
+
+function assertHttpUrl(text: string, allowInsecure: boolean): void {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch (cause) {
+    throw new CognigyResetError('CR_ERR_OPT_INVALID', 'Expected --analytics-url to be a URL', {
+      field: '--analytics-url',
+      cause,
+    });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new CognigyResetError(
+      'CR_ERR_OPT_INVALID',
+      `Expected --analytics-url to be http(s), got ${url.protocol}`,
+      {
+        field: '--analytics-url',
+      },
+    );
+  }
+  assertSecureUrl(url, allowInsecure, '--analytics-url');
+}
 
 function readToken(flags: ResetFlags, env: NodeJS.ProcessEnv): string | undefined {
   if (flags.tokenFile !== undefined) {
@@ -131,6 +165,21 @@ export function resetCommand(): Command {
     .option('--job <id>', 'name a bulk job; the same command again resumes it')
     .option('--state <path>', `SQLite state file (env COGNIGY_RESET_STATE; default ./${DEFAULT_STATE_FILE})`)
     .option('--json', 'JSON Lines on stdout: one object per session, then {"summary":{...}}', false)
+    .option('--no-audit', 'do not write the audit log (it is on by default)')
+    .option(
+      '--metrics-port <port>',
+      'serve Prometheus metrics on this port while the run lasts (0: any free port)',
+      integerIn(0, 65535),
+    )
+    .option('--metrics-host <host>', 'address of the metrics endpoint', '127.0.0.1')
+    .option('--metrics-file <path>', 'write the Prometheus metrics text here at the end')
+    .option('--analytics-url <url>', 'POST each outcome to this webhook (durable outbox in the state file)')
+    .option(
+      '--analytics-timeout <sec>',
+      'how long to keep delivering webhook events after the run',
+      numberIn(0, 3600),
+      10,
+    )
     .option('--allow-insecure', 'allow plain ws:// to a host that is not loopback', false)
     .option('--no-progress', 'no progress on stderr')
     .option(
@@ -221,36 +270,75 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     },
   });
 
+  // The state file holds the audit log (on unless --no-audit), the job ledger and the analytics outbox.
+  const audit = flags.audit && !flags.dryRun;
+  const useState = !flags.dryRun && (audit || flags.job !== undefined || flags.analyticsUrl !== undefined);
   let db: StateDb | undefined;
   let job: JobStore | undefined;
-  let writer: WriterThread | undefined;
-  if (flags.job !== undefined && !flags.dryRun) {
+  let writer: StateWriter | undefined;
+  let webhook: WebhookDeliverer | undefined;
+  if (flags.analyticsUrl !== undefined) assertHttpUrl(flags.analyticsUrl, flags.allowInsecure);
+  if (useState) {
     const statePath = resolve(flags.state ?? env['COGNIGY_RESET_STATE'] ?? DEFAULT_STATE_FILE);
     db = openStateFile(statePath);
     try {
-      writer = new WriterThread(statePath);
-      job = new JobStore(
-        db,
-        flags.job,
-        {
+      if (flags.job !== undefined) {
+        job = new JobStore(db, flags.job, {
           url: redactUrl(url),
           tenant,
           botId,
           plan: resetter.plan.cleared,
           maxDurationSec: flags.maxDuration,
           verify: flags.verify,
-        },
-        writer,
-      );
+        });
+        log.info({ jobId: flags.job, resumed: job.resumed, state: statePath }, 'job opened');
+      }
+      writer = new StateWriter({ db, path: statePath, thread: true });
     } catch (err) {
-      await writer?.close();
       db.close();
       throw err;
     }
-    log.info(
-      { jobId: flags.job, resumed: job.resumed, state: statePath, reason: flags.reason },
-      'job opened',
-    );
+    if (flags.analyticsUrl !== undefined) {
+      webhook = new WebhookDeliverer(db, { url: flags.analyticsUrl });
+      webhook.start();
+    }
+  }
+  const auditContext: AuditContext = {
+    actor: resolveActor(env),
+    reason: flags.reason ?? null,
+    jobId: flags.job ?? null,
+    tenant,
+    botId,
+    transport: resetter.transport.name,
+    notCleared: resetter.plan.notClearable,
+  };
+  const persist =
+    writer === undefined
+      ? undefined
+      : (outcome: ResetOutcome, index: number): Promise<void> => {
+          const committed = writer.append({
+            job: job === undefined ? undefined : { jobId: job.jobId, index, outcome },
+            audit: audit ? auditInput(outcome, auditContext) : undefined,
+            outbox:
+              flags.analyticsUrl === undefined
+                ? undefined
+                : outboxEvent(outcome, { url: flags.analyticsUrl, jobId: flags.job ?? null, tenant, botId }),
+          });
+          if (webhook !== undefined)
+            void committed.then(
+              () => webhook.notify(),
+              () => undefined,
+            );
+          return committed;
+        };
+
+  let metricsServer: Server | undefined;
+  const metrics =
+    flags.metricsPort !== undefined || flags.metricsFile !== undefined ? new ResetMetrics() : undefined;
+  if (metrics !== undefined && flags.metricsPort !== undefined) {
+    const served = await metrics.serve(flags.metricsHost, flags.metricsPort);
+    process.stderr.write(`metrics: ${served.url}\n`);
+    metricsServer = served.server;
   }
 
   const stop = new AbortController();
@@ -266,8 +354,35 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
 
-  const onRetry = (message: unknown): void => log.debug(message as object, 'retry');
+  // A child logger for each reset, made only when its lines would be written.
+  const onRetry = (message: unknown): void => {
+    if (!log.isLevelEnabled('debug')) return;
+    const { sessionId, ...rest } = message as { sessionId: string };
+    log.child({ sessionId, jobId: flags.job }).debug(rest, 'retry');
+  };
+  const onDone = (message: unknown): void => {
+    if (!log.isLevelEnabled('info')) return;
+    const { outcome } = message as DoneMessage;
+    const child = log.child({ sessionId: outcome.sessionId, jobId: flags.job, requestId: outcome.requestId });
+    if (outcome.outcome === 'failed') {
+      child.info(
+        { code: outcome.error?.code, attempts: outcome.attempts, latencyMs: outcome.latencyMs },
+        'reset failed',
+      );
+    } else {
+      child.debug(
+        {
+          outcome: outcome.outcome,
+          verified: outcome.verified,
+          attempts: outcome.attempts,
+          latencyMs: outcome.latencyMs,
+        },
+        'reset done',
+      );
+    }
+  };
   subscribe(CHANNELS.retry.name, onRetry);
+  subscribe(CHANNELS.done.name, onDone);
 
   const progress = createProgress({
     stream: process.stderr,
@@ -280,17 +395,6 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     counts.done++;
     counts[outcome.outcome]++;
     progress.update(counts);
-    if (outcome.outcome === 'failed') {
-      log.info(
-        {
-          sessionId: outcome.sessionId,
-          jobId: flags.job,
-          code: outcome.error?.code,
-          attempts: outcome.attempts,
-        },
-        'reset failed',
-      );
-    }
     if (flags.dryRun) {
       const directive =
         outcome.error === null ? resetter.pipeline.compile(outcome.sessionId).directive : null;
@@ -315,20 +419,31 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       stop: stop.signal,
       signal: abort.signal,
       ledger: job,
+      persist,
       dryRun: flags.dryRun,
       onOutcome,
     });
   } finally {
     progress.stop();
     unsubscribe(CHANNELS.retry.name, onRetry);
+    unsubscribe(CHANNELS.done.name, onDone);
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);
     await resetter.close();
-    const result = summary as BulkSummary | undefined;
-    await job?.finish(
-      result !== undefined && !result.interrupted && result.fatal === null && result.failed === 0,
-    );
     await writer?.close();
+    const result = summary as BulkSummary | undefined;
+    job?.finish(result !== undefined && !result.interrupted && result.fatal === null && result.failed === 0);
+    if (metrics !== undefined) {
+      if (flags.metricsFile !== undefined) await metrics.writeFile(flags.metricsFile);
+      metrics.close();
+      metricsServer?.close();
+    }
+    if (webhook !== undefined) {
+      const delivered = await webhook.stop(Date.now() + flags.analyticsTimeout * 1000);
+      process.stderr.write(
+        `analytics: ${delivered.delivered} events delivered${delivered.pending > 0 ? `; ${delivered.pending} wait in the outbox for the next run` : ''}\n`,
+      );
+    }
     db?.close();
   }
 

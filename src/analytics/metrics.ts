@@ -1,0 +1,140 @@
+/**
+ * Prometheus metrics of a reset run, fed by the pipeline's diagnostics channels (the core does not know
+ * this module). Served while a run lasts (`--metrics-port`) and written at the end (`--metrics-file`).
+ */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { createServer, type Server } from 'node:http';
+import { rename, writeFile } from 'node:fs/promises';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { CHANNELS, type DoneMessage } from '../reset/events.js';
+
+export class ResetMetrics {
+  readonly registry = new Registry();
+  readonly #latency: Histogram;
+  readonly #outcomes: Counter;
+  readonly #errors: Counter;
+  readonly #retries: Counter;
+  readonly #polls: Counter;
+  readonly #inFlight: Gauge;
+  readonly #retried: Counter;
+  readonly #recovered: Counter;
+  readonly #recoveryRate: Gauge;
+  #finished = 0;
+  #recoveredCount = 0;
+  readonly #listeners: [string | symbol, (message: unknown) => void][];
+
+  constructor() {
+    const registers = [this.registry];
+    this.#latency = new Histogram({
+      name: 'cognigy_reset_latency_seconds',
+      help: 'Time from compiling the directive to the verified (or failed) outcome.',
+      labelNames: ['outcome'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    this.#outcomes = new Counter({
+      name: 'cognigy_reset_outcomes_total',
+      help: 'Sessions finished, by outcome (reset, failed, skipped) and whether verified.',
+      labelNames: ['outcome', 'verified'],
+      registers,
+    });
+    this.#errors = new Counter({
+      name: 'cognigy_reset_errors_total',
+      help: 'Failed sessions by error code.',
+      labelNames: ['code'],
+      registers,
+    });
+    this.#retries = new Counter({
+      name: 'cognigy_reset_retries_total',
+      help: 'Attempts that failed and were retried, by error code.',
+      labelNames: ['code'],
+      registers,
+    });
+    this.#polls = new Counter({
+      name: 'cognigy_reset_verification_polls_total',
+      help: 'State checks made while verifying.',
+      labelNames: ['flow_state'],
+      registers,
+    });
+    this.#inFlight = new Gauge({ name: 'cognigy_reset_in_flight', help: 'Resets in progress.', registers });
+    this.#retried = new Counter({
+      name: 'cognigy_reset_retried_sessions_total',
+      help: 'Sessions that needed more than one attempt.',
+      registers,
+    });
+    this.#recovered = new Counter({
+      name: 'cognigy_reset_recovered_sessions_total',
+      help: 'Sessions verified after at least one retry.',
+      registers,
+    });
+    this.#recoveryRate = new Gauge({
+      name: 'cognigy_reset_recovery_rate',
+      help: 'Share of the sessions finished (reset or failed) that were verified after at least one retry.',
+      registers,
+    });
+    this.#listeners = [
+      [CHANNELS.start.name, () => this.#inFlight.inc()],
+      [CHANNELS.retry.name, (m) => this.#retries.inc({ code: (m as { code: string }).code })],
+      [
+        CHANNELS.poll.name,
+        (m) => this.#polls.inc({ flow_state: (m as { flowState: string }).flowState.slice(0, 32) }),
+      ],
+      [CHANNELS.done.name, (m) => this.#done(m as DoneMessage)],
+    ];
+    for (const [name, listener] of this.#listeners) subscribe(name, listener);
+  }
+
+  #done({ outcome, settledBy }: DoneMessage): void {
+    if (settledBy === 'pipeline') this.#inFlight.dec();
+    this.#outcomes.inc({ outcome: outcome.outcome, verified: String(outcome.verified) });
+    if (outcome.error !== null) this.#errors.inc({ code: outcome.error.code });
+    if (outcome.outcome !== 'skipped') {
+      this.#latency.observe({ outcome: outcome.outcome }, outcome.latencyMs / 1000);
+      this.#finished++;
+    }
+    if (outcome.retried) {
+      this.#retried.inc();
+      if (outcome.verified) {
+        this.#recovered.inc();
+        this.#recoveredCount++;
+      }
+    }
+    this.#recoveryRate.set(this.#finished === 0 ? 0 : this.#recoveredCount / this.#finished);
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** Serves `GET /metrics` on host:port (0 picks a free port); resolves with the URL. */
+  async serve(host: string, port: number): Promise<{ url: string; server: Server }> {
+    const server = createServer((req, res) => {
+      if (req.method === 'GET' && (req.url === '/metrics' || req.url?.startsWith('/metrics?') === true)) {
+        void this.text().then((body) => {
+          res.writeHead(200, { 'content-type': this.registry.contentType });
+          res.end(body);
+        });
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    const address = server.address() as { port: number };
+    server.unref();
+    return { url: `http://${host.includes(':') ? `[${host}]` : host}:${address.port}/metrics`, server };
+  }
+
+  /** Writes the exposition text atomically (a temporary file renamed into place). */
+  async writeFile(path: string): Promise<void> {
+    const tmp = `${path}.${process.pid}.tmp`;
+    await writeFile(tmp, await this.text());
+    await rename(tmp, path);
+  }
+
+  close(): void {
+    for (const [name, listener] of this.#listeners) unsubscribe(name, listener);
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * The webhook sink (`--analytics-url`): each outcome becomes an event in the state file's outbox, in the
+ * same transaction as its audit record, with an idempotency key. A deliverer POSTs pending events in
+ * batches (`{"events":[...]}`, header `Idempotency-Key` naming the batch's first and last keys), retrying
+ * with backoff; an event is marked delivered only after a 2xx. If the tracker is down, events wait in the
+ * outbox and go out on the next run. Delivery is at least once; the receiver drops a repeat by its key
+ * (a request that timed out may have been processed), so each event takes effect exactly once.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ResetOutcome } from '../reset/outcome.js';
+import type { OutboxInput } from '../state/batch-sql.js';
+import type { StateDb } from '../state/state-file.js';
+import { parseRetryAfter } from '../util/retry-after.js';
+
+export interface WebhookOptions {
+  url: string;
+  /** Events per POST. @default 100 */
+  batchSize?: number;
+  /** Deadline of one POST. @default 5000 */
+  timeoutMs?: number;
+  /** @default 200 */
+  baseDelayMs?: number;
+  /** @default 10000 */
+  maxDelayMs?: number;
+}
+
+export interface WebhookStats {
+  delivered: number;
+  posts: number;
+  failures: number;
+  pending: number;
+}
+
+export function outboxEvent(
+  outcome: ResetOutcome,
+  ctx: { url: string; jobId: string | null; tenant: string; botId: string },
+): OutboxInput {
+  const key = randomUUID();
+  return {
+    key,
+    url: ctx.url,
+    payload: JSON.stringify({
+      idempotencyKey: key,
+      ts: new Date().toISOString(),
+      sessionId: outcome.sessionId,
+      outcome: outcome.outcome,
+      verified: outcome.verified,
+      latencyMs: Math.round(outcome.latencyMs * 10) / 10,
+      attempts: outcome.attempts,
+      errorCode: outcome.error?.code ?? null,
+      requestId: outcome.requestId ?? null,
+      jobId: ctx.jobId,
+      tenant: ctx.tenant,
+      botId: ctx.botId,
+    }),
+  };
+}
+
+export class WebhookDeliverer {
+  readonly #db: StateDb;
+  readonly #o: Required<WebhookOptions>;
+  readonly stats: WebhookStats = { delivered: 0, posts: 0, failures: 0, pending: 0 };
+  #stopped = false;
+  #wake: (() => void) | undefined;
+  #loop: Promise<void> | undefined;
+  readonly #halt = new AbortController();
+
+  constructor(db: StateDb, options: WebhookOptions) {
+    this.#db = db;
+    this.#o = { batchSize: 100, timeoutMs: 5000, baseDelayMs: 200, maxDelayMs: 10_000, ...options };
+  }
+
+  #pending(): { id: number; payload: string }[] {
+    return this.#db
+      .prepare('SELECT id, payload FROM outbox WHERE delivered_at IS NULL AND url = ? ORDER BY id LIMIT ?')
+      .all(this.#o.url, this.#o.batchSize) as { id: number; payload: string }[];
+  }
+
+  countPending(): number {
+    return (
+      this.#db
+        .prepare('SELECT count(*) AS n FROM outbox WHERE delivered_at IS NULL AND url = ?')
+        .get(this.#o.url) as {
+        n: number;
+      }
+    ).n;
+  }
+
+  /** Posts one batch; true when it was accepted (2xx). */
+  async #post(
+    rows: { id: number; payload: string }[],
+  ): Promise<{ ok: boolean; retryAfterMs?: number | undefined }> {
+    const events = rows.map((r) => JSON.parse(r.payload) as { idempotencyKey: string });
+    this.stats.posts++;
+    try {
+      const response = await fetch(this.#o.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'idempotency-key': `${events[0]!.idempotencyKey}..${events.at(-1)!.idempotencyKey}`,
+        },
+        body: JSON.stringify({ events }),
+        signal: AbortSignal.timeout(this.#o.timeoutMs),
+      });
+      await response.arrayBuffer().catch(() => undefined);
+      if (response.ok) return { ok: true };
+      return { ok: false, retryAfterMs: parseRetryAfter(response.headers.get('retry-after')) };
+    } catch {
+      return { ok: false };
+    }
+  }
+
+  #markDelivered(rows: { id: number }[]): void {
+    const now = new Date().toISOString();
+    const mark = this.#db.prepare('UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 WHERE id = ?');
+    this.#db.transaction(() => {
+      for (const row of rows) mark.run(now, row.id);
+    })();
+    this.stats.delivered += rows.length;
+  }
+
+  /**
+   * Delivers until the outbox is empty or `deadline` (ms since the epoch) passes; with `untilStopped`, it
+   * keeps waiting for new events (`notify()`) until `stop()`.
+   */
+  async deliver(deadline: number, untilStopped = false): Promise<void> {
+    let failures = 0;
+    while (Date.now() < deadline) {
+      if (untilStopped && this.#stopped) return;
+      const rows = this.#pending();
+      if (rows.length === 0) {
+        if (!untilStopped || this.#stopped) return;
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+          setTimeout(resolve, 250).unref();
+        });
+        this.#wake = undefined;
+        continue;
+      }
+      const result = await this.#post(rows);
+      if (result.ok) {
+        this.#markDelivered(rows);
+        failures = 0;
+        continue;
+      }
+      this.stats.failures++;
+      failures++;
+      const step = Math.min(this.#o.maxDelayMs, this.#o.baseDelayMs * 2 ** (failures - 1));
+      const delay = Math.max(result.retryAfterMs ?? 0, Math.floor(Math.random() * step));
+      const left = deadline - Date.now();
+      if (left <= 0) return;
+      try {
+        await sleep(Math.min(delay, left), undefined, {
+          ref: false,
+          ...(untilStopped ? { signal: this.#halt.signal } : {}),
+        });
+      } catch {
+        return; // stopped: the final drain takes over
+      }
+    }
+  }
+
+  /** Starts delivering in the background while a run lasts. */
+  start(): void {
+    this.#loop ??= this.deliver(Number.MAX_SAFE_INTEGER, true);
+  }
+
+  /** New events are in the outbox. */
+  notify(): void {
+    this.#wake?.();
+  }
+
+  /** Stops the background loop, then drains what is left until `deadline`; returns the stats. */
+  async stop(deadline: number): Promise<WebhookStats> {
+    this.#stopped = true;
+    this.#halt.abort();
+    this.#wake?.();
+    await this.#loop;
+    await this.deliver(deadline);
+    this.stats.pending = this.countPending();
+    return this.stats;
+  }
+}

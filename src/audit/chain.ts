@@ -1,0 +1,136 @@
+/**
+ * The audit chain, pure: each record's hash is SHA-256 over a canonical encoding of its fields and the
+ * previous record's hash, so any edit, deletion, reordering or truncation breaks a link. The canonical
+ * encoding is a JSON array in a fixed field order (no key-order or whitespace ambiguity); version 1.
+ */
+import { createHash } from 'node:crypto';
+
+export const GENESIS_HASH = '0'.repeat(64);
+export const CHAIN_VERSION = 1;
+
+/** One audit record as stored and exported. */
+export interface AuditRecord {
+  seq: number;
+  ts: string;
+  /** The OS user or the service principal (`COGNIGY_RESET_ACTOR`), never a token. */
+  actor: string;
+  reason: string | null;
+  jobId: string | null;
+  tenant: string;
+  botId: string;
+  sessionId: string;
+  transport: string;
+  /** Layers the reset cleared, and layers asked for that the transport could not clear. */
+  cleared: string[];
+  notCleared: string[];
+  outcome: string;
+  verified: boolean;
+  errorCode: string | null;
+  attempts: number;
+  latencyMs: number;
+  requestId: string | null;
+  /** SHA-256 of the directive frame as sent; null when nothing was sent. */
+  directiveHash: string | null;
+  prevHash: string;
+  hash: string;
+}
+
+export type AuditFields = Omit<AuditRecord, 'hash'>;
+
+export function canonical(r: AuditFields): string {
+  return JSON.stringify([
+    CHAIN_VERSION,
+    r.seq,
+    r.ts,
+    r.actor,
+    r.reason,
+    r.jobId,
+    r.tenant,
+    r.botId,
+    r.sessionId,
+    r.transport,
+    r.cleared,
+    r.notCleared,
+    r.outcome,
+    r.verified,
+    r.errorCode,
+    r.attempts,
+    r.latencyMs,
+    r.requestId,
+    r.directiveHash,
+    r.prevHash,
+  ]);
+}
+
+export function sha256(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+export function recordHash(r: AuditFields): string {
+  return sha256(canonical(r));
+}
+
+export interface ChainProblem {
+  seq: number;
+  sessionId: string | null;
+  problem: string;
+}
+
+/**
+ * Checks records in order. `expectPrev` is the hash the first record must link to (genesis for a whole
+ * log); `expectSeq` its sequence number, when known. Returns the first problem, or undefined.
+ */
+export class ChainChecker {
+  #prevHash: string | undefined;
+  #prevSeq: number | undefined;
+  count = 0;
+
+  /** With `allowGaps` (a filtered export), a jump in `seq` starts a new run: links are checked within runs. */
+  readonly #allowGaps: boolean;
+
+  constructor(start?: { prevHash: string; seq: number }, allowGaps = false) {
+    this.#allowGaps = allowGaps;
+    if (start !== undefined) {
+      this.#prevHash = start.prevHash;
+      this.#prevSeq = start.seq - 1;
+    }
+  }
+
+  get lastHash(): string | undefined {
+    return this.#prevHash;
+  }
+
+  get lastSeq(): number | undefined {
+    return this.#prevSeq;
+  }
+
+  check(r: AuditRecord): ChainProblem | undefined {
+    const at = { seq: r.seq, sessionId: r.sessionId };
+    if (this.#allowGaps && this.#prevSeq !== undefined && r.seq > this.#prevSeq + 1) {
+      this.#prevSeq = undefined;
+      this.#prevHash = undefined;
+    }
+    if (r.seq === 1 && r.prevHash !== GENESIS_HASH) {
+      return { ...at, problem: 'the first record does not link to the genesis hash' };
+    }
+    if (this.#prevSeq !== undefined && r.seq !== this.#prevSeq + 1) {
+      return {
+        ...at,
+        problem: `sequence jumps from ${this.#prevSeq} to ${r.seq}: a record is missing or out of order`,
+      };
+    }
+    if (this.#prevHash !== undefined && r.prevHash !== this.#prevHash) {
+      return {
+        ...at,
+        problem: 'prevHash does not match the previous record: a record was removed, reordered or altered',
+      };
+    }
+    if (recordHash(r) !== r.hash) {
+      return { ...at, problem: 'hash does not match the record: a field was altered' };
+    }
+    this.#prevHash = r.hash;
+    this.#prevSeq = r.seq;
+    this.count++;
+    return undefined;
+  }
+}

@@ -1,0 +1,127 @@
+/** `cognigy-reset audit verify|export`: the governance audit log in the state file. */
+import { createReadStream, existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { type AuditRecord, ChainChecker } from '../../audit/chain.js';
+import { auditRecords, csvHeader, csvLine, verifyAudit } from '../../audit/store.js';
+import { CognigyResetError } from '../../errors.js';
+import { openStateFile } from '../../state/state-file.js';
+import { readLines } from '../input.js';
+import { LineWriter } from '../line-writer.js';
+import { DEFAULT_STATE_FILE } from './reset.js';
+
+function statePath(flag: string | undefined): string {
+  const path = resolve(flag ?? process.env['COGNIGY_RESET_STATE'] ?? DEFAULT_STATE_FILE);
+  if (!existsSync(path))
+    throw new CognigyResetError('CR_ERR_OPT_INVALID', `no state file at ${path}`, { field: '--state' });
+  return path;
+}
+
+function isoTime(option: string): (value: string) => string {
+  return (value) => {
+    const ms = Date.parse(value);
+    if (Number.isNaN(ms)) {
+      throw new CognigyResetError(
+        'CR_ERR_OPT_INVALID',
+        `Expected ${option} to be a date-time, got ${JSON.stringify(value)}`,
+        {
+          field: option,
+        },
+      );
+    }
+    return new Date(ms).toISOString();
+  };
+}
+
+/** Verifies an exported JSONL file offline: each record's hash, and the links between consecutive ones. */
+async function verifyFile(path: string): Promise<number> {
+  const checker = new ChainChecker(undefined, true);
+  let lineNo = 0;
+  for await (const { text, line } of readLines(createReadStream(path))) {
+    lineNo = line;
+    let record: AuditRecord;
+    try {
+      record = JSON.parse(text) as AuditRecord;
+    } catch {
+      process.stdout.write(`${JSON.stringify({ ok: false, line, problem: 'not JSON' })}\n`);
+      return 1;
+    }
+    const problem = checker.check(record);
+    if (problem !== undefined) {
+      process.stdout.write(`${JSON.stringify({ ok: false, line, firstBad: problem })}\n`);
+      return 1;
+    }
+  }
+  process.stdout.write(`${JSON.stringify({ ok: true, records: checker.count, lines: lineNo })}\n`);
+  return 0;
+}
+
+export function auditCommand(): Command {
+  const audit = new Command('audit').description('the tamper-evident audit log in the state file');
+  audit
+    .command('verify')
+    .description('exit 0 when the chain is intact; 1 and the first bad record if not')
+    .option('--state <path>', `the state file (env COGNIGY_RESET_STATE; default ./${DEFAULT_STATE_FILE})`)
+    .option('--file <path>', 'verify an exported JSONL file instead (offline)')
+    .action(async (flags: { state?: string; file?: string }) => {
+      if (flags.file !== undefined) {
+        process.exitCode = await verifyFile(flags.file);
+        return;
+      }
+      const db = openStateFile(statePath(flags.state));
+      try {
+        const result = verifyAudit(db);
+        process.stdout.write(
+          `${JSON.stringify(
+            result.ok
+              ? { ok: true, records: result.records, headSeq: result.headSeq, headHash: result.headHash }
+              : { ok: false, records: result.records, firstBad: result.problem },
+          )}\n`,
+        );
+        process.exitCode = result.ok ? 0 : 1;
+      } finally {
+        db.close();
+      }
+    });
+  audit
+    .command('export')
+    .description('stream the audit log as JSON Lines (with the chain fields) or CSV')
+    .option('--state <path>', `the state file (env COGNIGY_RESET_STATE; default ./${DEFAULT_STATE_FILE})`)
+    .addOption(new Option('--format <format>', 'output format').choices(['jsonl', 'csv']).default('jsonl'))
+    .option('--session <id>', 'only this session')
+    .option('--job <id>', 'only this job')
+    .option('--since <time>', 'records at or after this time', isoTime('--since'))
+    .option('--until <time>', 'records before this time', isoTime('--until'))
+    .addOption(new Option('--outcome <outcome>', 'only this outcome').choices(['reset', 'failed', 'skipped']))
+    .action(
+      (flags: {
+        state?: string;
+        format: 'jsonl' | 'csv';
+        session?: string;
+        job?: string;
+        since?: string;
+        until?: string;
+        outcome?: string;
+      }) => {
+        const db = openStateFile(statePath(flags.state));
+        const out = new LineWriter(process.stdout);
+        try {
+          if (flags.format === 'csv') out.write(csvHeader());
+          for (const record of auditRecords(db, {
+            sessionId: flags.session,
+            jobId: flags.job,
+            since: flags.since,
+            until: flags.until,
+            outcome: flags.outcome,
+          })) {
+            out.write(flags.format === 'csv' ? csvLine(record) : JSON.stringify(record));
+            if (out.pending > 1024 * 1024) out.flush();
+          }
+          out.flush();
+        } finally {
+          db.close();
+        }
+      },
+    );
+  return audit;
+}
