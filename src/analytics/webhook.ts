@@ -152,7 +152,8 @@ export class WebhookDeliverer {
       if (left <= 0) return;
       try {
         await sleep(Math.min(delay, left), undefined, {
-          ref: false,
+          // The background loop must not keep the process alive; the final drain must.
+          ref: !untilStopped,
           ...(untilStopped ? { signal: this.#halt.signal } : {}),
         });
       } catch {

@@ -1,0 +1,210 @@
+import * as assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { outboxEvent, WebhookDeliverer } from '../src/analytics/webhook.js';
+import { type Emulator, startEmulator } from '../src/emulator/index.js';
+import { blankOutcome } from '../src/reset/outcome.js';
+import { openStateFile } from '../src/state/state-file.js';
+import { StateWriter } from '../src/state/state-writer.js';
+import { parseJsonLines, runCli, startCli } from './helpers/cli.js';
+import { withDeadline } from './helpers/ws.js';
+
+let dir: string;
+let emu: Emulator;
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-analytics-'));
+  emu = await startEmulator({ sessions: 5000 });
+});
+after(async () => {
+  await emu.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const env = (): Record<string, string> => ({
+  COGNIGY_WS_URL: emu.wsUrl,
+  COGNIGY_TENANT_ID: 't',
+  COGNIGY_BOT_ID: 'b',
+  COGNIGY_API_TOKEN: 'dev-token',
+  COGNIGY_RESET_STATE: join(dir, 'default.sqlite'),
+});
+const range = (n: number, from: number): string[] =>
+  Array.from({ length: n }, (_, i) => `session-${i + from}`);
+
+/** Parses Prometheus exposition text into `name{labels}` → value. */
+function parseMetrics(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    assert.ok(match, `not exposition format: ${line}`);
+    out.set(match[1]!, Number(match[2]));
+  }
+  return out;
+}
+
+describe('Prometheus metrics', () => {
+  it('writes --metrics-file whose counts match the outcomes', async () => {
+    emu.setFaults({ dropEveryFrames: 25 });
+    const file = join(dir, 'metrics.prom');
+    try {
+      const result = await runCli(
+        ['reset', ...range(60, 1), 'ghost-1', 'ghost-2', '--json', '--metrics-file', file],
+        env(),
+      );
+      assert.equal(result.code, 1, result.stderr);
+      const { sessions, summary } = parseJsonLines(result.stdout);
+      const m = parseMetrics(readFileSync(file, 'utf8'));
+      assert.equal(m.get('cognigy_reset_outcomes_total{outcome="reset",verified="true"}'), summary!.verified);
+      assert.equal(m.get('cognigy_reset_outcomes_total{outcome="failed",verified="false"}'), 2);
+      assert.equal(m.get('cognigy_reset_errors_total{code="CR_ERR_RESET_SESSION_NOT_FOUND"}'), 2);
+      assert.equal(m.get('cognigy_reset_latency_seconds_count{outcome="reset"}'), 60);
+      assert.equal(m.get('cognigy_reset_in_flight'), 0);
+      const retried = sessions.filter((s) => s.attempts > 1).length;
+      assert.ok(summary!.retried >= retried);
+      assert.equal(m.get('cognigy_reset_retried_sessions_total'), summary!.retried);
+      assert.equal(m.get('cognigy_reset_recovered_sessions_total'), summary!.recovered);
+      assert.ok((m.get('cognigy_reset_verification_polls_total{flow_state="RESET"}') ?? 0) >= 60);
+      const rate = m.get('cognigy_reset_recovery_rate')!;
+      assert.ok(Math.abs(rate - summary!.recovered / 62) < 1e-9, `recovery rate ${rate}`);
+    } finally {
+      emu.setFaults({ dropEveryFrames: 0 });
+    }
+  });
+
+  it('serves /metrics on --metrics-port while the run lasts', async () => {
+    emu.setFaults({ latencyMs: 25 });
+    try {
+      const run = startCli(
+        ['reset', ...range(60, 100), '--concurrency', '2', '--metrics-port', '0', '--no-progress'],
+        env(),
+      );
+      const url = await withDeadline(
+        new Promise<string>((resolve) => {
+          const check = (): void => {
+            const match = /metrics: (http:\/\/\S+)/.exec(run.stderr());
+            if (match) resolve(match[1]!);
+          };
+          run.child.stderr!.on('data', check);
+          check();
+        }),
+        15_000,
+        'the metrics URL',
+      );
+      const response = await fetch(url);
+      assert.equal(response.status, 200);
+      assert.match(response.headers.get('content-type') ?? '', /text\/plain/);
+      const m = parseMetrics(await response.text());
+      assert.ok(m.has('cognigy_reset_in_flight'));
+      const result = await withDeadline(run.done, 30_000, 'the run');
+      assert.equal(result.code, 0);
+    } finally {
+      emu.setFaults({ latencyMs: 0 });
+    }
+  });
+});
+
+/** A tracker that fails, times out and recovers as told; it records which keys it accepted (2xx). */
+class Tracker {
+  readonly accepted: string[] = [];
+  readonly received: string[] = [];
+  script: ('fail' | 'hang' | 'ok')[] = [];
+  server: Server;
+  url = '';
+  readonly #hung: ServerResponse[] = [];
+
+  constructor() {
+    this.server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const keys = (
+          JSON.parse(Buffer.concat(chunks).toString()) as { events: { idempotencyKey: string }[] }
+        ).events.map((e) => e.idempotencyKey);
+        this.received.push(...keys);
+        const step = this.script.shift() ?? 'ok';
+        if (step === 'fail') res.writeHead(503, { 'retry-after': '0' }).end();
+        else if (step === 'hang') this.#hung.push(res);
+        else {
+          // The receiver's side of exactly once: a repeated key is acknowledged but not applied again.
+          for (const key of keys) if (!this.accepted.includes(key)) this.accepted.push(key);
+          res.writeHead(200).end('{}');
+        }
+      });
+    });
+  }
+
+  async listen(port = 0): Promise<void> {
+    this.server.listen(port, '127.0.0.1');
+    await once(this.server, 'listening');
+    this.url = `http://127.0.0.1:${(this.server.address() as { port: number }).port}/events`;
+  }
+
+  async close(): Promise<void> {
+    for (const res of this.#hung) res.destroy();
+    this.server.closeAllConnections();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+describe('webhook sink', () => {
+  it('delivers each event exactly once through failures, a timeout and recovery', async () => {
+    const tracker = new Tracker();
+    await tracker.listen();
+    tracker.script = ['fail', 'fail', 'hang', 'ok'];
+    const path = join(dir, 'outbox.sqlite');
+    const db = openStateFile(path);
+    const writer = new StateWriter({ db, path, thread: false });
+    const events = Array.from({ length: 250 }, (_, i) =>
+      outboxEvent(blankOutcome(`session-${i}`, 'reset', []), {
+        url: tracker.url,
+        jobId: null,
+        tenant: 't',
+        botId: 'b',
+      }),
+    );
+    await Promise.all(events.map((outbox) => writer.append({ outbox })));
+    const deliverer = new WebhookDeliverer(db, {
+      url: tracker.url,
+      timeoutMs: 300,
+      baseDelayMs: 10,
+      batchSize: 100,
+    });
+    await deliverer.deliver(Date.now() + 20_000);
+    assert.equal(deliverer.countPending(), 0);
+    const keys = events.map((e) => e.key).sort();
+    assert.deepEqual([...tracker.accepted].sort(), keys);
+    assert.ok(tracker.received.length > keys.length, 'the failures and the timeout caused no redelivery');
+    assert.ok(deliverer.stats.failures >= 3);
+    await writer.close();
+    db.close();
+    await tracker.close();
+  });
+
+  it('keeps events in the outbox while the tracker is down and delivers them on the next run', async () => {
+    const tracker = new Tracker();
+    await tracker.listen();
+    const url = tracker.url;
+    const port = Number(new URL(url).port);
+    await tracker.close(); // down for the first run
+    const state = join(dir, 'webhook.sqlite');
+    const first = await runCli(
+      ['reset', ...range(20, 300), '--state', state, '--analytics-url', url, '--analytics-timeout', '1'],
+      env(),
+    );
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stderr, /analytics: 0 events delivered; 20 wait in the outbox for the next run/);
+
+    const up = new Tracker();
+    await up.listen(port);
+    const second = await runCli(['reset', ...range(5, 400), '--state', state, '--analytics-url', url], env());
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stderr, /analytics: 25 events delivered\n/);
+    assert.equal(up.accepted.length, 25);
+    assert.equal(new Set(up.received).size, up.received.length, 'an event was posted twice');
+    await up.close();
+  });
+});

@@ -1,0 +1,282 @@
+import * as assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { auditInput } from '../src/audit/record.js';
+import { type Emulator, startEmulator } from '../src/emulator/index.js';
+import { createResetter } from '../src/reset/create-resetter.js';
+import { CHANNELS, type DoneMessage } from '../src/reset/events.js';
+import { openStateFile } from '../src/state/state-file.js';
+import { StateWriter } from '../src/state/state-writer.js';
+import { parseJsonLines, runCli, startCli, waitForOutput } from './helpers/cli.js';
+import { withDeadline } from './helpers/ws.js';
+
+const SECRET = 'tok-AUDIT-SECRET-1a2b3c4d';
+let dir: string;
+let emu: Emulator;
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-audit-'));
+  emu = await startEmulator({ sessions: 5000, tokens: [{ token: SECRET }] });
+  emu.store.create({ sessionId: 'refuses', rejects: true });
+});
+after(async () => {
+  await emu.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function env(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    COGNIGY_WS_URL: emu.wsUrl,
+    COGNIGY_TENANT_ID: 'tenant-a',
+    COGNIGY_BOT_ID: 'bot-a',
+    COGNIGY_API_TOKEN: SECRET,
+    ...extra,
+  };
+}
+
+const range = (n: number, from: number): string[] =>
+  Array.from({ length: n }, (_, i) => `session-${i + from}`);
+
+function exportJsonl(state: string, ...args: string[]) {
+  return runCli(['audit', 'export', '--state', state, ...args], {});
+}
+
+describe('audit log', () => {
+  let state: string;
+  before(async () => {
+    state = join(dir, 'audit.sqlite');
+    const result = await runCli(
+      [
+        'reset',
+        ...range(8, 1),
+        'ghost-1',
+        'refuses',
+        '--json',
+        '--state',
+        state,
+        '--job',
+        'deploy-42',
+        '--reason',
+        'broken flow after deploy 42',
+      ],
+      env({ COGNIGY_RESET_ACTOR: 'svc-ops-bot' }),
+    );
+    assert.equal(result.code, 1, result.stderr);
+  });
+
+  it('writes one record per outcome with actor, reason, job, tenant, bot, transport, layers, outcome and directive hash', async () => {
+    const result = await exportJsonl(state);
+    assert.equal(result.code, 0, result.stderr);
+    const records = result.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.equal(records.length, 10);
+    assert.deepEqual(
+      records.map((r) => r.seq),
+      [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+    );
+    const ok = records.find((r) => r.sessionId === 'session-1')!;
+    assert.equal(ok.actor, 'principal:svc-ops-bot');
+    assert.equal(ok.reason, 'broken flow after deploy 42');
+    assert.deepEqual(
+      [ok.jobId, ok.tenant, ok.botId, ok.transport],
+      ['deploy-42', 'tenant-a', 'bot-a', 'runtime-ws'],
+    );
+    assert.deepEqual(ok.cleared, ['flow', 'dialog', 'engine', 'variables', 'history', 'nlu']);
+    assert.deepEqual(ok.notCleared, []);
+    assert.deepEqual([ok.outcome, ok.verified, ok.errorCode, ok.attempts], ['reset', true, null, 1]);
+    assert.match(ok.requestId, /^[0-9a-f]{8}-/);
+    assert.match(ok.directiveHash, /^[0-9a-f]{64}$/);
+    assert.match(ok.hash, /^[0-9a-f]{64}$/);
+    const ghost = records.find((r) => r.sessionId === 'ghost-1')!;
+    assert.deepEqual([ghost.outcome, ghost.errorCode], ['failed', 'CR_ERR_RESET_SESSION_NOT_FOUND']);
+    assert.equal(records.find((r) => r.sessionId === 'refuses')!.errorCode, 'CR_ERR_RESET_REJECTED');
+    assert.doesNotMatch(readFileSync(state).toString('latin1'), new RegExp(SECRET));
+  });
+
+  it('records the OS user as the actor when no service principal is named', async () => {
+    const other = join(dir, 'actor.sqlite');
+    assert.equal((await runCli(['reset', 'session-20', '--state', other], env())).code, 0);
+    const [record] = (await exportJsonl(other)).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.equal(record.actor, `os:${userInfo().username}`);
+  });
+
+  it('audit verify exits 0 with the record count when the chain is intact', async () => {
+    const result = await runCli(['audit', 'verify', '--state', state], {});
+    assert.equal(result.code, 0);
+    const body = JSON.parse(result.stdout);
+    assert.equal(body.ok, true);
+    assert.equal(body.records, 10);
+    assert.equal(body.headSeq, 10);
+  });
+
+  const tampering: [string, string, number, RegExp][] = [
+    [
+      'an edited field',
+      "UPDATE audit_log SET outcome = 'reset', verified = 1, error_code = NULL WHERE session_id = 'ghost-1'",
+      0,
+      /altered/,
+    ],
+    ['a deleted row', 'DELETE FROM audit_log WHERE seq = 4', 5, /sequence jumps from 3 to 5/],
+    [
+      'two swapped rows',
+      `UPDATE audit_log SET seq = -1 WHERE seq = 3; UPDATE audit_log SET seq = 3 WHERE seq = 4; UPDATE audit_log SET seq = 4 WHERE seq = -1;`,
+      3,
+      /prevHash|altered/,
+    ],
+    ['a truncated log', 'DELETE FROM audit_log WHERE seq > 6', 7, /truncated/],
+  ];
+  for (const [what, sql, firstBad, pattern] of tampering) {
+    it(`audit verify exits 1 and names the first bad record after ${what}`, async () => {
+      const copy = join(dir, `tampered-${what.replace(/\W+/g, '-')}.sqlite`);
+      copyFileSync(state, copy);
+      const db = new Database(copy);
+      db.exec(sql);
+      const expected =
+        firstBad === 0
+          ? (db.prepare("SELECT seq FROM audit_log WHERE session_id = 'ghost-1'").get() as { seq: number })
+              .seq
+          : firstBad;
+      db.close();
+      const result = await runCli(['audit', 'verify', '--state', copy], {});
+      assert.equal(result.code, 1, result.stdout);
+      const body = JSON.parse(result.stdout);
+      assert.equal(body.ok, false);
+      assert.equal(body.firstBad.seq, expected);
+      assert.match(body.firstBad.problem, pattern);
+    });
+  }
+
+  it('exports filtered by session, job, outcome and time, as JSONL or CSV', async () => {
+    const bySession = await exportJsonl(state, '--session', 'session-3');
+    assert.deepEqual(
+      bySession.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).sessionId),
+      ['session-3'],
+    );
+    const failed = await exportJsonl(state, '--outcome', 'failed');
+    assert.deepEqual(
+      failed.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).sessionId)
+        .sort(),
+      ['ghost-1', 'refuses'],
+    );
+    assert.equal((await exportJsonl(state, '--job', 'other')).stdout, '');
+    assert.equal((await exportJsonl(state, '--until', '2000-01-01T00:00:00Z')).stdout, '');
+    assert.equal((await exportJsonl(state, '--since', '2000-01-01')).stdout.trim().split('\n').length, 10);
+    const csv = await exportJsonl(state, '--format', 'csv', '--outcome', 'reset');
+    const lines = csv.stdout.trim().split('\n');
+    assert.equal(
+      lines[0],
+      'seq,ts,actor,reason,jobId,tenant,botId,sessionId,transport,cleared,notCleared,outcome,verified,errorCode,attempts,latencyMs,requestId,directiveHash,prevHash,hash',
+    );
+    assert.equal(lines.length, 9);
+    assert.match(lines[1]!, /,flow dialog engine variables history nlu,,reset,true,,1,/);
+    const bad = await exportJsonl(state, '--since', 'yesterday-ish');
+    assert.equal(bad.code, 2);
+  });
+
+  it('verifies an exported JSONL offline, whole or filtered, and catches an edited line', async () => {
+    const whole = join(dir, 'export.jsonl');
+    writeFileSync(whole, (await exportJsonl(state)).stdout);
+    assert.equal((await runCli(['audit', 'verify', '--file', whole], {})).code, 0);
+    const filtered = join(dir, 'filtered.jsonl');
+    writeFileSync(filtered, (await exportJsonl(state, '--outcome', 'reset')).stdout);
+    const ok = await runCli(['audit', 'verify', '--file', filtered], {});
+    assert.equal(ok.code, 0, ok.stdout);
+    const edited = join(dir, 'edited.jsonl');
+    writeFileSync(edited, readFileSync(whole, 'utf8').replace('"outcome":"failed"', '"outcome":"reset"'));
+    const result = await runCli(['audit', 'verify', '--file', edited], {});
+    assert.equal(result.code, 1);
+    assert.match(JSON.parse(result.stdout).firstBad.problem, /altered/);
+  });
+
+  it('hashes the directive exactly as it was sent on the wire', async () => {
+    const path = join(dir, 'hash.sqlite');
+    const db = openStateFile(path);
+    const writer = new StateWriter({ db, path, thread: false });
+    const resetter = createResetter({ url: emu.wsUrl, tenant: 't', botId: 'b', token: SECRET });
+    const sent = new Map<string, string>();
+    const listener = (m: unknown): void => {
+      const { outcome, directiveText } = m as DoneMessage;
+      if (directiveText !== undefined) sent.set(outcome.sessionId, directiveText);
+    };
+    subscribe(CHANNELS.done.name, listener);
+    const ctx = {
+      actor: 'test',
+      reason: null,
+      jobId: null,
+      tenant: 't',
+      botId: 'b',
+      transport: 'runtime-ws',
+      notCleared: [],
+    };
+    await resetter.run(
+      [
+        { sessionId: 'session-40', index: 0 },
+        { sessionId: 'session-41', index: 1 },
+      ],
+      {
+        persist: (outcome) => writer.append({ audit: auditInput(outcome, ctx) }),
+      },
+    );
+    unsubscribe(CHANNELS.done.name, listener);
+    await resetter.close();
+    await writer.close();
+    const rows = db.prepare('SELECT session_id, directive_hash FROM audit_log').all() as {
+      session_id: string;
+      directive_hash: string;
+    }[];
+    db.close();
+    assert.equal(rows.length, 2);
+    for (const row of rows) {
+      const text = sent.get(row.session_id)!;
+      assert.match(text, /^\{"type":"SEND","sessionId":"session-4[01]"/);
+      assert.equal(row.directive_hash, createHash('sha256').update(text).digest('hex'));
+    }
+  });
+});
+
+describe('audit log under a crash', () => {
+  it('never leaves an outcome reported without its audit record, and the chain verifies after SIGKILL', async () => {
+    const state = join(dir, 'crash.sqlite');
+    emu.setFaults({ latencyMs: 1 });
+    try {
+      const run = startCli(
+        ['reset', '--from-file', '-', '--json', '--state', state, '--concurrency', '32'],
+        env(),
+        `${range(3000, 1000).join('\n')}\n`,
+      );
+      await waitForOutput(run, (out) => out.split('\n').length > 300);
+      run.child.kill('SIGKILL');
+      const killed = await withDeadline(run.done, 10_000, 'the killed run');
+      const printed = parseJsonLines(killed.stdout.slice(0, killed.stdout.lastIndexOf('\n') + 1)).sessions;
+      assert.ok(printed.length >= 300);
+      const db = new Database(state, { readonly: true });
+      const audited = new Set(
+        (db.prepare('SELECT session_id FROM audit_log').all() as { session_id: string }[]).map(
+          (r) => r.session_id,
+        ),
+      );
+      db.close();
+      for (const line of printed)
+        assert.ok(audited.has(line.sessionId), `${line.sessionId} was reported without an audit record`);
+      const verify = await runCli(['audit', 'verify', '--state', state], {});
+      assert.equal(verify.code, 0, verify.stdout);
+    } finally {
+      emu.setFaults({ latencyMs: 0 });
+    }
+  });
+});
