@@ -1,19 +1,18 @@
 /**
  * Bulk verified resets per second of `cognigy-reset reset` (a child process, with validation,
- * verification and the SQLite job ledger on) against the emulator (another process), compared in the
+ * verification, the audit log and a job ledger all on) against the emulator (another process), compared in the
  * same run with (a) a serial client that does what the seed does and (b) the leanest pipelined client
  * (pre-built frames, no validation). Each round runs all three on fresh session ranges; medians and
  * ratios are printed.
  *
  *   npm run build && node dist/bench/reset-cli.js [--ids 30000] [--serial-ids 3000] [--runs 3]
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median, startChild } from './lib/child.js';
+import { CLI as cli, cliRun } from './lib/cli-run.js';
 import { leanRun } from './lib/lean-client.js';
 import { serialRun } from './lib/serial-client.js';
 
@@ -29,63 +28,26 @@ const { values } = parseArgs({
 const count = Number(values.ids);
 const serialCount = Number(values['serial-ids']);
 const runs = Number(values.runs);
-const cli = fileURLToPath(new URL('../../bin/cognigy-reset', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-bench-'));
 const total = (runs + 1) * (2 * count + serialCount);
 const emulator = await startChild(process.execPath, [cli, 'emulator', '--sessions', String(total)]);
 const wsUrl = emulator.info['wsUrl']!;
 let cursor = 0;
+/** Validation, verification, the audit log (default on) and a job ledger: everything on. */
+const cliArgs = (round: number): string[] => [
+  '--job',
+  `bench-${round}`,
+  '--concurrency',
+  values.concurrency,
+  '--connections',
+  values.connections,
+];
 const take = (n: number): string[] => Array.from({ length: n }, () => `session-${++cursor}`);
-
-async function cliRun(
-  ids: string[],
-  round: number,
-): Promise<{ inRun: number; wall: number; verified: number }> {
-  const file = join(dir, `ids-${round}.txt`);
-  writeFileSync(file, `${ids.join('\n')}\n`);
-  const args = [
-    cli,
-    'reset',
-    '--from-file',
-    file,
-    '--json',
-    '--no-progress',
-    '--job',
-    `bench-${round}`,
-    '--state',
-    join(dir, 'state.sqlite'),
-    '--concurrency',
-    values.concurrency,
-    '--connections',
-    values.connections,
-  ];
-  const started = performance.now();
-  const child = spawn(process.execPath, args, {
-    env: {
-      ...process.env,
-      COGNIGY_WS_URL: wsUrl,
-      COGNIGY_TENANT_ID: 'bench',
-      COGNIGY_BOT_ID: 'bench',
-      COGNIGY_API_TOKEN: 'dev-token',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let tail = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (tail = (tail + chunk).slice(-4096)));
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  const wall = performance.now() - started;
-  const summary = JSON.parse(tail.trim().split('\n').at(-1)!).summary as {
-    verified: number;
-    throughput: number;
-  };
-  if (code !== 0) throw new Error(`cognigy-reset exited ${code}`);
-  return { inRun: summary.throughput, wall: (ids.length / wall) * 1000, verified: summary.verified };
-}
 
 try {
   // Warm-up round (JIT in the emulator, page cache for the CLI).
   await leanRun({ wsUrl, ids: take(count) });
-  await cliRun(take(Math.min(count, 5000)), -1);
+  await cliRun({ dir, name: 'warm', ids: take(Math.min(count, 5000)), wsUrl, args: cliArgs(-1) });
   const serialRates: number[] = [];
   const leanRates: number[] = [];
   const cliRates: number[] = [];
@@ -97,10 +59,10 @@ try {
     const l = await leanRun({ wsUrl, ids: take(count) });
     if (l.verified !== count) throw new Error(`lean verified ${l.verified}`);
     leanRates.push((l.verified / l.ms) * 1000);
-    const c = await cliRun(take(count), round);
+    const c = await cliRun({ dir, name: `round-${round}`, ids: take(count), wsUrl, args: cliArgs(round) });
     if (c.verified !== count) throw new Error(`cli verified ${c.verified}`);
-    cliRates.push(c.inRun);
-    cliWall.push(c.wall);
+    cliRates.push(c.throughput);
+    cliWall.push(c.wallPerSec);
   }
   const result = {
     bench: 'reset-cli',

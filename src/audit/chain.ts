@@ -62,6 +62,39 @@ export function canonical(r: AuditFields): string {
   ]);
 }
 
+/**
+ * The same text as `canonical()`, built from parts the writer already holds as JSON (the layer lists are
+ * serialised once per run). A test keeps the two identical.
+ */
+export function canonicalFromParts(p: {
+  seq: number;
+  ts: string;
+  actor: string;
+  reason: string | null;
+  jobId: string | null;
+  tenant: string;
+  botId: string;
+  sessionId: string;
+  transport: string;
+  clearedJson: string;
+  notClearedJson: string;
+  outcome: string;
+  verified: boolean;
+  errorCode: string | null;
+  attempts: number;
+  latencyMs: number;
+  requestId: string | null;
+  directiveHash: string | null;
+  prevHash: string;
+}): string {
+  const j = JSON.stringify;
+  return (
+    `[${CHAIN_VERSION},${p.seq},${j(p.ts)},${j(p.actor)},${j(p.reason)},${j(p.jobId)},${j(p.tenant)},${j(p.botId)},` +
+    `${j(p.sessionId)},${j(p.transport)},${p.clearedJson},${p.notClearedJson},${j(p.outcome)},${p.verified},` +
+    `${j(p.errorCode)},${p.attempts},${j(p.latencyMs)},${j(p.requestId)},${j(p.directiveHash)},${j(p.prevHash)}]`
+  );
+}
+
 export function sha256(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }

@@ -25,24 +25,39 @@ export function resolveActor(env: NodeJS.ProcessEnv): string {
   }
 }
 
+const listJson = new WeakMap<readonly string[], string>();
+
+/** The JSON text of a layer list, made once per list (the plan's lists are shared by every outcome). */
+function layersJson(list: readonly string[]): string {
+  let text = listJson.get(list);
+  if (text === undefined) {
+    text = JSON.stringify(list);
+    listJson.set(list, text);
+  }
+  return text;
+}
+
+const NONE: readonly string[] = [];
+
 export function auditInput(outcome: ResetOutcome, ctx: AuditContext): AuditInput {
-  return {
-    ts: new Date().toISOString(),
-    actor: ctx.actor,
-    reason: ctx.reason,
-    jobId: ctx.jobId,
-    tenant: ctx.tenant,
-    botId: ctx.botId,
-    sessionId: outcome.sessionId,
-    transport: ctx.transport,
-    cleared: outcome.outcome === 'failed' && outcome.attempts === 0 ? [] : [...outcome.cleared],
-    notCleared: [...ctx.notCleared],
-    outcome: outcome.outcome,
-    verified: outcome.verified,
-    errorCode: outcome.error?.code ?? null,
-    attempts: outcome.attempts,
-    latencyMs: Math.round(outcome.latencyMs * 1000) / 1000,
-    requestId: outcome.requestId ?? null,
-    directiveText: outcome.directiveText ?? null,
-  };
+  const cleared = outcome.outcome === 'failed' && outcome.attempts === 0 ? NONE : outcome.cleared;
+  return [
+    new Date().toISOString(),
+    ctx.actor,
+    ctx.reason,
+    ctx.jobId,
+    ctx.tenant,
+    ctx.botId,
+    outcome.sessionId,
+    ctx.transport,
+    layersJson(cleared),
+    layersJson(ctx.notCleared),
+    outcome.outcome,
+    outcome.verified,
+    outcome.error?.code ?? null,
+    outcome.attempts,
+    Math.round(outcome.latencyMs * 1000) / 1000,
+    outcome.requestId ?? null,
+    outcome.directiveText ?? null,
+  ];
 }

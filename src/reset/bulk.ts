@@ -113,7 +113,8 @@ export async function runBulk(
   };
   const ledger = options.ledger;
   const concurrency = Math.max(1, Math.floor(options.concurrency ?? 16));
-  const maxReports = concurrency * 4;
+  // Reports waiting for their commit; past this many, workers wait for one to finish.
+  const maxReports = Math.max(4096, concurrency * 8);
 
   const one = async (target: BulkTarget): Promise<void> => {
     let outcome: ResetOutcome;
@@ -164,16 +165,22 @@ export async function runBulk(
     }
     // A failed commit stops the run; the error is rethrown once the workers stop.
     const pending: Promise<void> = durable.then(deliver).then(
-      () => void reports.delete(pending),
+      () => reportDone(pending),
       (err: unknown) => {
         reportError ??= err instanceof Error ? err : new Error(String(err));
-        reports.delete(pending);
+        reportDone(pending);
       },
     );
     reports.add(pending);
-    if (reports.size > maxReports) await Promise.race(reports);
+    // One waiter per blocked worker, woken as reports finish (not a race over every pending report).
+    if (reports.size > maxReports) await new Promise<void>((resolve) => spaceWaiters.push(resolve));
   };
   const reports = new Set<Promise<void>>();
+  const spaceWaiters: (() => void)[] = [];
+  const reportDone = (pending: Promise<void>): void => {
+    reports.delete(pending);
+    if (reports.size <= maxReports) spaceWaiters.shift()?.();
+  };
   let reportError: Error | undefined;
 
   const count = (outcome: ResetOutcome): void => {

@@ -1,16 +1,38 @@
 /** The batched writes of the state file, shared by the main thread and the writer thread. */
 import type { Database, Statement } from 'better-sqlite3';
-import { type AuditFields, GENESIS_HASH, recordHash, sha256 } from '../audit/chain.js';
+import { canonicalFromParts, GENESIS_HASH, sha256 } from '../audit/chain.js';
 
 /** One multi-row upsert binds this many rows: far fewer statement runs per batch. */
 export const ROWS_PER_STATEMENT = 64;
 /** Values bound per job-session row, in `jobSessionSql` column order. */
 export const JOB_SESSION_COLUMNS = 10;
 
-/** What the main thread sends for one audit record: the writer sequences, links and hashes it. */
-export type AuditInput = Omit<AuditFields, 'seq' | 'prevHash' | 'directiveHash'> & {
-  directiveText: string | null;
-};
+/**
+ * What the main thread sends for one audit record, as a flat tuple (cheap to pass between threads): the
+ * writer sequences, links and hashes it. Layer lists travel as their JSON text.
+ */
+export type AuditInput = [
+  ts: string,
+  actor: string,
+  reason: string | null,
+  jobId: string | null,
+  tenant: string,
+  botId: string,
+  sessionId: string,
+  transport: string,
+  clearedJson: string,
+  notClearedJson: string,
+  outcome: string,
+  verified: boolean,
+  errorCode: string | null,
+  attempts: number,
+  latencyMs: number,
+  requestId: string | null,
+  directiveText: string | null,
+];
+
+/** Values bound per audit row. */
+const AUDIT_COLUMNS = 20;
 
 export interface OutboxInput {
   key: string;
@@ -43,10 +65,12 @@ export function batchWriter(db: Database): (batch: BatchMessage) => void {
   const setHead = db.prepare(
     'INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash',
   );
-  const insertAudit = db.prepare(`INSERT INTO audit_log
+  const auditSql = (rows: number): string => `INSERT INTO audit_log
     (seq, ts, actor, reason, job_id, tenant, bot_id, session_id, transport, cleared, not_cleared, outcome,
      verified, error_code, attempts, latency_ms, request_id, directive_hash, prev_hash, hash)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    VALUES ${Array.from({ length: rows }, () => `(${new Array(AUDIT_COLUMNS).fill('?').join(', ')})`).join(', ')}`;
+  const auditOne = db.prepare(auditSql(1));
+  const auditMany = db.prepare(auditSql(ROWS_PER_STATEMENT));
   const insertOutbox = db.prepare(
     'INSERT OR IGNORE INTO outbox (idempotency_key, url, payload, created_at) VALUES (?, ?, ?, ?)',
   );
@@ -61,39 +85,72 @@ export function batchWriter(db: Database): (batch: BatchMessage) => void {
       const current = head.get() as { seq: number; hash: string } | undefined;
       let seq = current?.seq ?? 0;
       let prevHash = current?.hash ?? GENESIS_HASH;
-      for (const input of batch.audit) {
-        const { directiveText, ...rest } = input;
-        const fields: AuditFields = {
-          ...rest,
-          seq: ++seq,
-          directiveHash: directiveText === null ? null : sha256(directiveText),
+      const rows: unknown[] = [];
+      for (const a of batch.audit) {
+        const [ts, actor, reason, jobId, tenant, botId, sessionId, transport, clearedJson, notClearedJson] =
+          a;
+        const [outcome, verified, errorCode, attempts, latencyMs, requestId, directiveText] = a.slice(10) as [
+          string,
+          boolean,
+          string | null,
+          number,
+          number,
+          string | null,
+          string | null,
+        ];
+        const directiveHash = directiveText === null ? null : sha256(directiveText);
+        seq++;
+        const hash = sha256(
+          canonicalFromParts({
+            seq,
+            ts,
+            actor,
+            reason,
+            jobId,
+            tenant,
+            botId,
+            sessionId,
+            transport,
+            clearedJson,
+            notClearedJson,
+            outcome,
+            verified,
+            errorCode,
+            attempts,
+            latencyMs,
+            requestId,
+            directiveHash,
+            prevHash,
+          }),
+        );
+        rows.push(
+          seq,
+          ts,
+          actor,
+          reason,
+          jobId,
+          tenant,
+          botId,
+          sessionId,
+          transport,
+          clearedJson,
+          notClearedJson,
+          outcome,
+          verified ? 1 : 0,
+          errorCode,
+          attempts,
+          latencyMs,
+          requestId,
+          directiveHash,
           prevHash,
-        };
-        const hash = recordHash(fields);
-        insertAudit.run(
-          fields.seq,
-          fields.ts,
-          fields.actor,
-          fields.reason,
-          fields.jobId,
-          fields.tenant,
-          fields.botId,
-          fields.sessionId,
-          fields.transport,
-          JSON.stringify(fields.cleared),
-          JSON.stringify(fields.notCleared),
-          fields.outcome,
-          fields.verified ? 1 : 0,
-          fields.errorCode,
-          fields.attempts,
-          fields.latencyMs,
-          fields.requestId,
-          fields.directiveHash,
-          fields.prevHash,
           hash,
         );
         prevHash = hash;
       }
+      const auditChunk = ROWS_PER_STATEMENT * AUDIT_COLUMNS;
+      let k = 0;
+      for (; k + auditChunk <= rows.length; k += auditChunk) auditMany.run(rows.slice(k, k + auditChunk));
+      for (; k < rows.length; k += AUDIT_COLUMNS) auditOne.run(rows.slice(k, k + AUDIT_COLUMNS));
       setHead.run(seq, prevHash);
     }
     const now = new Date().toISOString();

@@ -59,8 +59,6 @@ const MIGRATIONS: Record<number, string> = {
       prev_hash TEXT NOT NULL,
       hash TEXT NOT NULL
     ) STRICT;
-    CREATE INDEX audit_log_session ON audit_log (session_id);
-    CREATE INDEX audit_log_job ON audit_log (job_id);
     CREATE TABLE audit_head (
       id INTEGER PRIMARY KEY CHECK (id = 1),
       seq INTEGER NOT NULL,

@@ -14,14 +14,14 @@ db.pragma('synchronous = FULL');
 db.pragma('busy_timeout = 10000');
 const write = batchWriter(db);
 
-parentPort!.on('message', (message: (BatchMessage & { id: number }) | { close: true }) => {
+parentPort!.on('message', (message: { id: number; json: string } | { close: true }) => {
   if ('close' in message) {
     db.close();
     parentPort!.close();
     return;
   }
   try {
-    write(message);
+    write(JSON.parse(message.json) as BatchMessage);
     parentPort!.postMessage({ id: message.id, ok: true });
   } catch (err) {
     parentPort!.postMessage({ id: message.id, ok: false, message: (err as Error).message });
