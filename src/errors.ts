@@ -129,6 +129,37 @@ export const ERROR_CATALOGUE = {
     summary: 'no frame or pong for 60 s: the connection is dead',
   },
   CR_ERR_TRANSPORT_CLOSED: { kind: 'reset', retryable: false, summary: 'the client was closed' },
+  CR_ERR_TRANSPORT_REST_BAD_REQUEST: {
+    kind: 'reset',
+    retryable: false,
+    summary: 'the REST API answered 400 (Cognigy code 1000 missing or 1005 invalid argument)',
+  },
+  CR_ERR_TRANSPORT_REST_CONFLICT: { kind: 'reset', retryable: false, summary: 'the REST API answered 409' },
+  CR_ERR_TRANSPORT_REST_TOO_LARGE: {
+    kind: 'reset',
+    retryable: false,
+    summary: 'the REST API answered 413: the request body is too large',
+  },
+  CR_ERR_TRANSPORT_REST_RATE_LIMITED: {
+    kind: 'reset',
+    retryable: true,
+    summary: 'the REST API answered 429',
+  },
+  CR_ERR_TRANSPORT_REST_SERVER: {
+    kind: 'reset',
+    retryable: true,
+    summary: 'the REST API answered 5xx',
+  },
+  CR_ERR_TRANSPORT_REST_TIMEOUT: {
+    kind: 'reset',
+    retryable: true,
+    summary: 'a REST API request missed its deadline',
+  },
+  CR_ERR_TRANSPORT_REST_UNEXPECTED: {
+    kind: 'reset',
+    retryable: false,
+    summary: 'the REST API answered with an unexpected status or body',
+  },
 
   // The reset pipeline.
   CR_ERR_RESET_SESSION_NOT_FOUND: {
@@ -226,6 +257,10 @@ export interface ErrorDetails {
   closeCode?: number;
   /** How long the engine asked us to wait, from `Retry-After` or `retryAfterMs`. */
   retryAfterMs?: number;
+  /** Cognigy's numeric error code from an RFC 7807 body (1000, 1002, 1005, ...). */
+  cognigyCode?: number;
+  /** The `traceId` of an RFC 7807 body, for Cognigy support. */
+  traceId?: string;
   cause?: unknown;
 }
 
@@ -237,6 +272,8 @@ export class CognigyResetError extends Error {
   readonly status: number | undefined;
   readonly closeCode: number | undefined;
   readonly retryAfterMs: number | undefined;
+  readonly cognigyCode: number | undefined;
+  readonly traceId: string | undefined;
 
   constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -245,6 +282,8 @@ export class CognigyResetError extends Error {
     this.status = details.status;
     this.closeCode = details.closeCode;
     this.retryAfterMs = details.retryAfterMs;
+    this.cognigyCode = details.cognigyCode;
+    this.traceId = details.traceId;
   }
 
   get kind(): ErrorKind {

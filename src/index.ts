@@ -37,3 +37,9 @@ export {
   type ErrorKind,
 } from './errors.js';
 export * from './protocol/index.js';
+export {
+  CognigyRestClient,
+  DEFAULT_REST_RATE_PER_SEC,
+  type CognigyRestOptions,
+  type RestTarget,
+} from './transports/cognigy-rest/client.js';

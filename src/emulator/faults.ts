@@ -17,6 +17,8 @@ export interface EmulatorFaults {
   messageRate: number;
   /** Handshakes per second per tenant before 429. 0 = unlimited. @default 0 */
   handshakeRate: number;
+  /** REST API requests per second per credential before 429 with Retry-After. 0 = unlimited. @default 0 */
+  restRate: number;
 }
 
 export const DEFAULT_FAULTS: Readonly<EmulatorFaults> = Object.freeze({
@@ -28,6 +30,7 @@ export const DEFAULT_FAULTS: Readonly<EmulatorFaults> = Object.freeze({
   blockingMs: 1500,
   messageRate: 0,
   handshakeRate: 0,
+  restRate: 0,
 });
 
 const LIMITS: Record<keyof EmulatorFaults, { min: number; max: number; integer: boolean }> = {
@@ -39,6 +42,7 @@ const LIMITS: Record<keyof EmulatorFaults, { min: number; max: number; integer: 
   blockingMs: { min: 0, max: 3_600_000, integer: false },
   messageRate: { min: 0, max: 1e9, integer: false },
   handshakeRate: { min: 0, max: 1e9, integer: false },
+  restRate: { min: 0, max: 1e9, integer: false },
 };
 
 /** Checks a partial fault set; returns the problem, naming the field, or undefined. */

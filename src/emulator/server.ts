@@ -10,6 +10,7 @@ import { DEFAULT_FAULTS, type EmulatorFaults, faultsProblem } from './faults.js'
 import { dispatch, inspectionRoutes, type Route } from './http-door.js';
 import { DEFAULT_OAUTH, type OAuthSettings, oauthRoutes } from './oauth-door.js';
 import { createRandom } from './prng.js';
+import { restRoutes } from './rest-door.js';
 import { RuntimeDoor } from './runtime-door.js';
 import { createStats, type EmulatorStats } from './stats.js';
 import { SessionStore } from './store.js';
@@ -71,6 +72,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const runtime = new RuntimeDoor(ctx);
   const routes: Route[] = [
     ...inspectionRoutes(ctx),
+    ...restRoutes(ctx),
     ...oauthRoutes(ctx, { ...DEFAULT_OAUTH, ...options.oauth }),
   ];
   const sockets = new Set<Socket>();

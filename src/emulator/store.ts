@@ -251,6 +251,35 @@ export class SessionStore {
     return 'RESET_COMPLETE';
   }
 
+  /** REST `context/reset`: the context (variables) back to the Flow's default, which is empty. */
+  resetContext(sessionId: string): Record<string, unknown> {
+    const record = this.get(sessionId)!;
+    record.variables = {};
+    record.resets++;
+    record.updatedAt = new Date(this.#now()).toISOString();
+    return record.variables;
+  }
+
+  /** REST `state/reset`: the NLU state back to its default (no NLU context left). */
+  resetNluState(sessionId: string): void {
+    const record = this.get(sessionId)!;
+    record.nluContext = null;
+    record.updatedAt = new Date(this.#now()).toISOString();
+  }
+
+  injectContext(sessionId: string, context: Record<string, unknown>): Record<string, unknown> {
+    const record = this.get(sessionId)!;
+    record.variables = { ...record.variables, ...context };
+    record.updatedAt = new Date(this.#now()).toISOString();
+    return record.variables;
+  }
+
+  injectNluState(sessionId: string, state: string): void {
+    const record = this.get(sessionId)!;
+    record.nluContext = { ...(record.nluContext ?? {}), state };
+    record.updatedAt = new Date(this.#now()).toISOString();
+  }
+
   /** Every stored (touched or created) session, for inspection and stats. */
   *touched(): IterableIterator<SessionRecord> {
     for (const record of this.#sessions.values()) yield this.#settle(record);

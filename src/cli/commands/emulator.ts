@@ -20,6 +20,7 @@ interface EmulatorFlags {
   blockingMs: number;
   messageRate: number;
   handshakeRate: number;
+  restRate: number;
   oauthClient?: { clientId: string; clientSecret: string }[];
   tokenTtl: number;
 }
@@ -80,6 +81,12 @@ export function emulatorCommand(): Command {
       numberIn(0, 1e9),
       0,
     )
+    .option(
+      '--rest-rate <n>',
+      'REST API requests per second per credential before 429 (0: unlimited)',
+      numberIn(0, 1e9),
+      0,
+    )
     .addOption(
       new Option(
         '--oauth-client <id:secret>',
@@ -114,6 +121,7 @@ export function emulatorCommand(): Command {
           blockingMs: flags.blockingMs,
           messageRate: flags.messageRate,
           handshakeRate: flags.handshakeRate,
+          restRate: flags.restRate,
         },
       });
       process.stdout.write(

@@ -1,0 +1,161 @@
+/**
+ * Cognigy's REST API v2.0 session operations, over the same session store as the runtime door, so a
+ * reset through one door is visible through the others (COGNIGY.md §1):
+ *   POST [/new]/v2.0/sessions/{id}/context/reset   {userId, flowReferenceId, entrypoint|entryPoint} → context
+ *   POST [/new]/v2.0/sessions/{id}/state/reset     {userId}                                          → {}
+ *   POST [/new]/v2.0/sessions/{id}/context/inject  {userId, context}                                 → context
+ *   POST [/new]/v2.0/sessions/{id}/state/inject    {userId, state}                                   → {state}
+ * Credentials: `X-API-Key`, `?api_key=`, or `Authorization: Bearer` (tokens from the OAuth2 endpoint).
+ * Errors are RFC 7807 problems with Cognigy's numeric `code` (1000 missing argument, 1002 not found,
+ * 1005 invalid argument) and a `traceId`; past the `restRate` fault, 429 with `Retry-After`.
+ */
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { SCOPE_SESSION_MANAGE } from '../protocol/index.js';
+import { type EmulatorContext, rateLimit } from './context.js';
+import type { HttpResult, Route } from './http-door.js';
+import { bump } from './stats.js';
+
+const MAX_BODY_BYTES = 60 * 1024;
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  413: 'Payload Too Large',
+  429: 'Too Many Requests',
+};
+
+class Problem extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: number,
+    readonly detail: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail);
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
+
+async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.byteLength;
+    if (size > MAX_BODY_BYTES) throw new Problem(413, 413, 'request body exceeds 60 kB');
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  let body: unknown;
+  try {
+    body = text.trim() === '' ? {} : JSON.parse(text);
+  } catch {
+    throw new Problem(400, 1005, 'body is not valid JSON');
+  }
+  if (!isObject(body)) throw new Problem(400, 1005, 'body must be a JSON object');
+  return body;
+}
+
+function credential(req: IncomingMessage, url: URL): string | undefined {
+  const apiKey = req.headers['x-api-key'];
+  if (typeof apiKey === 'string' && apiKey !== '') return apiKey;
+  const auth = req.headers.authorization;
+  if (typeof auth === 'string' && /^Bearer /i.test(auth)) return auth.slice(7).trim();
+  return url.searchParams.get('api_key') ?? undefined;
+}
+
+function requireString(body: Record<string, unknown>, name: string): string {
+  const value = body[name];
+  if (value === undefined || value === null || value === '') {
+    throw new Problem(400, 1000, `missing argument: ${name}`);
+  }
+  if (typeof value !== 'string') throw new Problem(400, 1005, `invalid argument: ${name} must be a string`);
+  return value;
+}
+
+type Operation = 'context/reset' | 'state/reset' | 'context/inject' | 'state/inject';
+
+export function restRoutes(ctx: EmulatorContext): Route[] {
+  const handle = async (req: IncomingMessage, id: string, url: URL, op: Operation): Promise<HttpResult> => {
+    const traceId = `trace-${randomBytes(8).toString('hex')}`;
+    try {
+      const key = credential(req, url);
+      const grant = ctx.tokens.check(key);
+      if (grant === undefined) throw new Problem(401, 401, 'API key or token missing, unknown or expired');
+      if (!grant.scopes.has(SCOPE_SESSION_MANAGE))
+        throw new Problem(403, 403, 'not allowed to manage sessions');
+      const wait = rateLimit(ctx, 'rest', key!, ctx.faults.restRate);
+      if (wait > 0) {
+        throw new Problem(429, 429, 'rate limit exceeded', {
+          'Retry-After': String(Math.max(1, Math.ceil(wait / 1000))),
+        });
+      }
+      const body = await readBody(req);
+      const userId = requireString(body, 'userId');
+      const session = ctx.store.get(id);
+      if (session === undefined || session.userId !== userId) {
+        throw new Problem(404, 1002, 'no session with this sessionId for this userId');
+      }
+      let result: unknown;
+      switch (op) {
+        case 'context/reset': {
+          const flowReferenceId = requireString(body, 'flowReferenceId');
+          const entrypoint =
+            body['entrypoint'] !== undefined
+              ? requireString(body, 'entrypoint')
+              : requireString(body, 'entryPoint');
+          if (flowReferenceId !== session.flowReferenceId) throw new Problem(404, 1002, 'flow not found');
+          if (entrypoint !== session.entrypoint)
+            throw new Problem(404, 1002, 'project (entrypoint) not found');
+          result = ctx.store.resetContext(id);
+          break;
+        }
+        case 'state/reset':
+          ctx.store.resetNluState(id);
+          result = {};
+          break;
+        case 'context/inject': {
+          const context = body['context'];
+          if (context === undefined) throw new Problem(400, 1000, 'missing argument: context');
+          if (!isObject(context)) throw new Problem(400, 1005, 'invalid argument: context must be an object');
+          result = ctx.store.injectContext(id, context);
+          break;
+        }
+        case 'state/inject': {
+          const state = requireString(body, 'state');
+          ctx.store.injectNluState(id, state);
+          result = { state };
+          break;
+        }
+      }
+      bump(ctx.stats.rest, `${op} 200`);
+      return { status: 200, body: result };
+    } catch (err) {
+      if (!(err instanceof Problem)) throw err;
+      bump(ctx.stats.rest, `${op} ${err.status}`);
+      return {
+        status: err.status,
+        body: {
+          type: 'about:blank',
+          title: TITLES[err.status] ?? 'Error',
+          status: err.status,
+          detail: err.detail,
+          instance: url.pathname,
+          traceId,
+          code: err.code,
+          details: {},
+        },
+        headers: { 'Content-Type': 'application/problem+json', ...err.headers },
+      };
+    }
+  };
+  const ops: Operation[] = ['context/reset', 'state/reset', 'context/inject', 'state/inject'];
+  return ops.map((op) => ({
+    method: 'POST',
+    pattern: new RegExp(`^(?:/new)?/v2\\.0/sessions/([^/]+)/${op.replace('/', '\\/')}$`),
+    handler: (req, [id], url) => handle(req, decodeURIComponent(id!), url, op),
+  }));
+}
