@@ -7,7 +7,9 @@
 import { createReadStream, statSync } from 'node:fs';
 import { CognigyResetError } from '../errors.js';
 import { sessionIdProblem } from '../protocol/index.js';
+import { parse as parseCsv } from 'csv-parse/sync';
 import type { BulkTarget } from '../reset/bulk.js';
+import type { TargetField } from '../transports/transport.js';
 
 /** Lines of a stream, without their line ends; blank lines and `#` comments are skipped. */
 export async function* readLines(
@@ -57,20 +59,140 @@ export interface InputSource {
   targets(): AsyncGenerator<BulkTarget>;
 }
 
-function openFile(path: string): NodeJS.ReadableStream {
-  const stream = createReadStream(path, { highWaterMark: 64 * 1024 });
-  return stream;
+type Format = 'lines' | 'csv' | 'jsonl';
+const FIELDS = ['userId', 'flowReferenceId', 'entrypoint'] as const;
+
+/**
+ * Turns input lines into targets. The format is decided by the first row: a JSON object makes the input
+ * JSON Lines; a CSV header naming a `sessionId` column makes it CSV (one row a line); anything else is
+ * one session id a line. Each row is checked for what the transport needs.
+ */
+class RowParser {
+  #format: Format | undefined;
+  #columns: string[] = [];
+  readonly #required: readonly TargetField[];
+  readonly #where: string;
+
+  constructor(required: readonly TargetField[], where: string) {
+    this.#required = required;
+    this.#where = where;
+  }
+
+  get format(): Format | undefined {
+    return this.#format;
+  }
+
+  /** The row's target and its problem, if any; undefined for a CSV header. */
+  parse(
+    text: string,
+    line: number,
+  ): { target: Omit<BulkTarget, 'index'>; problem: CognigyResetError | undefined } | undefined {
+    if (this.#format === undefined) {
+      if (text.startsWith('{')) this.#format = 'jsonl';
+      else {
+        const header = text.includes(',') ? csvRow(text) : undefined;
+        const columns = header?.map((c) => c.trim()) ?? [];
+        if (columns.some((c) => c.toLowerCase() === 'sessionid')) {
+          this.#format = 'csv';
+          this.#columns = columns.map((c) => (c.toLowerCase() === 'entrypoint' ? 'entrypoint' : c));
+          return undefined;
+        }
+        this.#format = 'lines';
+      }
+    }
+    let row: Record<string, unknown>;
+    if (this.#format === 'lines') row = { sessionId: text };
+    else if (this.#format === 'jsonl') {
+      try {
+        const parsed: unknown = JSON.parse(text);
+        if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+          throw new Error('not an object');
+        row = parsed as Record<string, unknown>;
+      } catch {
+        return {
+          target: { sessionId: text.slice(0, 80) },
+          problem: new CognigyResetError(
+            'CR_ERR_CLI_INPUT',
+            `${this.#where} line ${line}: not a JSON object`,
+          ),
+        };
+      }
+    } else {
+      const cells = csvRow(text);
+      if (cells === undefined) {
+        return {
+          target: { sessionId: text.slice(0, 80) },
+          problem: new CognigyResetError('CR_ERR_CLI_INPUT', `${this.#where} line ${line}: not a CSV row`),
+        };
+      }
+      row = Object.fromEntries(this.#columns.map((c, i) => [c, cells[i]?.trim() ?? '']));
+    }
+    const pick = (name: string): string | undefined => {
+      const value = row[name] ?? (name === 'entrypoint' ? row['entryPoint'] : undefined);
+      return typeof value === 'string' && value !== '' ? value : undefined;
+    };
+    const sessionId = pick('sessionId') ?? pick('sessionid') ?? '';
+    const target: Omit<BulkTarget, 'index'> = { sessionId };
+    for (const field of FIELDS) {
+      const value = pick(field);
+      if (value !== undefined) target[field] = value;
+    }
+    const idProblem = sessionIdProblem(sessionId);
+    if (idProblem !== undefined)
+      return { target, problem: lineError(this.#where, line, sessionId, idProblem) };
+    const missing = this.#required.filter((field) => target[field] === undefined);
+    if (missing.length > 0) {
+      return {
+        target,
+        problem: new CognigyResetError(
+          'CR_ERR_OPT_MISSING',
+          `${this.#where} line ${line}: session ${JSON.stringify(sessionId.slice(0, 80))} lacks ${missing.join(', ')}, which this transport needs`,
+          { field: missing[0]! },
+        ),
+      };
+    }
+    return { target, problem: undefined };
+  }
 }
 
-/** Scans a regular file: counts its ids and refuses the first malformed one. */
-async function prescan(path: string): Promise<number> {
+function csvRow(text: string): string[] | undefined {
+  try {
+    const rows = parseCsv(text, { relax_column_count: true }) as string[][];
+    return rows[0];
+  } catch {
+    return undefined;
+  }
+}
+
+function openFile(path: string): NodeJS.ReadableStream {
+  return createReadStream(path, { highWaterMark: 64 * 1024 });
+}
+
+/** Scans a regular file: counts its rows and refuses the first one that is malformed or incomplete. */
+async function prescan(path: string, required: readonly TargetField[]): Promise<number> {
   let count = 0;
+  const parser = new RowParser(required, path);
   for await (const { text, line } of readLines(openFile(path))) {
-    const problem = sessionIdProblem(text);
-    if (problem !== undefined) throw lineError(path, line, text, problem);
+    const row = parser.parse(text, line);
+    if (row === undefined) continue;
+    if (row.problem !== undefined) throw row.problem;
     count++;
   }
   return count;
+}
+
+async function* rows(
+  input: NodeJS.ReadableStream,
+  where: string,
+  required: readonly TargetField[],
+): AsyncGenerator<BulkTarget> {
+  const parser = new RowParser(required, where);
+  let index = 0;
+  for await (const { text, line } of readLines(input)) {
+    const row = parser.parse(text, line);
+    if (row === undefined) continue;
+    yield { ...row.target, index: index++, problem: row.problem };
+  }
 }
 
 export async function inputSource(
@@ -78,6 +200,7 @@ export async function inputSource(
   fromFile: string | undefined,
   env: NodeJS.ProcessEnv,
   stdin: NodeJS.ReadableStream,
+  required: readonly TargetField[] = [],
 ): Promise<InputSource> {
   if (fromFile !== undefined && args.length > 0) {
     throw new CognigyResetError(
@@ -97,6 +220,12 @@ export async function inputSource(
       const problem = sessionIdProblem(id);
       if (problem !== undefined) throw lineError('argument', i + 1, id, problem);
     });
+    if (required.length > 0) {
+      throw new CognigyResetError(
+        'CR_ERR_OPT_MISSING',
+        `this transport needs ${required.join(', ')} for each session: give rows with --from-file (CSV or JSON Lines)`,
+      );
+    }
     return {
       total: ids.length,
       describe: args.length > 0 ? 'arguments' : 'TARGET_SESSION_ID',
@@ -107,21 +236,7 @@ export async function inputSource(
     };
   }
   if (fromFile === '-') {
-    return {
-      total: undefined,
-      describe: 'stdin',
-      async *targets() {
-        let index = 0;
-        for await (const { text, line } of readLines(stdin)) {
-          const problem = sessionIdProblem(text);
-          yield {
-            sessionId: text,
-            index: index++,
-            problem: problem === undefined ? undefined : lineError('stdin', line, text, problem),
-          };
-        }
-      },
-    };
+    return { total: undefined, describe: 'stdin', targets: () => rows(stdin, 'stdin', required) };
   }
   let regular: boolean;
   try {
@@ -130,25 +245,9 @@ export async function inputSource(
     throw new CognigyResetError(
       'CR_ERR_CLI_INPUT',
       `cannot read --from-file ${fromFile}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`,
-      {
-        cause,
-      },
+      { cause },
     );
   }
-  const total = regular ? await prescan(fromFile) : undefined;
-  return {
-    total,
-    describe: fromFile,
-    async *targets() {
-      let index = 0;
-      for await (const { text, line } of readLines(openFile(fromFile))) {
-        const problem = sessionIdProblem(text);
-        yield {
-          sessionId: text,
-          index: index++,
-          problem: problem === undefined ? undefined : lineError(fromFile, line, text, problem),
-        };
-      }
-    },
-  };
+  const total = regular ? await prescan(fromFile, required) : undefined;
+  return { total, describe: fromFile, targets: () => rows(openFile(fromFile), fromFile, required) };
 }

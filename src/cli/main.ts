@@ -45,4 +45,9 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A reader that goes away (`| head`) is not an error of ours: stop writing, never crash.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') process.stderr.write(`cognigy-reset: stdout: ${err.code ?? err.message}\n`);
+});
+
 process.exitCode = await main(process.argv);

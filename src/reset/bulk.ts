@@ -8,8 +8,9 @@ import { CHANNELS, type DoneMessage } from './events.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { blankOutcome, errorOf, type ResetOutcome } from './outcome.js';
 import type { ResetPipeline } from './resetter.js';
+import type { SessionTarget } from '../transports/transport.js';
 
-export interface BulkTarget {
+export interface BulkTarget extends SessionTarget {
   sessionId: string;
   /** Position in the input, 0-based. */
   index: number;
@@ -41,7 +42,8 @@ export interface BulkOptions {
   /** Validate and report each directive; send nothing. */
   dryRun?: boolean;
   /** Called once per session, after the ledger made the outcome durable. */
-  onOutcome?: ((outcome: ResetOutcome, index: number) => void | Promise<void>) | undefined;
+  onOutcome?:
+    ((outcome: ResetOutcome, index: number, target: BulkTarget) => void | Promise<void>) | undefined;
 }
 
 export interface BulkSummary {
@@ -121,17 +123,17 @@ export async function runBulk(
     let viaPipeline = false;
     const state = ledger?.lookup(target.sessionId, target.index) ?? 'new';
     if (target.problem !== undefined) {
-      outcome = blankOutcome(target.sessionId, 'failed', []);
+      outcome = blankOutcome(target.sessionId, 'failed', [], pipeline.plan.notClearable);
       outcome.error = errorOf(target.problem);
     } else if (state === 'done') {
-      outcome = blankOutcome(target.sessionId, 'skipped', pipeline.plan.cleared);
+      outcome = blankOutcome(target.sessionId, 'skipped', pipeline.plan.cleared, pipeline.plan.notClearable);
       outcome.verified = true;
       outcome.skipReason = 'done-earlier';
     } else if (options.dryRun === true) {
-      outcome = blankOutcome(target.sessionId, 'skipped', pipeline.plan.cleared);
+      outcome = blankOutcome(target.sessionId, 'skipped', pipeline.plan.cleared, pipeline.plan.notClearable);
       outcome.skipReason = 'dry-run';
       try {
-        pipeline.compile(target.sessionId);
+        pipeline.describe(target);
       } catch (err) {
         outcome.outcome = 'failed';
         outcome.error = errorOf(err as CognigyResetError);
@@ -139,7 +141,7 @@ export async function runBulk(
     } else {
       viaPipeline = true;
       ledger?.reserve(target.index);
-      outcome = await pipeline.reset(target.sessionId, {
+      outcome = await pipeline.reset(target, {
         signal: options.signal,
         precheck: state === 'unsure',
       });
@@ -157,7 +159,7 @@ export async function runBulk(
         : undefined;
     const deliver = (): void | Promise<void> => {
       count(outcome);
-      return options.onOutcome?.(outcome, target.index);
+      return options.onOutcome?.(outcome, target.index, target);
     };
     if (durable === undefined) {
       await deliver();

@@ -20,15 +20,22 @@ export interface ResetOutcome {
   skipReason?: 'done-earlier' | 'already-reset' | 'dry-run';
   /** The layers this reset cleared (per the plan and the transport). */
   cleared: readonly Layer[];
+  /** Layers asked for that the transport cannot clear (REST: the flow position, history, ...). */
+  notCleared: readonly Layer[];
+  /** Layers cleared but not read back (REST: the NLU state). */
+  notVerified?: readonly Layer[];
   /** Whether an attempt after the first was needed. */
   retried: boolean;
   /** The frame last sent, for the audit log's directive hash (absent when nothing was sent). */
   directiveText?: string | undefined;
 }
 
-/** The contract's per-session JSON line (DESIGN.md §3). */
+/**
+ * The contract's per-session JSON line (DESIGN.md §3). A transport that cannot clear every layer adds
+ * `cleared`, `notCleared` and `notVerified`, so each outcome says plainly what it did not cover.
+ */
 export function outcomeLine(outcome: ResetOutcome): Record<string, unknown> {
-  return {
+  const line: Record<string, unknown> = {
     sessionId: outcome.sessionId,
     outcome: outcome.outcome,
     verified: outcome.verified,
@@ -36,6 +43,12 @@ export function outcomeLine(outcome: ResetOutcome): Record<string, unknown> {
     attempts: outcome.attempts,
     error: outcome.error,
   };
+  if (outcome.notCleared.length > 0) {
+    line['cleared'] = outcome.cleared;
+    line['notCleared'] = outcome.notCleared;
+    line['notVerified'] = outcome.notVerified ?? [];
+  }
+  return line;
 }
 
 export function errorOf(err: CognigyResetError): { code: ErrorCode; message: string } {
@@ -43,8 +56,14 @@ export function errorOf(err: CognigyResetError): { code: ErrorCode; message: str
 }
 
 /** An outcome before anything happened: nothing sent, nothing verified. */
-export function blankOutcome(sessionId: string, kind: OutcomeKind, cleared: readonly Layer[]): ResetOutcome {
+export function blankOutcome(
+  sessionId: string,
+  kind: OutcomeKind,
+  cleared: readonly Layer[],
+  notCleared: readonly Layer[] = [],
+): ResetOutcome {
   return {
+    notCleared,
     sessionId,
     outcome: kind,
     verified: false,

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CognigyResetError, isCognigyResetError } from '../errors.js';
 import type { EngineAnswer, StatusAnswer } from '../protocol/index.js';
-import type { Transport } from '../transports/transport.js';
+import type { SessionTarget, TargetField, Transport } from '../transports/transport.js';
 import { BackoffGate } from '../util/backoff-gate.js';
 import { TokenBucket } from '../util/token-bucket.js';
 import { compileDirective, type CompiledDirective } from './compile.js';
@@ -126,6 +126,16 @@ export class ResetPipeline {
     this.#analytics = options.analytics;
   }
 
+  /** What a dry run prints for a target: the directive, or the transport's requests. Throws when invalid. */
+  describe(target: SessionTarget): unknown {
+    if (this.transport.describe !== undefined) {
+      const problem = targetProblem(target, this.transport.requiredFields(this.plan));
+      if (problem !== undefined) throw problem;
+      return this.transport.describe(target, this.plan);
+    }
+    return this.compile(target.sessionId).directive;
+  }
+
   /** Compiles the directive a session would get (what `--dry-run` prints). Throws on an invalid one. */
   compile(sessionId: string, requestId?: string): CompiledDirective {
     return compileDirective(sessionId, this.plan, { maxDurationSec: this.#o.maxDurationSec, requestId });
@@ -136,12 +146,16 @@ export class ResetPipeline {
   }
 
   /** Resets one session. Never throws: every failure is an outcome with a coded error. */
-  async reset(sessionId: string, call: ResetCallOptions = {}): Promise<ResetOutcome> {
+  async reset(session: string | SessionTarget, call: ResetCallOptions = {}): Promise<ResetOutcome> {
     const started = performance.now();
-    const outcome = blankOutcome(sessionId, 'failed', this.plan.cleared);
+    const target = typeof session === 'string' ? { sessionId: session } : session;
+    const sessionId = target.sessionId;
+    const outcome = blankOutcome(sessionId, 'failed', this.plan.cleared, this.plan.notClearable);
     if (CHANNELS.start.hasSubscribers) CHANNELS.start.publish({ sessionId });
     try {
-      if (call.precheck === true && (await this.#alreadyReset(sessionId, outcome, call.signal))) {
+      if (this.transport.resetTarget !== undefined) {
+        await this.#resetTarget(target, outcome, call.signal);
+      } else if (call.precheck === true && (await this.#alreadyReset(sessionId, outcome, call.signal))) {
         outcome.outcome = 'skipped';
         outcome.verified = true;
         outcome.skipReason = 'already-reset';
@@ -166,6 +180,31 @@ export class ResetPipeline {
       CHANNELS.done.publish(message);
     }
     return outcome;
+  }
+
+  /** A target-style transport (REST, Socket) resets and verifies in its own calls; it retries inside. */
+  async #resetTarget(
+    target: SessionTarget,
+    outcome: ResetOutcome,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const problem = targetProblem(target, this.transport.requiredFields(this.plan));
+    if (problem !== undefined) throw problem;
+    const turn = this.#waitTurn(signal);
+    if (turn !== undefined) await turn;
+    outcome.attempts = 1;
+    // The requests are known before they are sent: the audit hashes them even when the first one fails.
+    outcome.directiveText = JSON.stringify(this.transport.describe?.(target, this.plan) ?? null);
+    const result = await this.transport.resetTarget!(target, this.plan, {
+      timeoutMs: this.#o.ackTimeoutMs,
+      signal,
+      verify: this.#o.verify,
+    });
+    outcome.attempts = result.attempts;
+    outcome.retried = result.attempts > 1;
+    outcome.outcome = 'reset';
+    outcome.verified = this.#o.verify && result.verified;
+    outcome.notVerified = result.notVerified;
   }
 
   /** Waits out a shared pause and the rate limit; resolves at once (no promise) when neither applies. */
@@ -200,6 +239,8 @@ export class ResetPipeline {
       const options = { timeoutMs: this.#o.ackTimeoutMs, signal };
       let firstState: Promise<EngineAnswer> | undefined;
       let ack: Promise<StatusAnswer>;
+      if (this.transport.send === undefined)
+        throw new Error('transport has neither send() nor resetTarget()');
       if (this.#o.verify && this.transport.sendWithCheck !== undefined) {
         // The first state check rides right behind the directive; it is used only if the ack says applied.
         const both = this.transport.sendWithCheck(
@@ -251,7 +292,7 @@ export class ResetPipeline {
       if (this.gate.remaining() > 0) await this.gate.wait(signal);
       try {
         outcome.polls++;
-        return await this.transport.check(sessionId, this.#requestId(), {
+        return await this.transport.check!(sessionId, this.#requestId(), {
           timeoutMs: this.#o.ackTimeoutMs,
           signal,
         });
@@ -312,4 +353,18 @@ export class ResetPipeline {
       delay = Math.min(delay * 2, this.#o.pollMaxMs);
     }
   }
+}
+
+/** A target lacking a field its transport needs fails before anything is sent. */
+export function targetProblem(
+  target: SessionTarget,
+  required: readonly TargetField[],
+): CognigyResetError | undefined {
+  const missing = required.filter((field) => (target[field] ?? '') === '');
+  if (missing.length === 0) return undefined;
+  return new CognigyResetError(
+    'CR_ERR_OPT_MISSING',
+    `session ${JSON.stringify(target.sessionId.slice(0, 80))} lacks ${missing.join(', ')}, which this transport needs`,
+    { field: missing[0]! },
+  );
 }

@@ -3,7 +3,28 @@
  * directive and get its acknowledgement, ask for the session's state, and close.
  */
 import type { EngineAnswer, ResetDirective, StatusAnswer } from '../protocol/index.js';
-import type { Layer } from '../reset/plan.js';
+import type { Layer, ResetPlan } from '../reset/plan.js';
+
+/** A session and what some transports need to address it (REST: userId, flowReferenceId, entrypoint). */
+export interface SessionTarget {
+  sessionId: string;
+  userId?: string | undefined;
+  flowReferenceId?: string | undefined;
+  entrypoint?: string | undefined;
+}
+
+export type TargetField = 'userId' | 'flowReferenceId' | 'entrypoint';
+
+/** What a transport that resets by target reports. */
+export interface TargetResetResult {
+  /** Layers it verified cleared, and layers it cleared but cannot read back. */
+  verified: boolean;
+  notVerified: Layer[];
+  /** The request bodies sent, for the audit log's directive hash. */
+  requestText: string;
+  /** Requests made, retries included. */
+  attempts: number;
+}
 
 export interface RequestOptions {
   /** Deadline for the answer. */
@@ -15,10 +36,20 @@ export interface Transport {
   readonly name: string;
   /** The layers a reset through this transport can clear. */
   readonly capabilities: ReadonlySet<Layer>;
-  /** Sends one validated directive; resolves with the engine's status answer. */
-  send(directive: ResetDirective, text: string, options: RequestOptions): Promise<StatusAnswer>;
-  /** The state check: a state answer, or a status answer (`SESSION_NOT_FOUND`). */
-  check(sessionId: string, requestId: string | undefined, options: RequestOptions): Promise<EngineAnswer>;
+  /** Fields each target must carry for `plan` (checked before anything is sent). */
+  requiredFields(plan: ResetPlan): TargetField[];
+  /** Runtime-style: sends one validated directive; resolves with the engine's status answer. */
+  send?(directive: ResetDirective, text: string, options: RequestOptions): Promise<StatusAnswer>;
+  /** Runtime-style: the state check, a state answer or a status answer (`SESSION_NOT_FOUND`). */
+  check?(sessionId: string, requestId: string | undefined, options: RequestOptions): Promise<EngineAnswer>;
+  /** Target-style (REST, Socket): resets what the plan names and verifies what it can from the answers. */
+  resetTarget?(
+    target: SessionTarget,
+    plan: ResetPlan,
+    options: RequestOptions & { verify: boolean },
+  ): Promise<TargetResetResult>;
+  /** What a dry run prints for a target: the requests that would be sent. */
+  describe?(target: SessionTarget, plan: ResetPlan): unknown;
   /**
    * Optional: sends the directive and, right behind it on the same ordered channel, a state check, so
    * the check is processed after the reset is applied without waiting a round trip for the ack.

@@ -26,7 +26,11 @@ import { outboxEvent, WebhookDeliverer } from '../../analytics/webhook.js';
 import type { DoneMessage } from '../../reset/events.js';
 import { assertSecureUrl } from '../../util/loopback.js';
 import type { Server } from 'node:http';
-import type { BulkSummary } from '../../reset/bulk.js';
+import type { BulkSummary, BulkTarget } from '../../reset/bulk.js';
+import { CognigyRestTransport } from '../../transports/cognigy-rest/transport.js';
+import { OAuth2TokenProvider } from '../../transports/auth/oauth2.js';
+import { StaticTokenProvider } from '../../transports/auth/token-provider.js';
+import type { Transport } from '../../transports/transport.js';
 import { openStateFile, type StateDb } from '../../state/state-file.js';
 import { oauth2FromEnv } from '../../transports/auth/oauth2.js';
 import { redactUrl } from '../../util/redact.js';
@@ -71,6 +75,9 @@ interface ResetFlags {
   metricsFile?: string;
   analyticsUrl?: string;
   analyticsTimeout: number;
+  transport: 'runtime-ws' | 'cognigy-rest';
+  apiUrl?: string;
+  defaultContextKeys?: string;
 }
 
 export const DEFAULT_STATE_FILE = 'cognigy-reset.sqlite';
@@ -121,9 +128,19 @@ function readToken(flags: ResetFlags, env: NodeJS.ProcessEnv): string | undefine
 export function resetCommand(): Command {
   return new Command('reset')
     .description(
-      'reset sessions: validate, send, acknowledge, verify (ids as arguments, TARGET_SESSION_ID, or --from-file)',
+      'reset sessions: validate, send, acknowledge, verify (ids as arguments, TARGET_SESSION_ID, or --from-file rows)',
     )
     .argument('[sessionId...]', 'session ids (none given: TARGET_SESSION_ID)')
+    .addOption(
+      new Option('--transport <name>', 'the engine interface to reset through')
+        .choices(['runtime-ws', 'cognigy-rest'])
+        .default('runtime-ws'),
+    )
+    .option('--api-url <url>', 'Cognigy REST API base for --transport cognigy-rest (env COGNIGY_API_URL)')
+    .option(
+      '--default-context-keys <keys>',
+      "keys of the Flow's default context (comma-separated): allowed after a REST context reset",
+    )
     .option('--url <url>', `engine base or ws URL (env COGNIGY_WS_URL; default ${DEFAULT_WS_URL})`)
     .option('--tenant <id>', 'tenant id (env COGNIGY_TENANT_ID)')
     .option('--bot <id>', 'bot id (env COGNIGY_BOT_ID)')
@@ -203,10 +220,13 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   const url = flags.url ?? env['COGNIGY_WS_URL'] ?? DEFAULT_WS_URL;
   const tenant = flags.tenant ?? env['COGNIGY_TENANT_ID'] ?? '';
   const botId = flags.bot ?? env['COGNIGY_BOT_ID'] ?? '';
-  const staticToken = flags.dryRun ? undefined : readToken(flags, env);
+  const rest = flags.transport === 'cognigy-rest';
+  const apiKey = rest && !flags.dryRun ? env['COGNIGY_API_KEY'] || undefined : undefined;
+  const staticToken = flags.dryRun || (rest && apiKey !== undefined) ? undefined : readToken(flags, env);
   const oauth2 = flags.dryRun ? undefined : oauth2FromEnv(env, staticToken);
   const secrets = new Set<string>();
   if (staticToken !== undefined) secrets.add(staticToken);
+  if (apiKey !== undefined) secrets.add(apiKey);
   if (oauth2 !== undefined) {
     secrets.add(oauth2.clientSecret);
     if (oauth2.refreshToken !== undefined) secrets.add(oauth2.refreshToken);
@@ -214,16 +234,18 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   const log = createLogger(flags.logLevel, () => [...secrets]);
 
   if (!flags.dryRun) {
-    if (tenant === '' || botId === '') {
+    if (!rest && (tenant === '' || botId === '')) {
       throw new CognigyResetError(
         'CR_ERR_OPT_MISSING',
         'tenant and bot are required: --tenant/--bot or COGNIGY_TENANT_ID/COGNIGY_BOT_ID',
       );
     }
-    if (staticToken === undefined && oauth2 === undefined) {
+    if (staticToken === undefined && oauth2 === undefined && apiKey === undefined) {
       throw new CognigyResetError(
         'CR_ERR_AUTH_NO_TOKEN',
-        'no token: set COGNIGY_API_TOKEN, pass --token-file PATH, or configure OAuth2 (COGNIGY_OAUTH_TOKEN_URL, _CLIENT_ID, _CLIENT_SECRET)',
+        rest
+          ? 'no REST credentials: set COGNIGY_API_KEY, or configure OAuth2 (COGNIGY_OAUTH_TOKEN_URL, _CLIENT_ID, _CLIENT_SECRET)'
+          : 'no token: set COGNIGY_API_TOKEN, pass --token-file PATH, or configure OAuth2 (COGNIGY_OAUTH_TOKEN_URL, _CLIENT_ID, _CLIENT_SECRET)',
       );
     }
   }
@@ -243,9 +265,40 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       { field: '--max-duration', cause: probe },
     );
   }
-  const input = await inputSource(ids, flags.fromFile, env, process.stdin);
+  let transport: Transport | undefined;
+  if (rest) {
+    const apiUrl = flags.apiUrl ?? env['COGNIGY_API_URL'];
+    if (apiUrl === undefined || apiUrl === '') {
+      throw new CognigyResetError(
+        'CR_ERR_OPT_MISSING',
+        '--transport cognigy-rest needs --api-url (or COGNIGY_API_URL)',
+      );
+    }
+    transport = new CognigyRestTransport({
+      apiUrl,
+      ...(apiKey === undefined ? {} : { apiKey }),
+      ...(apiKey === undefined && !flags.dryRun
+        ? {
+            tokens:
+              oauth2 !== undefined
+                ? new OAuth2TokenProvider({ allowInsecure: flags.allowInsecure, ...oauth2 })
+                : new StaticTokenProvider(staticToken!),
+          }
+        : {}),
+      ...(flags.dryRun ? { apiKey: 'unused-in-dry-run' } : {}),
+      allowInsecure: flags.allowInsecure,
+      timeoutMs: flags.ackTimeout * 1000,
+      retry: { ...DEFAULT_RETRY_POLICY, maxAttempts: flags.maxAttempts },
+      ...(flags.rate === undefined ? {} : { ratePerSec: flags.rate }),
+      defaultContextKeys: (flags.defaultContextKeys ?? '')
+        .split(',')
+        .map((k) => k.trim())
+        .filter((k) => k !== ''),
+    });
+  }
 
   const resetter = createResetter({
+    ...(transport === undefined ? {} : { transport }),
     url,
     tenant: tenant || 'dry-run',
     botId: botId || 'dry-run',
@@ -269,6 +322,13 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       flowOnly: flags.flowOnly,
     },
   });
+  const input = await inputSource(
+    ids,
+    flags.fromFile,
+    env,
+    process.stdin,
+    resetter.transport.requiredFields(resetter.plan),
+  );
 
   // The state file holds the audit log (on unless --no-audit), the job ledger and the analytics outbox.
   const audit = flags.audit && !flags.dryRun;
@@ -284,7 +344,8 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     try {
       if (flags.job !== undefined) {
         job = new JobStore(db, flags.job, {
-          url: redactUrl(url),
+          transport: resetter.transport.name,
+          url: redactUrl(rest ? (flags.apiUrl ?? env['COGNIGY_API_URL'] ?? '') : url),
           tenant,
           botId,
           plan: resetter.plan.cleared,
@@ -391,13 +452,12 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     enabled: flags.progress && !flags.dryRun,
   });
   const counts = { done: 0, reset: 0, failed: 0, skipped: 0 };
-  const onOutcome = (outcome: ResetOutcome): void => {
+  const onOutcome = (outcome: ResetOutcome, _index: number, target: BulkTarget): void => {
     counts.done++;
     counts[outcome.outcome]++;
     progress.update(counts);
     if (flags.dryRun) {
-      const directive =
-        outcome.error === null ? resetter.pipeline.compile(outcome.sessionId).directive : null;
+      const directive = outcome.error === null ? resetter.pipeline.describe(target) : null;
       out.write(
         JSON.stringify(flags.json ? { ...outcomeLine(outcome), directive } : (directive ?? outcome.error)),
       );

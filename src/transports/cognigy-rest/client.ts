@@ -53,6 +53,8 @@ export class CognigyRestClient {
   readonly #prefix: string;
   /** Requests sent, including retries. */
   requests = 0;
+  /** Called once per request sent (retries included), for per-session attempt counts. */
+  onRequest: ((sessionId: string) => void) | undefined;
 
   constructor(options: CognigyRestOptions) {
     let base: URL;
@@ -166,6 +168,7 @@ export class CognigyRestClient {
       const { headers, token } = await this.#headers(refreshFrom, signal);
       refreshFrom = undefined;
       this.requests++;
+      this.onRequest?.(sessionId);
       let response: Response;
       try {
         const timeout = AbortSignal.timeout(this.#timeoutMs);

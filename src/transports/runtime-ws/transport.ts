@@ -16,7 +16,7 @@ import {
 import { LAYERS, type Layer } from '../../reset/plan.js';
 import { BackoffGate } from '../../util/backoff-gate.js';
 import type { TokenProvider } from '../auth/token-provider.js';
-import type { RequestOptions, Transport } from '../transport.js';
+import type { RequestOptions, TargetField, Transport } from '../transport.js';
 import { type ConnectionOptions, type Expect, RuntimeConnection } from './connection.js';
 
 export interface RuntimeWsOptions {
@@ -45,6 +45,10 @@ interface Slot {
 export class RuntimeWsTransport implements Transport {
   readonly name = 'runtime-ws';
   readonly capabilities: ReadonlySet<Layer> = new Set(LAYERS);
+
+  requiredFields(): TargetField[] {
+    return [];
+  }
   readonly #opts: Omit<ConnectionOptions, 'token'>;
   readonly #tokens: TokenProvider;
   readonly #gate: BackoffGate;

@@ -1,0 +1,116 @@
+/**
+ * The Cognigy REST transport: a reset is a context reset (variables back to the Flow's default) and, when
+ * the plan clears NLU, a state reset. It cannot clear the flow position, dialog or engine state, or the
+ * history: every outcome says so. Verification reads the context the reset returns: it must hold no keys
+ * beyond the Flow's default (`defaultContextKeys`). The NLU state reset answers `{}`, so it is cleared
+ * but cannot be read back (`notVerified`).
+ */
+import { CognigyResetError } from '../../errors.js';
+import type { Layer, ResetPlan } from '../../reset/plan.js';
+import type {
+  RequestOptions,
+  SessionTarget,
+  TargetField,
+  TargetResetResult,
+  Transport,
+} from '../transport.js';
+import { CognigyRestClient, type CognigyRestOptions } from './client.js';
+
+export interface RestTransportOptions extends CognigyRestOptions {
+  /** Keys the Flow's default context holds; anything else after a reset fails verification. @default [] */
+  defaultContextKeys?: readonly string[];
+}
+
+export class CognigyRestTransport implements Transport {
+  readonly name = 'cognigy-rest';
+  readonly capabilities: ReadonlySet<Layer> = new Set<Layer>(['variables', 'nlu']);
+  readonly client: CognigyRestClient;
+  readonly #defaults: ReadonlySet<string>;
+  readonly #attempts = new Map<string, number>();
+
+  constructor(options: RestTransportOptions) {
+    this.client = new CognigyRestClient(options);
+    this.client.onRequest = (sessionId) =>
+      this.#attempts.set(sessionId, (this.#attempts.get(sessionId) ?? 0) + 1);
+    this.#defaults = new Set(options.defaultContextKeys ?? []);
+  }
+
+  requiredFields(plan: ResetPlan): TargetField[] {
+    return plan.cleared.includes('variables') ? ['userId', 'flowReferenceId', 'entrypoint'] : ['userId'];
+  }
+
+  #bodies(target: SessionTarget, plan: ResetPlan): { path: string; body: Record<string, unknown> }[] {
+    const id = encodeURIComponent(target.sessionId);
+    const out: { path: string; body: Record<string, unknown> }[] = [];
+    if (plan.cleared.includes('variables')) {
+      out.push({
+        path: `/new/v2.0/sessions/${id}/context/reset`,
+        body: {
+          userId: target.userId,
+          flowReferenceId: target.flowReferenceId,
+          entrypoint: target.entrypoint,
+        },
+      });
+    }
+    if (plan.cleared.includes('nlu')) {
+      out.push({ path: `/new/v2.0/sessions/${id}/state/reset`, body: { userId: target.userId } });
+    }
+    return out;
+  }
+
+  describe(target: SessionTarget, plan: ResetPlan): unknown {
+    return {
+      transport: this.name,
+      requests: this.#bodies(target, plan).map((r) => ({ method: 'POST', ...r })),
+    };
+  }
+
+  async resetTarget(
+    target: SessionTarget,
+    plan: ResetPlan,
+    options: RequestOptions & { verify: boolean },
+  ): Promise<TargetResetResult> {
+    const rest = {
+      sessionId: target.sessionId,
+      userId: target.userId ?? '',
+      flowReferenceId: target.flowReferenceId,
+      entrypoint: target.entrypoint,
+    };
+    const notVerified: Layer[] = [];
+    let verified = true;
+    this.#attempts.set(target.sessionId, 0);
+    try {
+      if (plan.cleared.includes('variables')) {
+        const context = await this.client.resetContext(rest, options.signal);
+        const extra = Object.keys(context).filter((key) => !this.#defaults.has(key));
+        if (options.verify && extra.length > 0) {
+          throw new CognigyResetError(
+            'CR_ERR_RESET_VERIFY_VARIABLES',
+            `the context still holds ${extra.length} key(s) beyond the Flow's default: ${extra.slice(0, 5).join(', ')}`,
+          );
+        }
+      }
+      if (plan.cleared.includes('nlu')) {
+        await this.client.resetState(rest, options.signal);
+        notVerified.push('nlu');
+      }
+      if (plan.cleared.length === 0) verified = false;
+      return {
+        verified,
+        notVerified,
+        requestText: JSON.stringify(this.#bodies(target, plan)),
+        // Attempts count retries: each operation's first request is part of attempt 1.
+        attempts: Math.max(
+          1,
+          (this.#attempts.get(target.sessionId) ?? 1) - this.#bodies(target, plan).length + 1,
+        ),
+      };
+    } finally {
+      this.#attempts.delete(target.sessionId);
+    }
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,218 @@
+import * as assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type Emulator, startEmulator } from '../src/emulator/index.js';
+import { parseJsonLines, runCli } from './helpers/cli.js';
+
+const KEY = 'rest-key-RECOGNISABLE-77c1';
+let dir: string;
+let emu: Emulator;
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-rest-'));
+  emu = await startEmulator({
+    sessions: 500,
+    tokens: [{ token: KEY }, { token: 'no-manage', scopes: ['bot:runtime:execute'] }],
+  });
+});
+after(async () => {
+  await emu.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const row = (k: number): Record<string, string> => ({
+  sessionId: `session-${k}`,
+  userId: `user-${k}`,
+  flowReferenceId: `7c0e5a4e-0000-4000-8000-${k.toString(16).padStart(12, '0')}`,
+  entrypoint: '5f1e2d3c4b5a69788796a5b4',
+});
+
+function csvFile(name: string, rows: Record<string, string>[]): string {
+  const path = join(dir, name);
+  writeFileSync(
+    path,
+    [
+      'sessionId,userId,flowReferenceId,entrypoint',
+      ...rows.map((r) => `${r['sessionId']},${r['userId']},${r['flowReferenceId']},${r['entrypoint']}`),
+    ].join('\n') + '\n',
+  );
+  return path;
+}
+
+function env(extra: Record<string, string> = {}): Record<string, string> {
+  return { COGNIGY_API_KEY: KEY, COGNIGY_RESET_STATE: join(dir, 'state.sqlite'), ...extra };
+}
+
+const rest = (apiUrl: string, ...args: string[]): string[] => [
+  'reset',
+  '--transport',
+  'cognigy-rest',
+  '--api-url',
+  apiUrl,
+  '--json',
+  '--rate',
+  '1000',
+  ...args,
+];
+
+describe('reset --transport cognigy-rest (CLI against the emulator)', () => {
+  it('resets context and NLU state, says which layers it could not clear, and audits them', async () => {
+    const file = csvFile('ok.csv', [row(1), row(2)]);
+    const state = join(dir, 'ok.sqlite');
+    const result = await runCli(rest(emu.httpUrl, '--from-file', file, '--state', state), env());
+    assert.equal(result.code, 0, result.stderr);
+    const { sessions } = parseJsonLines(result.stdout);
+    assert.equal(sessions.length, 2);
+    for (const s of sessions) {
+      assert.deepEqual([s.outcome, s.verified, s.attempts, s.error], ['reset', true, 1, null]);
+      assert.deepEqual(s.cleared, ['variables', 'nlu']);
+      assert.deepEqual(s.notCleared, ['flow', 'dialog', 'engine', 'history']);
+      assert.deepEqual(s.notVerified, ['nlu']);
+    }
+    assert.deepEqual(emu.store.get('session-1')!.variables, {});
+    assert.equal(emu.store.get('session-1')!.nluContext, null);
+    assert.equal(emu.store.get('session-1')!.flowState, 'ACTIVE');
+    const exported = await runCli(['audit', 'export', '--state', state], {});
+    const records = exported.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      records.map((r) => [r.transport, r.cleared, r.notCleared]),
+      [
+        ['cognigy-rest', ['variables', 'nlu'], ['flow', 'dialog', 'engine', 'history']],
+        ['cognigy-rest', ['variables', 'nlu'], ['flow', 'dialog', 'engine', 'history']],
+      ],
+    );
+    assert.ok(records.every((r) => /^[0-9a-f]{64}$/.test(r.directiveHash)));
+    assert.doesNotMatch(
+      result.stdout + result.stderr + readFileSync(state).toString('latin1'),
+      new RegExp(KEY),
+    );
+  });
+
+  it('reads JSON Lines rows, accepting the entryPoint spelling', async () => {
+    const path = join(dir, 'rows.jsonl');
+    const r = row(3);
+    writeFileSync(
+      path,
+      `${JSON.stringify({ sessionId: r['sessionId'], userId: r['userId'], flowReferenceId: r['flowReferenceId'], entryPoint: r['entrypoint'] })}\n`,
+    );
+    const result = await runCli(rest(emu.httpUrl, '--from-file', path), env());
+    assert.equal(result.code, 0, result.stderr);
+  });
+
+  it('refuses rows that lack what the transport needs (exit 2), before anything is sent', async () => {
+    const path = join(dir, 'plain.txt');
+    writeFileSync(path, 'session-4\n');
+    const before = JSON.stringify(emu.stats().rest);
+    const result = await runCli(rest(emu.httpUrl, '--from-file', path), env());
+    assert.equal(result.code, 2);
+    assert.match(
+      result.stderr,
+      /CR_ERR_OPT_MISSING: .*plain\.txt line 1: session "session-4" lacks userId, flowReferenceId, entrypoint/,
+    );
+    assert.equal(JSON.stringify(emu.stats().rest), before);
+  });
+
+  it('exits 1 with CR_ERR_RESET_SESSION_NOT_FOUND (404, Cognigy code 1002) for an unknown session', async () => {
+    const result = await runCli(
+      rest(emu.httpUrl, '--from-file', csvFile('ghost.csv', [{ ...row(5), sessionId: 'ghost' }])),
+      env(),
+    );
+    assert.equal(result.code, 1);
+    const [s] = parseJsonLines(result.stdout).sessions;
+    assert.equal(s!.error.code, 'CR_ERR_RESET_SESSION_NOT_FOUND');
+    assert.match(s!.error.message, /answered 404 \(Cognigy code 1002\).*traceId trace-/);
+  });
+
+  it('exits 3 on a 401 (unknown key) and on a 403, without showing the key', async () => {
+    const file = csvFile('auth.csv', [row(6), row(7)]);
+    const r401 = await runCli(
+      rest(emu.httpUrl, '--from-file', file),
+      env({ COGNIGY_API_KEY: 'key-UNKNOWN-9911' }),
+    );
+    assert.equal(r401.code, 3);
+    assert.match(r401.stderr, /CR_ERR_AUTH_UNAUTHORIZED/);
+    assert.doesNotMatch(r401.stdout + r401.stderr, /key-UNKNOWN-9911/);
+    const r403 = await runCli(rest(emu.httpUrl, '--from-file', file), env({ COGNIGY_API_KEY: 'no-manage' }));
+    assert.equal(r403.code, 3);
+    assert.match(r403.stderr, /CR_ERR_AUTH_FORBIDDEN/);
+  });
+
+  it('recovers from 429 with Retry-After and verifies every session', async () => {
+    emu.setFaults({ restRate: 4 });
+    try {
+      const file = csvFile('rate.csv', [8, 9, 10, 11, 12, 13].map(row));
+      const result = await runCli(rest(emu.httpUrl, '--from-file', file, '--concurrency', '6'), env());
+      assert.equal(result.code, 0, result.stderr);
+      const { sessions, summary } = parseJsonLines(result.stdout);
+      assert.equal(summary!.verified, 6);
+      assert.ok(
+        sessions.some((s) => s.attempts > 1),
+        'no session needed a retry',
+      );
+      assert.ok(Object.keys(emu.stats().rest).some((k) => k.endsWith(' 429')));
+    } finally {
+      emu.setFaults({ restRate: 0 });
+    }
+  });
+});
+
+describe('reset --transport cognigy-rest against a failing API', () => {
+  let server: Server;
+  let url: string;
+  let script: ('500' | 'hang' | 'drop' | 'ok')[] = [];
+  before(async () => {
+    server = createServer((req, res) => {
+      req.resume();
+      const step = script.shift() ?? 'ok';
+      if (step === 'hang') return;
+      if (step === 'drop') return req.socket.destroy();
+      if (step === '500')
+        return res
+          .writeHead(500, { 'content-type': 'application/problem+json' })
+          .end('{"status":500,"code":1008,"traceId":"t-9"}');
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+  after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+
+  for (const [what, steps] of [
+    ['a 5xx', ['500']],
+    ['a timeout', ['hang']],
+    ['a dropped socket', ['drop']],
+  ] as const) {
+    it(`retries after ${what} and resets the session`, async () => {
+      script = [...steps, 'ok', 'ok'];
+      const result = await runCli(
+        rest(url, '--from-file', csvFile(`fail-${steps[0]}.csv`, [row(20)]), '--ack-timeout', '0.3'),
+        env(),
+      );
+      assert.equal(result.code, 0, result.stderr);
+      const [s] = parseJsonLines(result.stdout).sessions;
+      assert.deepEqual([s!.outcome, s!.attempts], ['reset', 2]);
+    });
+  }
+
+  it('fails with CR_ERR_TRANSPORT_REST_SERVER when 5xx persists, keeping the traceId', async () => {
+    script = ['500', '500'];
+    const result = await runCli(
+      rest(url, '--from-file', csvFile('fail-hard.csv', [row(21)]), '--max-attempts', '2'),
+      env(),
+    );
+    assert.equal(result.code, 1);
+    const [s] = parseJsonLines(result.stdout).sessions;
+    assert.equal(s!.error.code, 'CR_ERR_TRANSPORT_REST_SERVER');
+    assert.match(s!.error.message, /traceId t-9/);
+  });
+});
