@@ -155,6 +155,21 @@ export const ERROR_CATALOGUE = {
     retryable: true,
     summary: 'a REST API request missed its deadline',
   },
+  CR_ERR_TRANSPORT_SOCKET_CONNECT: {
+    kind: 'reset',
+    retryable: true,
+    summary: 'the Socket endpoint could not be reached or refused the connection',
+  },
+  CR_ERR_TRANSPORT_SOCKET_TIMEOUT: {
+    kind: 'reset',
+    retryable: true,
+    summary: 'no endpoint-ready or finalPing from the Socket endpoint within the deadline',
+  },
+  CR_ERR_TRANSPORT_SOCKET_ERROR: {
+    kind: 'reset',
+    retryable: false,
+    summary: 'the Socket endpoint answered with an error output or an exception',
+  },
   CR_ERR_TRANSPORT_REST_UNEXPECTED: {
     kind: 'reset',
     retryable: false,

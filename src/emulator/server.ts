@@ -12,6 +12,7 @@ import { DEFAULT_OAUTH, type OAuthSettings, oauthRoutes } from './oauth-door.js'
 import { createRandom } from './prng.js';
 import { restRoutes } from './rest-door.js';
 import { RuntimeDoor } from './runtime-door.js';
+import { DEFAULT_URL_TOKEN, SocketDoor } from './socket-door.js';
 import { createStats, type EmulatorStats } from './stats.js';
 import { SessionStore } from './store.js';
 import { type TokenSpec, TokenRegistry } from './tokens.js';
@@ -31,6 +32,8 @@ export interface EmulatorOptions {
   /** Answer with the seed's bare shapes only. @default false */
   strict?: boolean;
   faults?: Partial<EmulatorFaults>;
+  /** The Socket endpoint's URLToken. @default 'dev-url-token' */
+  urlToken?: string;
   /** The OAuth2 token endpoint's clients, token lifetime and accepted refresh tokens. */
   oauth?: Partial<OAuthSettings>;
 }
@@ -92,10 +95,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       socket.destroy();
       return;
     }
+    if (url.pathname.startsWith('/socket.io/')) return; // the Socket endpoint's own upgrade listener
     if (url.pathname === WS_PATH) runtime.handleUpgrade(req, socket, head, url);
     else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
   });
   server.on('clientError', (_err, socket) => socket.destroy());
+  const socketDoor = new SocketDoor(ctx, server, options.urlToken ?? DEFAULT_URL_TOKEN);
 
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
@@ -128,6 +133,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       closing ??= (async () => {
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         await runtime.close();
+        await socketDoor.close();
         for (const socket of sockets) socket.destroy();
         await stopped;
       })();

@@ -251,6 +251,15 @@ export class SessionStore {
     return 'RESET_COMPLETE';
   }
 
+  /** Socket `processInput` with `resetFlow: true`: the Flow starts over (no blocking action survives it). */
+  resetFlow(sessionId: string): void {
+    const record = this.get(sessionId)!;
+    record.flowState = 'RESET';
+    record.flowResetDueAt = undefined;
+    record.resets++;
+    record.updatedAt = new Date(this.#now()).toISOString();
+  }
+
   /** REST `context/reset`: the context (variables) back to the Flow's default, which is empty. */
   resetContext(sessionId: string): Record<string, unknown> {
     const record = this.get(sessionId)!;

@@ -23,6 +23,7 @@ interface EmulatorFlags {
   restRate: number;
   oauthClient?: { clientId: string; clientSecret: string }[];
   tokenTtl: number;
+  urlToken: string;
 }
 
 function parseClientFlag(text: string): { clientId: string; clientSecret: string } {
@@ -108,6 +109,7 @@ export function emulatorCommand(): Command {
         ...(flags.tenant === undefined ? {} : { tenant: flags.tenant }),
         ...(flags.bot === undefined ? {} : { botId: flags.bot }),
         strict: flags.strict,
+        urlToken: flags.urlToken,
         oauth: {
           tokenTtlSec: flags.tokenTtl,
           ...(flags.oauthClient === undefined ? {} : { clients: flags.oauthClient }),

@@ -28,6 +28,7 @@ import { assertSecureUrl } from '../../util/loopback.js';
 import type { Server } from 'node:http';
 import type { BulkSummary, BulkTarget } from '../../reset/bulk.js';
 import { CognigyRestTransport } from '../../transports/cognigy-rest/transport.js';
+import { CognigySocketTransport } from '../../transports/cognigy-socket/transport.js';
 import { OAuth2TokenProvider } from '../../transports/auth/oauth2.js';
 import { StaticTokenProvider } from '../../transports/auth/token-provider.js';
 import type { Transport } from '../../transports/transport.js';
@@ -75,7 +76,9 @@ interface ResetFlags {
   metricsFile?: string;
   analyticsUrl?: string;
   analyticsTimeout: number;
-  transport: 'runtime-ws' | 'cognigy-rest';
+  transport: 'runtime-ws' | 'cognigy-rest' | 'cognigy-socket';
+  endpointUrl?: string;
+  firstText?: string;
   apiUrl?: string;
   defaultContextKeys?: string;
 }
@@ -133,10 +136,15 @@ export function resetCommand(): Command {
     .argument('[sessionId...]', 'session ids (none given: TARGET_SESSION_ID)')
     .addOption(
       new Option('--transport <name>', 'the engine interface to reset through')
-        .choices(['runtime-ws', 'cognigy-rest'])
+        .choices(['runtime-ws', 'cognigy-rest', 'cognigy-socket'])
         .default('runtime-ws'),
     )
     .option('--api-url <url>', 'Cognigy REST API base for --transport cognigy-rest (env COGNIGY_API_URL)')
+    .option(
+      '--endpoint-url <url>',
+      'Socket endpoint for --transport cognigy-socket (env COGNIGY_ENDPOINT_URL)',
+    )
+    .option('--first-text <text>', 'with cognigy-socket: the first input of the restarted Flow')
     .option(
       '--default-context-keys <keys>',
       "keys of the Flow's default context (comma-separated): allowed after a REST context reset",
@@ -221,12 +229,16 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   const tenant = flags.tenant ?? env['COGNIGY_TENANT_ID'] ?? '';
   const botId = flags.bot ?? env['COGNIGY_BOT_ID'] ?? '';
   const rest = flags.transport === 'cognigy-rest';
+  const socket = flags.transport === 'cognigy-socket';
   const apiKey = rest && !flags.dryRun ? env['COGNIGY_API_KEY'] || undefined : undefined;
-  const staticToken = flags.dryRun || (rest && apiKey !== undefined) ? undefined : readToken(flags, env);
-  const oauth2 = flags.dryRun ? undefined : oauth2FromEnv(env, staticToken);
+  const urlToken = socket && !flags.dryRun ? env['COGNIGY_URL_TOKEN'] || undefined : undefined;
+  const staticToken =
+    flags.dryRun || socket || (rest && apiKey !== undefined) ? undefined : readToken(flags, env);
+  const oauth2 = flags.dryRun || socket ? undefined : oauth2FromEnv(env, staticToken);
   const secrets = new Set<string>();
   if (staticToken !== undefined) secrets.add(staticToken);
   if (apiKey !== undefined) secrets.add(apiKey);
+  if (urlToken !== undefined) secrets.add(urlToken);
   if (oauth2 !== undefined) {
     secrets.add(oauth2.clientSecret);
     if (oauth2.refreshToken !== undefined) secrets.add(oauth2.refreshToken);
@@ -234,13 +246,19 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   const log = createLogger(flags.logLevel, () => [...secrets]);
 
   if (!flags.dryRun) {
-    if (!rest && (tenant === '' || botId === '')) {
+    if (socket && urlToken === undefined) {
+      throw new CognigyResetError(
+        'CR_ERR_AUTH_NO_TOKEN',
+        'no URLToken: set COGNIGY_URL_TOKEN for --transport cognigy-socket',
+      );
+    }
+    if (!rest && !socket && (tenant === '' || botId === '')) {
       throw new CognigyResetError(
         'CR_ERR_OPT_MISSING',
         'tenant and bot are required: --tenant/--bot or COGNIGY_TENANT_ID/COGNIGY_BOT_ID',
       );
     }
-    if (staticToken === undefined && oauth2 === undefined && apiKey === undefined) {
+    if (!socket && staticToken === undefined && oauth2 === undefined && apiKey === undefined) {
       throw new CognigyResetError(
         'CR_ERR_AUTH_NO_TOKEN',
         rest
@@ -297,6 +315,23 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     });
   }
 
+  if (socket) {
+    const endpointUrl = flags.endpointUrl ?? env['COGNIGY_ENDPOINT_URL'];
+    if (endpointUrl === undefined || endpointUrl === '') {
+      throw new CognigyResetError(
+        'CR_ERR_OPT_MISSING',
+        '--transport cognigy-socket needs --endpoint-url (or COGNIGY_ENDPOINT_URL)',
+      );
+    }
+    transport = new CognigySocketTransport({
+      endpointUrl,
+      urlToken: urlToken ?? 'unused-in-dry-run',
+      text: flags.firstText,
+      allowInsecure: flags.allowInsecure,
+      retry: { ...DEFAULT_RETRY_POLICY, maxAttempts: flags.maxAttempts },
+    });
+  }
+
   const resetter = createResetter({
     ...(transport === undefined ? {} : { transport }),
     url,
@@ -345,7 +380,13 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       if (flags.job !== undefined) {
         job = new JobStore(db, flags.job, {
           transport: resetter.transport.name,
-          url: redactUrl(rest ? (flags.apiUrl ?? env['COGNIGY_API_URL'] ?? '') : url),
+          url: redactUrl(
+            rest
+              ? (flags.apiUrl ?? env['COGNIGY_API_URL'] ?? '')
+              : socket
+                ? (flags.endpointUrl ?? env['COGNIGY_ENDPOINT_URL'] ?? '')
+                : url,
+          ),
           tenant,
           botId,
           plan: resetter.plan.cleared,
