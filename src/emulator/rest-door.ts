@@ -7,7 +7,8 @@
  *   POST [/new]/v2.0/sessions/{id}/state/inject    {userId, state}                                   → {state}
  * Credentials: `X-API-Key`, `?api_key=`, or `Authorization: Bearer` (tokens from the OAuth2 endpoint).
  * Errors are RFC 7807 problems with Cognigy's numeric `code` (1000 missing argument, 1002 not found,
- * 1005 invalid argument) and a `traceId`; past the `restRate` fault, 429 with `Retry-After`.
+ * 1004 conflict, 1005 invalid argument) and a `traceId`; a session whose Flow execution never ends
+ * (`stuck`) answers resets with 409; past the `restRate` fault, 429 with `Retry-After`.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -22,6 +23,7 @@ const TITLES: Record<number, string> = {
   401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
+  409: 'Conflict',
   413: 'Payload Too Large',
   429: 'Too Many Requests',
 };
@@ -98,6 +100,9 @@ export function restRoutes(ctx: EmulatorContext): Route[] {
       const session = ctx.store.get(id);
       if (session === undefined || session.userId !== userId) {
         throw new Problem(404, 1002, 'no session with this sessionId for this userId');
+      }
+      if (session.blockingMs === null && op.endsWith('/reset')) {
+        throw new Problem(409, 1004, 'a Flow execution that does not end is in progress for this session');
       }
       let result: unknown;
       switch (op) {

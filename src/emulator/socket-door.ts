@@ -76,6 +76,11 @@ export class SocketDoor {
         return;
       }
       const sessionId = typeof input.sessionId === 'string' ? input.sessionId : handshake.sessionId;
+      if (sessionId !== handshake.sessionId) {
+        // Only equal when the handshake query was decoded the second time it needs.
+        socket.emit('exception', { message: 'sessionId does not match the one given at the handshake' });
+        return;
+      }
       const { faults } = ctx;
       if (faults.dropEveryFrames > 0 && ++this.#inputs % faults.dropEveryFrames === 0) {
         bump(ctx.stats.socket, 'dropped');

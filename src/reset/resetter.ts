@@ -199,9 +199,11 @@ export class ResetPipeline {
       timeoutMs: this.#o.ackTimeoutMs,
       signal,
       verify: this.#o.verify,
+      onRetry: () => {
+        outcome.attempts++;
+        outcome.retried = true;
+      },
     });
-    outcome.attempts = result.attempts;
-    outcome.retried = result.attempts > 1;
     outcome.outcome = 'reset';
     outcome.verified = this.#o.verify && result.verified;
     outcome.notVerified = result.notVerified;

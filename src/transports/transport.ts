@@ -30,6 +30,8 @@ export interface RequestOptions {
   /** Deadline for the answer. */
   timeoutMs: number;
   signal?: AbortSignal | undefined;
+  /** Target-style transports that retry inside call this once per retry, so attempts are counted. */
+  onRetry?: (() => void) | undefined;
 }
 
 export interface Transport {

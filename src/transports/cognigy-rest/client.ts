@@ -53,8 +53,6 @@ export class CognigyRestClient {
   readonly #prefix: string;
   /** Requests sent, including retries. */
   requests = 0;
-  /** Called once per request sent (retries included), for per-session attempt counts. */
-  onRequest: ((sessionId: string) => void) | undefined;
 
   constructor(options: CognigyRestOptions) {
     let base: URL;
@@ -93,7 +91,11 @@ export class CognigyRestClient {
   }
 
   /** Puts the context back to the Flow's default; resolves with the context after the reset. */
-  async resetContext(target: RestTarget, signal?: AbortSignal): Promise<Record<string, unknown>> {
+  async resetContext(
+    target: RestTarget,
+    signal?: AbortSignal,
+    onRetry?: () => void,
+  ): Promise<Record<string, unknown>> {
     if (target.flowReferenceId === undefined || target.entrypoint === undefined) {
       throw new CognigyResetError(
         'CR_ERR_OPT_MISSING',
@@ -105,7 +107,7 @@ export class CognigyRestClient {
       flowReferenceId: target.flowReferenceId,
       entrypoint: target.entrypoint,
     };
-    const context = await this.#post(target.sessionId, 'context/reset', body, signal);
+    const context = await this.#post(target.sessionId, 'context/reset', body, signal, onRetry);
     if (context === null || typeof context !== 'object' || Array.isArray(context)) {
       throw new CognigyResetError(
         'CR_ERR_TRANSPORT_REST_UNEXPECTED',
@@ -116,8 +118,8 @@ export class CognigyRestClient {
   }
 
   /** Puts the NLU state back to its default. */
-  async resetState(target: RestTarget, signal?: AbortSignal): Promise<void> {
-    await this.#post(target.sessionId, 'state/reset', { userId: target.userId }, signal);
+  async resetState(target: RestTarget, signal?: AbortSignal, onRetry?: () => void): Promise<void> {
+    await this.#post(target.sessionId, 'state/reset', { userId: target.userId }, signal, onRetry);
   }
 
   async injectContext(
@@ -151,7 +153,13 @@ export class CognigyRestClient {
     return { headers };
   }
 
-  async #post(sessionId: string, operation: string, body: unknown, signal?: AbortSignal): Promise<unknown> {
+  async #post(
+    sessionId: string,
+    operation: string,
+    body: unknown,
+    signal?: AbortSignal,
+    onRetry?: () => void,
+  ): Promise<unknown> {
     const url = new URL(
       `${this.#prefix}/v2.0/sessions/${encodeURIComponent(sessionId)}/${operation}`,
       this.#base,
@@ -168,7 +176,6 @@ export class CognigyRestClient {
       const { headers, token } = await this.#headers(refreshFrom, signal);
       refreshFrom = undefined;
       this.requests++;
-      this.onRequest?.(sessionId);
       let response: Response;
       try {
         const timeout = AbortSignal.timeout(this.#timeoutMs);
@@ -192,6 +199,7 @@ export class CognigyRestClient {
                   cause,
                 });
         if (!shouldRetry(this.#retry, err, attempt)) throw err;
+        onRetry?.();
         await sleep(retryDelay(this.#retry, attempt, err), undefined, { signal, ref: false });
         continue;
       }
@@ -223,6 +231,7 @@ export class CognigyRestClient {
         continue;
       }
       if (!shouldRetry(this.#retry, err, attempt)) throw err;
+      onRetry?.();
       await sleep(retryDelay(this.#retry, attempt, err), undefined, { signal, ref: false });
     }
   }

@@ -26,12 +26,9 @@ export class CognigyRestTransport implements Transport {
   readonly capabilities: ReadonlySet<Layer> = new Set<Layer>(['variables', 'nlu']);
   readonly client: CognigyRestClient;
   readonly #defaults: ReadonlySet<string>;
-  readonly #attempts = new Map<string, number>();
 
   constructor(options: RestTransportOptions) {
     this.client = new CognigyRestClient(options);
-    this.client.onRequest = (sessionId) =>
-      this.#attempts.set(sessionId, (this.#attempts.get(sessionId) ?? 0) + 1);
     this.#defaults = new Set(options.defaultContextKeys ?? []);
   }
 
@@ -77,37 +74,32 @@ export class CognigyRestTransport implements Transport {
       entrypoint: target.entrypoint,
     };
     const notVerified: Layer[] = [];
-    let verified = true;
-    this.#attempts.set(target.sessionId, 0);
-    try {
-      if (plan.cleared.includes('variables')) {
-        const context = await this.client.resetContext(rest, options.signal);
-        const extra = Object.keys(context).filter((key) => !this.#defaults.has(key));
-        if (options.verify && extra.length > 0) {
-          throw new CognigyResetError(
-            'CR_ERR_RESET_VERIFY_VARIABLES',
-            `the context still holds ${extra.length} key(s) beyond the Flow's default: ${extra.slice(0, 5).join(', ')}`,
-          );
-        }
+    let retries = 0;
+    const onRetry = (): void => {
+      retries++;
+      options.onRetry?.();
+    };
+    if (plan.cleared.includes('variables')) {
+      const context = await this.client.resetContext(rest, options.signal, onRetry);
+      const extra = Object.keys(context).filter((key) => !this.#defaults.has(key));
+      if (options.verify && extra.length > 0) {
+        throw new CognigyResetError(
+          'CR_ERR_RESET_VERIFY_VARIABLES',
+          `the context still holds ${extra.length} key(s) beyond the Flow's default: ${extra.slice(0, 5).join(', ')}`,
+        );
       }
-      if (plan.cleared.includes('nlu')) {
-        await this.client.resetState(rest, options.signal);
-        notVerified.push('nlu');
-      }
-      if (plan.cleared.length === 0) verified = false;
-      return {
-        verified,
-        notVerified,
-        requestText: JSON.stringify(this.#bodies(target, plan)),
-        // Attempts count retries: each operation's first request is part of attempt 1.
-        attempts: Math.max(
-          1,
-          (this.#attempts.get(target.sessionId) ?? 1) - this.#bodies(target, plan).length + 1,
-        ),
-      };
-    } finally {
-      this.#attempts.delete(target.sessionId);
     }
+    if (plan.cleared.includes('nlu')) {
+      await this.client.resetState(rest, options.signal, onRetry);
+      notVerified.push('nlu');
+    }
+    return {
+      // Only the context can be read back; a plan that clears nothing here verifies nothing.
+      verified: plan.cleared.includes('variables'),
+      notVerified,
+      requestText: JSON.stringify(this.#bodies(target, plan)),
+      attempts: 1 + retries,
+    };
   }
 
   close(): Promise<void> {

@@ -122,6 +122,7 @@ export class CognigySocketTransport implements Transport {
         };
       } catch (err) {
         if (options.signal?.aborted === true || !shouldRetry(this.#retry, err, attempt)) throw err;
+        options.onRetry?.();
         await sleep(retryDelay(this.#retry, attempt, err), undefined, { signal: options.signal, ref: false });
       }
     }

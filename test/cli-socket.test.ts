@@ -1,0 +1,140 @@
+import * as assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type Emulator, startEmulator } from '../src/emulator/index.js';
+import { parseJsonLines, runCli } from './helpers/cli.js';
+
+const URL_TOKEN = 'url-token-RECOGNISABLE-a1b2';
+let dir: string;
+let emu: Emulator;
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-socket-'));
+  emu = await startEmulator({ sessions: 200, urlToken: URL_TOKEN });
+});
+after(async () => {
+  await emu.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function rows(name: string, ks: (number | string)[]): string {
+  const path = join(dir, name);
+  writeFileSync(
+    path,
+    [
+      'sessionId,userId',
+      ...ks.map((k) => (typeof k === 'number' ? `session-${k},user-${k}` : `${k},someone`)),
+    ].join('\n') + '\n',
+  );
+  return path;
+}
+
+const socket = (...args: string[]): string[] => [
+  'reset',
+  '--transport',
+  'cognigy-socket',
+  '--endpoint-url',
+  emu.httpUrl,
+  '--json',
+  ...args,
+];
+const env = (extra: Record<string, string> = {}): Record<string, string> => ({
+  COGNIGY_URL_TOKEN: URL_TOKEN,
+  COGNIGY_RESET_STATE: join(dir, 'state.sqlite'),
+  ...extra,
+});
+
+describe('reset --transport cognigy-socket (CLI against the emulator)', () => {
+  it('restarts each Flow through processInput/resetFlow, says it cleared the flow position only, and audits it', async () => {
+    const state = join(dir, 'ok.sqlite');
+    const result = await runCli(socket('--from-file', rows('ok.csv', [1, 2, 3]), '--state', state), env());
+    assert.equal(result.code, 0, result.stderr);
+    const { sessions } = parseJsonLines(result.stdout);
+    assert.equal(sessions.length, 3);
+    for (const s of sessions) {
+      assert.deepEqual([s.outcome, s.verified, s.attempts, s.error], ['reset', false, 1, null]);
+      assert.deepEqual(s.cleared, ['flow']);
+      assert.deepEqual(s.notCleared, ['dialog', 'engine', 'variables', 'history', 'nlu']);
+      assert.deepEqual(s.notVerified, ['flow']);
+    }
+    assert.equal(emu.store.get('session-1')!.flowState, 'RESET');
+    assert.notDeepEqual(
+      emu.store.get('session-1')!.variables,
+      {},
+      'the socket reset does not touch variables',
+    );
+    const records = (await runCli(['audit', 'export', '--state', state], {})).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      records.map((r) => [r.transport, r.cleared]),
+      [
+        ['cognigy-socket', ['flow']],
+        ['cognigy-socket', ['flow']],
+        ['cognigy-socket', ['flow']],
+      ],
+    );
+    assert.doesNotMatch(
+      result.stdout + result.stderr + readFileSync(state).toString('latin1'),
+      new RegExp(URL_TOKEN),
+    );
+  });
+
+  it('exits 3 when the endpoint refuses the URLToken, without showing it', async () => {
+    const result = await runCli(
+      socket('--from-file', rows('auth.csv', [4]), '--log-level', 'debug'),
+      env({ COGNIGY_URL_TOKEN: 'url-token-WRONG-77' }),
+    );
+    assert.equal(result.code, 3);
+    assert.match(result.stderr, /CR_ERR_AUTH_UNAUTHORIZED: .*refused the URLToken/);
+    assert.doesNotMatch(result.stdout + result.stderr, /url-token-WRONG-77/);
+  });
+
+  it('fails an unknown session with CR_ERR_RESET_SESSION_NOT_FOUND (exit 1)', async () => {
+    const result = await runCli(socket('--from-file', rows('ghost.csv', ['ghost-1', 5])), env());
+    assert.equal(result.code, 1);
+    const { sessions } = parseJsonLines(result.stdout);
+    assert.equal(
+      sessions.find((s) => s.sessionId === 'ghost-1')!.error.code,
+      'CR_ERR_RESET_SESSION_NOT_FOUND',
+    );
+    assert.equal(sessions.find((s) => s.sessionId === 'session-5')!.outcome, 'reset');
+  });
+
+  it('retries a connection the endpoint dropped mid-input, and resets every session', async () => {
+    emu.setFaults({ dropEveryFrames: 2 });
+    try {
+      const result = await runCli(
+        socket('--from-file', rows('drop.csv', [10, 11, 12, 13]), '--concurrency', '1'),
+        env(),
+      );
+      assert.equal(result.code, 0, result.stderr);
+      const { sessions } = parseJsonLines(result.stdout);
+      assert.ok(sessions.every((s) => s.outcome === 'reset'));
+      assert.ok(
+        sessions.some((s) => s.attempts > 1),
+        'no input was dropped',
+      );
+      assert.ok((emu.stats().socket['dropped'] ?? 0) > 0);
+    } finally {
+      emu.setFaults({ dropEveryFrames: 0 });
+    }
+  });
+
+  it('fails with CR_ERR_TRANSPORT_SOCKET_TIMEOUT when finalPing misses the deadline on every attempt', async () => {
+    emu.setFaults({ latencyMs: 1500 });
+    try {
+      const result = await runCli(
+        socket('--from-file', rows('slow.csv', [20]), '--ack-timeout', '0.3', '--max-attempts', '2'),
+        env(),
+      );
+      assert.equal(result.code, 1);
+      const [s] = parseJsonLines(result.stdout).sessions;
+      assert.deepEqual([s!.error.code, s!.attempts], ['CR_ERR_TRANSPORT_SOCKET_TIMEOUT', 2]);
+    } finally {
+      emu.setFaults({ latencyMs: 0 });
+    }
+  });
+});
