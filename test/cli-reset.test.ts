@@ -141,6 +141,48 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
     }
   });
 
+  it('fails a session whose engine closes with 1011 after retrying it, and resets the others (exit 1)', async () => {
+    emu.store.create({ sessionId: 'engine-breaks', engineError: true });
+    const result = await runCli(
+      ['reset', 'engine-breaks', 'session-30', '--json', '--max-attempts', '2'],
+      envFor(emu),
+    );
+    assert.equal(result.code, 1);
+    const { sessions } = parseJsonLines(result.stdout);
+    const broken = sessions.find((s) => s.sessionId === 'engine-breaks')!;
+    assert.deepEqual([broken.error.code, broken.attempts], ['CR_ERR_TRANSPORT_ENGINE_ERROR', 2]);
+    assert.equal(sessions.find((s) => s.sessionId === 'session-30')!.verified, true);
+  });
+
+  it('fails with CR_ERR_RESET_ACK_TIMEOUT when answers miss --ack-timeout on every attempt', async () => {
+    emu.setFaults({ latencyMs: 800 });
+    try {
+      const result = await runCli(
+        ['reset', 'session-31', '--json', '--ack-timeout', '0.2', '--max-attempts', '2'],
+        envFor(emu),
+      );
+      assert.equal(result.code, 1);
+      const [s] = parseJsonLines(result.stdout).sessions;
+      assert.deepEqual([s!.error.code, s!.attempts], ['CR_ERR_RESET_ACK_TIMEOUT', 2]);
+    } finally {
+      emu.setFaults({ latencyMs: 0 });
+    }
+  });
+
+  it('verifies every session through dropped connections (a drop every 5 frames)', async () => {
+    emu.setFaults({ dropEveryFrames: 5 });
+    try {
+      const result = await runCli(['reset', ...range(50, 600), '--json'], envFor(emu));
+      assert.equal(result.code, 0, result.stderr);
+      const { sessions, summary } = parseJsonLines(result.stdout);
+      assert.equal(new Set(sessions.map((s) => s.sessionId)).size, 50);
+      assert.equal(summary!.verified, 50);
+      assert.ok(summary!.retried > 0);
+    } finally {
+      emu.setFaults({ dropEveryFrames: 0 });
+    }
+  });
+
   it('--dry-run prints each directive, needs no token and opens no connection', async () => {
     const handshakes = JSON.stringify(emu.stats().handshakes);
     const env = envFor(emu);

@@ -143,6 +143,24 @@ describe('reset --transport cognigy-rest (CLI against the emulator)', () => {
     assert.match(r403.stderr, /CR_ERR_AUTH_FORBIDDEN/);
   });
 
+  it('authenticates with an OAuth2 bearer token and never shows the issued token', async () => {
+    const file = csvFile('oauth.csv', [row(30)]);
+    const result = await runCli(rest(emu.httpUrl, '--from-file', file, '--log-level', 'trace'), {
+      COGNIGY_RESET_STATE: join(dir, 'oauth.sqlite'),
+      COGNIGY_OAUTH_TOKEN_URL: `${emu.httpUrl}/auth/oauth2/token`,
+      COGNIGY_OAUTH_CLIENT_ID: 'dev-client',
+      COGNIGY_OAUTH_CLIENT_SECRET: 'dev-secret',
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok((emu.stats().oauth['issued'] ?? 0) >= 1);
+    // Issued tokens start emu_: none may appear anywhere.
+    assert.doesNotMatch(
+      result.stdout + result.stderr + readFileSync(join(dir, 'oauth.sqlite')).toString('latin1'),
+      /emu_/,
+    );
+    assert.doesNotMatch(result.stdout + result.stderr, /dev-secret/);
+  });
+
   it('recovers from 429 with Retry-After and verifies every session', async () => {
     emu.setFaults({ restRate: 4 });
     try {
