@@ -165,6 +165,11 @@ export const ERROR_CATALOGUE = {
     retryable: true,
     summary: 'no endpoint-ready or finalPing from the Socket endpoint within the deadline',
   },
+  CR_ERR_TRANSPORT_SOCKET_SERVER: {
+    kind: 'reset',
+    retryable: true,
+    summary: 'the Socket endpoint reported an internal error (Cognigy code 1008)',
+  },
   CR_ERR_TRANSPORT_SOCKET_ERROR: {
     kind: 'reset',
     retryable: false,

@@ -11,7 +11,12 @@ let dir: string;
 let emu: Emulator;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-socket-'));
-  emu = await startEmulator({ sessions: 200, urlToken: URL_TOKEN });
+  emu = await startEmulator({
+    sessions: 200,
+    urlToken: URL_TOKEN,
+    disabledUrlTokens: ['url-token-DISABLED'],
+  });
+  emu.store.create({ sessionId: 'breaks', userId: 'someone', engineError: true });
 });
 after(async () => {
   await emu.close();
@@ -90,6 +95,45 @@ describe('reset --transport cognigy-socket (CLI against the emulator)', () => {
     assert.equal(result.code, 3);
     assert.match(result.stderr, /CR_ERR_AUTH_UNAUTHORIZED: .*refused the URLToken/);
     assert.doesNotMatch(result.stdout + result.stderr, /url-token-WRONG-77/);
+  });
+
+  it('exits 3 when the endpoint is disabled (403)', async () => {
+    const result = await runCli(
+      socket('--from-file', rows('disabled.csv', [6])),
+      env({ COGNIGY_URL_TOKEN: 'url-token-DISABLED' }),
+    );
+    assert.equal(result.code, 3);
+    assert.match(result.stderr, /CR_ERR_AUTH_FORBIDDEN: .*endpoint is disabled/);
+  });
+
+  it('recovers from 429 at connect (retryAfterMs honoured) and resets every session', async () => {
+    emu.setFaults({ handshakeRate: 2 });
+    try {
+      const result = await runCli(
+        socket('--from-file', rows('rate.csv', [40, 41, 42, 43, 44, 45]), '--concurrency', '6'),
+        env(),
+      );
+      assert.equal(result.code, 0, result.stderr);
+      const { sessions } = parseJsonLines(result.stdout);
+      assert.ok(sessions.every((s) => s.outcome === 'reset'));
+      assert.ok(
+        sessions.some((s) => s.attempts > 1),
+        'no connection was refused',
+      );
+      assert.ok((emu.stats().socket['refused 429'] ?? 0) > 0);
+    } finally {
+      emu.setFaults({ handshakeRate: 0 });
+    }
+  });
+
+  it('retries an internal error (the 5xx of the Socket endpoint, code 1008) and then fails it', async () => {
+    const result = await runCli(
+      socket('--from-file', rows('breaks.csv', ['breaks']), '--max-attempts', '2'),
+      env(),
+    );
+    assert.equal(result.code, 1);
+    const [s] = parseJsonLines(result.stdout).sessions;
+    assert.deepEqual([s!.error.code, s!.attempts], ['CR_ERR_TRANSPORT_SOCKET_SERVER', 2]);
   });
 
   it('fails an unknown session with CR_ERR_RESET_SESSION_NOT_FOUND (exit 1)', async () => {

@@ -34,6 +34,8 @@ export interface EmulatorOptions {
   faults?: Partial<EmulatorFaults>;
   /** The Socket endpoint's URLToken. @default 'dev-url-token' */
   urlToken?: string;
+  /** URLTokens of disabled endpoints: refused with 403. @default [] */
+  disabledUrlTokens?: string[];
   /** The OAuth2 token endpoint's clients, token lifetime and accepted refresh tokens. */
   oauth?: Partial<OAuthSettings>;
 }
@@ -100,7 +102,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
   });
   server.on('clientError', (_err, socket) => socket.destroy());
-  const socketDoor = new SocketDoor(ctx, server, options.urlToken ?? DEFAULT_URL_TOKEN);
+  const socketDoor = new SocketDoor(
+    ctx,
+    server,
+    options.urlToken ?? DEFAULT_URL_TOKEN,
+    options.disabledUrlTokens,
+  );
 
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {

@@ -5,11 +5,13 @@
  * twice and is decoded once more. After connecting it emits `endpoint-ready` (without it the official
  * client never resolves `connect()`). `processInput` with `resetFlow: true` restarts the session's Flow;
  * each input is answered with `typingStatus` on, `output`, `typingStatus` off and `finalPing`. An unknown
- * session gets an `output` of type `error` (code 1002); a wrong URLToken is refused at the handshake.
+ * session gets an `output` of type `error` (code 1002), an engine-error session one with code 1008 (an
+ * internal error). At the handshake a wrong URLToken is refused (401), a disabled endpoint's (403), and past
+ * the `handshakeRate` fault a connection is refused with 429 and `retryAfterMs`.
  */
 import type { Server as HttpServer } from 'node:http';
 import { Server, type Socket } from 'socket.io';
-import type { EmulatorContext } from './context.js';
+import { type EmulatorContext, rateLimit } from './context.js';
 import { bump } from './stats.js';
 
 export const DEFAULT_URL_TOKEN = 'dev-url-token';
@@ -38,9 +40,17 @@ export class SocketDoor {
   readonly #urlToken: string;
   #inputs = 0;
 
-  constructor(ctx: EmulatorContext, server: HttpServer, urlToken: string) {
+  readonly #disabled: ReadonlySet<string>;
+
+  constructor(
+    ctx: EmulatorContext,
+    server: HttpServer,
+    urlToken: string,
+    disabledUrlTokens: readonly string[] = [],
+  ) {
     this.#ctx = ctx;
     this.#urlToken = urlToken;
+    this.#disabled = new Set(disabledUrlTokens);
     this.#io = new Server(server, {
       path: '/socket.io/',
       allowEIO3: true,
@@ -48,14 +58,18 @@ export class SocketDoor {
       destroyUpgrade: false,
       cors: { origin: true },
     });
+    const refuse = (next: (err?: Error) => void, message: string, data: Record<string, unknown>): void => {
+      bump(ctx.stats.socket, `refused ${String(data['code'])}`);
+      const err = new Error(message) as Error & { data?: unknown };
+      err.data = data;
+      next(err);
+    };
     this.#io.use((socket, next) => {
-      if (decodeAgain(socket.handshake.query['urlToken']) !== this.#urlToken) {
-        bump(ctx.stats.socket, 'refused');
-        const err = new Error('invalid URLToken') as Error & { data?: unknown };
-        err.data = { code: 401 };
-        next(err);
-        return;
-      }
+      const token = decodeAgain(socket.handshake.query['urlToken']);
+      if (this.#disabled.has(token)) return refuse(next, 'endpoint disabled', { code: 403 });
+      if (token !== this.#urlToken) return refuse(next, 'invalid URLToken', { code: 401 });
+      const wait = rateLimit(ctx, 'socket-handshake', token, ctx.faults.handshakeRate);
+      if (wait > 0) return refuse(next, 'too many connections', { code: 429, retryAfterMs: wait });
       next();
     });
     this.#io.on('connection', (socket) => this.#accept(socket));
@@ -92,6 +106,15 @@ export class SocketDoor {
         if (session === undefined) {
           bump(ctx.stats.socket, 'not-found');
           socket.emit('output', { type: 'error', data: { code: 1002, error: 'no such session' } });
+          socket.emit('finalPing', { type: 'regular' });
+          return;
+        }
+        if (session.engineError) {
+          bump(ctx.stats.socket, 'internal-error');
+          socket.emit('output', {
+            type: 'error',
+            data: { code: 1008, error: 'internal error while executing the Flow' },
+          });
           socket.emit('finalPing', { type: 'regular' });
           return;
         }

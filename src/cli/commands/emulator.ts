@@ -24,6 +24,7 @@ interface EmulatorFlags {
   oauthClient?: { clientId: string; clientSecret: string }[];
   tokenTtl: number;
   urlToken: string;
+  disabledUrlToken?: string[];
 }
 
 function parseClientFlag(text: string): { clientId: string; clientSecret: string } {
@@ -110,6 +111,7 @@ export function emulatorCommand(): Command {
         ...(flags.bot === undefined ? {} : { botId: flags.bot }),
         strict: flags.strict,
         urlToken: flags.urlToken,
+        ...(flags.disabledUrlToken === undefined ? {} : { disabledUrlTokens: flags.disabledUrlToken }),
         oauth: {
           tokenTtlSec: flags.tokenTtl,
           ...(flags.oauthClient === undefined ? {} : { clients: flags.oauthClient }),

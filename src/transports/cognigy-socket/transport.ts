@@ -170,12 +170,33 @@ export class CognigySocketTransport implements Transport {
       const unregister = onAbort(options.signal, () =>
         finish(new CognigyResetError('CR_ERR_RESET_ABORTED', 'the reset was aborted')),
       );
-      socket.on('connect_error', (err: Error & { data?: { code?: unknown } }) => {
-        if (err.data?.code === 401) {
+      socket.on('connect_error', (err: Error & { data?: { code?: unknown; retryAfterMs?: unknown } }) => {
+        const code = err.data?.code;
+        if (code === 401) {
           finish(
             new CognigyResetError('CR_ERR_AUTH_UNAUTHORIZED', `${this.#where} refused the URLToken`, {
               status: 401,
             }),
+          );
+        } else if (code === 403) {
+          finish(
+            new CognigyResetError(
+              'CR_ERR_AUTH_FORBIDDEN',
+              `${this.#where} refused the connection: the endpoint is disabled`,
+              { status: 403 },
+            ),
+          );
+        } else if (code === 429) {
+          const retryAfterMs = typeof err.data?.retryAfterMs === 'number' ? err.data.retryAfterMs : undefined;
+          finish(
+            new CognigyResetError(
+              'CR_ERR_TRANSPORT_RATE_LIMITED',
+              `${this.#where} refused the connection: too many connections`,
+              {
+                status: 429,
+                ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+              },
+            ),
           );
         } else {
           finish(
@@ -207,17 +228,7 @@ export class CognigySocketTransport implements Transport {
           const code = reply.data?.code;
           const message =
             typeof reply.data?.error === 'string' ? reply.data.error.slice(0, 200) : 'error output';
-          finish(
-            code === 1002
-              ? new CognigyResetError(
-                  'CR_ERR_RESET_SESSION_NOT_FOUND',
-                  `${this.#where}: ${message} (Cognigy code 1002)`,
-                  { cognigyCode: 1002 },
-                )
-              : new CognigyResetError('CR_ERR_TRANSPORT_SOCKET_ERROR', `${this.#where}: ${message}`, {
-                  ...(typeof code === 'number' ? { cognigyCode: code } : {}),
-                }),
-          );
+          finish(outputError(code, `${this.#where}: ${message}`));
         },
       );
       socket.on('exception', (error: { message?: unknown }) => {
@@ -236,4 +247,23 @@ export class CognigySocketTransport implements Transport {
     this.#open.clear();
     return Promise.resolve();
   }
+}
+
+/** An `error` output: 1002 is an unknown session, 1008 an internal error (retried), anything else final. */
+function outputError(code: unknown, message: string): CognigyResetError {
+  if (code === 1002) {
+    return new CognigyResetError('CR_ERR_RESET_SESSION_NOT_FOUND', `${message} (Cognigy code 1002)`, {
+      cognigyCode: 1002,
+    });
+  }
+  if (code === 1008) {
+    return new CognigyResetError('CR_ERR_TRANSPORT_SOCKET_SERVER', `${message} (Cognigy code 1008)`, {
+      cognigyCode: 1008,
+    });
+  }
+  return new CognigyResetError(
+    'CR_ERR_TRANSPORT_SOCKET_ERROR',
+    message,
+    typeof code === 'number' ? { cognigyCode: code } : {},
+  );
 }
