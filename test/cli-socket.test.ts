@@ -87,6 +87,50 @@ describe('reset --transport cognigy-socket (CLI against the emulator)', () => {
     );
   });
 
+  it('sends --first-text and --first-data with the reset, and names the layers it cannot clear', async () => {
+    const result = await runCli(
+      [
+        'reset',
+        '--transport',
+        'cognigy-socket',
+        '--endpoint-url',
+        emu.httpUrl,
+        '--from-file',
+        rows('first.csv', [50]),
+        '--first-text',
+        'start over',
+        '--first-data',
+        '{"reason":"deploy-42"}',
+        '--dry-run',
+      ],
+      env(),
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const printed = JSON.parse(result.stdout.split('\n')[0]!);
+    assert.deepEqual(
+      [
+        printed.emit,
+        printed.payload.resetFlow,
+        printed.payload.text,
+        printed.payload.data,
+        printed.payload.URLToken,
+      ],
+      ['processInput', true, 'start over', { reason: 'deploy-42' }, '[REDACTED]'],
+    );
+    const human = await runCli(
+      socket('--from-file', rows('human.csv', [51])).filter((a) => a !== '--json'),
+      env(),
+    );
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(
+      human.stdout,
+      /cleared: flow {2}not clearable by this transport: dialog, engine, variables, history, nlu/,
+    );
+    const bad = await runCli([...socket('--from-file', rows('bad.csv', [52])), '--first-data', '[1]'], env());
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /CR_ERR_OPT_INVALID: Expected --first-data to be a JSON object/);
+  });
+
   it('exits 3 when the endpoint refuses the URLToken, without showing it', async () => {
     const result = await runCli(
       socket('--from-file', rows('auth.csv', [4]), '--log-level', 'debug'),

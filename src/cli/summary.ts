@@ -3,7 +3,11 @@ import type { BulkSummary } from '../reset/bulk.js';
 
 export function humanSummary(
   summary: BulkSummary,
-  extra: { jobId?: string | undefined; dryRun: boolean },
+  extra: {
+    jobId?: string | undefined;
+    dryRun: boolean;
+    layers?: { cleared: readonly string[]; notCleared: readonly string[] };
+  },
 ): string {
   const lines = [
     `sessions: ${summary.total}  reset: ${summary.reset}  verified: ${summary.verified}  failed: ${summary.failed}  skipped: ${summary.skipped}`,
@@ -16,6 +20,11 @@ export function humanSummary(
     const { p50, p95, p99 } = summary.latencyMs;
     lines.push(
       `latency p50 ${p50} ms  p95 ${p95} ms  p99 ${p99} ms  throughput ${Math.round(summary.throughput)} resets/s  (${(summary.durationMs / 1000).toFixed(1)} s)`,
+    );
+  }
+  if (extra.layers !== undefined && extra.layers.notCleared.length > 0) {
+    lines.push(
+      `cleared: ${extra.layers.cleared.join(', ') || 'nothing'}  not clearable by this transport: ${extra.layers.notCleared.join(', ')}`,
     );
   }
   if (summary.fatal !== null) lines.push(`stopped: ${summary.fatal.code}: ${summary.fatal.message}`);

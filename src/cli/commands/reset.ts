@@ -79,11 +79,31 @@ interface ResetFlags {
   transport: 'runtime-ws' | 'cognigy-rest' | 'cognigy-socket';
   endpointUrl?: string;
   firstText?: string;
+  firstData?: string;
   apiUrl?: string;
   defaultContextKeys?: string;
 }
 
 export const DEFAULT_STATE_FILE = 'cognigy-reset.sqlite';
+
+function parseFirstData(text: string | undefined): Record<string, unknown> | undefined {
+  if (text === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw new CognigyResetError('CR_ERR_OPT_INVALID', 'Expected --first-data to be JSON', {
+      field: '--first-data',
+      cause,
+    });
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new CognigyResetError('CR_ERR_OPT_INVALID', 'Expected --first-data to be a JSON object', {
+      field: '--first-data',
+    });
+  }
+  return value as Record<string, unknown>;
+}
 
 function assertHttpUrl(text: string, allowInsecure: boolean): void {
   let url: URL;
@@ -145,6 +165,7 @@ export function resetCommand(): Command {
       'Socket endpoint for --transport cognigy-socket (env COGNIGY_ENDPOINT_URL)',
     )
     .option('--first-text <text>', 'with cognigy-socket: the first input of the restarted Flow')
+    .option('--first-data <json>', 'with cognigy-socket: data (a JSON object) sent with the first input')
     .option(
       '--default-context-keys <keys>',
       "keys of the Flow's default context (comma-separated): allowed after a REST context reset",
@@ -327,6 +348,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       endpointUrl,
       urlToken: urlToken ?? 'unused-in-dry-run',
       text: flags.firstText,
+      data: parseFirstData(flags.firstData),
       allowInsecure: flags.allowInsecure,
       retry: { ...DEFAULT_RETRY_POLICY, maxAttempts: flags.maxAttempts },
     });
@@ -551,10 +573,26 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   if (flags.json) {
     const maxRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
     out.write(
-      JSON.stringify({ summary: { ...summary, jobId: flags.job ?? null, dryRun: flags.dryRun, maxRssMb } }),
+      JSON.stringify({
+        summary: {
+          ...summary,
+          jobId: flags.job ?? null,
+          dryRun: flags.dryRun,
+          transport: resetter.transport.name,
+          cleared: resetter.plan.cleared,
+          notCleared: resetter.plan.notClearable,
+          maxRssMb,
+        },
+      }),
     );
   } else {
-    out.write(humanSummary(summary, { jobId: flags.job, dryRun: flags.dryRun }).trimEnd());
+    out.write(
+      humanSummary(summary, {
+        jobId: flags.job,
+        dryRun: flags.dryRun,
+        layers: { cleared: resetter.plan.cleared, notCleared: resetter.plan.notClearable },
+      }).trimEnd(),
+    );
   }
   out.flush();
   if (summary.fatal !== null) {
