@@ -240,6 +240,11 @@ export const ERROR_CATALOGUE = {
     retryable: false,
     summary: 'the state file was written by a newer version of cognigy-reset',
   },
+  CR_ERR_STATE_OPEN: {
+    kind: 'usage',
+    retryable: false,
+    summary: 'the state file cannot be opened or created (missing directory, permissions)',
+  },
   CR_ERR_STATE_WRITE: {
     kind: 'internal',
     retryable: false,

@@ -264,6 +264,28 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
     assert.equal(sessions.find((s) => s.outcome === 'failed')!.error.code, 'CR_ERR_OPT_SESSION_ID');
   });
 
+  it('fails an over-long stdin line alone (CR_ERR_CLI_INPUT) and resets the lines around it', async () => {
+    const result = await runCli(['reset', '--from-file', '-', '--json'], envFor(emu), {
+      stdin: `session-40\n${'x'.repeat(1_100_000)}\nsession-41\n`,
+    });
+    assert.equal(result.code, 1);
+    const { sessions } = parseJsonLines(result.stdout);
+    assert.equal(sessions.length, 3);
+    assert.equal(sessions.filter((s) => s.outcome === 'reset').length, 2);
+    assert.equal(sessions.find((s) => s.outcome === 'failed')!.error.code, 'CR_ERR_CLI_INPUT');
+  });
+
+  it('exits 2 with CR_ERR_STATE_OPEN when the state file cannot be created, and sends nothing', async () => {
+    const sends = emu.stats().sends;
+    const result = await runCli(
+      ['reset', 'session-42', '--state', join(dir, 'missing-dir', 'x.sqlite')],
+      envFor(emu),
+    );
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /CR_ERR_STATE_OPEN: .*does not exist/);
+    assert.equal(emu.stats().sends, sends);
+  });
+
   it('reads the token from --token-file and never shows it, even at log level trace', async () => {
     const tokenFile = join(dir, 'token');
     writeFileSync(tokenFile, `${SECRET}\n`);

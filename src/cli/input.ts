@@ -14,28 +14,40 @@ import type { TargetField } from '../transports/transport.js';
 /** Lines of a stream, without their line ends; blank lines and `#` comments are skipped. */
 export async function* readLines(
   input: NodeJS.ReadableStream,
-): AsyncGenerator<{ text: string; line: number }> {
+): AsyncGenerator<{ text: string; line: number; tooLong?: true }> {
   let rest = '';
   let line = 0;
+  /** Inside a line past the limit: its text is dropped up to the next line end. */
+  let skipping = false;
   input.setEncoding?.('utf8');
   for await (const chunk of input as AsyncIterable<string>) {
     const text = rest + chunk;
     let start = 0;
     for (let nl = text.indexOf('\n', start); nl !== -1; nl = text.indexOf('\n', start)) {
       line++;
+      if (skipping) {
+        skipping = false;
+        start = nl + 1;
+        continue;
+      }
       const value = clean(text.slice(start, nl));
       start = nl + 1;
       if (value !== undefined) yield { text: value, line };
     }
     rest = text.slice(start);
-    if (rest.length > 1024 * 1024) {
-      throw new CognigyResetError('CR_ERR_CLI_INPUT', `line ${line + 1} is longer than 1 MiB`);
+    if (rest.length > MAX_LINE_CHARS && !skipping) {
+      // A line this long is no session id: report it once, keep reading the lines after it.
+      yield { text: rest.slice(0, 80), line: line + 1, tooLong: true };
+      skipping = true;
     }
+    if (skipping) rest = '';
   }
   line++;
-  const last = clean(rest);
+  const last = skipping ? undefined : clean(rest);
   if (last !== undefined) yield { text: last, line };
 }
+
+const MAX_LINE_CHARS = 1024 * 1024;
 
 function clean(raw: string): string | undefined {
   const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
@@ -172,7 +184,9 @@ function openFile(path: string): NodeJS.ReadableStream {
 async function prescan(path: string, required: readonly TargetField[]): Promise<number> {
   let count = 0;
   const parser = new RowParser(required, path);
-  for await (const { text, line } of readLines(openFile(path))) {
+  for await (const { text, line, tooLong } of readLines(openFile(path))) {
+    if (tooLong === true)
+      throw new CognigyResetError('CR_ERR_CLI_INPUT', `${path} line ${line} is longer than 1 MiB`);
     const row = parser.parse(text, line);
     if (row === undefined) continue;
     if (row.problem !== undefined) throw row.problem;
@@ -188,7 +202,15 @@ async function* rows(
 ): AsyncGenerator<BulkTarget> {
   const parser = new RowParser(required, where);
   let index = 0;
-  for await (const { text, line } of readLines(input)) {
+  for await (const { text, line, tooLong } of readLines(input)) {
+    if (tooLong === true) {
+      yield {
+        sessionId: text,
+        index: index++,
+        problem: new CognigyResetError('CR_ERR_CLI_INPUT', `${where} line ${line} is longer than 1 MiB`),
+      };
+      continue;
+    }
     const row = parser.parse(text, line);
     if (row === undefined) continue;
     yield { ...row.target, index: index++, problem: row.problem };

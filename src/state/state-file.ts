@@ -4,6 +4,7 @@
  * version gets a clear error and is never overwritten.
  */
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { CognigyResetError } from '../errors.js';
 
@@ -102,11 +103,18 @@ export function openStateFile(path: string): StateDb {
     );
   }
   let db: StateDb;
+  const dir = dirname(path);
+  if (!existsSync(dir)) {
+    throw new CognigyResetError(
+      'CR_ERR_STATE_OPEN',
+      `cannot create state file ${path}: the directory ${dir} does not exist`,
+    );
+  }
   try {
     db = new Database(path);
   } catch (cause) {
     throw new CognigyResetError(
-      'CR_ERR_STATE_CORRUPT',
+      'CR_ERR_STATE_OPEN',
       `cannot open state file ${path}: ${(cause as Error).message}`,
       {
         cause,
