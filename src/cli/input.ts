@@ -30,6 +30,11 @@ export async function* readLines(
         start = nl + 1;
         continue;
       }
+      if (nl - start > MAX_LINE_CHARS) {
+        yield { text: text.slice(start, start + 80), line, tooLong: true };
+        start = nl + 1;
+        continue;
+      }
       const value = clean(text.slice(start, nl));
       start = nl + 1;
       if (value !== undefined) yield { text: value, line };
