@@ -162,7 +162,7 @@ describe('reset pipeline: faults', () => {
       sessions: 3000,
       tokens: [],
       oauth: { tokenTtlSec: 1 },
-      faults: { latencyMs: 1 },
+      faults: { latencyMs: 3 },
     });
     const resetter = resetterFor(emu, {
       token: undefined,
@@ -175,6 +175,7 @@ describe('reset pipeline: faults', () => {
       connections: 2,
     });
     const started = Date.now();
+    // 3,000 resets, 4 at a time, at least one 3 ms round trip each: the job outlives the 1 s token.
     const outcomes = await collect(resetter.resetMany(ids(3000), { concurrency: 4 }));
     const elapsed = Date.now() - started;
     assert.ok(elapsed > 1000, `the job took ${elapsed} ms, shorter than the token's life: nothing expired`);
