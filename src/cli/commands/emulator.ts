@@ -37,7 +37,9 @@ function parseClientFlag(text: string): { clientId: string; clientSecret: string
 
 export function emulatorCommand(): Command {
   return new Command('emulator')
-    .description('run a local Cognigy engine emulator (the runtime WebSocket API and inspection routes)')
+    .description(
+      'run a local Cognigy engine: the runtime WebSocket API, the REST API, the Socket endpoint and the OAuth2 token endpoint, over one session store',
+    )
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on; 0 picks a free one', integerIn(0, 65535), 0)
     .option('--sessions <n>', 'seed session-1 … session-N, each mid-flow', integerIn(0, 100_000_000), 0)
