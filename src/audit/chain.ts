@@ -3,6 +3,7 @@
  * previous record's hash, so any edit, deletion, reordering or truncation breaks a link. The canonical
  * encoding is a JSON array in a fixed field order (no key-order or whitespace ambiguity); version 1.
  */
+import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -87,16 +88,49 @@ export function canonicalFromParts(p: {
   directiveHash: string | null;
   prevHash: string;
 }): string {
-  const j = JSON.stringify;
-  return (
-    `[${CHAIN_VERSION},${p.seq},${j(p.ts)},${j(p.actor)},${j(p.reason)},${j(p.jobId)},${j(p.tenant)},${j(p.botId)},` +
-    `${j(p.sessionId)},${j(p.transport)},${p.clearedJson},${p.notClearedJson},${j(p.outcome)},${p.verified},` +
-    `${j(p.errorCode)},${p.attempts},${j(p.latencyMs)},${j(p.requestId)},${j(p.directiveHash)},${j(p.prevHash)}]`
-  );
+  // One native stringify of the whole array; the layer lists are parsed once per distinct text.
+  return JSON.stringify([
+    CHAIN_VERSION,
+    p.seq,
+    p.ts,
+    p.actor,
+    p.reason,
+    p.jobId,
+    p.tenant,
+    p.botId,
+    p.sessionId,
+    p.transport,
+    parsedList(p.clearedJson),
+    parsedList(p.notClearedJson),
+    p.outcome,
+    p.verified,
+    p.errorCode,
+    p.attempts,
+    p.latencyMs,
+    p.requestId,
+    p.directiveHash,
+    p.prevHash,
+  ]);
 }
 
+const lists = new Map<string, unknown>();
+
+function parsedList(json: string): unknown {
+  let value = lists.get(json);
+  if (value === undefined) {
+    value = JSON.parse(json) as unknown;
+    if (lists.size < 64) lists.set(json, value);
+  }
+  return value;
+}
+
+/** One-shot SHA-256 (`crypto.hash`, Node >= 20.12) where there is one; a Hash object otherwise. */
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+
 export function sha256(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+  return oneShot !== undefined
+    ? oneShot('sha256', text, 'hex')
+    : createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
 export function recordHash(r: AuditFields): string {
