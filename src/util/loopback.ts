@@ -11,6 +11,37 @@ export function isLoopbackHost(hostname: string): boolean {
   return false;
 }
 
+/**
+ * Parses a URL given by the user (`option` names where it came from), checks its scheme against
+ * `schemes` (`['https', 'http']`) and that it is not plain text to a host other than loopback.
+ */
+export function checkedUrl(
+  text: string,
+  option: string,
+  schemes: readonly string[],
+  allowInsecure: boolean,
+): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch (cause) {
+    throw new CognigyResetError(
+      'CR_ERR_OPT_INVALID',
+      `Expected ${option} to be a URL, got ${JSON.stringify(redactUrl(text))}`,
+      { field: option, cause },
+    );
+  }
+  if (!schemes.includes(url.protocol.slice(0, -1))) {
+    throw new CognigyResetError(
+      'CR_ERR_OPT_INVALID',
+      `Expected ${option} to be a ${schemes.join(' or ')} URL, got ${url.protocol}`,
+      { field: option },
+    );
+  }
+  assertSecureUrl(url, allowInsecure, option);
+  return url;
+}
+
 /** Throws `CR_ERR_OPT_INSECURE_URL` for a plain-text URL to a host that is not loopback. */
 export function assertSecureUrl(url: URL, allowInsecure: boolean, option: string): void {
   const plain = url.protocol === 'ws:' || url.protocol === 'http:';

@@ -24,7 +24,7 @@ import { type AuditContext, auditInput, resolveActor } from '../../audit/record.
 import { ResetMetrics } from '../../analytics/metrics.js';
 import { outboxEvent, WebhookDeliverer } from '../../analytics/webhook.js';
 import type { DoneMessage } from '../../reset/events.js';
-import { assertSecureUrl } from '../../util/loopback.js';
+import { checkedUrl } from '../../util/loopback.js';
 import type { Server } from 'node:http';
 import type { BulkSummary, BulkTarget } from '../../reset/bulk.js';
 import { CognigyRestTransport } from '../../transports/cognigy-rest/transport.js';
@@ -103,28 +103,6 @@ function parseFirstData(text: string | undefined): Record<string, unknown> | und
     });
   }
   return value as Record<string, unknown>;
-}
-
-function assertHttpUrl(text: string, allowInsecure: boolean): void {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch (cause) {
-    throw new CognigyResetError('CR_ERR_OPT_INVALID', 'Expected --analytics-url to be a URL', {
-      field: '--analytics-url',
-      cause,
-    });
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new CognigyResetError(
-      'CR_ERR_OPT_INVALID',
-      `Expected --analytics-url to be http(s), got ${url.protocol}`,
-      {
-        field: '--analytics-url',
-      },
-    );
-  }
-  assertSecureUrl(url, allowInsecure, '--analytics-url');
 }
 
 function readToken(flags: ResetFlags, env: NodeJS.ProcessEnv): string | undefined {
@@ -394,7 +372,9 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   let job: JobStore | undefined;
   let writer: StateWriter | undefined;
   let webhook: WebhookDeliverer | undefined;
-  if (flags.analyticsUrl !== undefined) assertHttpUrl(flags.analyticsUrl, flags.allowInsecure);
+  if (flags.analyticsUrl !== undefined) {
+    checkedUrl(flags.analyticsUrl, '--analytics-url', ['https', 'http'], flags.allowInsecure);
+  }
   if (useState) {
     const statePath = resolve(flags.state ?? env['COGNIGY_RESET_STATE'] ?? DEFAULT_STATE_FILE);
     db = openStateFile(statePath);

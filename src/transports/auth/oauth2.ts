@@ -4,7 +4,7 @@
  * refresh is shared by every caller that asks while it runs.
  */
 import { CognigyResetError } from '../../errors.js';
-import { assertSecureUrl } from '../../util/loopback.js';
+import { checkedUrl } from '../../util/loopback.js';
 import { redactUrl } from '../../util/redact.js';
 import type { TokenProvider } from './token-provider.js';
 
@@ -64,13 +64,12 @@ export class OAuth2TokenProvider implements TokenProvider {
   #requests = 0;
 
   constructor(options: OAuth2Options) {
-    let url: URL;
-    try {
-      url = new URL(options.tokenUrl);
-    } catch (cause) {
-      throw new CognigyResetError('CR_ERR_OPT_INVALID', 'COGNIGY_OAUTH_TOKEN_URL is not a URL', { cause });
-    }
-    assertSecureUrl(url, options.allowInsecure ?? false, 'COGNIGY_OAUTH_TOKEN_URL');
+    const url = checkedUrl(
+      options.tokenUrl,
+      'COGNIGY_OAUTH_TOKEN_URL',
+      ['https', 'http'],
+      options.allowInsecure ?? false,
+    );
     this.#url = url;
     this.#opts = {
       tokenUrl: options.tokenUrl,

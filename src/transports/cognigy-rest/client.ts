@@ -8,7 +8,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CognigyResetError } from '../../errors.js';
 import { DEFAULT_RETRY_POLICY, retryDelay, type RetryPolicy, shouldRetry } from '../../reset/retry-policy.js';
-import { assertSecureUrl } from '../../util/loopback.js';
+import { checkedUrl } from '../../util/loopback.js';
 import { redactUrl } from '../../util/redact.js';
 import { TokenBucket } from '../../util/token-bucket.js';
 import type { TokenProvider } from '../auth/token-provider.js';
@@ -55,25 +55,7 @@ export class CognigyRestClient {
   requests = 0;
 
   constructor(options: CognigyRestOptions) {
-    let base: URL;
-    try {
-      base = new URL(options.apiUrl);
-    } catch (cause) {
-      throw new CognigyResetError('CR_ERR_OPT_INVALID', 'Expected --api-url to be a URL', {
-        field: '--api-url',
-        cause,
-      });
-    }
-    if (base.protocol !== 'https:' && base.protocol !== 'http:') {
-      throw new CognigyResetError(
-        'CR_ERR_OPT_INVALID',
-        `Expected --api-url to be http(s), got ${base.protocol}`,
-        {
-          field: '--api-url',
-        },
-      );
-    }
-    assertSecureUrl(base, options.allowInsecure ?? false, '--api-url');
+    const base = checkedUrl(options.apiUrl, '--api-url', ['https', 'http'], options.allowInsecure ?? false);
     if ((options.apiKey ?? '') === '' && options.tokens === undefined) {
       throw new CognigyResetError(
         'CR_ERR_AUTH_NO_TOKEN',

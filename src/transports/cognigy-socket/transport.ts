@@ -11,7 +11,7 @@ import { io, type Socket } from 'socket.io-client';
 import { CognigyResetError } from '../../errors.js';
 import { DEFAULT_RETRY_POLICY, retryDelay, type RetryPolicy, shouldRetry } from '../../reset/retry-policy.js';
 import type { Layer, ResetPlan } from '../../reset/plan.js';
-import { assertSecureUrl } from '../../util/loopback.js';
+import { checkedUrl } from '../../util/loopback.js';
 import { onAbort } from '../../util/on-abort.js';
 import { redactUrl } from '../../util/redact.js';
 import type {
@@ -46,30 +46,12 @@ export class CognigySocketTransport implements Transport {
   readonly #open = new Set<Socket>();
 
   constructor(options: SocketTransportOptions) {
-    let url: URL;
-    try {
-      url = new URL(options.endpointUrl);
-    } catch (cause) {
-      throw new CognigyResetError('CR_ERR_OPT_INVALID', 'Expected --endpoint-url to be a URL', {
-        field: '--endpoint-url',
-        cause,
-      });
-    }
-    if (
-      url.protocol !== 'https:' &&
-      url.protocol !== 'http:' &&
-      url.protocol !== 'wss:' &&
-      url.protocol !== 'ws:'
-    ) {
-      throw new CognigyResetError(
-        'CR_ERR_OPT_INVALID',
-        `Expected --endpoint-url to be http(s) or ws(s), got ${url.protocol}`,
-        {
-          field: '--endpoint-url',
-        },
-      );
-    }
-    assertSecureUrl(url, options.allowInsecure ?? false, '--endpoint-url');
+    const url = checkedUrl(
+      options.endpointUrl,
+      '--endpoint-url',
+      ['https', 'http', 'wss', 'ws'],
+      options.allowInsecure ?? false,
+    );
     if (options.urlToken === '') {
       throw new CognigyResetError('CR_ERR_AUTH_NO_TOKEN', 'no URLToken: set COGNIGY_URL_TOKEN');
     }
