@@ -4,7 +4,6 @@
  * encoding is a JSON array in a fixed field order (no key-order or whitespace ambiguity); version 1.
  */
 import * as crypto from 'node:crypto';
-import { createHash } from 'node:crypto';
 
 export const GENESIS_HASH = '0'.repeat(64);
 export const CHAIN_VERSION = 1;
@@ -63,74 +62,13 @@ export function canonical(r: AuditFields): string {
   ]);
 }
 
-/**
- * The same text as `canonical()`, built from parts the writer already holds as JSON (the layer lists are
- * serialised once per run). A test keeps the two identical.
- */
-export function canonicalFromParts(p: {
-  seq: number;
-  ts: string;
-  actor: string;
-  reason: string | null;
-  jobId: string | null;
-  tenant: string;
-  botId: string;
-  sessionId: string;
-  transport: string;
-  clearedJson: string;
-  notClearedJson: string;
-  outcome: string;
-  verified: boolean;
-  errorCode: string | null;
-  attempts: number;
-  latencyMs: number;
-  requestId: string | null;
-  directiveHash: string | null;
-  prevHash: string;
-}): string {
-  // One native stringify of the whole array; the layer lists are parsed once per distinct text.
-  return JSON.stringify([
-    CHAIN_VERSION,
-    p.seq,
-    p.ts,
-    p.actor,
-    p.reason,
-    p.jobId,
-    p.tenant,
-    p.botId,
-    p.sessionId,
-    p.transport,
-    parsedList(p.clearedJson),
-    parsedList(p.notClearedJson),
-    p.outcome,
-    p.verified,
-    p.errorCode,
-    p.attempts,
-    p.latencyMs,
-    p.requestId,
-    p.directiveHash,
-    p.prevHash,
-  ]);
-}
-
-const lists = new Map<string, unknown>();
-
-function parsedList(json: string): unknown {
-  let value = lists.get(json);
-  if (value === undefined) {
-    value = JSON.parse(json) as unknown;
-    if (lists.size < 64) lists.set(json, value);
-  }
-  return value;
-}
-
 /** One-shot SHA-256 (`crypto.hash`, Node >= 20.12) where there is one; a Hash object otherwise. */
 const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
 
 export function sha256(text: string): string {
   return oneShot !== undefined
     ? oneShot('sha256', text, 'hex')
-    : createHash('sha256').update(text, 'utf8').digest('hex');
+    : crypto.createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
 export function recordHash(r: AuditFields): string {

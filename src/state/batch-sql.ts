@@ -1,6 +1,6 @@
 /** The batched writes of the state file, shared by the main thread and the writer thread. */
 import type { Database, Statement } from 'better-sqlite3';
-import { canonicalFromParts, GENESIS_HASH, sha256 } from '../audit/chain.js';
+import { type AuditFields, GENESIS_HASH, recordHash, sha256 } from '../audit/chain.js';
 
 /** One multi-row upsert binds this many rows: far fewer statement runs per batch. */
 export const ROWS_PER_STATEMENT = 64;
@@ -57,6 +57,18 @@ export function jobSessionSql(rows: number): string {
     WHERE job_sessions.done = 0`;
 }
 
+/** Layer lists arrive as JSON text, the same few per run: each distinct text is parsed once. */
+const layerLists = new Map<string, string[]>();
+
+function layerList(json: string): string[] {
+  let list = layerLists.get(json);
+  if (list === undefined) {
+    list = JSON.parse(json) as string[];
+    if (layerLists.size < 64) layerLists.set(json, list);
+  }
+  return list;
+}
+
 /** Commits one batch (job rows, audit records, outbox events) in one transaction. */
 export function batchWriter(db: Database): (batch: BatchMessage) => void {
   const one: Statement = db.prepare(jobSessionSql(1));
@@ -87,42 +99,48 @@ export function batchWriter(db: Database): (batch: BatchMessage) => void {
       let prevHash = current?.hash ?? GENESIS_HASH;
       const rows: unknown[] = [];
       for (const a of batch.audit) {
-        const [ts, actor, reason, jobId, tenant, botId, sessionId, transport, clearedJson, notClearedJson] =
-          a;
-        const [outcome, verified, errorCode, attempts, latencyMs, requestId, directiveText] = a.slice(10) as [
-          string,
-          boolean,
-          string | null,
-          number,
-          number,
-          string | null,
-          string | null,
-        ];
-        const directiveHash = directiveText === null ? null : sha256(directiveText);
-        seq++;
-        const hash = sha256(
-          canonicalFromParts({
-            seq,
-            ts,
-            actor,
-            reason,
-            jobId,
-            tenant,
-            botId,
-            sessionId,
-            transport,
-            clearedJson,
-            notClearedJson,
-            outcome,
-            verified,
-            errorCode,
-            attempts,
-            latencyMs,
-            requestId,
-            directiveHash,
-            prevHash,
-          }),
-        );
+        const [
+          ts,
+          actor,
+          reason,
+          jobId,
+          tenant,
+          botId,
+          sessionId,
+          transport,
+          clearedJson,
+          notClearedJson,
+          outcome,
+          verified,
+          errorCode,
+          attempts,
+          latencyMs,
+          requestId,
+          directiveText,
+        ] = a;
+        // The same record `audit verify` re-hashes: one canonical encoding for writer and verifier.
+        const fields: AuditFields = {
+          seq: ++seq,
+          ts,
+          actor,
+          reason,
+          jobId,
+          tenant,
+          botId,
+          sessionId,
+          transport,
+          cleared: layerList(clearedJson),
+          notCleared: layerList(notClearedJson),
+          outcome,
+          verified,
+          errorCode,
+          attempts,
+          latencyMs,
+          requestId,
+          directiveHash: directiveText === null ? null : sha256(directiveText),
+          prevHash,
+        };
+        const hash = recordHash(fields);
         rows.push(
           seq,
           ts,
@@ -141,7 +159,7 @@ export function batchWriter(db: Database): (batch: BatchMessage) => void {
           attempts,
           latencyMs,
           requestId,
-          directiveHash,
+          fields.directiveHash,
           prevHash,
           hash,
         );
