@@ -15,15 +15,13 @@ export interface SessionTarget {
 
 export type TargetField = 'userId' | 'flowReferenceId' | 'entrypoint';
 
-/** What a transport that resets by target reports. */
+/**
+ * What a transport that resets by target reports: whether it verified what it cleared, and the layers it
+ * cleared but cannot read back. (Retries are reported through `RequestOptions.onRetry`.)
+ */
 export interface TargetResetResult {
-  /** Layers it verified cleared, and layers it cleared but cannot read back. */
   verified: boolean;
   notVerified: Layer[];
-  /** The request bodies sent, for the audit log's directive hash. */
-  requestText: string;
-  /** Requests made, retries included. */
-  attempts: number;
 }
 
 export interface RequestOptions {

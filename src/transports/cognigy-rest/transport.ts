@@ -74,13 +74,8 @@ export class CognigyRestTransport implements Transport {
       entrypoint: target.entrypoint,
     };
     const notVerified: Layer[] = [];
-    let retries = 0;
-    const onRetry = (): void => {
-      retries++;
-      options.onRetry?.();
-    };
     if (plan.cleared.includes('variables')) {
-      const context = await this.client.resetContext(rest, options.signal, onRetry);
+      const context = await this.client.resetContext(rest, options.signal, options.onRetry);
       const extra = Object.keys(context).filter((key) => !this.#defaults.has(key));
       if (options.verify && extra.length > 0) {
         throw new CognigyResetError(
@@ -90,15 +85,13 @@ export class CognigyRestTransport implements Transport {
       }
     }
     if (plan.cleared.includes('nlu')) {
-      await this.client.resetState(rest, options.signal, onRetry);
+      await this.client.resetState(rest, options.signal, options.onRetry);
       notVerified.push('nlu');
     }
     return {
       // Only the context can be read back; a plan that clears nothing here verifies nothing.
       verified: plan.cleared.includes('variables'),
       notVerified,
-      requestText: JSON.stringify(this.#bodies(target, plan)),
-      attempts: 1 + retries,
     };
   }
 

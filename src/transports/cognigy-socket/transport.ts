@@ -95,13 +95,7 @@ export class CognigySocketTransport implements Transport {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.#once(target, options);
-        const payload = this.#payload(target);
-        return {
-          verified: false,
-          notVerified: ['flow'],
-          requestText: JSON.stringify({ ...payload, URLToken: undefined }),
-          attempts: attempt,
-        };
+        return { verified: false, notVerified: ['flow'] };
       } catch (err) {
         if (options.signal?.aborted === true || !shouldRetry(this.#retry, err, attempt)) throw err;
         options.onRetry?.();

@@ -59,6 +59,8 @@ export class RuntimeConnection {
   #closedWith: CognigyResetError | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
   #sweepAt = Infinity;
+  /** Set while close() waits for the requests in flight. */
+  #onDrained: (() => void) | undefined;
 
   private constructor(ws: WebSocket, opts: ConnectionOptions) {
     this.#ws = ws;
@@ -266,6 +268,7 @@ export class RuntimeConnection {
       // One answer per request, in order: a broken answer still belongs to the oldest request.
       this.#pending.shift();
       settle(head, decoded.error);
+      if (this.#pending.length === 0) this.#onDrained?.();
       return;
     }
     const answer = decoded.value;
@@ -283,17 +286,16 @@ export class RuntimeConnection {
       return;
     }
     this.#pending.shift();
-    if (head.expect === 'status' && answer.kind !== 'status') {
-      settle(
-        head,
-        new CognigyResetError(
-          'CR_ERR_PROTO_ANSWER_MISMATCH',
-          'engine answered a reset directive with a state',
-        ),
-      );
-      return;
-    }
-    settle(head, answer);
+    settle(
+      head,
+      head.expect === 'status' && answer.kind !== 'status'
+        ? new CognigyResetError(
+            'CR_ERR_PROTO_ANSWER_MISMATCH',
+            'engine answered a reset directive with a state',
+          )
+        : answer,
+    );
+    if (this.#pending.length === 0) this.#onDrained?.();
   }
 
   #onClose(err: CognigyResetError): void {
@@ -302,6 +304,7 @@ export class RuntimeConnection {
     clearInterval(this.#keepalive);
     if (this.#sweepTimer !== undefined) clearTimeout(this.#sweepTimer);
     for (const entry of this.#pending.splice(0)) settle(entry, err);
+    this.#onDrained?.();
     for (const listener of this.#closeListeners.splice(0)) listener(err);
   }
 
@@ -313,9 +316,15 @@ export class RuntimeConnection {
 
   /** Closes with 1000 after the requests in flight are answered or `graceMs` passes. */
   async close(graceMs = 5000): Promise<void> {
-    const deadline = Date.now() + graceMs;
-    while (this.#pending.length > 0 && this.#closedWith === undefined && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
+    if (this.#pending.length > 0 && this.#closedWith === undefined) {
+      // Woken by the last answer (or by the connection closing), at the latest after graceMs.
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.#onDrained = resolve;
+        timer = setTimeout(resolve, graceMs);
+      });
+      clearTimeout(timer);
+      this.#onDrained = undefined;
     }
     const err = new CognigyResetError('CR_ERR_TRANSPORT_CLOSED', 'the client was closed');
     if (this.#closedWith === undefined) {
