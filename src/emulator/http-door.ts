@@ -37,15 +37,24 @@ export interface Route {
   handler: RouteHandler;
 }
 
-export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+/**
+ * A request body as text, or `undefined` once it passes `limit` bytes (then reading stops). Every door
+ * reads its bodies through this and answers an oversized one in its own error format.
+ */
+export async function readBodyText(req: IncomingMessage, limit: number): Promise<string | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.byteLength;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, 'CR_EMU_ERR_BAD_REQUEST', 'body exceeds 1 MiB');
+    if (size > limit) return undefined;
     chunks.push(chunk);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  const text = await readBodyText(req, MAX_BODY_BYTES);
+  if (text === undefined) throw new HttpError(413, 'CR_EMU_ERR_BAD_REQUEST', 'body exceeds 1 MiB');
   if (text.trim() === '') return {};
   try {
     return JSON.parse(text) as unknown;

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { EmulatorContext } from './context.js';
-import { HttpError, type HttpResult, type Route } from './http-door.js';
+import { HttpError, type HttpResult, readBodyText, type Route } from './http-door.js';
 import { bump } from './stats.js';
 import { DEFAULT_SCOPES } from './tokens.js';
 
@@ -38,14 +38,9 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
   if (!type.startsWith('application/x-www-form-urlencoded')) {
     throw new HttpError(400, 'invalid_request', 'body must be application/x-www-form-urlencoded');
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.byteLength;
-    if (size > MAX_FORM_BYTES) throw new HttpError(413, 'invalid_request', 'body too large');
-    chunks.push(chunk);
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  const text = await readBodyText(req, MAX_FORM_BYTES);
+  if (text === undefined) throw new HttpError(413, 'invalid_request', 'body too large');
+  return new URLSearchParams(text);
 }
 
 /** RFC 6749 §5.2 error body. */

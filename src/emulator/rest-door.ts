@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { SCOPE_SESSION_MANAGE } from '../protocol/index.js';
 import { type EmulatorContext, rateLimit } from './context.js';
-import type { HttpResult, Route } from './http-door.js';
+import { type HttpResult, readBodyText, type Route } from './http-door.js';
 import { bump } from './stats.js';
 
 const MAX_BODY_BYTES = 60 * 1024;
@@ -43,14 +43,8 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v);
 
 async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.byteLength;
-    if (size > MAX_BODY_BYTES) throw new Problem(413, 413, 'request body exceeds 60 kB');
-    chunks.push(chunk);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
+  const text = await readBodyText(req, MAX_BODY_BYTES);
+  if (text === undefined) throw new Problem(413, 413, 'request body exceeds 60 kB');
   let body: unknown;
   try {
     body = text.trim() === '' ? {} : JSON.parse(text);
