@@ -86,6 +86,15 @@ interface ResetFlags {
 
 export const DEFAULT_STATE_FILE = 'cognigy-reset.sqlite';
 
+/** A setting from its flag or, failing that, its environment variable; missing is a usage error. */
+function setting(flag: string | undefined, env: NodeJS.ProcessEnv, name: string, missing: string): string {
+  const value = flag ?? env[name];
+  if (value === undefined || value === '') {
+    throw new CognigyResetError('CR_ERR_OPT_MISSING', `${missing} (or ${name})`);
+  }
+  return value;
+}
+
 function parseFirstData(text: string | undefined): Record<string, unknown> | undefined {
   if (text === undefined) return undefined;
   let value: unknown;
@@ -282,17 +291,21 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       { field: '--max-duration', cause: probe },
     );
   }
+  // Where the chosen transport goes: --url, --api-url or --endpoint-url (each also from its env variable).
+  const targetUrl = rest
+    ? setting(flags.apiUrl, env, 'COGNIGY_API_URL', '--transport cognigy-rest needs --api-url')
+    : socket
+      ? setting(
+          flags.endpointUrl,
+          env,
+          'COGNIGY_ENDPOINT_URL',
+          '--transport cognigy-socket needs --endpoint-url',
+        )
+      : url;
   let transport: Transport | undefined;
   if (rest) {
-    const apiUrl = flags.apiUrl ?? env['COGNIGY_API_URL'];
-    if (apiUrl === undefined || apiUrl === '') {
-      throw new CognigyResetError(
-        'CR_ERR_OPT_MISSING',
-        '--transport cognigy-rest needs --api-url (or COGNIGY_API_URL)',
-      );
-    }
     transport = new CognigyRestTransport({
-      apiUrl,
+      apiUrl: targetUrl,
       ...(apiKey === undefined ? {} : { apiKey }),
       ...(apiKey === undefined && !flags.dryRun
         ? {
@@ -315,15 +328,8 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   }
 
   if (socket) {
-    const endpointUrl = flags.endpointUrl ?? env['COGNIGY_ENDPOINT_URL'];
-    if (endpointUrl === undefined || endpointUrl === '') {
-      throw new CognigyResetError(
-        'CR_ERR_OPT_MISSING',
-        '--transport cognigy-socket needs --endpoint-url (or COGNIGY_ENDPOINT_URL)',
-      );
-    }
     transport = new CognigySocketTransport({
-      endpointUrl,
+      endpointUrl: targetUrl,
       urlToken: urlToken ?? 'unused-in-dry-run',
       text: flags.firstText,
       data: parseFirstData(flags.firstData),
@@ -382,13 +388,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       if (flags.job !== undefined) {
         job = new JobStore(db, flags.job, {
           transport: resetter.transport.name,
-          url: redactUrl(
-            rest
-              ? (flags.apiUrl ?? env['COGNIGY_API_URL'] ?? '')
-              : socket
-                ? (flags.endpointUrl ?? env['COGNIGY_ENDPOINT_URL'] ?? '')
-                : url,
-          ),
+          url: redactUrl(targetUrl),
           tenant,
           botId,
           plan: resetter.plan.cleared,
