@@ -1,12 +1,11 @@
 import * as assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { parseJsonLines, runCli } from './helpers/cli.js';
+import { type ScriptedApi, scriptedApi, type Step } from './helpers/http.js';
 
 const KEY = 'rest-key-RECOGNISABLE-77c1';
 let dir: string;
@@ -181,39 +180,28 @@ describe('reset --transport cognigy-rest (CLI against the emulator)', () => {
 });
 
 describe('reset --transport cognigy-rest against a failing API', () => {
-  let server: Server;
-  let url: string;
-  let script: ('500' | 'hang' | 'drop' | 'ok')[] = [];
+  const FIVE_HUNDRED: Step = { status: 500, problem: { status: 500, code: 1008, traceId: 't-9' } };
+  let api: ScriptedApi;
   before(async () => {
-    server = createServer((req, res) => {
-      req.resume();
-      const step = script.shift() ?? 'ok';
-      if (step === 'hang') return;
-      if (step === 'drop') return req.socket.destroy();
-      if (step === '500')
-        return res
-          .writeHead(500, { 'content-type': 'application/problem+json' })
-          .end('{"status":500,"code":1008,"traceId":"t-9"}');
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    api = await scriptedApi();
   });
-  after(() => {
-    server.closeAllConnections();
-    server.close();
-  });
+  after(() => api.close());
 
   for (const [what, steps] of [
-    ['a 5xx', ['500']],
+    ['a 5xx', [FIVE_HUNDRED]],
     ['a timeout', ['hang']],
     ['a dropped socket', ['drop']],
-  ] as const) {
+  ] as [string, Step[]][]) {
     it(`retries after ${what} and resets the session`, async () => {
-      script = [...steps, 'ok', 'ok'];
+      api.script = [...steps, 'ok', 'ok'];
       const result = await runCli(
-        rest(url, '--from-file', csvFile(`fail-${steps[0]}.csv`, [row(20)]), '--ack-timeout', '0.3'),
+        rest(
+          api.url,
+          '--from-file',
+          csvFile(`fail-${what.replace(/\W+/g, '-')}.csv`, [row(20)]),
+          '--ack-timeout',
+          '0.3',
+        ),
         env(),
       );
       assert.equal(result.code, 0, result.stderr);
@@ -223,9 +211,9 @@ describe('reset --transport cognigy-rest against a failing API', () => {
   }
 
   it('fails with CR_ERR_TRANSPORT_REST_SERVER when 5xx persists, keeping the traceId', async () => {
-    script = ['500', '500'];
+    api.script = [FIVE_HUNDRED, FIVE_HUNDRED];
     const result = await runCli(
-      rest(url, '--from-file', csvFile('fail-hard.csv', [row(21)]), '--max-attempts', '2'),
+      rest(api.url, '--from-file', csvFile('fail-hard.csv', [row(21)]), '--max-attempts', '2'),
       env(),
     );
     assert.equal(result.code, 1);

@@ -1,6 +1,4 @@
 import * as assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { CognigyResetError } from '../src/errors.js';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
@@ -8,6 +6,7 @@ import { OAuth2TokenProvider } from '../src/transports/auth/oauth2.js';
 import { CognigyRestClient } from '../src/transports/cognigy-rest/client.js';
 import { DEFAULT_RETRY_POLICY } from '../src/reset/retry-policy.js';
 import { parseRetryAfter } from '../src/util/retry-after.js';
+import { type ScriptedApi, scriptedApi, type Step } from './helpers/http.js';
 import { dial, stateCheck } from './helpers/ws.js';
 
 const KEY = 'api-key-RECOGNISABLE-5e6f';
@@ -202,43 +201,28 @@ describe('CognigyRestClient', () => {
   });
 
   describe('against a failing server', () => {
-    let server: Server;
-    let url: string;
-    let script: (number | 'hang')[] = [];
+    const problem = (status: number): Step => ({
+      status,
+      problem: { status, code: 1008, traceId: 't-1', detail: 'boom' },
+      retryAfterDateMs: 1000,
+    });
+    let api: ScriptedApi;
     before(async () => {
-      server = createServer((req, res) => {
-        req.resume();
-        const step = script.shift() ?? 200;
-        if (step === 'hang') return;
-        if (step === 200) res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-        else
-          res
-            .writeHead(step, {
-              'content-type': 'application/problem+json',
-              'retry-after': new Date(Date.now() + 1000).toUTCString(),
-            })
-            .end(JSON.stringify({ status: step, code: 1008, traceId: 't-1', detail: 'boom' }));
-      });
-      server.listen(0, '127.0.0.1');
-      await once(server, 'listening');
-      url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      api = await scriptedApi();
     });
-    after(() => {
-      server.closeAllConnections();
-      server.close();
-    });
+    after(() => api.close());
 
     it('retries 5xx (honouring an HTTP-date Retry-After) and recovers', async () => {
-      script = [503, 500];
-      const c = new CognigyRestClient({ apiUrl: url, apiKey: KEY, ratePerSec: 0 });
+      api.script = [problem(503), problem(500)];
+      const c = new CognigyRestClient({ apiUrl: api.url, apiKey: KEY, ratePerSec: 0 });
       await c.resetState({ sessionId: 's', userId: 'u' });
       assert.equal(c.requests, 3);
     });
 
     it('gives up with CR_ERR_TRANSPORT_REST_SERVER after the last attempt, keeping the traceId', async () => {
-      script = [502, 502];
+      api.script = [problem(502), problem(502)];
       const c = new CognigyRestClient({
-        apiUrl: url,
+        apiUrl: api.url,
         apiKey: KEY,
         ratePerSec: 0,
         retry: { ...DEFAULT_RETRY_POLICY, maxAttempts: 2, baseDelayMs: 1 },
@@ -251,9 +235,9 @@ describe('CognigyRestClient', () => {
     });
 
     it('fails a request past its deadline with CR_ERR_TRANSPORT_REST_TIMEOUT', async () => {
-      script = ['hang', 'hang'];
+      api.script = ['hang', 'hang'];
       const c = new CognigyRestClient({
-        apiUrl: url,
+        apiUrl: api.url,
         apiKey: KEY,
         ratePerSec: 0,
         timeoutMs: 150,
