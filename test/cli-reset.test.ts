@@ -143,8 +143,10 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
 
   it('fails a session whose engine closes with 1011 after retrying it, and resets the others (exit 1)', async () => {
     emu.store.create({ sessionId: 'engine-breaks', engineError: true });
+    // A 1011 closes the whole connection: one session at a time, so session-30's requests are never on
+    // a connection the broken session takes down (with both in flight, that is a race).
     const result = await runCli(
-      ['reset', 'engine-breaks', 'session-30', '--json', '--max-attempts', '2'],
+      ['reset', 'engine-breaks', 'session-30', '--json', '--max-attempts', '2', '--concurrency', '1'],
       envFor(emu),
     );
     assert.equal(result.code, 1);
