@@ -6,13 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import { CognigyResetError } from '../errors.js';
 import type { ResetOutcome } from '../reset/outcome.js';
-import {
-  type AuditInput,
-  type BatchMessage,
-  batchWriter,
-  JOB_SESSION_COLUMNS,
-  type OutboxInput,
-} from './batch-sql.js';
+import { type AuditInput, type BatchMessage, batchWriter, type OutboxInput } from './batch-sql.js';
 import type { StateDb } from './state-file.js';
 
 const FLUSH_MS = 10;
@@ -33,7 +27,8 @@ export class StateWriter {
   readonly #worker: Worker | undefined;
   readonly #writeHere: ((batch: BatchMessage) => void) | undefined;
   readonly #pending = new Map<number, Waiter[]>();
-  readonly #inflight = new Set<Promise<void>>();
+  /** Set while close() waits for the batches posted to the writer thread. */
+  #onDrained: (() => void) | undefined;
   #batch: BatchMessage = { job: [], audit: [], outbox: [] };
   #waiters: Waiter[] = [];
   #items = 0;
@@ -55,6 +50,7 @@ export class StateWriter {
     worker.on('message', (message: { id: number; ok: boolean; message?: string }) => {
       const waiters = this.#pending.get(message.id) ?? [];
       this.#pending.delete(message.id);
+      if (this.#pending.size === 0) this.#onDrained?.();
       if (message.ok) for (const w of waiters) w.resolve();
       else
         this.#fail(
@@ -85,6 +81,7 @@ export class StateWriter {
     for (const w of waiters) w.reject(err);
     for (const list of this.#pending.values()) for (const w of list) w.reject(err);
     this.#pending.clear();
+    this.#onDrained?.();
   }
 
   append(item: AppendItem): Promise<void> {
@@ -125,20 +122,7 @@ export class StateWriter {
       return;
     }
     const id = this.#next++;
-    const done = new Promise<void>((resolve) => {
-      const settle = (): void => {
-        this.#inflight.delete(done);
-        resolve();
-      };
-      this.#pending.set(
-        id,
-        waiters.map((w) => ({
-          resolve: () => (w.resolve(), settle()),
-          reject: (e: unknown) => (w.reject(e), settle()),
-        })),
-      );
-    });
-    this.#inflight.add(done);
+    this.#pending.set(id, waiters);
     // One string crosses the thread boundary far cheaper than thousands of cloned values. Directive
     // texts travel beside it, newline-joined (frames hold no raw newline), so their quotes are not escaped.
     const texts: string[] = [];
@@ -155,7 +139,10 @@ export class StateWriter {
   /** Commits what is pending, waits for every batch, and stops the thread. */
   async close(): Promise<void> {
     this.flush();
-    await Promise.all(this.#inflight);
+    if (this.#pending.size > 0) {
+      await new Promise<void>((resolve) => (this.#onDrained = resolve));
+      this.#onDrained = undefined;
+    }
     if (this.#worker !== undefined && this.#failed === undefined) {
       this.#worker.postMessage({ close: true });
       await this.#exited;
@@ -177,5 +164,3 @@ function pushJobRow(values: unknown[], jobId: string, index: number, outcome: Re
     new Date().toISOString(),
   );
 }
-
-export { JOB_SESSION_COLUMNS };
