@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { auditInput } from '../src/audit/record.js';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { createResetter } from '../src/reset/create-resetter.js';
 import { CHANNELS, type DoneMessage } from '../src/reset/events.js';
@@ -121,18 +120,24 @@ describe('audit log', () => {
   const tampering: [string, string, number, RegExp][] = [
     [
       'an edited field',
-      "UPDATE audit_log SET outcome = 'reset', verified = 1, error_code = NULL WHERE session_id = 'ghost-1'",
+      `UPDATE audit_records SET record = replace(record, '"failed",false,"CR_ERR_RESET_SESSION_NOT_FOUND"', '"reset",true,null') WHERE json_extract(record, '$[8]') = 'ghost-1'`,
       0,
       /altered/,
     ],
-    ['a deleted row', 'DELETE FROM audit_log WHERE seq = 4', 5, /sequence jumps from 3 to 5/],
+    ['a deleted row', 'DELETE FROM audit_records WHERE seq = 4', 5, /sequence jumps from 3 to 5/],
     [
       'two swapped rows',
-      `UPDATE audit_log SET seq = -1 WHERE seq = 3; UPDATE audit_log SET seq = 3 WHERE seq = 4; UPDATE audit_log SET seq = 4 WHERE seq = -1;`,
+      `UPDATE audit_records SET seq = -1 WHERE seq = 3; UPDATE audit_records SET seq = 3 WHERE seq = 4; UPDATE audit_records SET seq = 4 WHERE seq = -1;`,
       3,
       /prevHash|altered/,
     ],
-    ['a truncated log', 'DELETE FROM audit_log WHERE seq > 6', 7, /truncated/],
+    ['a truncated log', 'DELETE FROM audit_records WHERE seq > 6', 7, /truncated/],
+    [
+      'a record overwritten with garbage',
+      "UPDATE audit_records SET record = 'garbage' WHERE seq = 2",
+      2,
+      /not readable/,
+    ],
   ];
   for (const [what, sql, firstBad, pattern] of tampering) {
     it(`audit verify exits 1 and names the first bad record after ${what}`, async () => {
@@ -142,8 +147,11 @@ describe('audit log', () => {
       db.exec(sql);
       const expected =
         firstBad === 0
-          ? (db.prepare("SELECT seq FROM audit_log WHERE session_id = 'ghost-1'").get() as { seq: number })
-              .seq
+          ? (
+              db
+                .prepare("SELECT seq FROM audit_records WHERE json_extract(record, '$[8]') = 'ghost-1'")
+                .get() as { seq: number }
+            ).seq
           : firstBad;
       db.close();
       const result = await runCli(['audit', 'verify', '--state', copy], {});
@@ -229,13 +237,17 @@ describe('audit log', () => {
         { sessionId: 'session-41', index: 1 },
       ],
       {
-        persist: (outcome) => writer.append({ audit: auditInput(outcome, ctx) }),
+        persist: (outcome) => writer.append({ audit: { outcome, context: ctx } }),
       },
     );
     unsubscribe(CHANNELS.done.name, listener);
     await resetter.close();
     await writer.close();
-    const rows = db.prepare('SELECT session_id, directive_hash FROM audit_log').all() as {
+    const rows = db
+      .prepare(
+        "SELECT json_extract(record, '$[8]') AS session_id, json_extract(record, '$[18]') AS directive_hash FROM audit_records",
+      )
+      .all() as {
       session_id: string;
       directive_hash: string;
     }[];
@@ -246,6 +258,102 @@ describe('audit log', () => {
       assert.match(text, /^\{"type":"SEND","sessionId":"session-4[01]"/);
       assert.equal(row.directive_hash, createHash('sha256').update(text).digest('hex'));
     }
+  });
+});
+
+describe('audit log written by schema version 2', () => {
+  /** A state file as version 2 left it: one column per field, each hash over the JSON array of the fields. */
+  function version2File(path: string, tamperSeq?: number): void {
+    const db = new Database(path);
+    db.exec(`CREATE TABLE audit_log (
+      seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, actor TEXT NOT NULL, reason TEXT, job_id TEXT,
+      tenant TEXT NOT NULL, bot_id TEXT NOT NULL, session_id TEXT NOT NULL, transport TEXT NOT NULL,
+      cleared TEXT NOT NULL, not_cleared TEXT NOT NULL, outcome TEXT NOT NULL, verified INTEGER NOT NULL,
+      error_code TEXT, attempts INTEGER NOT NULL, latency_ms REAL NOT NULL, request_id TEXT,
+      directive_hash TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL) STRICT;
+      CREATE TABLE audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL) STRICT;`);
+    const insert = db.prepare(
+      'INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    let prev = '0'.repeat(64);
+    for (let seq = 1; seq <= 3; seq++) {
+      const cleared = ['flow', 'variables'];
+      const failed = seq === 2;
+      const fields = [
+        1,
+        seq,
+        `2026-01-0${seq}T10:00:00.000Z`,
+        'os:alice',
+        'deploy 41 broke flows',
+        'job-v2',
+        't1',
+        'b1',
+        `old-${seq}`,
+        'runtime-ws',
+        cleared,
+        [],
+        failed ? 'failed' : 'reset',
+        !failed,
+        failed ? 'CR_ERR_RESET_SESSION_NOT_FOUND' : null,
+        seq,
+        2.5 * seq,
+        `req-${seq}`,
+        'ab'.repeat(32),
+        prev,
+      ];
+      const hash = createHash('sha256').update(JSON.stringify(fields)).digest('hex');
+      const row = [...fields.slice(1)];
+      row[9] = JSON.stringify(cleared);
+      row[10] = '[]';
+      row[12] = failed ? 0 : 1;
+      if (seq === tamperSeq) row[11] = 'reset';
+      insert.run(...row, hash);
+      prev = hash;
+    }
+    db.prepare('INSERT INTO audit_head VALUES (1, 3, ?)').run(prev);
+    db.pragma('application_id = 1129468756');
+    db.pragma('user_version = 2');
+    db.close();
+  }
+
+  it('upgrades the records with their hashes kept: the chain verifies and exports as it was written', async () => {
+    const path = join(dir, 'v2.sqlite');
+    version2File(path);
+    const verify = await runCli(['audit', 'verify', '--state', path], {});
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    assert.equal(JSON.parse(verify.stdout).records, 3);
+    const records = (await exportJsonl(path)).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      records.map((r) => [r.sessionId, r.outcome, r.verified, r.errorCode, r.cleared, r.reason]),
+      [
+        ['old-1', 'reset', true, null, ['flow', 'variables'], 'deploy 41 broke flows'],
+        [
+          'old-2',
+          'failed',
+          false,
+          'CR_ERR_RESET_SESSION_NOT_FOUND',
+          ['flow', 'variables'],
+          'deploy 41 broke flows',
+        ],
+        ['old-3', 'reset', true, null, ['flow', 'variables'], 'deploy 41 broke flows'],
+      ],
+    );
+    const db = new Database(path, { readonly: true });
+    assert.equal(db.pragma('user_version', { simple: true }), 3);
+    db.close();
+  });
+
+  it('still names a record that was altered before the upgrade', async () => {
+    const path = join(dir, 'v2-tampered.sqlite');
+    version2File(path, 2);
+    const verify = await runCli(['audit', 'verify', '--state', path], {});
+    assert.equal(verify.code, 1, verify.stdout);
+    const body = JSON.parse(verify.stdout);
+    assert.equal(body.firstBad.seq, 2);
+    assert.match(body.firstBad.problem, /altered/);
   });
 });
 
@@ -266,9 +374,11 @@ describe('audit log under a crash', () => {
       assert.ok(printed.length >= 300);
       const db = new Database(state, { readonly: true });
       const audited = new Set(
-        (db.prepare('SELECT session_id FROM audit_log').all() as { session_id: string }[]).map(
-          (r) => r.session_id,
-        ),
+        (
+          db.prepare("SELECT json_extract(record, '$[8]') AS session_id FROM audit_records").all() as {
+            session_id: string;
+          }[]
+        ).map((r) => r.session_id),
       );
       db.close();
       for (const line of printed)

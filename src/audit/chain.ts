@@ -62,6 +62,71 @@ export function canonical(r: AuditFields): string {
   ]);
 }
 
+const isText = (v: unknown): v is string => typeof v === 'string';
+const isTextOrNull = (v: unknown): v is string | null => v === null || typeof v === 'string';
+const isList = (v: unknown): v is string[] => Array.isArray(v) && v.every(isText);
+
+/**
+ * A stored record (its canonical text, kept under `seq` with its `hash`) back as fields. `seq` is the
+ * row's: a text moved to another row no longer hashes to its own hash. Undefined when the text is not a
+ * version-1 canonical record.
+ */
+export function parseCanonical(seq: number, text: string, hash: string): AuditRecord | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(v) || v.length !== 20 || v[0] !== CHAIN_VERSION) return undefined;
+  const f = v as unknown[];
+  const [, , ts, actor, reason, jobId, tenant, botId, sessionId, transport, cleared, notCleared] = f;
+  const [outcome, verified, errorCode, attempts, latencyMs, requestId, directiveHash, prevHash] = f.slice(12);
+  if (
+    !isText(ts) ||
+    !isText(actor) ||
+    !isTextOrNull(reason) ||
+    !isTextOrNull(jobId) ||
+    !isText(tenant) ||
+    !isText(botId) ||
+    !isText(sessionId) ||
+    !isText(transport) ||
+    !isList(cleared) ||
+    !isList(notCleared) ||
+    !isText(outcome) ||
+    typeof verified !== 'boolean' ||
+    !isTextOrNull(errorCode) ||
+    typeof attempts !== 'number' ||
+    typeof latencyMs !== 'number' ||
+    !isTextOrNull(requestId) ||
+    !isTextOrNull(directiveHash) ||
+    !isText(prevHash)
+  )
+    return undefined;
+  return {
+    seq,
+    ts,
+    actor,
+    reason,
+    jobId,
+    tenant,
+    botId,
+    sessionId,
+    transport,
+    cleared,
+    notCleared,
+    outcome,
+    verified,
+    errorCode,
+    attempts,
+    latencyMs,
+    requestId,
+    directiveHash,
+    prevHash,
+    hash,
+  };
+}
+
 /** One-shot SHA-256 (`crypto.hash`, Node >= 20.12) where there is one; a Hash object otherwise. */
 const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
 

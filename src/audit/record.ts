@@ -1,7 +1,6 @@
 /** From a reset outcome to the audit record's fields (the writer thread sequences, links and hashes them). */
 import { userInfo } from 'node:os';
 import type { ResetOutcome } from '../reset/outcome.js';
-import type { AuditInput } from '../state/batch-sql.js';
 
 export interface AuditContext {
   actor: string;
@@ -25,39 +24,28 @@ export function resolveActor(env: NodeJS.ProcessEnv): string {
   }
 }
 
-const listJson = new WeakMap<readonly string[], string>();
-
-/** The JSON text of a layer list, made once per list (the plan's lists are shared by every outcome). */
-function layersJson(list: readonly string[]): string {
-  let text = listJson.get(list);
-  if (text === undefined) {
-    text = JSON.stringify(list);
-    listJson.set(list, text);
-  }
-  return text;
-}
-
 const NONE: readonly string[] = [];
 
-export function auditInput(outcome: ResetOutcome, ctx: AuditContext): AuditInput {
-  const cleared = outcome.outcome === 'failed' && outcome.attempts === 0 ? NONE : outcome.cleared;
-  return [
-    new Date().toISOString(),
-    ctx.actor,
-    ctx.reason,
-    ctx.jobId,
-    ctx.tenant,
-    ctx.botId,
+/** Values `pushAudit` adds per record. */
+export const AUDIT_VALUES = 11;
+
+/**
+ * Appends one record's values to a batch, flat: references only (the context and the layer list are
+ * the same objects for a whole run, which the thread hand-off sends once), no encoding on this thread.
+ * The writer (`batch-sql`) turns them into the record's fields, sequences, links and hashes them.
+ */
+export function pushAudit(values: unknown[], outcome: ResetOutcome, ctx: AuditContext): void {
+  values.push(
+    Date.now(),
+    ctx,
     outcome.sessionId,
-    ctx.transport,
-    layersJson(cleared),
-    layersJson(ctx.notCleared),
+    outcome.outcome === 'failed' && outcome.attempts === 0 ? NONE : outcome.cleared,
     outcome.outcome,
     outcome.verified,
     outcome.error?.code ?? null,
     outcome.attempts,
-    Math.round(outcome.latencyMs * 1000) / 1000,
+    outcome.latencyMs,
     outcome.requestId ?? null,
     outcome.directiveText ?? null,
-  ];
+  );
 }

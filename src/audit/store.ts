@@ -1,63 +1,7 @@
 /** Reading the audit log: streamed rows, chain verification, and filtered export. */
 import type { StateDb } from '../state/state-file.js';
-import { type AuditRecord, ChainChecker, type ChainProblem, GENESIS_HASH } from './chain.js';
-
-interface Row {
-  seq: number;
-  ts: string;
-  actor: string;
-  reason: string | null;
-  job_id: string | null;
-  tenant: string;
-  bot_id: string;
-  session_id: string;
-  transport: string;
-  cleared: string;
-  not_cleared: string;
-  outcome: string;
-  verified: number;
-  error_code: string | null;
-  attempts: number;
-  latency_ms: number;
-  request_id: string | null;
-  directive_hash: string | null;
-  prev_hash: string;
-  hash: string;
-}
-
-function parseList(text: string): string[] {
-  try {
-    const value: unknown = JSON.parse(text);
-    return Array.isArray(value) ? value.map(String) : [String(text)];
-  } catch {
-    return [text];
-  }
-}
-
-export function toRecord(row: Row): AuditRecord {
-  return {
-    seq: row.seq,
-    ts: row.ts,
-    actor: row.actor,
-    reason: row.reason,
-    jobId: row.job_id,
-    tenant: row.tenant,
-    botId: row.bot_id,
-    sessionId: row.session_id,
-    transport: row.transport,
-    cleared: parseList(row.cleared),
-    notCleared: parseList(row.not_cleared),
-    outcome: row.outcome,
-    verified: row.verified === 1,
-    errorCode: row.error_code,
-    attempts: row.attempts,
-    latencyMs: row.latency_ms,
-    requestId: row.request_id,
-    directiveHash: row.directive_hash,
-    prevHash: row.prev_hash,
-    hash: row.hash,
-  };
-}
+import { CognigyResetError } from '../errors.js';
+import { type AuditRecord, ChainChecker, type ChainProblem, GENESIS_HASH, parseCanonical } from './chain.js';
 
 export interface AuditFilter {
   sessionId?: string | undefined;
@@ -68,22 +12,47 @@ export interface AuditFilter {
   outcome?: string | undefined;
 }
 
-/** Streams records in chain order (one row in memory at a time). */
+interface Row {
+  seq: number;
+  record: string;
+  hash: string;
+}
+
+/** A stored record that is not a canonical record at all: `audit verify` names it. */
+export interface UnreadableRecord {
+  seq: number;
+  unreadable: true;
+}
+
+function matches(r: AuditRecord, f: AuditFilter): boolean {
+  return (
+    (f.sessionId === undefined || r.sessionId === f.sessionId) &&
+    (f.jobId === undefined || r.jobId === f.jobId) &&
+    (f.since === undefined || r.ts >= f.since) &&
+    (f.until === undefined || r.ts < f.until) &&
+    (f.outcome === undefined || r.outcome === f.outcome)
+  );
+}
+
+/** Streams every stored record in chain order (one in memory at a time), unreadable ones included. */
+export function* storedRecords(db: StateDb): Generator<AuditRecord | UnreadableRecord> {
+  for (const row of db.prepare('SELECT seq, record, hash FROM audit_records ORDER BY seq').iterate()) {
+    const { seq, record, hash } = row as Row;
+    yield parseCanonical(seq, record, hash) ?? { seq, unreadable: true };
+  }
+}
+
+/** Streams the records that match `filter`, in chain order. An unreadable record stops the stream. */
 export function* auditRecords(db: StateDb, filter: AuditFilter = {}): Generator<AuditRecord> {
-  const where: string[] = [];
-  const params: unknown[] = [];
-  const add = (clause: string, value: string | undefined): void => {
-    if (value === undefined) return;
-    where.push(clause);
-    params.push(value);
-  };
-  add('session_id = ?', filter.sessionId);
-  add('job_id = ?', filter.jobId);
-  add('ts >= ?', filter.since);
-  add('ts < ?', filter.until);
-  add('outcome = ?', filter.outcome);
-  const sql = `SELECT * FROM audit_log ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq`;
-  for (const row of db.prepare(sql).iterate(...params)) yield toRecord(row as Row);
+  for (const record of storedRecords(db)) {
+    if ('unreadable' in record) {
+      throw new CognigyResetError(
+        'CR_ERR_STATE_CORRUPT',
+        `audit record ${record.seq} is not a readable record: run \`cognigy-reset audit verify\``,
+      );
+    }
+    if (matches(record, filter)) yield record;
+  }
 }
 
 export interface VerifyResult {
@@ -109,8 +78,11 @@ export function verifyAudit(db: StateDb): VerifyResult {
     headHash: head?.hash ?? GENESIS_HASH,
     problem,
   });
-  for (const record of auditRecords(db)) {
-    const problem = checker.check(record);
+  for (const record of storedRecords(db)) {
+    const problem =
+      'unreadable' in record
+        ? { seq: record.seq, sessionId: null, problem: 'the record is not readable: it was altered' }
+        : checker.check(record);
     if (problem !== undefined) return result(problem);
   }
   const lastSeq = checker.lastSeq ?? 0;

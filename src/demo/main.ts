@@ -15,7 +15,7 @@ import { startEmulator } from '../emulator/index.js';
 import { createResetter } from '../reset/create-resetter.js';
 import { CHANNELS } from '../reset/events.js';
 import type { BulkTarget } from '../reset/bulk.js';
-import { resolveActor, auditInput } from '../audit/record.js';
+import { resolveActor } from '../audit/record.js';
 import { verifyAudit } from '../audit/store.js';
 import { JobStore } from '../state/job-store.js';
 import { StateWriter } from '../state/state-writer.js';
@@ -48,6 +48,7 @@ const resetter = createResetter({
 const statePath = join(dir, 'state.sqlite');
 const job = new JobStore(db, 'demo', { tenant: 'demo-tenant', plan: resetter.plan.cleared });
 const writer = new StateWriter({ db, path: statePath, thread: true });
+await writer.ready();
 const auditContext = {
   actor: resolveActor(process.env),
   reason: 'npm start: the demo',
@@ -76,7 +77,7 @@ const summary = await resetter.run(targets(), {
   ledger: job,
   // Each outcome's job row and audit record are committed together before it is reported.
   persist: (outcome, index) =>
-    writer.append({ job: { jobId: 'demo', index, outcome }, audit: auditInput(outcome, auditContext) }),
+    writer.append({ job: { jobId: 'demo', index, outcome }, audit: { outcome, context: auditContext } }),
   onOutcome: (outcome) => {
     if (outcome.verified && sawActive.has(outcome.sessionId)) polledWhileBlocking++;
     if (GHOSTS.includes(outcome.sessionId) && outcome.error?.code === 'CR_ERR_RESET_SESSION_NOT_FOUND') {

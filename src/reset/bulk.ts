@@ -152,38 +152,60 @@ export async function runBulk(
         CHANNELS.done.publish({ outcome, settledBy: 'runner' } satisfies DoneMessage);
     }
     // The outcome is reported only once the ledger made it durable, but the worker does not wait for
-    // that commit: it takes the next session at once (reports in flight are bounded below).
+    // that commit: it takes the next session at once (reports waiting are bounded below).
     const durable =
       state !== 'done' && options.dryRun !== true && options.persist !== undefined
         ? options.persist(outcome, target.index)
         : undefined;
-    const deliver = (): void | Promise<void> => {
-      count(outcome);
-      return options.onOutcome?.(outcome, target.index, target);
-    };
     if (durable === undefined) {
-      await deliver();
+      await deliver({ outcome, target });
       return;
     }
-    // A failed commit stops the run; the error is rethrown once the workers stop.
-    const pending: Promise<void> = durable.then(deliver).then(
-      () => reportDone(pending),
-      (err: unknown) => {
-        reportError ??= err instanceof Error ? err : new Error(String(err));
-        reportDone(pending);
-      },
-    );
-    reports.add(pending);
-    // One waiter per blocked worker, woken as reports finish (not a race over every pending report).
-    if (reports.size > maxReports) await new Promise<void>((resolve) => spaceWaiters.push(resolve));
+    let group = groups.get(durable);
+    if (group === undefined) {
+      const list: Report[] = [];
+      group = list;
+      groups.set(durable, list);
+      // A failed commit stops the run; the error is rethrown once the workers stop.
+      const done: Promise<void> = durable
+        .then(() => deliverAll(list))
+        .catch((err: unknown) => {
+          reportError ??= err instanceof Error ? err : new Error(String(err));
+        })
+        .finally(() => {
+          groups.delete(durable);
+          reports.delete(done);
+          waiting -= list.length;
+          while (waiting <= maxReports && spaceWaiters.length > 0) spaceWaiters.shift()!();
+        });
+      reports.add(done);
+    }
+    group.push({ outcome, target });
+    // One waiter per blocked worker, woken as commits land (not a race over every pending report).
+    if (++waiting > maxReports) await new Promise<void>((resolve) => spaceWaiters.push(resolve));
   };
+  interface Report {
+    outcome: ResetOutcome;
+    target: BulkTarget;
+  }
+  /** Outcomes waiting for their commit, grouped by it: a persist hook hands one promise to a whole batch. */
+  const groups = new Map<Promise<void>, Report[]>();
   const reports = new Set<Promise<void>>();
   const spaceWaiters: (() => void)[] = [];
-  const reportDone = (pending: Promise<void>): void => {
-    reports.delete(pending);
-    if (reports.size <= maxReports) spaceWaiters.shift()?.();
-  };
+  let waiting = 0;
   let reportError: Error | undefined;
+  const deliver = (r: Report): void | Promise<void> => {
+    count(r.outcome);
+    return options.onOutcome?.(r.outcome, r.target.index, r.target);
+  };
+  const deliverAll = async (list: Report[]): Promise<void> => {
+    let later: Promise<void>[] | undefined;
+    for (const r of list) {
+      const p = deliver(r);
+      if (p !== undefined) (later ??= []).push(p);
+    }
+    if (later !== undefined) await Promise.all(later);
+  };
 
   const count = (outcome: ResetOutcome): void => {
     summary.total++;

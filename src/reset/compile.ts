@@ -1,4 +1,5 @@
 /** Compile, then validate: a directive that breaks an engine constraint is never sent. */
+import { isoTime } from '../util/iso-time.js';
 import { CognigyResetError } from '../errors.js';
 import {
   checkResetDirective,
@@ -44,7 +45,7 @@ export function compileDirective(
     stateClearMatrix: plan.stateClearMatrix,
     contextWipeDirective: plan.contextWipeDirective,
     maxDurationSec: options.maxDurationSec ?? DEFAULT_MAX_DURATION_SEC,
-    timestamp: (options.now ?? new Date()).toISOString(),
+    timestamp: options.now === undefined ? isoTime() : options.now.toISOString(),
   };
   if (options.requestId !== undefined) directive.requestId = options.requestId;
   const error = checkResetDirective(directive);

@@ -1,38 +1,15 @@
 /** The batched writes of the state file, shared by the main thread and the writer thread. */
 import type { Database, Statement } from 'better-sqlite3';
-import { type AuditFields, GENESIS_HASH, recordHash, sha256 } from '../audit/chain.js';
+import { type AuditFields, canonical, GENESIS_HASH, sha256 } from '../audit/chain.js';
+import { AUDIT_VALUES, type AuditContext } from '../audit/record.js';
+import { isoTime } from '../util/iso-time.js';
 
 /** One multi-row upsert binds this many rows: far fewer statement runs per batch. */
 export const ROWS_PER_STATEMENT = 64;
 /** Values bound per job-session row, in `jobSessionSql` column order. */
 export const JOB_SESSION_COLUMNS = 10;
-
-/**
- * What the main thread sends for one audit record, as a flat tuple (cheap to pass between threads): the
- * writer sequences, links and hashes it. Layer lists travel as their JSON text.
- */
-export type AuditInput = [
-  ts: string,
-  actor: string,
-  reason: string | null,
-  jobId: string | null,
-  tenant: string,
-  botId: string,
-  sessionId: string,
-  transport: string,
-  clearedJson: string,
-  notClearedJson: string,
-  outcome: string,
-  verified: boolean,
-  errorCode: string | null,
-  attempts: number,
-  latencyMs: number,
-  requestId: string | null,
-  directiveText: string | null,
-];
-
-/** Values bound per audit row. */
-const AUDIT_COLUMNS = 20;
+/** Values bound per audit row: seq, the canonical record text, its hash. */
+const AUDIT_COLUMNS = 3;
 
 export interface OutboxInput {
   key: string;
@@ -40,9 +17,15 @@ export interface OutboxInput {
   payload: string;
 }
 
+/**
+ * One batch, as the main thread hands it over: flat value lists (a structured clone of a few arrays of
+ * primitives and shared references is cheap; thousands of small objects are not).
+ */
 export interface BatchMessage {
+  /** `JOB_SESSION_COLUMNS` values per job-session row. */
   job: unknown[];
-  audit: AuditInput[];
+  /** `AUDIT_VALUES` values per audit record, as `pushAudit` lays them out. */
+  audit: unknown[];
   outbox: OutboxInput[];
 }
 
@@ -57,18 +40,6 @@ export function jobSessionSql(rows: number): string {
     WHERE job_sessions.done = 0`;
 }
 
-/** Layer lists arrive as JSON text, the same few per run: each distinct text is parsed once. */
-const layerLists = new Map<string, string[]>();
-
-function layerList(json: string): string[] {
-  let list = layerLists.get(json);
-  if (list === undefined) {
-    list = JSON.parse(json) as string[];
-    if (layerLists.size < 64) layerLists.set(json, list);
-  }
-  return list;
-}
-
 /** Commits one batch (job rows, audit records, outbox events) in one transaction. */
 export function batchWriter(db: Database): (batch: BatchMessage) => void {
   const one: Statement = db.prepare(jobSessionSql(1));
@@ -77,10 +48,8 @@ export function batchWriter(db: Database): (batch: BatchMessage) => void {
   const setHead = db.prepare(
     'INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash',
   );
-  const auditSql = (rows: number): string => `INSERT INTO audit_log
-    (seq, ts, actor, reason, job_id, tenant, bot_id, session_id, transport, cleared, not_cleared, outcome,
-     verified, error_code, attempts, latency_ms, request_id, directive_hash, prev_hash, hash)
-    VALUES ${Array.from({ length: rows }, () => `(${new Array(AUDIT_COLUMNS).fill('?').join(', ')})`).join(', ')}`;
+  const auditSql = (rows: number): string =>
+    `INSERT INTO audit_records (seq, record, hash) VALUES ${Array.from({ length: rows }, () => '(?, ?, ?)').join(', ')}`;
   const auditOne = db.prepare(auditSql(1));
   const auditMany = db.prepare(auditSql(ROWS_PER_STATEMENT));
   const insertOutbox = db.prepare(
@@ -98,71 +67,35 @@ export function batchWriter(db: Database): (batch: BatchMessage) => void {
       let seq = current?.seq ?? 0;
       let prevHash = current?.hash ?? GENESIS_HASH;
       const rows: unknown[] = [];
-      for (const a of batch.audit) {
-        const [
-          ts,
-          actor,
-          reason,
-          jobId,
-          tenant,
-          botId,
-          sessionId,
-          transport,
-          clearedJson,
-          notClearedJson,
-          outcome,
-          verified,
-          errorCode,
-          attempts,
-          latencyMs,
-          requestId,
-          directiveText,
-        ] = a;
-        // The same record `audit verify` re-hashes: one canonical encoding for writer and verifier.
+      const a = batch.audit;
+      for (let i = 0; i < a.length; i += AUDIT_VALUES) {
+        const ctx = a[i + 1] as AuditContext;
+        const directiveText = a[i + 10] as string | null;
+        // The same canonical encoding `audit verify` re-derives from the stored fields.
         const fields: AuditFields = {
           seq: ++seq,
-          ts,
-          actor,
-          reason,
-          jobId,
-          tenant,
-          botId,
-          sessionId,
-          transport,
-          cleared: layerList(clearedJson),
-          notCleared: layerList(notClearedJson),
-          outcome,
-          verified,
-          errorCode,
-          attempts,
-          latencyMs,
-          requestId,
+          ts: isoTime(a[i] as number),
+          actor: ctx.actor,
+          reason: ctx.reason,
+          jobId: ctx.jobId,
+          tenant: ctx.tenant,
+          botId: ctx.botId,
+          sessionId: a[i + 2] as string,
+          transport: ctx.transport,
+          cleared: a[i + 3] as string[],
+          notCleared: ctx.notCleared as string[],
+          outcome: a[i + 4] as string,
+          verified: a[i + 5] as boolean,
+          errorCode: a[i + 6] as string | null,
+          attempts: a[i + 7] as number,
+          latencyMs: Math.round((a[i + 8] as number) * 1000) / 1000,
+          requestId: a[i + 9] as string | null,
           directiveHash: directiveText === null ? null : sha256(directiveText),
           prevHash,
         };
-        const hash = recordHash(fields);
-        rows.push(
-          seq,
-          ts,
-          actor,
-          reason,
-          jobId,
-          tenant,
-          botId,
-          sessionId,
-          transport,
-          clearedJson,
-          notClearedJson,
-          outcome,
-          verified ? 1 : 0,
-          errorCode,
-          attempts,
-          latencyMs,
-          requestId,
-          fields.directiveHash,
-          prevHash,
-          hash,
-        );
+        const record = canonical(fields);
+        const hash = sha256(record);
+        rows.push(seq, record, hash);
         prevHash = hash;
       }
       const auditChunk = ROWS_PER_STATEMENT * AUDIT_COLUMNS;

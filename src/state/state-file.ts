@@ -6,13 +6,15 @@
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { type AuditRecord, canonical } from '../audit/chain.js';
 import { CognigyResetError } from '../errors.js';
 
 /** "CRST" */
 export const APPLICATION_ID = 0x43525354;
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
-const MIGRATIONS: Record<number, string> = {
+/** Each step runs in one transaction: SQL text, or a function for a step that must re-encode rows. */
+const MIGRATIONS: Record<number, string | ((db: Database.Database) => void)> = {
   1: `
     CREATE TABLE jobs (
       job_id TEXT PRIMARY KEY,
@@ -76,6 +78,29 @@ const MIGRATIONS: Record<number, string> = {
     ) STRICT;
     CREATE INDEX outbox_pending ON outbox (delivered_at, id);
   `,
+  // Version 3 keeps each audit record as its canonical text (what its hash covers) beside the hash: a
+  // third of the columns to bind and no re-encoding on write. Version-2 rows are re-encoded with the same
+  // canonical encoding, their stored hashes kept, so a record altered before the upgrade still fails.
+  3: (db) => {
+    db.exec(`CREATE TABLE audit_records (
+      seq INTEGER PRIMARY KEY,
+      record TEXT NOT NULL,
+      hash TEXT NOT NULL
+    ) STRICT`);
+    const insert = db.prepare('INSERT INTO audit_records (seq, record, hash) VALUES (?, ?, ?)');
+    // In pages: a connection cannot write while it iterates a query.
+    const page = db.prepare('SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT 1000');
+    for (let after = -Infinity; ;) {
+      const rows = page.all(after) as Version2Row[];
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        const record = fromVersion2Row(row);
+        insert.run(record.seq, canonical(record), record.hash);
+      }
+      after = rows.at(-1)!.seq;
+    }
+    db.exec('DROP TABLE audit_log');
+  },
 };
 
 const SQLITE_MAGIC = 'SQLite format 3\u0000';
@@ -153,7 +178,9 @@ export function openStateFile(path: string): StateDb {
     db.pragma('busy_timeout = 5000');
     for (let v = version + 1; v <= SCHEMA_VERSION; v++) {
       db.transaction(() => {
-        db.exec(MIGRATIONS[v]!);
+        const step = MIGRATIONS[v]!;
+        if (typeof step === 'string') db.exec(step);
+        else step(db);
         db.pragma(`user_version = ${v}`);
         db.pragma(`application_id = ${APPLICATION_ID}`);
       })();
@@ -170,4 +197,62 @@ export function openStateFile(path: string): StateDb {
       },
     );
   }
+}
+
+/** An audit row as schema version 2 kept it: one column per field. */
+interface Version2Row {
+  seq: number;
+  ts: string;
+  actor: string;
+  reason: string | null;
+  job_id: string | null;
+  tenant: string;
+  bot_id: string;
+  session_id: string;
+  transport: string;
+  cleared: string;
+  not_cleared: string;
+  outcome: string;
+  verified: number;
+  error_code: string | null;
+  attempts: number;
+  latency_ms: number;
+  request_id: string | null;
+  directive_hash: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
+function layerList(text: string): string[] {
+  try {
+    const value: unknown = JSON.parse(text);
+    return Array.isArray(value) ? value.map(String) : [text];
+  } catch {
+    return [text];
+  }
+}
+
+function fromVersion2Row(row: Version2Row): AuditRecord {
+  return {
+    seq: row.seq,
+    ts: row.ts,
+    actor: row.actor,
+    reason: row.reason,
+    jobId: row.job_id,
+    tenant: row.tenant,
+    botId: row.bot_id,
+    sessionId: row.session_id,
+    transport: row.transport,
+    cleared: layerList(row.cleared),
+    notCleared: layerList(row.not_cleared),
+    outcome: row.outcome,
+    verified: row.verified === 1,
+    errorCode: row.error_code,
+    attempts: row.attempts,
+    latencyMs: row.latency_ms,
+    requestId: row.request_id,
+    directiveHash: row.directive_hash,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
 }

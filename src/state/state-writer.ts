@@ -6,15 +6,17 @@
 import { Worker } from 'node:worker_threads';
 import { CognigyResetError } from '../errors.js';
 import type { ResetOutcome } from '../reset/outcome.js';
-import { type AuditInput, type BatchMessage, batchWriter, type OutboxInput } from './batch-sql.js';
+import { type AuditContext, pushAudit } from '../audit/record.js';
+import { type BatchMessage, batchWriter, type OutboxInput } from './batch-sql.js';
 import type { StateDb } from './state-file.js';
+import { isoTime } from '../util/iso-time.js';
 
 const FLUSH_MS = 10;
 const FLUSH_ITEMS = 512;
 
 export interface AppendItem {
   job?: { jobId: string; index: number; outcome: ResetOutcome } | undefined;
-  audit?: AuditInput | undefined;
+  audit?: { outcome: ResetOutcome; context: AuditContext } | undefined;
   outbox?: OutboxInput | undefined;
 }
 
@@ -26,16 +28,21 @@ interface Waiter {
 export class StateWriter {
   readonly #worker: Worker | undefined;
   readonly #writeHere: ((batch: BatchMessage) => void) | undefined;
-  readonly #pending = new Map<number, Waiter[]>();
+  /** Batches posted to the writer thread, by id. */
+  readonly #pending = new Map<number, Waiter>();
   /** Set while close() waits for the batches posted to the writer thread. */
   #onDrained: (() => void) | undefined;
   #batch: BatchMessage = { job: [], audit: [], outbox: [] };
-  #waiters: Waiter[] = [];
+  /** The current batch's promise and how to settle it; undefined while the batch is empty. */
+  #committed: Promise<void> | undefined;
+  #waiter: Waiter | undefined;
   #items = 0;
   #timer: NodeJS.Timeout | undefined;
   #next = 0;
   #failed: Error | undefined;
   #exited: Promise<void> | undefined;
+  #ready: Promise<void> = Promise.resolve();
+  #onReady: Waiter | undefined;
 
   /** `thread: true` commits on a worker thread opened on `path`; otherwise on `db`, in this thread. */
   constructor(options: { db: StateDb; path: string; thread: boolean }) {
@@ -47,18 +54,26 @@ export class StateWriter {
       workerData: { path: options.path },
     });
     this.#worker = worker;
-    worker.on('message', (message: { id: number; ok: boolean; message?: string }) => {
-      const waiters = this.#pending.get(message.id) ?? [];
+    this.#ready = new Promise<void>((resolve, reject) => {
+      this.#onReady = { resolve, reject };
+    });
+    this.#ready.catch(() => undefined);
+    worker.on('message', (message: { id: number; ok: boolean; message?: string } | { ready: true }) => {
+      if ('ready' in message) {
+        this.#onReady?.resolve();
+        return;
+      }
+      const waiter = this.#pending.get(message.id);
       this.#pending.delete(message.id);
       if (this.#pending.size === 0) this.#onDrained?.();
-      if (message.ok) for (const w of waiters) w.resolve();
+      if (message.ok) waiter?.resolve();
       else
         this.#fail(
           new CognigyResetError(
             'CR_ERR_STATE_WRITE',
             `state file write failed: ${message.message ?? 'error'}`,
           ),
-          waiters,
+          waiter,
         );
     });
     worker.on('error', (err) =>
@@ -76,64 +91,75 @@ export class StateWriter {
     );
   }
 
-  #fail(err: Error, waiters: Waiter[] = []): void {
+  #fail(err: Error, waiter?: Waiter): void {
     this.#failed ??= err;
-    for (const w of waiters) w.reject(err);
-    for (const list of this.#pending.values()) for (const w of list) w.reject(err);
+    this.#onReady?.reject(err);
+    waiter?.reject(err);
+    for (const w of this.#pending.values()) w.reject(err);
     this.#pending.clear();
     this.#onDrained?.();
   }
 
+  /**
+   * Resolves once the writer thread has the state file open and is ready to commit, so a run can start
+   * its resets only then: a state file that cannot be written fails before anything is sent.
+   */
+  ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  /**
+   * Adds an item to the current batch and returns the batch's promise, shared by all its items: it
+   * resolves once the batch committed (an outcome is reported only then).
+   */
   append(item: AppendItem): Promise<void> {
     if (this.#failed !== undefined) return Promise.reject(this.#failed);
-    return new Promise((resolve, reject) => {
-      if (item.job !== undefined)
-        pushJobRow(this.#batch.job, item.job.jobId, item.job.index, item.job.outcome);
-      if (item.audit !== undefined) this.#batch.audit.push(item.audit);
-      if (item.outbox !== undefined) this.#batch.outbox.push(item.outbox);
-      this.#waiters.push({ resolve, reject });
-      if (++this.#items >= FLUSH_ITEMS) this.flush();
-      else this.#timer ??= setTimeout(() => this.flush(), FLUSH_MS);
-    });
+    if (item.job !== undefined) pushJobRow(this.#batch.job, item.job.jobId, item.job.index, item.job.outcome);
+    if (item.audit !== undefined) pushAudit(this.#batch.audit, item.audit.outcome, item.audit.context);
+    if (item.outbox !== undefined) this.#batch.outbox.push(item.outbox);
+    let committed = this.#committed;
+    if (committed === undefined) {
+      committed = new Promise<void>((resolve, reject) => (this.#waiter = { resolve, reject }));
+      // A batch nobody awaits must not surface as an unhandled rejection; callers still see it.
+      committed.catch(() => undefined);
+      this.#committed = committed;
+    }
+    if (++this.#items >= FLUSH_ITEMS) this.flush();
+    else this.#timer ??= setTimeout(() => this.flush(), FLUSH_MS);
+    return committed;
   }
 
   flush(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     const batch = this.#batch;
-    const waiters = this.#waiters;
+    const waiter = this.#waiter;
     this.#batch = { job: [], audit: [], outbox: [] };
-    this.#waiters = [];
+    this.#waiter = undefined;
+    this.#committed = undefined;
     this.#items = 0;
-    if (waiters.length === 0) return;
+    if (waiter === undefined) return;
     if (this.#writeHere !== undefined) {
       try {
         this.#writeHere(batch);
       } catch (err) {
-        const error = new CognigyResetError(
-          'CR_ERR_STATE_WRITE',
-          `state file write failed: ${(err as Error).message}`,
-          { cause: err },
+        waiter.reject(
+          new CognigyResetError('CR_ERR_STATE_WRITE', `state file write failed: ${(err as Error).message}`, {
+            cause: err,
+          }),
         );
-        for (const w of waiters) w.reject(error);
         return;
       }
-      for (const w of waiters) w.resolve();
+      waiter.resolve();
+      return;
+    }
+    if (this.#failed !== undefined) {
+      waiter.reject(this.#failed);
       return;
     }
     const id = this.#next++;
-    this.#pending.set(id, waiters);
-    // One string crosses the thread boundary far cheaper than thousands of cloned values. Directive
-    // texts travel beside it, newline-joined (frames hold no raw newline), so their quotes are not escaped.
-    const texts: string[] = [];
-    for (const a of batch.audit) {
-      const text = a[16];
-      if (text !== null && !text.includes('\n')) {
-        texts.push(text);
-        a[16] = '';
-      } else texts.push('');
-    }
-    this.#worker!.postMessage({ id, json: JSON.stringify(batch), texts: texts.join('\n') });
+    this.#pending.set(id, waiter);
+    this.#worker!.postMessage({ id, batch });
   }
 
   /** Commits what is pending, waits for every batch, and stops the thread. */
@@ -161,6 +187,6 @@ function pushJobRow(values: unknown[], jobId: string, index: number, outcome: Re
     outcome.error?.code ?? null,
     outcome.attempts,
     outcome.latencyMs,
-    new Date().toISOString(),
+    isoTime(),
   );
 }

@@ -13,21 +13,16 @@ db.pragma('journal_mode = WAL');
 db.pragma('synchronous = FULL');
 db.pragma('busy_timeout = 10000');
 const write = batchWriter(db);
+parentPort!.postMessage({ ready: true });
 
-parentPort!.on('message', (message: { id: number; json: string; texts: string } | { close: true }) => {
+parentPort!.on('message', (message: { id: number; batch: BatchMessage } | { close: true }) => {
   if ('close' in message) {
     db.close();
     parentPort!.close();
     return;
   }
   try {
-    const batch = JSON.parse(message.json) as BatchMessage;
-    const texts = message.texts.split('\n');
-    // '' marks a directive text that travelled beside the JSON.
-    batch.audit.forEach((a, i) => {
-      if (a[16] === '') a[16] = texts[i] ?? null;
-    });
-    write(batch);
+    write(message.batch);
     parentPort!.postMessage({ id: message.id, ok: true });
   } catch (err) {
     parentPort!.postMessage({ id: message.id, ok: false, message: (err as Error).message });

@@ -20,7 +20,7 @@ import { outcomeLine, type ResetOutcome } from '../../reset/outcome.js';
 import { DEFAULT_RETRY_POLICY } from '../../reset/retry-policy.js';
 import { JobStore } from '../../state/job-store.js';
 import { StateWriter } from '../../state/state-writer.js';
-import { type AuditContext, auditInput, resolveActor } from '../../audit/record.js';
+import { type AuditContext, resolveActor } from '../../audit/record.js';
 import { ResetMetrics } from '../../analytics/metrics.js';
 import { outboxEvent, WebhookDeliverer } from '../../analytics/webhook.js';
 import type { DoneMessage } from '../../reset/events.js';
@@ -398,6 +398,8 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
         log.info({ jobId: flags.job, resumed: job.resumed, state: statePath }, 'job opened');
       }
       writer = new StateWriter({ db, path: statePath, thread: true });
+      // Nothing is sent before the writer thread holds the state file open.
+      await writer.ready();
     } catch (err) {
       db.close();
       throw err;
@@ -422,7 +424,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       : (outcome: ResetOutcome, index: number): Promise<void> => {
           const committed = writer.append({
             job: job === undefined ? undefined : { jobId: job.jobId, index, outcome },
-            audit: audit ? auditInput(outcome, auditContext) : undefined,
+            audit: audit ? { outcome, context: auditContext } : undefined,
             outbox:
               flags.analyticsUrl === undefined
                 ? undefined
