@@ -3,7 +3,9 @@
  * previous record's hash, so any edit, deletion, reordering or truncation breaks a link. The canonical
  * encoding is a JSON array in a fixed field order (no key-order or whitespace ambiguity); version 1.
  */
-import * as crypto from 'node:crypto';
+import { sha256 } from '../util/sha256.js';
+
+export { sha256 };
 
 export const GENESIS_HASH = '0'.repeat(64);
 export const CHAIN_VERSION = 1;
@@ -125,15 +127,6 @@ export function parseCanonical(seq: number, text: string, hash: string): AuditRe
     prevHash,
     hash,
   };
-}
-
-/** One-shot SHA-256 (`crypto.hash`, Node >= 20.12) where there is one; a Hash object otherwise. */
-const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
-
-export function sha256(text: string): string {
-  return oneShot !== undefined
-    ? oneShot('sha256', text, 'hex')
-    : crypto.createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
 export function recordHash(r: AuditFields): string {

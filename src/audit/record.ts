@@ -46,6 +46,6 @@ export function pushAudit(values: unknown[], outcome: ResetOutcome, ctx: AuditCo
     outcome.attempts,
     outcome.latencyMs,
     outcome.requestId ?? null,
-    outcome.directiveText ?? null,
+    outcome.directiveHash ?? null,
   );
 }

@@ -26,8 +26,11 @@ export interface ResetOutcome {
   notVerified?: readonly Layer[];
   /** Whether an attempt after the first was needed. */
   retried: boolean;
-  /** The frame last sent, for the audit log's directive hash (absent when nothing was sent). */
-  directiveText?: string | undefined;
+  /**
+   * SHA-256 (hex) of the frame last sent, or of a target-style transport's requests: what the audit log
+   * records. Absent when nothing was sent. The text itself is in the `done` diagnostics message.
+   */
+  directiveHash?: string | undefined;
 }
 
 /**

@@ -10,6 +10,7 @@ import { CognigyResetError, isCognigyResetError } from '../errors.js';
 import type { EngineAnswer, StatusAnswer } from '../protocol/index.js';
 import type { SessionTarget, TargetField, Transport } from '../transports/transport.js';
 import { BackoffGate } from '../util/backoff-gate.js';
+import { sha256 } from '../util/sha256.js';
 import { TokenBucket } from '../util/token-bucket.js';
 import { compileDirective, type CompiledDirective } from './compile.js';
 import { CHANNELS, type DoneMessage } from './events.js';
@@ -50,6 +51,10 @@ export interface ResetCallOptions {
   signal?: AbortSignal | undefined;
   /** Check the state before sending; a session already reset is skipped (`already-reset`). */
   precheck?: boolean | undefined;
+}
+
+interface Sent {
+  text: string | undefined;
 }
 
 const RATE_CODES = new Set(['CR_ERR_RESET_RATE_LIMITED', 'CR_ERR_TRANSPORT_RATE_LIMITED']);
@@ -151,19 +156,21 @@ export class ResetPipeline {
     const target = typeof session === 'string' ? { sessionId: session } : session;
     const sessionId = target.sessionId;
     const outcome = blankOutcome(sessionId, 'failed', this.plan.cleared, this.plan.notClearable);
+    // The text last sent: its hash goes on the outcome, the text only to the `done` subscribers.
+    const sent: Sent = { text: undefined };
     if (CHANNELS.start.hasSubscribers) CHANNELS.start.publish({ sessionId });
     try {
       if (this.transport.resetTarget !== undefined) {
-        await this.#resetTarget(target, outcome, call.signal);
+        await this.#resetTarget(target, outcome, call.signal, sent);
       } else if (call.precheck === true && (await this.#alreadyReset(sessionId, outcome, call.signal))) {
         outcome.outcome = 'skipped';
         outcome.verified = true;
         outcome.skipReason = 'already-reset';
       } else {
-        const sent = await this.#sendWithRetries(sessionId, outcome, call.signal);
+        const { firstState } = await this.#sendWithRetries(sessionId, outcome, call.signal, sent);
         outcome.outcome = 'reset';
         if (this.#o.verify) {
-          await this.#verify(sessionId, outcome, call.signal, sent.firstState);
+          await this.#verify(sessionId, outcome, call.signal, firstState);
           outcome.verified = true;
         }
       }
@@ -173,10 +180,11 @@ export class ResetPipeline {
       outcome.verified = false;
       outcome.error = errorOf(error);
     }
+    if (sent.text !== undefined) outcome.directiveHash = sha256(sent.text);
     outcome.latencyMs = performance.now() - started;
     this.#analytics?.(sessionId, outcome.latencyMs, outcome.outcome !== 'failed');
     if (CHANNELS.done.hasSubscribers) {
-      const message: DoneMessage = { outcome, directiveText: outcome.directiveText, settledBy: 'pipeline' };
+      const message: DoneMessage = { outcome, directiveText: sent.text, settledBy: 'pipeline' };
       CHANNELS.done.publish(message);
     }
     return outcome;
@@ -187,6 +195,7 @@ export class ResetPipeline {
     target: SessionTarget,
     outcome: ResetOutcome,
     signal: AbortSignal | undefined,
+    sent: Sent,
   ): Promise<void> {
     const problem = targetProblem(target, this.transport.requiredFields(this.plan));
     if (problem !== undefined) throw problem;
@@ -194,7 +203,7 @@ export class ResetPipeline {
     if (turn !== undefined) await turn;
     outcome.attempts = 1;
     // The requests are known before they are sent: the audit hashes them even when the first one fails.
-    outcome.directiveText = JSON.stringify(this.transport.describe?.(target, this.plan) ?? null);
+    sent.text = JSON.stringify(this.transport.describe?.(target, this.plan) ?? null);
     const result = await this.transport.resetTarget!(target, this.plan, {
       timeoutMs: this.#o.ackTimeoutMs,
       signal,
@@ -225,6 +234,7 @@ export class ResetPipeline {
     sessionId: string,
     outcome: ResetOutcome,
     signal: AbortSignal | undefined,
+    sent: Sent,
   ): Promise<{ compiled: CompiledDirective; firstState: Promise<EngineAnswer> | undefined }> {
     for (;;) {
       signal?.throwIfAborted();
@@ -234,7 +244,7 @@ export class ResetPipeline {
       if (turn !== undefined) await turn;
       outcome.attempts++;
       outcome.requestId = requestId;
-      outcome.directiveText = compiled.text;
+      sent.text = compiled.text;
       if (outcome.attempts > 1) outcome.retried = true;
       if (CHANNELS.attempt.hasSubscribers)
         CHANNELS.attempt.publish({ sessionId, attempt: outcome.attempts, requestId });

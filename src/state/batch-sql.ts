@@ -70,7 +70,6 @@ export function batchWriter(db: Database): (batch: BatchMessage) => void {
       const a = batch.audit;
       for (let i = 0; i < a.length; i += AUDIT_VALUES) {
         const ctx = a[i + 1] as AuditContext;
-        const directiveText = a[i + 10] as string | null;
         // The same canonical encoding `audit verify` re-derives from the stored fields.
         const fields: AuditFields = {
           seq: ++seq,
@@ -90,7 +89,7 @@ export function batchWriter(db: Database): (batch: BatchMessage) => void {
           attempts: a[i + 7] as number,
           latencyMs: Math.round((a[i + 8] as number) * 1000) / 1000,
           requestId: a[i + 9] as string | null,
-          directiveHash: directiveText === null ? null : sha256(directiveText),
+          directiveHash: a[i + 10] as string | null,
           prevHash,
         };
         const record = canonical(fields);
