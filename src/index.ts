@@ -14,6 +14,7 @@ export {
 export {
   runBulk,
   type BulkOptions,
+  type BulkSource,
   type BulkSummary,
   type BulkTarget,
   type JobLedger,

@@ -11,16 +11,24 @@ import { parse as parseCsv } from 'csv-parse/sync';
 import type { BulkTarget } from '../reset/bulk.js';
 import type { TargetField } from '../transports/transport.js';
 
-/** Lines of a stream, without their line ends; blank lines and `#` comments are skipped. */
-export async function* readLines(
-  input: NodeJS.ReadableStream,
-): AsyncGenerator<{ text: string; line: number; tooLong?: true }> {
+interface Line {
+  text: string;
+  line: number;
+  tooLong?: true;
+}
+
+/**
+ * Lines of a stream, without their line ends, a chunk's worth at a time (one await per chunk, not per
+ * line); blank lines and `#` comments are skipped.
+ */
+export async function* readLineBatches(input: NodeJS.ReadableStream): AsyncGenerator<Line[]> {
   let rest = '';
   let line = 0;
   /** Inside a line past the limit: its text is dropped up to the next line end. */
   let skipping = false;
   input.setEncoding?.('utf8');
   for await (const chunk of input as AsyncIterable<string>) {
+    const batch: Line[] = [];
     const text = rest + chunk;
     let start = 0;
     for (let nl = text.indexOf('\n', start); nl !== -1; nl = text.indexOf('\n', start)) {
@@ -31,25 +39,31 @@ export async function* readLines(
         continue;
       }
       if (nl - start > MAX_LINE_CHARS) {
-        yield { text: text.slice(start, start + 80), line, tooLong: true };
+        batch.push({ text: text.slice(start, start + 80), line, tooLong: true });
         start = nl + 1;
         continue;
       }
       const value = clean(text.slice(start, nl));
       start = nl + 1;
-      if (value !== undefined) yield { text: value, line };
+      if (value !== undefined) batch.push({ text: value, line });
     }
     rest = text.slice(start);
     if (rest.length > MAX_LINE_CHARS && !skipping) {
       // A line this long is no session id: report it once, keep reading the lines after it.
-      yield { text: rest.slice(0, 80), line: line + 1, tooLong: true };
+      batch.push({ text: rest.slice(0, 80), line: line + 1, tooLong: true });
       skipping = true;
     }
     if (skipping) rest = '';
+    if (batch.length > 0) yield batch;
   }
   line++;
   const last = skipping ? undefined : clean(rest);
-  if (last !== undefined) yield { text: last, line };
+  if (last !== undefined) yield [{ text: last, line }];
+}
+
+/** Lines of a stream, one at a time (see `readLineBatches`). */
+export async function* readLines(input: NodeJS.ReadableStream): AsyncGenerator<Line> {
+  for await (const batch of readLineBatches(input)) yield* batch;
 }
 
 const MAX_LINE_CHARS = 1024 * 1024;
@@ -73,7 +87,8 @@ export interface InputSource {
   /** Known up front for arguments and regular files; undefined for stdin and pipes. */
   total: number | undefined;
   describe: string;
-  targets(): AsyncGenerator<BulkTarget>;
+  /** Batches of targets, in input order. */
+  targets(): AsyncGenerator<BulkTarget[]>;
 }
 
 type Format = 'lines' | 'csv' | 'jsonl';
@@ -189,36 +204,46 @@ function openFile(path: string): NodeJS.ReadableStream {
 async function prescan(path: string, required: readonly TargetField[]): Promise<number> {
   let count = 0;
   const parser = new RowParser(required, path);
-  for await (const { text, line, tooLong } of readLines(openFile(path))) {
-    if (tooLong === true)
-      throw new CognigyResetError('CR_ERR_CLI_INPUT', `${path} line ${line} is longer than 1 MiB`);
-    const row = parser.parse(text, line);
-    if (row === undefined) continue;
-    if (row.problem !== undefined) throw row.problem;
-    count++;
+  for await (const batch of readLineBatches(openFile(path))) {
+    for (const { text, line, tooLong } of batch) {
+      if (tooLong === true)
+        throw new CognigyResetError('CR_ERR_CLI_INPUT', `${path} line ${line} is longer than 1 MiB`);
+      const row = parser.parse(text, line);
+      if (row === undefined) continue;
+      if (row.problem !== undefined) throw row.problem;
+      count++;
+    }
   }
   return count;
 }
 
+/** Targets of an input, a chunk's worth at a time (the bulk runner takes batches). */
 async function* rows(
   input: NodeJS.ReadableStream,
   where: string,
   required: readonly TargetField[],
-): AsyncGenerator<BulkTarget> {
+): AsyncGenerator<BulkTarget[]> {
   const parser = new RowParser(required, where);
   let index = 0;
-  for await (const { text, line, tooLong } of readLines(input)) {
-    if (tooLong === true) {
-      yield {
-        sessionId: text,
-        index: index++,
-        problem: new CognigyResetError('CR_ERR_CLI_INPUT', `${where} line ${line} is longer than 1 MiB`),
-      };
-      continue;
+  for await (const lines of readLineBatches(input)) {
+    const batch: BulkTarget[] = [];
+    for (const { text, line, tooLong } of lines) {
+      if (tooLong === true) {
+        batch.push({
+          sessionId: text,
+          index: index++,
+          problem: new CognigyResetError('CR_ERR_CLI_INPUT', `${where} line ${line} is longer than 1 MiB`),
+        });
+        continue;
+      }
+      const row = parser.parse(text, line);
+      if (row === undefined) continue;
+      const target = row.target as BulkTarget;
+      target.index = index++;
+      if (row.problem !== undefined) target.problem = row.problem;
+      batch.push(target);
     }
-    const row = parser.parse(text, line);
-    if (row === undefined) continue;
-    yield { ...row.target, index: index++, problem: row.problem };
+    if (batch.length > 0) yield batch;
   }
 }
 
@@ -258,7 +283,7 @@ export async function inputSource(
       describe: args.length > 0 ? 'arguments' : 'TARGET_SESSION_ID',
       targets: async function* () {
         await Promise.resolve();
-        for (let i = 0; i < ids.length; i++) yield { sessionId: ids[i]!, index: i };
+        yield ids.map((sessionId, index) => ({ sessionId, index }));
       },
     };
   }

@@ -78,9 +78,13 @@ function isFatal(code: string | undefined): boolean {
 
 const round = (ms: number): number => Math.round(ms * 10) / 10;
 
+/** What `runBulk` takes: targets one by one, or in batches (arrays) — a batch costs one wait, not one per target. */
+export type BulkSource =
+  AsyncIterable<BulkTarget | readonly BulkTarget[]> | Iterable<BulkTarget | readonly BulkTarget[]>;
+
 export async function runBulk(
   pipeline: ResetPipeline,
-  targets: AsyncIterable<BulkTarget> | Iterable<BulkTarget>,
+  targets: BulkSource,
   options: BulkOptions = {},
 ): Promise<BulkSummary> {
   const started = performance.now();
@@ -102,16 +106,29 @@ export async function runBulk(
   };
   const iterator =
     Symbol.asyncIterator in targets ? targets[Symbol.asyncIterator]() : targets[Symbol.iterator]();
-  let pulling: Promise<IteratorResult<BulkTarget>> = Promise.resolve({
-    done: false,
-    value: undefined as never,
-  });
   let exhausted = false;
   let fatal = false;
-  const pull = (): Promise<IteratorResult<BulkTarget>> => {
-    // Calls to next() are chained: an async iterator must not be asked twice at once.
-    pulling = pulling.then(() => (exhausted ? { done: true as const, value: undefined } : iterator.next()));
-    return pulling;
+  // Targets pulled but not yet taken: a batch from the source is handed out without a wait per target.
+  let queue: readonly BulkTarget[] = [];
+  let queued = 0;
+  let pulling: Promise<void> | undefined;
+  const refill = async (): Promise<void> => {
+    // One pull at a time: an async iterator must not be asked twice at once.
+    while (queued >= queue.length && !exhausted) {
+      const next = await iterator.next();
+      if (next.done === true) exhausted = true;
+      else if (Array.isArray(next.value)) [queue, queued] = [next.value as readonly BulkTarget[], 0];
+      else [queue, queued] = [[next.value as BulkTarget], 0];
+    }
+  };
+  /** The next target, or undefined once the source is exhausted. */
+  const take = async (): Promise<BulkTarget | undefined> => {
+    while (queued >= queue.length) {
+      if (exhausted) return undefined;
+      pulling ??= refill().finally(() => (pulling = undefined));
+      await pulling;
+    }
+    return queue[queued++];
   };
   const ledger = options.ledger;
   const concurrency = Math.max(1, Math.floor(options.concurrency ?? 16));
@@ -238,12 +255,9 @@ export async function runBulk(
       ) {
         return;
       }
-      const next = await pull();
-      if (next.done === true) {
-        exhausted = true;
-        return;
-      }
-      await one(next.value);
+      const target = queued < queue.length ? queue[queued++] : await take();
+      if (target === undefined) return;
+      await one(target);
     }
   };
 
@@ -254,7 +268,7 @@ export async function runBulk(
   } finally {
     if (!exhausted) await iterator.return?.();
   }
-  summary.interrupted = !exhausted && !fatal;
+  summary.interrupted = !(exhausted && queued >= queue.length) && !fatal;
   summary.durationMs = performance.now() - started;
   const finished = summary.reset + summary.failed;
   summary.throughput =

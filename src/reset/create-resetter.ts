@@ -16,7 +16,7 @@ import { RuntimeWsTransport } from '../transports/runtime-ws/transport.js';
 import { runtimeDialUrl } from '../transports/runtime-ws/url.js';
 import type { Transport } from '../transports/transport.js';
 import { BackoffGate } from '../util/backoff-gate.js';
-import { type BulkOptions, type BulkSummary, type BulkTarget, runBulk } from './bulk.js';
+import { type BulkOptions, type BulkSource, type BulkSummary, type BulkTarget, runBulk } from './bulk.js';
 import type { ResetOutcome } from './outcome.js';
 import { planReset, type PlanOptions, type ResetPlan } from './plan.js';
 import { type PipelineOptions, type ResetCallOptions, ResetPipeline } from './resetter.js';
@@ -70,7 +70,7 @@ export interface Resetter {
     options?: ResetManyOptions,
   ): AsyncGenerator<ResetOutcome>;
   /** Runs a bulk reset with a job ledger, dry run or stop signal; resolves with the summary. */
-  run(targets: AsyncIterable<BulkTarget> | Iterable<BulkTarget>, options?: BulkOptions): Promise<BulkSummary>;
+  run(targets: BulkSource, options?: BulkOptions): Promise<BulkSummary>;
   close(): Promise<void>;
 }
 

@@ -87,7 +87,7 @@ export class RuntimeWsTransport implements Transport {
     options: RequestOptions,
   ): { ack: Promise<StatusAnswer>; state: Promise<EngineAnswer> } {
     const check = queryText(directive.sessionId, checkRequestId);
-    const ready = this.#ready();
+    const ready = this.#open();
     if (ready !== undefined) {
       return {
         ack: ready.request(
@@ -110,28 +110,38 @@ export class RuntimeWsTransport implements Transport {
     };
   }
 
-  /** Straight onto an open connection when one is free; through a dial otherwise. */
+  /** Straight onto the least loaded open connection; through a dial when none is open. */
   #request(
     text: string,
     requestId: string | undefined,
     expect: Expect,
     options: RequestOptions,
   ): Promise<EngineAnswer> {
-    const ready = this.#ready();
-    if (ready !== undefined) return ready.request(text, requestId, expect, options.timeoutMs, options.signal);
+    const open = this.#open();
+    if (open !== undefined) return open.request(text, requestId, expect, options.timeoutMs, options.signal);
     return this.#connection(options.signal).then((conn) =>
       conn.request(text, requestId, expect, options.timeoutMs, options.signal),
     );
   }
 
-  /** The least loaded open connection, when no slot needs a dial first; else undefined. */
-  #ready(): RuntimeConnection | undefined {
+  /**
+   * The least loaded open connection, or undefined when none is open. While the best one is busy and a
+   * slot is empty, a connection is dialled into that slot in the background: the pool grows with the load,
+   * and no request waits for a dial while a connection is open. (A refused dial pauses the shared gate on
+   * a 429; the next busy moment dials the slot again.)
+   */
+  #open(): RuntimeConnection | undefined {
     if (this.#closed) return undefined;
     let best: RuntimeConnection | undefined;
+    let empty: Slot | undefined;
     for (const slot of this.#slots) {
       const conn = slot.conn;
-      if (conn?.isOpen !== true) return undefined;
-      if (best === undefined || conn.inFlight < best.inFlight) best = conn;
+      if (conn?.isOpen === true) {
+        if (best === undefined || conn.inFlight < best.inFlight) best = conn;
+      } else if (slot.dialing === undefined) empty ??= slot;
+    }
+    if (best !== undefined && best.inFlight > 0 && empty !== undefined) {
+      this.#ensure(empty).catch(() => undefined);
     }
     return best;
   }
@@ -141,26 +151,15 @@ export class RuntimeWsTransport implements Transport {
     await Promise.all(this.#slots.map((slot) => this.#ensure(slot, signal)));
   }
 
-  /**
-   * The least loaded open connection; while every open one is busy and a slot is empty, a new connection
-   * is dialled into that slot (one dial per slot, shared by the callers that wait for it).
-   */
+  /** With no connection open: waits for a dial (one per slot, shared by the callers that wait for it). */
   #connection(signal?: AbortSignal): Promise<RuntimeConnection> {
     if (this.#closed) {
       return Promise.reject(new CognigyResetError('CR_ERR_TRANSPORT_CLOSED', 'the client was closed'));
     }
-    let best: RuntimeConnection | undefined;
-    let empty: Slot | undefined;
-    for (const slot of this.#slots) {
-      const conn = slot.conn;
-      if (conn?.isOpen === true) {
-        if (best === undefined || conn.inFlight < best.inFlight) best = conn;
-      } else if (empty === undefined || (empty.dialing === undefined && slot.dialing !== undefined)) {
-        empty = slot;
-      }
-    }
-    if (best !== undefined && (best.inFlight === 0 || empty === undefined)) return Promise.resolve(best);
-    return this.#ensure(empty!, signal);
+    const open = this.#open();
+    if (open !== undefined) return Promise.resolve(open);
+    const slot = this.#slots.find((s) => s.dialing !== undefined) ?? this.#slots[0]!;
+    return this.#ensure(slot, signal);
   }
 
   #ensure(slot: Slot, signal?: AbortSignal): Promise<RuntimeConnection> {
