@@ -237,7 +237,7 @@ describe('audit log', () => {
         { sessionId: 'session-41', index: 1 },
       ],
       {
-        persist: (outcome) => writer.append({ audit: { outcome, context: ctx } }),
+        persist: (outcome) => writer.append({ outcome, audit: ctx }),
       },
     );
     unsubscribe(CHANNELS.done.name, listener);

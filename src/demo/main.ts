@@ -76,8 +76,7 @@ const summary = await resetter.run(targets(), {
   concurrency: 32,
   ledger: job,
   // Each outcome's job row and audit record are committed together before it is reported.
-  persist: (outcome, index) =>
-    writer.append({ job: { jobId: 'demo', index, outcome }, audit: { outcome, context: auditContext } }),
+  persist: (outcome, index) => writer.append({ outcome, job: { jobId: 'demo', index }, audit: auditContext }),
   onOutcome: (outcome) => {
     if (outcome.verified && sawActive.has(outcome.sessionId)) polledWhileBlocking++;
     if (GHOSTS.includes(outcome.sessionId) && outcome.error?.code === 'CR_ERR_RESET_SESSION_NOT_FOUND') {

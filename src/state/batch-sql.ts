@@ -1,7 +1,8 @@
 /** The batched writes of the state file, shared by the main thread and the writer thread. */
 import type { Database, Statement } from 'better-sqlite3';
-import { type AuditFields, canonical, GENESIS_HASH, sha256 } from '../audit/chain.js';
-import { AUDIT_VALUES, type AuditContext } from '../audit/record.js';
+import { canonical, GENESIS_HASH, sha256 } from '../audit/chain.js';
+import type { AuditContext } from '../audit/record.js';
+import type { ResetOutcome } from '../reset/outcome.js';
 import { isoTime } from '../util/iso-time.js';
 
 /** One multi-row upsert binds this many rows: far fewer statement runs per batch. */
@@ -22,11 +23,43 @@ export interface OutboxInput {
  * primitives and shared references is cheap; thousands of small objects are not).
  */
 export interface BatchMessage {
-  /** `JOB_SESSION_COLUMNS` values per job-session row. */
-  job: unknown[];
-  /** `AUDIT_VALUES` values per audit record, as `pushAudit` lays them out. */
-  audit: unknown[];
+  /** `OUTCOME_VALUES` values per outcome, as `pushOutcome` lays them out. */
+  outcomes: unknown[];
   outbox: OutboxInput[];
+}
+
+/** Values `pushOutcome` adds per outcome. */
+export const OUTCOME_VALUES = 13;
+
+const NONE: readonly string[] = [];
+
+/**
+ * Appends what one outcome makes durable — its job-ledger row, its audit record, or both — to a batch:
+ * values and references only (the audit context and the layer list are the same objects for a whole run,
+ * which the thread hand-off sends once); the writer encodes, sequences, links and hashes.
+ */
+export function pushOutcome(
+  values: unknown[],
+  outcome: ResetOutcome,
+  job: { jobId: string; index: number } | undefined,
+  audit: AuditContext | undefined,
+): void {
+  values.push(
+    Date.now(),
+    outcome.sessionId,
+    outcome.outcome,
+    outcome.verified,
+    outcome.error?.code ?? null,
+    outcome.attempts,
+    outcome.latencyMs,
+    outcome.requestId ?? null,
+    outcome.directiveHash ?? null,
+    // A session that failed before anything was sent cleared nothing.
+    outcome.outcome === 'failed' && outcome.attempts === 0 ? NONE : outcome.cleared,
+    job?.jobId ?? null,
+    job?.index ?? null,
+    audit ?? null,
+  );
 }
 
 export function jobSessionSql(rows: number): string {
@@ -57,42 +90,60 @@ export function batchWriter(db: Database): (batch: BatchMessage) => void {
   );
   const chunk = ROWS_PER_STATEMENT * JOB_SESSION_COLUMNS;
   return db.transaction((batch: BatchMessage) => {
-    const values = batch.job;
-    let i = 0;
-    for (; i + chunk <= values.length; i += chunk) many.run(values.slice(i, i + chunk));
-    for (; i < values.length; i += JOB_SESSION_COLUMNS) one.run(values.slice(i, i + JOB_SESSION_COLUMNS));
-    if (batch.audit.length > 0) {
+    const o = batch.outcomes;
+    const jobRows: unknown[] = [];
+    let audited = false;
+    for (let i = 0; i < o.length; i += OUTCOME_VALUES) {
+      if (o[i + 12] !== null) audited = true;
+      if (o[i + 10] === null) continue;
+      const outcome = o[i + 2] as string;
+      jobRows.push(
+        o[i + 10],
+        o[i + 1],
+        o[i + 11],
+        outcome,
+        o[i + 3] === true ? 1 : 0,
+        outcome !== 'failed' ? 1 : 0,
+        o[i + 4],
+        o[i + 5],
+        o[i + 6],
+        isoTime(o[i] as number),
+      );
+    }
+    let j = 0;
+    for (; j + chunk <= jobRows.length; j += chunk) many.run(jobRows.slice(j, j + chunk));
+    for (; j < jobRows.length; j += JOB_SESSION_COLUMNS) one.run(jobRows.slice(j, j + JOB_SESSION_COLUMNS));
+    if (audited) {
       // The head is read inside the transaction: two processes on one state file cannot fork the chain.
       const current = head.get() as { seq: number; hash: string } | undefined;
       let seq = current?.seq ?? 0;
       let prevHash = current?.hash ?? GENESIS_HASH;
       const rows: unknown[] = [];
-      const a = batch.audit;
-      for (let i = 0; i < a.length; i += AUDIT_VALUES) {
-        const ctx = a[i + 1] as AuditContext;
+      for (let i = 0; i < o.length; i += OUTCOME_VALUES) {
+        const ctx = o[i + 12] as AuditContext | null;
+        if (ctx === null) continue;
         // The same canonical encoding `audit verify` re-derives from the stored fields.
-        const fields: AuditFields = {
+        const record = canonical({
           seq: ++seq,
-          ts: isoTime(a[i] as number),
+          ts: isoTime(o[i] as number),
           actor: ctx.actor,
           reason: ctx.reason,
           jobId: ctx.jobId,
           tenant: ctx.tenant,
           botId: ctx.botId,
-          sessionId: a[i + 2] as string,
+          sessionId: o[i + 1] as string,
           transport: ctx.transport,
-          cleared: a[i + 3] as string[],
+          cleared: o[i + 9] as string[],
           notCleared: ctx.notCleared as string[],
-          outcome: a[i + 4] as string,
-          verified: a[i + 5] as boolean,
-          errorCode: a[i + 6] as string | null,
-          attempts: a[i + 7] as number,
-          latencyMs: Math.round((a[i + 8] as number) * 1000) / 1000,
-          requestId: a[i + 9] as string | null,
-          directiveHash: a[i + 10] as string | null,
+          outcome: o[i + 2] as string,
+          verified: o[i + 3] as boolean,
+          errorCode: o[i + 4] as string | null,
+          attempts: o[i + 5] as number,
+          latencyMs: Math.round((o[i + 6] as number) * 1000) / 1000,
+          requestId: o[i + 7] as string | null,
+          directiveHash: o[i + 8] as string | null,
           prevHash,
-        };
-        const record = canonical(fields);
+        });
         const hash = sha256(record);
         rows.push(seq, record, hash);
         prevHash = hash;

@@ -6,17 +6,21 @@
 import { Worker } from 'node:worker_threads';
 import { CognigyResetError } from '../errors.js';
 import type { ResetOutcome } from '../reset/outcome.js';
-import { type AuditContext, pushAudit } from '../audit/record.js';
-import { type BatchMessage, batchWriter, type OutboxInput } from './batch-sql.js';
+import type { AuditContext } from '../audit/record.js';
+import { type BatchMessage, batchWriter, type OutboxInput, pushOutcome } from './batch-sql.js';
 import type { StateDb } from './state-file.js';
-import { isoTime } from '../util/iso-time.js';
 
 const FLUSH_MS = 10;
 const FLUSH_ITEMS = 512;
 
 export interface AppendItem {
-  job?: { jobId: string; index: number; outcome: ResetOutcome } | undefined;
-  audit?: { outcome: ResetOutcome; context: AuditContext } | undefined;
+  /** The outcome that `job` and `audit` record. */
+  outcome?: ResetOutcome | undefined;
+  /** Record the outcome in this job's ledger, as input item `index`. */
+  job?: { jobId: string; index: number } | undefined;
+  /** Append an audit record for the outcome, in this context. */
+  audit?: AuditContext | undefined;
+  /** An analytics event for the outbox. */
   outbox?: OutboxInput | undefined;
 }
 
@@ -32,7 +36,7 @@ export class StateWriter {
   readonly #pending = new Map<number, Waiter>();
   /** Set while close() waits for the batches posted to the writer thread. */
   #onDrained: (() => void) | undefined;
-  #batch: BatchMessage = { job: [], audit: [], outbox: [] };
+  #batch: BatchMessage = { outcomes: [], outbox: [] };
   /** The current batch's promise and how to settle it; undefined while the batch is empty. */
   #committed: Promise<void> | undefined;
   #waiter: Waiter | undefined;
@@ -114,8 +118,8 @@ export class StateWriter {
    */
   append(item: AppendItem): Promise<void> {
     if (this.#failed !== undefined) return Promise.reject(this.#failed);
-    if (item.job !== undefined) pushJobRow(this.#batch.job, item.job.jobId, item.job.index, item.job.outcome);
-    if (item.audit !== undefined) pushAudit(this.#batch.audit, item.audit.outcome, item.audit.context);
+    if (item.outcome !== undefined && (item.job !== undefined || item.audit !== undefined))
+      pushOutcome(this.#batch.outcomes, item.outcome, item.job, item.audit);
     if (item.outbox !== undefined) this.#batch.outbox.push(item.outbox);
     let committed = this.#committed;
     if (committed === undefined) {
@@ -134,7 +138,7 @@ export class StateWriter {
     this.#timer = undefined;
     const batch = this.#batch;
     const waiter = this.#waiter;
-    this.#batch = { job: [], audit: [], outbox: [] };
+    this.#batch = { outcomes: [], outbox: [] };
     this.#waiter = undefined;
     this.#committed = undefined;
     this.#items = 0;
@@ -174,19 +178,4 @@ export class StateWriter {
       await this.#exited;
     }
   }
-}
-
-function pushJobRow(values: unknown[], jobId: string, index: number, outcome: ResetOutcome): void {
-  values.push(
-    jobId,
-    outcome.sessionId,
-    index,
-    outcome.outcome,
-    outcome.verified ? 1 : 0,
-    outcome.outcome !== 'failed' ? 1 : 0,
-    outcome.error?.code ?? null,
-    outcome.attempts,
-    outcome.latencyMs,
-    isoTime(),
-  );
 }

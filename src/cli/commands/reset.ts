@@ -423,8 +423,9 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       ? undefined
       : (outcome: ResetOutcome, index: number): Promise<void> => {
           const committed = writer.append({
-            job: job === undefined ? undefined : { jobId: job.jobId, index, outcome },
-            audit: audit ? { outcome, context: auditContext } : undefined,
+            outcome,
+            job: job === undefined ? undefined : { jobId: job.jobId, index },
+            audit: audit ? auditContext : undefined,
             outbox:
               flags.analyticsUrl === undefined
                 ? undefined
