@@ -3,6 +3,12 @@
  * on (the default: hash-chained records committed before each outcome is reported) and with
  * `--no-audit`, alternating in the same run against one emulator. Goal: the audit log costs at most 15 %.
  *
+ * Two pairs, because what `--no-audit` removes depends on the run:
+ * - plain runs: without a job the audit log is the only reason for a state file, so "off" has no state
+ *   file, no writer thread and nothing to wait for before reporting;
+ * - job runs (`--job`): the job ledger keeps the state file and its writer thread on both sides, so the
+ *   pair isolates the audit records themselves.
+ *
  *   npm run build && node dist/bench/audit-overhead.js [--ids 30000] [--runs 5]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,39 +28,53 @@ const emulator = await startChild(process.execPath, [
   CLI,
   'emulator',
   '--sessions',
-  String((2 * runs + 1) * count),
+  String((4 * runs + 2) * count),
 ]);
 const wsUrl = emulator.info['wsUrl']!;
 let cursor = 0;
 const take = (): string[] => Array.from({ length: count }, () => `session-${++cursor}`);
 const common = ['--concurrency', '256', '--connections', '4'];
 
-try {
-  await cliRun({ dir, name: 'warm', ids: take(), wsUrl, args: common });
-  const on: number[] = [];
-  const off: number[] = [];
-  for (let round = 0; round < runs; round++) {
-    // Alternate which goes first, so drift in the machine does not favour one side.
-    const order = round % 2 === 0 ? ['on', 'off'] : ['off', 'on'];
-    for (const side of order) {
-      const result = await cliRun({
-        dir,
-        name: `${side}-${round}`,
-        ids: take(),
-        wsUrl,
-        args: side === 'on' ? common : [...common, '--no-audit'],
-      });
-      if (result.verified !== count) throw new Error(`${side}: verified ${result.verified}`);
-      (side === 'on' ? on : off).push(result.throughput);
-    }
-  }
-  const ratio = median(on) / median(off);
+interface Pair {
+  on: number[];
+  off: number[];
+}
+
+async function side(name: string, args: string[]): Promise<number> {
+  const result = await cliRun({ dir, name, ids: take(), wsUrl, args: [...common, ...args] });
+  if (result.verified !== count) throw new Error(`${name}: verified ${result.verified}`);
+  return result.throughput;
+}
+
+function report(label: string, pair: Pair): { on: number; off: number; ratio: number } {
+  const on = median(pair.on);
+  const off = median(pair.off);
+  const ratio = on / off;
   process.stdout.write(
-    `verified resets/s, medians of ${runs}: audit on ${Math.round(median(on))}, audit off ${Math.round(median(off))}; ` +
+    `${label}: verified resets/s, medians of ${runs}: audit on ${Math.round(on)}, audit off ${Math.round(off)}; ` +
       `ratio ${ratio.toFixed(3)} (the audit log costs ${((1 - ratio) * 100).toFixed(1)} %; goal <= 15 %)\n`,
   );
+  return { on: Math.round(on), off: Math.round(off), ratio: Number(ratio.toFixed(3)) };
+}
+
+try {
+  await side('warm', []);
+  await side('warm-job', ['--job', 'warm-job']);
+  const plain: Pair = { on: [], off: [] };
+  const job: Pair = { on: [], off: [] };
+  for (let round = 0; round < runs; round++) {
+    // Alternate which goes first, so drift in the machine does not favour one side.
+    const order = round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const);
+    for (const which of order) {
+      const audit = which === 'on' ? [] : ['--no-audit'];
+      plain[which].push(await side(`plain-${which}-${round}`, audit));
+      job[which].push(await side(`job-${which}-${round}`, [...audit, '--job', `job-${which}-${round}`]));
+    }
+  }
+  const plainResult = report('plain runs (off: no state file at all)', plain);
+  const jobResult = report('job runs (a job ledger on both sides)', job);
   process.stdout.write(
-    `${JSON.stringify({ bench: 'audit-overhead', ids: count, runs, auditOn: Math.round(median(on)), auditOff: Math.round(median(off)), ratio: Number(ratio.toFixed(3)) })}\n`,
+    `${JSON.stringify({ bench: 'audit-overhead', ids: count, runs, plain: plainResult, job: jobResult })}\n`,
   );
 } finally {
   await emulator.stop();
