@@ -132,6 +132,14 @@ class RowParser {
         this.#format = 'lines';
       }
     }
+    if (this.#format === 'lines' && this.#required.length === 0) {
+      // The common bulk input, one id a line: no row to pick fields from.
+      const idProblem = sessionIdProblem(text);
+      return {
+        target: { sessionId: text },
+        problem: idProblem === undefined ? undefined : lineError(this.#where, line, text, idProblem),
+      };
+    }
     let row: Record<string, unknown>;
     if (this.#format === 'lines') row = { sessionId: text };
     else if (this.#format === 'jsonl') {

@@ -36,16 +36,18 @@ interface Pending {
   timeoutMs: number;
   resolve(answer: EngineAnswer): void;
   reject(err: CognigyResetError): void;
-  unregister: (() => void) | undefined;
+  /** The caller's signal: aborting it fails the request. */
+  signal: AbortSignal | undefined;
 }
 
-/** Settles a request once: with an answer, or with a coded error. */
-function settle(entry: Pending, outcome: EngineAnswer | CognigyResetError): void {
-  if (entry.settled) return;
-  entry.settled = true;
-  entry.unregister?.();
-  if (outcome instanceof CognigyResetError) entry.reject(outcome);
-  else entry.resolve(outcome);
+/** A signal the connection listens on once for all its requests that carry it. */
+interface Watched {
+  requests: number;
+  unregister: () => void;
+}
+
+function aborted(): CognigyResetError {
+  return new CognigyResetError('CR_ERR_RESET_ABORTED', 'the request was aborted');
 }
 
 export class RuntimeConnection {
@@ -55,6 +57,7 @@ export class RuntimeConnection {
   readonly #pending: Pending[] = [];
   readonly #keepalive: NodeJS.Timeout;
   readonly #closeListeners: ((err: CognigyResetError) => void)[] = [];
+  readonly #signals = new Map<AbortSignal, Watched>();
   #lastSeen = Date.now();
   #closedWith: CognigyResetError | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
@@ -188,6 +191,7 @@ export class RuntimeConnection {
     signal?: AbortSignal,
   ): Promise<EngineAnswer> {
     if (this.#closedWith !== undefined) return Promise.reject(this.#closedWith);
+    if (signal?.aborted === true) return Promise.reject(aborted());
     return new Promise<EngineAnswer>((resolve, reject) => {
       const entry: Pending = {
         requestId,
@@ -197,18 +201,48 @@ export class RuntimeConnection {
         timeoutMs,
         resolve,
         reject,
-        unregister: undefined,
+        signal,
       };
-      if (signal !== undefined) {
-        entry.unregister = onAbort(signal, () =>
-          settle(entry, new CognigyResetError('CR_ERR_RESET_ABORTED', 'the request was aborted')),
-        );
-      }
+      if (signal !== undefined) this.#watch(signal);
       this.#pending.push(entry);
       this.#arm(entry.deadline);
       this.#cork.cork();
       this.#ws.send(text);
     });
+  }
+
+  /** Settles a request once: with an answer, or with a coded error. */
+  #settle(entry: Pending, outcome: EngineAnswer | CognigyResetError): void {
+    if (entry.settled) return;
+    entry.settled = true;
+    if (entry.signal !== undefined) this.#unwatch(entry.signal);
+    if (outcome instanceof CognigyResetError) entry.reject(outcome);
+    else entry.resolve(outcome);
+  }
+
+  /**
+   * One abort listener per signal for all the requests that carry it (a bulk run shares one signal among
+   * all its requests), counted, so a request costs no closure of its own.
+   */
+  #watch(signal: AbortSignal): void {
+    let watched = this.#signals.get(signal);
+    if (watched === undefined) {
+      watched = {
+        requests: 0,
+        unregister: onAbort(signal, () => {
+          for (const entry of this.#pending) if (entry.signal === signal) this.#settle(entry, aborted());
+        }),
+      };
+      this.#signals.set(signal, watched);
+    }
+    watched.requests++;
+  }
+
+  #unwatch(signal: AbortSignal): void {
+    const watched = this.#signals.get(signal);
+    if (watched === undefined || --watched.requests > 0) return;
+    watched.unregister();
+    this.#signals.delete(signal);
   }
 
   /**
@@ -232,7 +266,7 @@ export class RuntimeConnection {
       if (entry.settled) continue;
       if (entry.deadline <= now) {
         // Answers are ordered: with this one missing, none behind it can arrive. Reset the connection.
-        settle(
+        this.#settle(
           entry,
           new CognigyResetError('CR_ERR_RESET_ACK_TIMEOUT', `no answer within ${entry.timeoutMs} ms`),
         );
@@ -267,7 +301,7 @@ export class RuntimeConnection {
     if (!decoded.ok) {
       // One answer per request, in order: a broken answer still belongs to the oldest request.
       this.#pending.shift();
-      settle(head, decoded.error);
+      this.#settle(head, decoded.error);
       if (this.#pending.length === 0) this.#onDrained?.();
       return;
     }
@@ -286,7 +320,7 @@ export class RuntimeConnection {
       return;
     }
     this.#pending.shift();
-    settle(
+    this.#settle(
       head,
       head.expect === 'status' && answer.kind !== 'status'
         ? new CognigyResetError(
@@ -303,7 +337,7 @@ export class RuntimeConnection {
     this.#closedWith = err;
     clearInterval(this.#keepalive);
     if (this.#sweepTimer !== undefined) clearTimeout(this.#sweepTimer);
-    for (const entry of this.#pending.splice(0)) settle(entry, err);
+    for (const entry of this.#pending.splice(0)) this.#settle(entry, err);
     this.#onDrained?.();
     for (const listener of this.#closeListeners.splice(0)) listener(err);
   }
