@@ -28,7 +28,7 @@ export async function* readLineBatches(input: NodeJS.ReadableStream): AsyncGener
   let skipping = false;
   input.setEncoding?.('utf8');
   for await (const chunk of input as AsyncIterable<string>) {
-    const batch: Line[] = [];
+    let batch: Line[] = [];
     const text = rest + chunk;
     let start = 0;
     for (let nl = text.indexOf('\n', start); nl !== -1; nl = text.indexOf('\n', start)) {
@@ -45,7 +45,11 @@ export async function* readLineBatches(input: NodeJS.ReadableStream): AsyncGener
       }
       const value = clean(text.slice(start, nl));
       start = nl + 1;
-      if (value !== undefined) batch.push({ text: value, line });
+      if (value !== undefined && batch.push({ text: value, line }) >= LINES_PER_BATCH) {
+        // Small batches: what a batch holds dies young instead of waiting out a whole chunk.
+        yield batch;
+        batch = [];
+      }
     }
     rest = text.slice(start);
     if (rest.length > MAX_LINE_CHARS && !skipping) {
@@ -67,6 +71,7 @@ export async function* readLines(input: NodeJS.ReadableStream): AsyncGenerator<L
 }
 
 const MAX_LINE_CHARS = 1024 * 1024;
+const LINES_PER_BATCH = 512;
 
 function clean(raw: string): string | undefined {
   const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw;

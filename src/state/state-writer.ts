@@ -10,7 +10,11 @@ import type { AuditContext } from '../audit/record.js';
 import { type BatchMessage, batchWriter, type OutboxInput, pushOutcome } from './batch-sql.js';
 import type { StateDb } from './state-file.js';
 
-const FLUSH_MS = 10;
+/**
+ * A short wait: outcomes held for their commit die young (a 10 ms wait let many survive two scavenges,
+ * so a million-id run grew its old generation by ~400 bytes a reset instead of ~140).
+ */
+const FLUSH_MS = 4;
 const FLUSH_ITEMS = 512;
 
 export interface AppendItem {
