@@ -87,20 +87,19 @@ export class RuntimeWsTransport implements Transport {
     options: RequestOptions,
   ): { ack: Promise<StatusAnswer>; state: Promise<EngineAnswer> } {
     const check = queryText(directive.sessionId, checkRequestId);
-    const ready = this.#open();
-    if (ready !== undefined) {
+    const conn = this.#pick(options.signal);
+    if (conn instanceof RuntimeConnection) {
       return {
-        ack: ready.request(
+        ack: conn.request(
           text,
           directive.requestId,
           'status',
           options.timeoutMs,
           options.signal,
         ) as Promise<StatusAnswer>,
-        state: ready.request(check, checkRequestId, 'state', options.timeoutMs, options.signal),
+        state: conn.request(check, checkRequestId, 'state', options.timeoutMs, options.signal),
       };
     }
-    const conn = this.#connection(options.signal);
     // Both callbacks run in registration order on the same connection, so the SEND goes first.
     return {
       ack: conn.then((c) =>
@@ -110,56 +109,46 @@ export class RuntimeWsTransport implements Transport {
     };
   }
 
-  /** Straight onto the least loaded open connection; through a dial when none is open. */
+  /** Onto the connection `#pick` chooses: at once when it is open, once dialled otherwise. */
   #request(
     text: string,
     requestId: string | undefined,
     expect: Expect,
     options: RequestOptions,
   ): Promise<EngineAnswer> {
-    const open = this.#open();
-    if (open !== undefined) return open.request(text, requestId, expect, options.timeoutMs, options.signal);
-    return this.#connection(options.signal).then((conn) =>
-      conn.request(text, requestId, expect, options.timeoutMs, options.signal),
-    );
+    const conn = this.#pick(options.signal);
+    if (conn instanceof RuntimeConnection)
+      return conn.request(text, requestId, expect, options.timeoutMs, options.signal);
+    return conn.then((c) => c.request(text, requestId, expect, options.timeoutMs, options.signal));
   }
 
   /**
-   * The least loaded open connection, or undefined when none is open. While the best one is busy and a
-   * slot is empty, a connection is dialled into that slot in the background: the pool grows with the load,
-   * and no request waits for a dial while a connection is open. (A refused dial pauses the shared gate on
-   * a 429; the next busy moment dials the slot again.)
+   * The least loaded open connection when it is idle or every slot is taken; otherwise a dial into an
+   * empty slot (one dial per slot, shared by the callers that wait for it), so the load spreads over fresh
+   * connections — after a drop too — instead of piling onto the survivors. An open connection is returned
+   * as such, so the caller sends on it in the same tick and the next pick sees it busy.
    */
-  #open(): RuntimeConnection | undefined {
-    if (this.#closed) return undefined;
+  #pick(signal?: AbortSignal): RuntimeConnection | Promise<RuntimeConnection> {
+    if (this.#closed) {
+      return Promise.reject(new CognigyResetError('CR_ERR_TRANSPORT_CLOSED', 'the client was closed'));
+    }
     let best: RuntimeConnection | undefined;
     let empty: Slot | undefined;
     for (const slot of this.#slots) {
       const conn = slot.conn;
       if (conn?.isOpen === true) {
         if (best === undefined || conn.inFlight < best.inFlight) best = conn;
-      } else if (slot.dialing === undefined) empty ??= slot;
+      } else if (empty === undefined || (empty.dialing === undefined && slot.dialing !== undefined)) {
+        empty = slot;
+      }
     }
-    if (best !== undefined && best.inFlight > 0 && empty !== undefined) {
-      this.#ensure(empty).catch(() => undefined);
-    }
-    return best;
+    if (best !== undefined && (best.inFlight === 0 || empty === undefined)) return best;
+    return this.#ensure(empty!, signal);
   }
 
   /** Opens every connection now (optional: requests dial lazily). Fails fast on 401/403. */
   async warm(signal?: AbortSignal): Promise<void> {
     await Promise.all(this.#slots.map((slot) => this.#ensure(slot, signal)));
-  }
-
-  /** With no connection open: waits for a dial (one per slot, shared by the callers that wait for it). */
-  #connection(signal?: AbortSignal): Promise<RuntimeConnection> {
-    if (this.#closed) {
-      return Promise.reject(new CognigyResetError('CR_ERR_TRANSPORT_CLOSED', 'the client was closed'));
-    }
-    const open = this.#open();
-    if (open !== undefined) return Promise.resolve(open);
-    const slot = this.#slots.find((s) => s.dialing !== undefined) ?? this.#slots[0]!;
-    return this.#ensure(slot, signal);
   }
 
   #ensure(slot: Slot, signal?: AbortSignal): Promise<RuntimeConnection> {
