@@ -53,9 +53,14 @@ export interface ResetCallOptions {
   precheck?: boolean | undefined;
 }
 
+/** What the last attempt sent, kept for the end of the reset. */
 interface Sent {
   text: string | undefined;
+  /** The state check sent right behind the directive, when there is one. */
+  firstState: Promise<EngineAnswer> | undefined;
 }
+
+const ignore = (): undefined => undefined;
 
 const RATE_CODES = new Set(['CR_ERR_RESET_RATE_LIMITED', 'CR_ERR_TRANSPORT_RATE_LIMITED']);
 
@@ -157,7 +162,7 @@ export class ResetPipeline {
     const sessionId = target.sessionId;
     const outcome = blankOutcome(sessionId, 'failed', this.plan.cleared, this.plan.notClearable);
     // The text last sent: its hash goes on the outcome, the text only to the `done` subscribers.
-    const sent: Sent = { text: undefined };
+    const sent: Sent = { text: undefined, firstState: undefined };
     if (CHANNELS.start.hasSubscribers) CHANNELS.start.publish({ sessionId });
     try {
       if (this.transport.resetTarget !== undefined) {
@@ -167,10 +172,10 @@ export class ResetPipeline {
         outcome.verified = true;
         outcome.skipReason = 'already-reset';
       } else {
-        const { firstState } = await this.#sendWithRetries(sessionId, outcome, call.signal, sent);
+        await this.#sendWithRetries(sessionId, outcome, call.signal, sent);
         outcome.outcome = 'reset';
         if (this.#o.verify) {
-          await this.#verify(sessionId, outcome, call.signal, firstState);
+          await this.#verify(sessionId, outcome, call.signal, sent.firstState);
           outcome.verified = true;
         }
       }
@@ -235,7 +240,7 @@ export class ResetPipeline {
     outcome: ResetOutcome,
     signal: AbortSignal | undefined,
     sent: Sent,
-  ): Promise<{ compiled: CompiledDirective; firstState: Promise<EngineAnswer> | undefined }> {
+  ): Promise<void> {
     for (;;) {
       signal?.throwIfAborted();
       const requestId = this.#requestId();
@@ -263,13 +268,16 @@ export class ResetPipeline {
         );
         ack = both.ack;
         firstState = both.state;
-        firstState.catch(() => undefined);
+        firstState.catch(ignore);
       } else {
         ack = this.transport.send(compiled.directive, compiled.text, options);
       }
       try {
         const error = statusError(await ack);
-        if (error === undefined) return { compiled, firstState };
+        if (error === undefined) {
+          sent.firstState = firstState;
+          return;
+        }
         throw error;
       } catch (err) {
         await this.#backoff(sessionId, err, outcome.attempts, signal);
@@ -337,8 +345,12 @@ export class ResetPipeline {
       let answer: EngineAnswer;
       if (first !== undefined) {
         outcome.polls++;
-        // A check that was lost with its connection is simply asked again.
-        answer = await first.catch(() => this.#check(sessionId, outcome, signal));
+        try {
+          answer = await first;
+        } catch {
+          // A check that was lost with its connection is simply asked again.
+          answer = await this.#check(sessionId, outcome, signal);
+        }
         first = undefined;
       } else {
         answer = await this.#check(sessionId, outcome, signal);
