@@ -11,8 +11,9 @@ export type Verdict =
   { kind: 'verified' } | { kind: 'pending' } | { kind: 'failed'; code: ErrorCode; message: string };
 
 export function verdictFor(state: StateAnswer, plan: ResetPlan): Verdict {
-  const clears = new Set(plan.cleared);
-  if (clears.has('flow') && state.flowState !== STATE_RESET_VALUES.flowState) {
+  // A handful of layers: a lookup in the plan's own list, no Set made per state check.
+  const clears = plan.cleared;
+  if (clears.includes('flow') && state.flowState !== STATE_RESET_VALUES.flowState) {
     if (state.flowState === 'ACTIVE') return { kind: 'pending' };
     return {
       kind: 'failed',
@@ -20,14 +21,14 @@ export function verdictFor(state: StateAnswer, plan: ResetPlan): Verdict {
       message: `flowState is ${JSON.stringify(state.flowState.slice(0, 32))}, expected "RESET"`,
     };
   }
-  if (clears.has('variables') && Object.keys(state.variables).length > 0) {
+  if (clears.includes('variables') && Object.keys(state.variables).length > 0) {
     return {
       kind: 'failed',
       code: 'CR_ERR_RESET_VERIFY_VARIABLES',
       message: `${Object.keys(state.variables).length} variable(s) remain after the reset`,
     };
   }
-  if (clears.has('history') && state.historyLength !== undefined && state.historyLength > 0) {
+  if (clears.includes('history') && state.historyLength !== undefined && state.historyLength > 0) {
     return {
       kind: 'failed',
       code: 'CR_ERR_RESET_VERIFY_HISTORY',
@@ -35,7 +36,7 @@ export function verdictFor(state: StateAnswer, plan: ResetPlan): Verdict {
     };
   }
   if (
-    clears.has('nlu') &&
+    clears.includes('nlu') &&
     state.nluContext !== undefined &&
     state.nluContext !== null &&
     Object.keys(state.nluContext).length > 0
@@ -47,7 +48,7 @@ export function verdictFor(state: StateAnswer, plan: ResetPlan): Verdict {
     };
   }
   if (
-    clears.has('dialog') &&
+    clears.includes('dialog') &&
     state.dialogState !== undefined &&
     state.dialogState !== STATE_RESET_VALUES.dialogState
   ) {
@@ -58,7 +59,7 @@ export function verdictFor(state: StateAnswer, plan: ResetPlan): Verdict {
     };
   }
   if (
-    clears.has('engine') &&
+    clears.includes('engine') &&
     state.engineState !== undefined &&
     state.engineState !== STATE_RESET_VALUES.engineState
   ) {

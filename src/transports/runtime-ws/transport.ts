@@ -86,37 +86,31 @@ export class RuntimeWsTransport implements Transport {
     checkRequestId: string | undefined,
     options: RequestOptions,
   ): { ack: Promise<StatusAnswer>; state: Promise<EngineAnswer> } {
-    const check = queryText(directive.sessionId, checkRequestId);
     const conn = this.#pick(options.signal);
-    if (conn instanceof RuntimeConnection) {
-      return {
-        ack: conn.request(
-          text,
-          directive.requestId,
-          'status',
-          options.timeoutMs,
-          options.signal,
-        ) as Promise<StatusAnswer>,
-        state: conn.request(check, checkRequestId, 'state', options.timeoutMs, options.signal),
-      };
-    }
-    // Both callbacks run in registration order on the same connection, so the SEND goes first.
+    // On a dial, both callbacks run in registration order on the same connection: the SEND goes first.
     return {
-      ack: conn.then((c) =>
-        c.request(text, directive.requestId, 'status', options.timeoutMs, options.signal),
-      ) as Promise<StatusAnswer>,
-      state: conn.then((c) => c.request(check, checkRequestId, 'state', options.timeoutMs, options.signal)),
+      ack: this.#on(conn, text, directive.requestId, 'status', options) as Promise<StatusAnswer>,
+      state: this.#on(conn, queryText(directive.sessionId, checkRequestId), checkRequestId, 'state', options),
     };
   }
 
-  /** Onto the connection `#pick` chooses: at once when it is open, once dialled otherwise. */
   #request(
     text: string,
     requestId: string | undefined,
     expect: Expect,
     options: RequestOptions,
   ): Promise<EngineAnswer> {
-    const conn = this.#pick(options.signal);
+    return this.#on(this.#pick(options.signal), text, requestId, expect, options);
+  }
+
+  /** Sends on the connection `#pick` chose: at once when it is open, once dialled otherwise. */
+  #on(
+    conn: RuntimeConnection | Promise<RuntimeConnection>,
+    text: string,
+    requestId: string | undefined,
+    expect: Expect,
+    options: RequestOptions,
+  ): Promise<EngineAnswer> {
     if (conn instanceof RuntimeConnection)
       return conn.request(text, requestId, expect, options.timeoutMs, options.signal);
     return conn.then((c) => c.request(text, requestId, expect, options.timeoutMs, options.signal));
