@@ -1,7 +1,11 @@
-/** Runs `cognigy-reset reset --from-file` as a child process and returns its JSON summary. */
+/**
+ * Runs `cognigy-reset reset --from-file` as a child process and returns its JSON summary. The JSON lines
+ * go to a file, as `cognigy-reset reset --json > outcomes.jsonl` would keep them: a pipe would put a
+ * reader (this process) on the same two cores as the run it measures.
+ */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,7 +26,9 @@ export async function cliRun(opts: {
   args: string[];
 }): Promise<CliSummary> {
   const file = join(opts.dir, `${opts.name}.txt`);
+  const outFile = join(opts.dir, `${opts.name}.jsonl`);
   writeFileSync(file, `${opts.ids.join('\n')}\n`);
+  const out = openSync(outFile, 'w');
   const started = performance.now();
   const child = spawn(
     process.execPath,
@@ -36,14 +42,19 @@ export async function cliRun(opts: {
         COGNIGY_API_TOKEN: 'dev-token',
         COGNIGY_RESET_STATE: join(opts.dir, 'state.sqlite'),
       },
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['ignore', out, 'inherit'],
     },
   );
-  let tail = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (tail = (tail + chunk).slice(-4096)));
+  closeSync(out);
   const [code] = (await once(child, 'close')) as [number | null];
   const wall = performance.now() - started;
   if (code !== 0) throw new Error(`cognigy-reset exited ${code}`);
-  const summary = JSON.parse(tail.trim().split('\n').at(-1)!).summary as Omit<CliSummary, 'wallPerSec'>;
+  const text = readFileSync(outFile, 'utf8');
+  rmSync(outFile, { force: true });
+  const lines = text.trimEnd().split('\n');
+  if (lines.length !== opts.ids.length + 1) {
+    throw new Error(`cognigy-reset printed ${lines.length - 1} outcome lines for ${opts.ids.length} ids`);
+  }
+  const summary = JSON.parse(lines.at(-1)!).summary as Omit<CliSummary, 'wallPerSec'>;
   return { ...summary, wallPerSec: (opts.ids.length / wall) * 1000 };
 }
