@@ -16,7 +16,11 @@ export interface CliSummary {
   throughput: number;
   maxRssMb: number;
   wallPerSec: number;
+  /** The process's CPU time in ms, every thread, user and system (only with `cpu: true`). */
+  cpuMs?: number;
 }
+
+const CPU_REPORT = fileURLToPath(new URL('./cpu-report.js', import.meta.url));
 
 export async function cliRun(opts: {
   dir: string;
@@ -24,23 +28,40 @@ export async function cliRun(opts: {
   ids: string[];
   wsUrl: string;
   args: string[];
+  /** The state file; `state.sqlite` in `dir` by default. */
+  state?: string;
+  /** Report the run's CPU time (`cpuMs`). */
+  cpu?: boolean;
+  env?: Record<string, string>;
 }): Promise<CliSummary> {
   const file = join(opts.dir, `${opts.name}.txt`);
   const outFile = join(opts.dir, `${opts.name}.jsonl`);
   writeFileSync(file, `${opts.ids.join('\n')}\n`);
+  const cpuFile = join(opts.dir, `${opts.name}.cpu.json`);
   const out = openSync(outFile, 'w');
   const started = performance.now();
   const child = spawn(
     process.execPath,
-    [CLI, 'reset', '--from-file', file, '--json', '--no-progress', ...opts.args],
+    [
+      ...(opts.cpu === true ? ['--import', CPU_REPORT] : []),
+      CLI,
+      'reset',
+      '--from-file',
+      file,
+      '--json',
+      '--no-progress',
+      ...opts.args,
+    ],
     {
       env: {
         ...process.env,
+        ...opts.env,
+        ...(opts.cpu === true ? { CR_BENCH_CPU_FILE: cpuFile } : {}),
         COGNIGY_WS_URL: opts.wsUrl,
         COGNIGY_TENANT_ID: 'bench',
         COGNIGY_BOT_ID: 'bench',
         COGNIGY_API_TOKEN: 'dev-token',
-        COGNIGY_RESET_STATE: join(opts.dir, 'state.sqlite'),
+        COGNIGY_RESET_STATE: opts.state ?? join(opts.dir, 'state.sqlite'),
       },
       stdio: ['ignore', out, 'inherit'],
     },
@@ -55,6 +76,12 @@ export async function cliRun(opts: {
   if (lines.length !== opts.ids.length + 1) {
     throw new Error(`cognigy-reset printed ${lines.length - 1} outcome lines for ${opts.ids.length} ids`);
   }
-  const summary = JSON.parse(lines.at(-1)!).summary as Omit<CliSummary, 'wallPerSec'>;
-  return { ...summary, wallPerSec: (opts.ids.length / wall) * 1000 };
+  const summary = JSON.parse(lines.at(-1)!).summary as Omit<CliSummary, 'wallPerSec' | 'cpuMs'>;
+  const result: CliSummary = { ...summary, wallPerSec: (opts.ids.length / wall) * 1000 };
+  if (opts.cpu === true) {
+    const cpu = JSON.parse(readFileSync(cpuFile, 'utf8')) as { user: number; system: number };
+    result.cpuMs = (cpu.user + cpu.system) / 1000;
+    rmSync(cpuFile, { force: true });
+  }
+  return result;
 }
