@@ -32,7 +32,6 @@ export async function cliRun(opts: {
   state?: string;
   /** Report the run's CPU time (`cpuMs`). */
   cpu?: boolean;
-  env?: Record<string, string>;
 }): Promise<CliSummary> {
   const file = join(opts.dir, `${opts.name}.txt`);
   const outFile = join(opts.dir, `${opts.name}.jsonl`);
@@ -55,7 +54,6 @@ export async function cliRun(opts: {
     {
       env: {
         ...process.env,
-        ...opts.env,
         ...(opts.cpu === true ? { CR_BENCH_CPU_FILE: cpuFile } : {}),
         COGNIGY_WS_URL: opts.wsUrl,
         COGNIGY_TENANT_ID: 'bench',
