@@ -12,6 +12,7 @@ import { openStateFile } from '../src/state/state-file.js';
 import { StateWriter } from '../src/state/state-writer.js';
 import { parseJsonLines, runCli, startCli } from './helpers/cli.js';
 import { withDeadline } from './helpers/ws.js';
+import { withFaults } from './helpers/faults.js';
 
 let dir: string;
 let emu: Emulator;
@@ -48,9 +49,8 @@ function parseMetrics(text: string): Map<string, number> {
 
 describe('Prometheus metrics', () => {
   it('writes --metrics-file whose counts match the outcomes', async () => {
-    emu.setFaults({ dropEveryFrames: 25 });
     const file = join(dir, 'metrics.prom');
-    try {
+    await withFaults(emu, { dropEveryFrames: 25 }, async () => {
       const result = await runCli(
         ['reset', ...range(60, 1), 'ghost-1', 'ghost-2', '--json', '--metrics-file', file],
         env(),
@@ -70,14 +70,11 @@ describe('Prometheus metrics', () => {
       assert.ok((m.get('cognigy_reset_verification_polls_total{flow_state="RESET"}') ?? 0) >= 60);
       const rate = m.get('cognigy_reset_recovery_rate')!;
       assert.ok(Math.abs(rate - summary!.recovered / 62) < 1e-9, `recovery rate ${rate}`);
-    } finally {
-      emu.setFaults({ dropEveryFrames: 0 });
-    }
+    });
   });
 
   it('serves /metrics on --metrics-port while the run lasts', async () => {
-    emu.setFaults({ latencyMs: 25 });
-    try {
+    await withFaults(emu, { latencyMs: 25 }, async () => {
       const run = startCli(
         ['reset', ...range(60, 100), '--concurrency', '2', '--metrics-port', '0', '--no-progress'],
         env(),
@@ -101,9 +98,7 @@ describe('Prometheus metrics', () => {
       assert.ok(m.has('cognigy_reset_in_flight'));
       const result = await withDeadline(run.done, 30_000, 'the run');
       assert.equal(result.code, 0);
-    } finally {
-      emu.setFaults({ latencyMs: 0 });
-    }
+    });
   });
 });
 

@@ -13,6 +13,7 @@ import { openStateFile } from '../src/state/state-file.js';
 import { StateWriter } from '../src/state/state-writer.js';
 import { parseJsonLines, runCli, startCli, waitForOutput } from './helpers/cli.js';
 import { withDeadline } from './helpers/ws.js';
+import { withFaults } from './helpers/faults.js';
 
 const SECRET = 'tok-AUDIT-SECRET-1a2b3c4d';
 let dir: string;
@@ -360,8 +361,7 @@ describe('audit log written by schema version 2', () => {
 describe('audit log under a crash', () => {
   it('never leaves an outcome reported without its audit record, and the chain verifies after SIGKILL', async () => {
     const state = join(dir, 'crash.sqlite');
-    emu.setFaults({ latencyMs: 1 });
-    try {
+    await withFaults(emu, { latencyMs: 1 }, async () => {
       const run = startCli(
         ['reset', '--from-file', '-', '--json', '--state', state, '--concurrency', '32'],
         env(),
@@ -385,8 +385,6 @@ describe('audit log under a crash', () => {
         assert.ok(audited.has(line.sessionId), `${line.sessionId} was reported without an audit record`);
       const verify = await runCli(['audit', 'verify', '--state', state], {});
       assert.equal(verify.code, 0, verify.stdout);
-    } finally {
-      emu.setFaults({ latencyMs: 0 });
-    }
+    });
   });
 });

@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { parseJsonLines, runCli, startCli, waitForOutput } from './helpers/cli.js';
 import { withDeadline } from './helpers/ws.js';
+import { withFaults } from './helpers/faults.js';
 
 const SECRET = 'tok-RECOGNISABLE-9f8e7d6c5b4a';
 let dir: string;
@@ -126,8 +127,7 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
   });
 
   it('honours a 429 with Retry-After at the handshake and still verifies every session', async () => {
-    emu.setFaults({ handshakeRate: 1 });
-    try {
+    await withFaults(emu, { handshakeRate: 1 }, async () => {
       const before429 = emu.stats().handshakes['429'] ?? 0;
       const result = await runCli(
         ['reset', ...range(40, 100), '--connections', '4', '--concurrency', '8', '--json'],
@@ -136,9 +136,7 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
       assert.equal(result.code, 0, result.stderr);
       assert.equal(parseJsonLines(result.stdout).summary!.verified, 40);
       assert.ok((emu.stats().handshakes['429'] ?? 0) > before429, 'no 429 was provoked');
-    } finally {
-      emu.setFaults({ handshakeRate: 0 });
-    }
+    });
   });
 
   it('fails a session whose engine closes with 1011 after retrying it, and resets the others (exit 1)', async () => {
@@ -157,8 +155,7 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
   });
 
   it('fails with CR_ERR_RESET_ACK_TIMEOUT when answers miss --ack-timeout on every attempt', async () => {
-    emu.setFaults({ latencyMs: 800 });
-    try {
+    await withFaults(emu, { latencyMs: 800 }, async () => {
       const result = await runCli(
         ['reset', 'session-31', '--json', '--ack-timeout', '0.2', '--max-attempts', '2'],
         envFor(emu),
@@ -166,14 +163,11 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
       assert.equal(result.code, 1);
       const [s] = parseJsonLines(result.stdout).sessions;
       assert.deepEqual([s!.error.code, s!.attempts], ['CR_ERR_RESET_ACK_TIMEOUT', 2]);
-    } finally {
-      emu.setFaults({ latencyMs: 0 });
-    }
+    });
   });
 
   it('verifies every session through dropped connections (a drop every 5 frames)', async () => {
-    emu.setFaults({ dropEveryFrames: 5 });
-    try {
+    await withFaults(emu, { dropEveryFrames: 5 }, async () => {
       // Each connection answers 4 frames, then its 5th takes down whatever is in flight on it: an attempt
       // succeeds about every other time, so the budget of attempts is raised far above the default
       // (failing 12 in a row is a 1-in-4096 event) while retries stay plentiful.
@@ -187,9 +181,7 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
       assert.equal(new Set(sessions.map((s) => s.sessionId)).size, 50);
       assert.equal(summary!.verified, 50);
       assert.ok(summary!.retried > 0);
-    } finally {
-      emu.setFaults({ dropEveryFrames: 0 });
-    }
+    });
   });
 
   it('--dry-run prints each directive, needs no token and opens no connection', async () => {
@@ -330,8 +322,7 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
   });
 
   it('reports progress on stderr every --progress-interval when stderr is not a terminal', async () => {
-    emu.setFaults({ latencyMs: 20 });
-    try {
+    await withFaults(emu, { latencyMs: 20 }, async () => {
       const result = await runCli(
         ['reset', ...range(40, 200), '--concurrency', '2', '--progress-interval', '0.2'],
         envFor(emu),
@@ -341,9 +332,7 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
         result.stderr,
         /progress: \d+\/40 \(\d+%\) done {2}reset \d+ {2}failed 0 {2}skipped 0 {2}\d+\/s {2}ETA/,
       );
-    } finally {
-      emu.setFaults({ latencyMs: 0 });
-    }
+    });
   });
 });
 

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { parseJsonLines, runCli } from './helpers/cli.js';
 import { type ScriptedApi, scriptedApi, type Step } from './helpers/http.js';
+import { withFaults } from './helpers/faults.js';
 
 const KEY = 'rest-key-RECOGNISABLE-77c1';
 let dir: string;
@@ -161,8 +162,7 @@ describe('reset --transport cognigy-rest (CLI against the emulator)', () => {
   });
 
   it('recovers from 429 with Retry-After and verifies every session', async () => {
-    emu.setFaults({ restRate: 4 });
-    try {
+    await withFaults(emu, { restRate: 4 }, async () => {
       const file = csvFile('rate.csv', [8, 9, 10, 11, 12, 13].map(row));
       const result = await runCli(rest(emu.httpUrl, '--from-file', file, '--concurrency', '6'), env());
       assert.equal(result.code, 0, result.stderr);
@@ -173,9 +173,7 @@ describe('reset --transport cognigy-rest (CLI against the emulator)', () => {
         'no session needed a retry',
       );
       assert.ok(Object.keys(emu.stats().rest).some((k) => k.endsWith(' 429')));
-    } finally {
-      emu.setFaults({ restRate: 0 });
-    }
+    });
   });
 });
 

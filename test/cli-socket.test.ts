@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { parseJsonLines, runCli } from './helpers/cli.js';
+import { withFaults } from './helpers/faults.js';
 
 const URL_TOKEN = 'url-token-RECOGNISABLE-a1b2';
 let dir: string;
@@ -151,8 +152,7 @@ describe('reset --transport cognigy-socket (CLI against the emulator)', () => {
   });
 
   it('recovers from 429 at connect (retryAfterMs honoured) and resets every session', async () => {
-    emu.setFaults({ handshakeRate: 2 });
-    try {
+    await withFaults(emu, { handshakeRate: 2 }, async () => {
       const result = await runCli(
         socket('--from-file', rows('rate.csv', [40, 41, 42, 43, 44, 45]), '--concurrency', '6'),
         env(),
@@ -165,9 +165,7 @@ describe('reset --transport cognigy-socket (CLI against the emulator)', () => {
         'no connection was refused',
       );
       assert.ok((emu.stats().socket['refused 429'] ?? 0) > 0);
-    } finally {
-      emu.setFaults({ handshakeRate: 0 });
-    }
+    });
   });
 
   it('retries an internal error (the 5xx of the Socket endpoint, code 1008) and then fails it', async () => {
@@ -192,8 +190,7 @@ describe('reset --transport cognigy-socket (CLI against the emulator)', () => {
   });
 
   it('retries a connection the endpoint dropped mid-input, and resets every session', async () => {
-    emu.setFaults({ dropEveryFrames: 2 });
-    try {
+    await withFaults(emu, { dropEveryFrames: 2 }, async () => {
       const result = await runCli(
         socket('--from-file', rows('drop.csv', [10, 11, 12, 13]), '--concurrency', '1'),
         env(),
@@ -206,14 +203,11 @@ describe('reset --transport cognigy-socket (CLI against the emulator)', () => {
         'no input was dropped',
       );
       assert.ok((emu.stats().socket['dropped'] ?? 0) > 0);
-    } finally {
-      emu.setFaults({ dropEveryFrames: 0 });
-    }
+    });
   });
 
   it('fails with CR_ERR_TRANSPORT_SOCKET_TIMEOUT when finalPing misses the deadline on every attempt', async () => {
-    emu.setFaults({ latencyMs: 1500 });
-    try {
+    await withFaults(emu, { latencyMs: 1500 }, async () => {
       const result = await runCli(
         socket('--from-file', rows('slow.csv', [20]), '--ack-timeout', '0.3', '--max-attempts', '2'),
         env(),
@@ -221,8 +215,6 @@ describe('reset --transport cognigy-socket (CLI against the emulator)', () => {
       assert.equal(result.code, 1);
       const [s] = parseJsonLines(result.stdout).sessions;
       assert.deepEqual([s!.error.code, s!.attempts], ['CR_ERR_TRANSPORT_SOCKET_TIMEOUT', 2]);
-    } finally {
-      emu.setFaults({ latencyMs: 0 });
-    }
+    });
   });
 });

@@ -8,6 +8,7 @@ import { DEFAULT_RETRY_POLICY } from '../src/reset/retry-policy.js';
 import { parseRetryAfter } from '../src/util/retry-after.js';
 import { type ScriptedApi, scriptedApi, type Step } from './helpers/http.js';
 import { dial, stateCheck } from './helpers/ws.js';
+import { withFaults } from './helpers/faults.js';
 
 const KEY = 'api-key-RECOGNISABLE-5e6f';
 let emu: Emulator;
@@ -128,8 +129,7 @@ describe('emulator REST door (Cognigy REST API v2.0 sessions)', () => {
   });
 
   it('answers 429 with Retry-After past the restRate fault', async () => {
-    emu.setFaults({ restRate: 1 });
-    try {
+    await withFaults(emu, { restRate: 1 }, async () => {
       const statuses = await Promise.all(
         [5, 6, 7].map((k) => post(`/new/v2.0/sessions/session-${k}/state/reset`, { userId: `user-${k}` })),
       );
@@ -137,9 +137,7 @@ describe('emulator REST door (Cognigy REST API v2.0 sessions)', () => {
       assert.ok(limited, 'no 429');
       assert.equal(limited.retryAfter, '1');
       assert.equal(limited.body['code'], 429);
-    } finally {
-      emu.setFaults({ restRate: 0 });
-    }
+    });
   });
 });
 
@@ -171,14 +169,11 @@ describe('CognigyRestClient', () => {
   });
 
   it('retries 429 after Retry-After until it succeeds', async () => {
-    emu.setFaults({ restRate: 2 });
-    try {
+    await withFaults(emu, { restRate: 2 }, async () => {
       const c = client();
       await Promise.all([20, 21, 22, 23].map((k) => c.resetState(target(k))));
       assert.ok(c.requests > 4, `only ${c.requests} requests: no 429 was retried`);
-    } finally {
-      emu.setFaults({ restRate: 0 });
-    }
+    });
   });
 
   it('applies its default rate cap of 1,000 requests per 5 minutes', async () => {

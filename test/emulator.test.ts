@@ -11,6 +11,7 @@ import {
   stateCheck,
   withDeadline,
 } from './helpers/ws.js';
+import { withFaults } from './helpers/faults.js';
 
 describe('emulator handshake', () => {
   let emu: Emulator;
@@ -66,16 +67,13 @@ describe('emulator handshake', () => {
   });
 
   it('answers 429 with Retry-After when the handshake rate is exceeded', async () => {
-    emu.setFaults({ handshakeRate: 1 });
-    try {
+    await withFaults(emu, { handshakeRate: 1 }, async () => {
       const first = await dial(emu.wsUrl, { tenant: 'tenant-429' });
       first.close();
       const refused = await dialRefused(emu.wsUrl, { tenant: 'tenant-429' });
       assert.equal(refused.status, 429);
       assert.equal(refused.headers['retry-after'], '1');
-    } finally {
-      emu.setFaults({ handshakeRate: 0 });
-    }
+    });
   });
 
   it('counts handshakes by answer in /emulator/stats', async () => {
@@ -151,8 +149,7 @@ describe('emulator close codes', () => {
   });
 
   it('drops the connection (1006) on every Nth frame', async () => {
-    emu.setFaults({ dropEveryFrames: 3 });
-    try {
+    await withFaults(emu, { dropEveryFrames: 3 }, async () => {
       const client = await dial(emu.wsUrl);
       assert.equal((await client.request(stateCheck('session-3')))['flowState'], 'ACTIVE');
       assert.equal((await client.request(stateCheck('session-3')))['flowState'], 'ACTIVE');
@@ -161,9 +158,7 @@ describe('emulator close codes', () => {
       // The dropped directive was applied: only its answer was lost.
       const state = await getJson(`${emu.httpUrl}/emulator/sessions/session-3`);
       assert.equal(state.body.flowState, 'RESET');
-    } finally {
-      emu.setFaults({ dropEveryFrames: 0 });
-    }
+    });
   });
 
   it('closes 1008 for a binary frame', async () => {

@@ -12,6 +12,7 @@ import { runtimeDialUrl } from '../src/transports/runtime-ws/url.js';
 import { compileDirective } from '../src/reset/compile.js';
 import { planReset } from '../src/reset/plan.js';
 import { withDeadline } from './helpers/ws.js';
+import { withFaults } from './helpers/faults.js';
 
 const PLAN = planReset();
 
@@ -187,8 +188,7 @@ describe('runtime-ws handshake and close codes', () => {
   });
 
   it('maps 429 to a rate-limit error and reads Retry-After into retryAfterMs', async () => {
-    emu.setFaults({ handshakeRate: 1 });
-    try {
+    await withFaults(emu, { handshakeRate: 1 }, async () => {
       const first = transportFor(emu.wsUrl);
       await sendReset(first, 'session-2');
       const second = transportFor(emu.wsUrl);
@@ -198,9 +198,7 @@ describe('runtime-ws handshake and close codes', () => {
       assert.equal(e429.retryAfterMs, 1000);
       await first.close();
       await second.close();
-    } finally {
-      emu.setFaults({ handshakeRate: 0 });
-    }
+    });
   });
 
   it('turns 1008 for a token lacking session:manage into a permission error carrying the close code', async () => {
