@@ -20,7 +20,7 @@ let dir: string;
 let emu: Emulator;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-audit-'));
-  emu = await startEmulator({ sessions: 5000, tokens: [{ token: SECRET }] });
+  emu = await startEmulator({ sessions: 8000, tokens: [{ token: SECRET }] });
   emu.store.create({ sessionId: 'refuses', rejects: true });
 });
 after(async () => {
@@ -358,6 +358,21 @@ describe('audit log written by schema version 2', () => {
   });
 });
 
+/** Every outcome printed has its audit record in the state file. */
+function assertEachAudited(state: string, printed: Record<string, any>[]): void {
+  const db = new Database(state, { readonly: true });
+  const audited = new Set(
+    (
+      db.prepare("SELECT json_extract(record, '$[8]') AS session_id FROM audit_records").all() as {
+        session_id: string;
+      }[]
+    ).map((r) => r.session_id),
+  );
+  db.close();
+  for (const line of printed)
+    assert.ok(audited.has(line['sessionId']), `${line['sessionId']} was reported without an audit record`);
+}
+
 describe('audit log under a crash', () => {
   it('never leaves an outcome reported without its audit record, and the chain verifies after SIGKILL', async () => {
     const state = join(dir, 'crash.sqlite');
@@ -372,19 +387,36 @@ describe('audit log under a crash', () => {
       const killed = await withDeadline(run.done, 10_000, 'the killed run');
       const printed = parseJsonLines(killed.stdout.slice(0, killed.stdout.lastIndexOf('\n') + 1)).sessions;
       assert.ok(printed.length >= 300);
-      const db = new Database(state, { readonly: true });
-      const audited = new Set(
-        (
-          db.prepare("SELECT json_extract(record, '$[8]') AS session_id FROM audit_records").all() as {
-            session_id: string;
-          }[]
-        ).map((r) => r.session_id),
-      );
-      db.close();
-      for (const line of printed)
-        assert.ok(audited.has(line.sessionId), `${line.sessionId} was reported without an audit record`);
+      assertEachAudited(state, printed);
       const verify = await runCli(['audit', 'verify', '--state', state], {});
       assert.equal(verify.code, 0, verify.stdout);
     });
+  });
+});
+
+describe('a state file write that fails mid-run', () => {
+  it('stops the run with CR_ERR_STATE_WRITE and exits; nothing is reported without its audit record', async () => {
+    const state = join(dir, 'write-fails.sqlite');
+    const first = await runCli(['reset', ...range(5, 4001), '--json', '--state', state], env());
+    assert.equal(first.code, 0, first.stderr);
+    // From outside, as a full disk or a locked file would: every audit insert past record 1,000 fails.
+    const db = new Database(state);
+    db.exec(
+      "CREATE TRIGGER fail_late BEFORE INSERT ON audit_records WHEN NEW.seq > 1000 BEGIN SELECT RAISE(ABORT, 'disk I/O error (injected)'); END",
+    );
+    db.close();
+    const result = await runCli(
+      ['reset', '--from-file', '-', '--json', '--state', state, '--concurrency', '64'],
+      env(),
+      { stdin: `${range(3000, 5001).join('\n')}\n`, timeoutMs: 30_000 },
+    );
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, /CR_ERR_STATE_WRITE: state file write failed: disk I\/O error \(injected\)/);
+    assert.ok(!result.stdout.includes(SECRET) && !result.stderr.includes(SECRET));
+    const printed = parseJsonLines(result.stdout).sessions;
+    assert.ok(printed.length <= 995, `${printed.length} outcomes reported; only 995 could be recorded`);
+    assertEachAudited(state, printed);
+    const verify = await runCli(['audit', 'verify', '--state', state], {});
+    assert.equal(verify.code, 0, verify.stdout);
   });
 });

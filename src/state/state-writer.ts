@@ -180,7 +180,8 @@ export class StateWriter {
       await new Promise<void>((resolve) => (this.#onDrained = resolve));
       this.#onDrained = undefined;
     }
-    if (this.#worker !== undefined && this.#failed === undefined) {
+    // After a failed commit too: the thread is still running, and would keep the process alive.
+    if (this.#worker !== undefined) {
       this.#worker.postMessage({ close: true });
       await this.#exited;
     }
