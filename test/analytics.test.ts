@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,6 +99,31 @@ describe('Prometheus metrics', () => {
       const result = await withDeadline(run.done, 30_000, 'the run');
       assert.equal(result.code, 0);
     });
+  });
+  it('refuses a --metrics-port already in use with CR_ERR_OPT_METRICS_PORT, before sending or writing', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = (holder.address() as { port: number }).port;
+    const state = join(dir, 'metrics-port-in-use.sqlite');
+    const before = emu.stats().connectionsTotal;
+    try {
+      const result = await runCli(
+        ['reset', 'session-1', '--metrics-port', String(port), '--state', state],
+        env(),
+        { timeoutMs: 20_000 },
+      );
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `CR_ERR_OPT_METRICS_PORT: cannot serve metrics on 127\\.0\\.0\\.1:${port}: the address is in use`,
+        ),
+      );
+      assert.equal(emu.stats().connectionsTotal, before);
+      assert.equal(existsSync(state), false);
+    } finally {
+      holder.close();
+    }
   });
 });
 

@@ -371,6 +371,21 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     resetter.transport.requiredFields(resetter.plan),
   );
 
+  // Served before the state file opens: a port that cannot be served stops the run with nothing written.
+  let metricsServer: Server | undefined;
+  const metrics =
+    flags.metricsPort !== undefined || flags.metricsFile !== undefined ? new ResetMetrics() : undefined;
+  if (metrics !== undefined && flags.metricsPort !== undefined) {
+    try {
+      const served = await metrics.serve(flags.metricsHost, flags.metricsPort);
+      process.stderr.write(`metrics: ${served.url}\n`);
+      metricsServer = served.server;
+    } catch (err) {
+      metrics.close();
+      throw err;
+    }
+  }
+
   // The state file holds the audit log (on unless --no-audit), the job ledger and the analytics outbox.
   const audit = flags.audit && !flags.dryRun;
   const useState = !flags.dryRun && (audit || flags.job !== undefined || flags.analyticsUrl !== undefined);
@@ -438,15 +453,6 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
             );
           return committed;
         };
-
-  let metricsServer: Server | undefined;
-  const metrics =
-    flags.metricsPort !== undefined || flags.metricsFile !== undefined ? new ResetMetrics() : undefined;
-  if (metrics !== undefined && flags.metricsPort !== undefined) {
-    const served = await metrics.serve(flags.metricsHost, flags.metricsPort);
-    process.stderr.write(`metrics: ${served.url}\n`);
-    metricsServer = served.server;
-  }
 
   const stop = new AbortController();
   const abort = new AbortController();
