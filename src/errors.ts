@@ -21,10 +21,10 @@ export const ERROR_CATALOGUE = {
     retryable: false,
     summary: 'a plain ws:// or http:// URL to a host that is not loopback, without --allow-insecure',
   },
-  CR_ERR_OPT_METRICS_PORT: {
+  CR_ERR_OPT_LISTEN: {
     kind: 'usage',
     retryable: false,
-    summary: 'the --metrics-port cannot be listened on (in use, or not permitted)',
+    summary: 'a --port or --metrics-port cannot be listened on (in use, or not permitted)',
   },
   CR_ERR_OPT_SESSION_ID: { kind: 'usage', retryable: false, summary: 'a session id is malformed' },
 

@@ -100,7 +100,7 @@ describe('Prometheus metrics', () => {
       assert.equal(result.code, 0);
     });
   });
-  it('refuses a --metrics-port already in use with CR_ERR_OPT_METRICS_PORT, before sending or writing', async () => {
+  it('refuses a --metrics-port already in use with CR_ERR_OPT_LISTEN, before sending or writing', async () => {
     const holder = createServer();
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
     const port = (holder.address() as { port: number }).port;
@@ -116,7 +116,7 @@ describe('Prometheus metrics', () => {
       assert.match(
         result.stderr,
         new RegExp(
-          `CR_ERR_OPT_METRICS_PORT: cannot serve metrics on 127\\.0\\.0\\.1:${port}: the address is in use`,
+          `CR_ERR_OPT_LISTEN: cannot listen on 127\\.0\\.0\\.1:${port} \\(--metrics-port\\): the address is in use`,
         ),
       );
       assert.equal(emu.stats().connectionsTotal, before);

@@ -1,9 +1,11 @@
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { runCli } from './helpers/cli.js';
 import { dial, dialRefused, stateCheck, withDeadline } from './helpers/ws.js';
 
 const CLI = fileURLToPath(new URL('../../bin/cognigy-reset', import.meta.url));
@@ -47,5 +49,24 @@ describe('cognigy-reset emulator (child process)', () => {
     assert.equal(code, 2);
     assert.match(stderr, /--drop-rate/);
     assert.match(stderr, /often/);
+  });
+
+  it('exits 2 with CR_ERR_OPT_LISTEN when --port is in use', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = (holder.address() as AddressInfo).port;
+    try {
+      const result = await runCli(['emulator', '--port', String(port)], {}, { timeoutMs: 10_000 });
+      assert.equal(result.code, 2);
+      assert.equal(result.stdout, '');
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `CR_ERR_OPT_LISTEN: cannot listen on 127\\.0\\.0\\.1:${port} \\(--port\\): the address is in use`,
+        ),
+      );
+    } finally {
+      holder.close();
+    }
   });
 });

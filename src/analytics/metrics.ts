@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import { rename, writeFile } from 'node:fs/promises';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { CHANNELS, type DoneMessage } from '../reset/events.js';
-import { CognigyResetError } from '../errors.js';
+import { listenOn } from '../util/listen.js';
 
 export class ResetMetrics {
   readonly registry = new Registry();
@@ -119,23 +119,7 @@ export class ResetMetrics {
         res.writeHead(404).end();
       }
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => {
-        const why =
-          err.code === 'EADDRINUSE'
-            ? 'the address is in use'
-            : err.code === 'EACCES'
-              ? 'not permitted'
-              : (err.code ?? err.message);
-        const where = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-        reject(
-          new CognigyResetError('CR_ERR_OPT_METRICS_PORT', `cannot serve metrics on ${where}: ${why}`, {
-            cause: err,
-          }),
-        );
-      });
-      server.listen(port, host, () => resolve());
-    });
+    await listenOn(server, port, host, '--metrics-port');
     const address = server.address() as { port: number };
     server.unref();
     return { url: `http://${host.includes(':') ? `[${host}]` : host}:${address.port}/metrics`, server };

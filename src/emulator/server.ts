@@ -16,6 +16,7 @@ import { DEFAULT_URL_TOKEN, SocketDoor } from './socket-door.js';
 import { createStats, type EmulatorStats } from './stats.js';
 import { SessionStore } from './store.js';
 import { type TokenSpec, TokenRegistry } from './tokens.js';
+import { listenOn } from '../util/listen.js';
 
 export interface EmulatorOptions {
   /** @default '127.0.0.1' */
@@ -110,13 +111,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   );
 
   const host = options.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenOn(server, options.port ?? 0, host, '--port');
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('emulator: no TCP address');
   const hostForUrl = address.family === 'IPv6' ? `[${address.address}]` : address.address;
