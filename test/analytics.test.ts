@@ -13,6 +13,7 @@ import { StateWriter } from '../src/state/state-writer.js';
 import { parseJsonLines, runCli, startCli } from './helpers/cli.js';
 import { withDeadline } from './helpers/ws.js';
 import { withFaults } from './helpers/faults.js';
+import { parseMetrics } from './helpers/metrics.js';
 
 let dir: string;
 let emu: Emulator;
@@ -34,18 +35,6 @@ const env = (): Record<string, string> => ({
 });
 const range = (n: number, from: number): string[] =>
   Array.from({ length: n }, (_, i) => `session-${i + from}`);
-
-/** Parses Prometheus exposition text into `name{labels}` → value. */
-function parseMetrics(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
-    assert.ok(match, `not exposition format: ${line}`);
-    out.set(match[1]!, Number(match[2]));
-  }
-  return out;
-}
 
 describe('Prometheus metrics', () => {
   it('writes --metrics-file whose counts match the outcomes', async () => {

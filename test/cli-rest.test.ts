@@ -7,6 +7,7 @@ import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { parseJsonLines, runCli } from './helpers/cli.js';
 import { type ScriptedApi, scriptedApi, type Step } from './helpers/http.js';
 import { withFaults } from './helpers/faults.js';
+import { parseMetrics } from './helpers/metrics.js';
 
 const KEY = 'rest-key-RECOGNISABLE-77c1';
 let dir: string;
@@ -164,7 +165,11 @@ describe('reset --transport cognigy-rest (CLI against the emulator)', () => {
   it('recovers from 429 with Retry-After and verifies every session', async () => {
     await withFaults(emu, { restRate: 4 }, async () => {
       const file = csvFile('rate.csv', [8, 9, 10, 11, 12, 13].map(row));
-      const result = await runCli(rest(emu.httpUrl, '--from-file', file, '--concurrency', '6'), env());
+      const metricsFile = join(dir, 'rate.prom');
+      const result = await runCli(
+        rest(emu.httpUrl, '--from-file', file, '--concurrency', '6', '--metrics-file', metricsFile),
+        env(),
+      );
       assert.equal(result.code, 0, result.stderr);
       const { sessions, summary } = parseJsonLines(result.stdout);
       assert.equal(summary!.verified, 6);
@@ -173,6 +178,13 @@ describe('reset --transport cognigy-rest (CLI against the emulator)', () => {
         'no session needed a retry',
       );
       assert.ok(Object.keys(emu.stats().rest).some((k) => k.endsWith(' 429')));
+      // Each retry went through the pipeline's retry step, which counts it (and pauses the whole job).
+      const retries = sessions.reduce((n, s) => n + s.attempts - 1, 0);
+      const metrics = parseMetrics(readFileSync(metricsFile, 'utf8'));
+      assert.equal(
+        metrics.get('cognigy_reset_retries_total{code="CR_ERR_TRANSPORT_REST_RATE_LIMITED"}'),
+        retries,
+      );
     });
   });
 });

@@ -3,9 +3,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
+import { createResetter } from '../src/reset/create-resetter.js';
+import { CHANNELS } from '../src/reset/events.js';
+import { DEFAULT_RETRY_POLICY } from '../src/reset/retry-policy.js';
+import { CognigySocketTransport } from '../src/transports/cognigy-socket/transport.js';
 import { parseJsonLines, runCli } from './helpers/cli.js';
 import { withFaults } from './helpers/faults.js';
+import { metricTotal, parseMetrics } from './helpers/metrics.js';
 
 const URL_TOKEN = 'url-token-RECOGNISABLE-a1b2';
 let dir: string;
@@ -153,8 +159,16 @@ describe('reset --transport cognigy-socket (CLI against the emulator)', () => {
 
   it('recovers from 429 at connect (retryAfterMs honoured) and resets every session', async () => {
     await withFaults(emu, { handshakeRate: 2 }, async () => {
+      const metricsFile = join(dir, 'rate.prom');
       const result = await runCli(
-        socket('--from-file', rows('rate.csv', [40, 41, 42, 43, 44, 45]), '--concurrency', '6'),
+        socket(
+          '--from-file',
+          rows('rate.csv', [40, 41, 42, 43, 44, 45]),
+          '--concurrency',
+          '6',
+          '--metrics-file',
+          metricsFile,
+        ),
         env(),
       );
       assert.equal(result.code, 0, result.stderr);
@@ -165,6 +179,11 @@ describe('reset --transport cognigy-socket (CLI against the emulator)', () => {
         'no connection was refused',
       );
       assert.ok((emu.stats().socket['refused 429'] ?? 0) > 0);
+      // Each retry went through the pipeline's retry step, which counts it (and pauses the whole job).
+      const retries = sessions.reduce((n, s) => n + s.attempts - 1, 0);
+      const metrics = parseMetrics(readFileSync(metricsFile, 'utf8'));
+      assert.equal(metrics.get('cognigy_reset_retries_total{code="CR_ERR_TRANSPORT_RATE_LIMITED"}'), retries);
+      assert.equal(metricTotal(metrics, 'cognigy_reset_retries_total'), retries);
     });
   });
 
@@ -215,6 +234,35 @@ describe('reset --transport cognigy-socket (CLI against the emulator)', () => {
       assert.equal(result.code, 1);
       const [s] = parseJsonLines(result.stdout).sessions;
       assert.deepEqual([s!.error.code, s!.attempts], ['CR_ERR_TRANSPORT_SOCKET_TIMEOUT', 2]);
+    });
+  });
+});
+
+describe('the Cognigy Socket transport in the reset pipeline', () => {
+  it("retries a 429 at connect through the pipeline's shared pause, which holds every session", async () => {
+    await withFaults(emu, { handshakeRate: 2 }, async () => {
+      const resetter = createResetter({
+        transport: new CognigySocketTransport({ endpointUrl: emu.httpUrl, urlToken: URL_TOKEN }),
+        retry: { ...DEFAULT_RETRY_POLICY, maxAttempts: 20 },
+      });
+      const retried: string[] = [];
+      const onRetry = (m: unknown): void => void retried.push((m as { code: string }).code);
+      subscribe(CHANNELS.retry.name, onRetry);
+      try {
+        const targets = [50, 51, 52, 53, 54, 55].map((k, index) => ({
+          sessionId: `session-${k}`,
+          userId: `user-${k}`,
+          index,
+        }));
+        const summary = await resetter.run(targets, { concurrency: 6 });
+        assert.equal(summary.reset, 6);
+        assert.ok(retried.length > 0, 'no connection was refused');
+        assert.ok(retried.every((code) => code === 'CR_ERR_TRANSPORT_RATE_LIMITED'));
+        assert.equal(resetter.pipeline.gate.pauses, retried.length);
+      } finally {
+        unsubscribe(CHANNELS.retry.name, onRetry);
+        await resetter.close();
+      }
     });
   });
 });

@@ -62,7 +62,11 @@ interface Sent {
 
 const ignore = (): undefined => undefined;
 
-const RATE_CODES = new Set(['CR_ERR_RESET_RATE_LIMITED', 'CR_ERR_TRANSPORT_RATE_LIMITED']);
+const RATE_CODES = new Set([
+  'CR_ERR_RESET_RATE_LIMITED',
+  'CR_ERR_TRANSPORT_RATE_LIMITED',
+  'CR_ERR_TRANSPORT_REST_RATE_LIMITED',
+]);
 
 function statusError(ack: StatusAnswer): CognigyResetError | undefined {
   switch (ack.status) {
@@ -213,9 +217,14 @@ export class ResetPipeline {
       timeoutMs: this.#o.ackTimeoutMs,
       signal,
       verify: this.#o.verify,
-      onRetry: () => {
+      // The transport's retries take the same path as the pipeline's own: a "slow down" answer pauses the
+      // whole job, and every retry waits its turn under the rate limit.
+      beforeRetry: async (err, attempt) => {
+        await this.#backoff(target.sessionId, err, attempt, signal);
         outcome.attempts++;
         outcome.retried = true;
+        const next = this.#waitTurn(signal);
+        if (next !== undefined) await next;
       },
     });
     outcome.outcome = 'reset';

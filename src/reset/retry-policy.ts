@@ -3,6 +3,7 @@
  * (exponential with full jitter, never shorter than what the engine asked for with Retry-After or
  * retryAfterMs). Programmer errors and 4xx other than 429 never retry.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CognigyResetError, ERROR_CATALOGUE, type ErrorCode } from '../errors.js';
 
 export interface RetryPolicy {
@@ -47,4 +48,26 @@ export function retryDelay(
   const jittered = Math.floor(random() * step);
   const asked = err instanceof CognigyResetError ? err.retryAfterMs : undefined;
   return asked === undefined ? jittered : Math.max(asked, jittered);
+}
+
+/** Decides and waits before attempt `attempt + 1` after `err`; rethrows `err` when there is none. */
+export type RetryHook = (err: unknown, attempt: number) => Promise<void>;
+
+/**
+ * Decides and waits before attempt `attempt + 1` after `err`, rethrowing it when there is none. Given
+ * the pipeline's hook (`RequestOptions.beforeRetry`), a transport that retries inside defers to it; on
+ * its own, it waits by `policy`.
+ */
+export async function waitToRetry(
+  err: unknown,
+  attempt: number,
+  options: {
+    policy: RetryPolicy;
+    signal?: AbortSignal | undefined;
+    beforeRetry?: RetryHook | undefined;
+  },
+): Promise<void> {
+  if (options.beforeRetry !== undefined) return options.beforeRetry(err, attempt);
+  if (options.signal?.aborted === true || !shouldRetry(options.policy, err, attempt)) throw err;
+  await sleep(retryDelay(options.policy, attempt, err), undefined, { signal: options.signal, ref: false });
 }

@@ -4,6 +4,7 @@
  */
 import type { EngineAnswer, ResetDirective, StatusAnswer } from '../protocol/index.js';
 import type { Layer, ResetPlan } from '../reset/plan.js';
+import type { RetryHook } from '../reset/retry-policy.js';
 
 /** A session and what some transports need to address it (REST: userId, flowReferenceId, entrypoint). */
 export interface SessionTarget {
@@ -17,7 +18,7 @@ export type TargetField = 'userId' | 'flowReferenceId' | 'entrypoint';
 
 /**
  * What a transport that resets by target reports: whether it verified what it cleared, and the layers it
- * cleared but cannot read back. (Retries are reported through `RequestOptions.onRetry`.)
+ * cleared but cannot read back. (Retries go through `RequestOptions.beforeRetry`.)
  */
 export interface TargetResetResult {
   verified: boolean;
@@ -28,8 +29,12 @@ export interface RequestOptions {
   /** Deadline for the answer. */
   timeoutMs: number;
   signal?: AbortSignal | undefined;
-  /** Target-style transports that retry inside call this once per retry, so attempts are counted. */
-  onRetry?: (() => void) | undefined;
+  /**
+   * The pipeline's retry step, for target-style transports that retry inside: called with the error and
+   * the attempts made so far, it rethrows when the policy gives up; otherwise it counts the attempt and
+   * waits (the policy's delay, the pause a "slow down" answer puts on the whole job, the rate limit).
+   */
+  beforeRetry?: RetryHook | undefined;
 }
 
 export interface Transport {

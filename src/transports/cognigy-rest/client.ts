@@ -7,7 +7,12 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CognigyResetError } from '../../errors.js';
-import { DEFAULT_RETRY_POLICY, retryDelay, type RetryPolicy, shouldRetry } from '../../reset/retry-policy.js';
+import {
+  DEFAULT_RETRY_POLICY,
+  type RetryHook,
+  type RetryPolicy,
+  waitToRetry,
+} from '../../reset/retry-policy.js';
 import { checkedUrl } from '../../util/loopback.js';
 import { redactUrl } from '../../util/redact.js';
 import { TokenBucket } from '../../util/token-bucket.js';
@@ -76,7 +81,7 @@ export class CognigyRestClient {
   async resetContext(
     target: RestTarget,
     signal?: AbortSignal,
-    onRetry?: () => void,
+    beforeRetry?: RetryHook,
   ): Promise<Record<string, unknown>> {
     if (target.flowReferenceId === undefined || target.entrypoint === undefined) {
       throw new CognigyResetError(
@@ -89,7 +94,7 @@ export class CognigyRestClient {
       flowReferenceId: target.flowReferenceId,
       entrypoint: target.entrypoint,
     };
-    const context = await this.#post(target.sessionId, 'context/reset', body, signal, onRetry);
+    const context = await this.#post(target.sessionId, 'context/reset', body, signal, beforeRetry);
     if (context === null || typeof context !== 'object' || Array.isArray(context)) {
       throw new CognigyResetError(
         'CR_ERR_TRANSPORT_REST_UNEXPECTED',
@@ -100,8 +105,8 @@ export class CognigyRestClient {
   }
 
   /** Puts the NLU state back to its default. */
-  async resetState(target: RestTarget, signal?: AbortSignal, onRetry?: () => void): Promise<void> {
-    await this.#post(target.sessionId, 'state/reset', { userId: target.userId }, signal, onRetry);
+  async resetState(target: RestTarget, signal?: AbortSignal, beforeRetry?: RetryHook): Promise<void> {
+    await this.#post(target.sessionId, 'state/reset', { userId: target.userId }, signal, beforeRetry);
   }
 
   async injectContext(
@@ -140,7 +145,7 @@ export class CognigyRestClient {
     operation: string,
     body: unknown,
     signal?: AbortSignal,
-    onRetry?: () => void,
+    beforeRetry?: RetryHook,
   ): Promise<unknown> {
     const url = new URL(
       `${this.#prefix}/v2.0/sessions/${encodeURIComponent(sessionId)}/${operation}`,
@@ -180,9 +185,7 @@ export class CognigyRestClient {
               : new CognigyResetError('CR_ERR_TRANSPORT_CONNECT', `${what} failed: cannot reach the API`, {
                   cause,
                 });
-        if (!shouldRetry(this.#retry, err, attempt)) throw err;
-        onRetry?.();
-        await sleep(retryDelay(this.#retry, attempt, err), undefined, { signal, ref: false });
+        await waitToRetry(err, attempt, { policy: this.#retry, signal, beforeRetry });
         continue;
       }
       const text = await response.text();
@@ -212,9 +215,7 @@ export class CognigyRestClient {
         refreshFrom = token;
         continue;
       }
-      if (!shouldRetry(this.#retry, err, attempt)) throw err;
-      onRetry?.();
-      await sleep(retryDelay(this.#retry, attempt, err), undefined, { signal, ref: false });
+      await waitToRetry(err, attempt, { policy: this.#retry, signal, beforeRetry });
     }
   }
 }

@@ -75,7 +75,7 @@ export class CognigyRestTransport implements Transport {
     };
     const notVerified: Layer[] = [];
     if (plan.cleared.includes('variables')) {
-      const context = await this.client.resetContext(rest, options.signal, options.onRetry);
+      const context = await this.client.resetContext(rest, options.signal, options.beforeRetry);
       const extra = Object.keys(context).filter((key) => !this.#defaults.has(key));
       if (options.verify && extra.length > 0) {
         throw new CognigyResetError(
@@ -85,7 +85,7 @@ export class CognigyRestTransport implements Transport {
       }
     }
     if (plan.cleared.includes('nlu')) {
-      await this.client.resetState(rest, options.signal, options.onRetry);
+      await this.client.resetState(rest, options.signal, options.beforeRetry);
       notVerified.push('nlu');
     }
     return {

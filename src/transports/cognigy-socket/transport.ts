@@ -6,10 +6,9 @@
  * `finalPing` arrives within the deadline. `error` outputs and `exception` events become coded errors.
  * Only the flow position is cleared, and nothing can be read back: every outcome says so.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { io, type Socket } from 'socket.io-client';
 import { CognigyResetError } from '../../errors.js';
-import { DEFAULT_RETRY_POLICY, retryDelay, type RetryPolicy, shouldRetry } from '../../reset/retry-policy.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy, waitToRetry } from '../../reset/retry-policy.js';
 import type { Layer, ResetPlan } from '../../reset/plan.js';
 import { checkedUrl } from '../../util/loopback.js';
 import { onAbort } from '../../util/on-abort.js';
@@ -97,9 +96,7 @@ export class CognigySocketTransport implements Transport {
         await this.#once(target, options);
         return { verified: false, notVerified: ['flow'] };
       } catch (err) {
-        if (options.signal?.aborted === true || !shouldRetry(this.#retry, err, attempt)) throw err;
-        options.onRetry?.();
-        await sleep(retryDelay(this.#retry, attempt, err), undefined, { signal: options.signal, ref: false });
+        await waitToRetry(err, attempt, { policy: this.#retry, ...options });
       }
     }
   }
