@@ -429,3 +429,57 @@ describe('cognigy-reset reset: resumable jobs', () => {
     await emu.close();
   });
 });
+
+describe('cognigy-reset reset: an engine that goes away mid-run', () => {
+  it('stops after --max-unreachable sessions in a row cannot reach it, exits 1, and the job resumes the rest', async () => {
+    const first = await startEmulator({ sessions: 400, faults: { latencyMs: 5 } });
+    const port = first.port;
+    const state = join(dir, 'engine-gone.sqlite');
+    const args = [
+      'reset',
+      '--from-file',
+      idsFile('engine-gone.txt', range(400)),
+      '--job',
+      'engine-gone',
+      '--json',
+      '--state',
+      state,
+      '--concurrency',
+      '4',
+      '--max-attempts',
+      '2',
+      '--max-unreachable',
+      '12',
+    ];
+    const run = startCli(args, envFor(first));
+    await waitForOutput(run, (out) => out.split('\n').length > 20);
+    await first.close();
+    const stopped = await withDeadline(run.done, 30_000, 'the run after the engine went away');
+    assert.equal(stopped.code, 1, stopped.stderr);
+    assert.match(
+      stopped.stderr,
+      /CR_ERR_TRANSPORT_CONNECT: the engine could not be reached for 12 sessions in a row, each after its retries/,
+    );
+    const gone = parseJsonLines(stopped.stdout);
+    assert.equal(gone.summary!.fatal.code, 'CR_ERR_TRANSPORT_CONNECT');
+    assert.ok(gone.summary!.total < 400, `${gone.summary!.total} sessions were tried`);
+    assert.ok((gone.summary!.byCode['CR_ERR_TRANSPORT_CONNECT'] ?? 0) >= 12);
+
+    // The engine is back on the same address: the same command resets what is left.
+    const back = await startEmulator({ sessions: 400, port });
+    try {
+      const resumed = await runCli(args, envFor(back));
+      assert.equal(resumed.code, 0, resumed.stderr);
+      const again = parseJsonLines(resumed.stdout);
+      const resetFirst = new Set(gone.sessions.filter((s) => s.outcome === 'reset').map((s) => s.sessionId));
+      const resetNow = again.sessions.filter((s) => s.outcome === 'reset').map((s) => s.sessionId);
+      assert.ok(
+        resetNow.every((id) => !resetFirst.has(id)),
+        'a session reset twice',
+      );
+      assert.equal(resetFirst.size + resetNow.length, 400);
+    } finally {
+      await back.close();
+    }
+  });
+});

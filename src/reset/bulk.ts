@@ -41,6 +41,12 @@ export interface BulkOptions {
   persist?: ((outcome: ResetOutcome, index: number) => Promise<void>) | undefined;
   /** Validate and report each directive; send nothing. */
   dryRun?: boolean;
+  /**
+   * Stop taking new sessions once this many in a row failed because the engine could not be reached,
+   * each after its retries: an engine that went away ends the run (fatal `CR_ERR_TRANSPORT_CONNECT`)
+   * instead of failing every session left. 0 never stops. @default 32
+   */
+  maxUnreachable?: number;
   /** Called once per session, after the ledger made the outcome durable. */
   onOutcome?:
     ((outcome: ResetOutcome, index: number, target: BulkTarget) => void | Promise<void>) | undefined;
@@ -63,6 +69,10 @@ export interface BulkSummary {
   interrupted: boolean;
   fatal: { code: string; message: string } | null;
 }
+
+/** Failures that say the engine could not be reached at all (not that it refused or broke a reset). */
+const UNREACHABLE = new Set(['CR_ERR_TRANSPORT_CONNECT', 'CR_ERR_TRANSPORT_SOCKET_CONNECT']);
+export const DEFAULT_MAX_UNREACHABLE = 32;
 
 /** Errors after which no other session can succeed either: stop taking new ones. */
 function isFatal(code: string | undefined): boolean {
@@ -211,6 +221,9 @@ export async function runBulk(
   const spaceWaiters: (() => void)[] = [];
   let waiting = 0;
   let reportError: Error | undefined;
+  const maxUnreachable = Math.max(0, Math.floor(options.maxUnreachable ?? DEFAULT_MAX_UNREACHABLE));
+  /** Sessions finished in a row that could not reach the engine. */
+  let unreachable = 0;
   const deliver = (r: Report): void | Promise<void> => {
     count(r.outcome);
     return options.onOutcome?.(r.outcome, r.target.index, r.target);
@@ -242,6 +255,15 @@ export async function runBulk(
         fatal = true;
         summary.fatal = outcome.error;
       }
+    }
+    if (outcome.outcome !== 'skipped')
+      unreachable = code !== undefined && UNREACHABLE.has(code) ? unreachable + 1 : 0;
+    if (maxUnreachable > 0 && unreachable >= maxUnreachable && !fatal) {
+      fatal = true;
+      summary.fatal = {
+        code: code!,
+        message: `the engine could not be reached for ${unreachable} sessions in a row, each after its retries: stopped taking new sessions (${outcome.error!.message})`,
+      };
     }
   };
 

@@ -26,7 +26,7 @@ import { outboxEvent, WebhookDeliverer } from '../../analytics/webhook.js';
 import type { DoneMessage } from '../../reset/events.js';
 import { checkedUrl } from '../../util/loopback.js';
 import type { Server } from 'node:http';
-import type { BulkSummary, BulkTarget } from '../../reset/bulk.js';
+import { type BulkSummary, type BulkTarget, DEFAULT_MAX_UNREACHABLE } from '../../reset/bulk.js';
 import { CognigyRestTransport } from '../../transports/cognigy-rest/transport.js';
 import { CognigySocketTransport } from '../../transports/cognigy-socket/transport.js';
 import { OAuth2TokenProvider } from '../../transports/auth/oauth2.js';
@@ -59,6 +59,7 @@ interface ResetFlags {
   verifyTimeout: number;
   ackTimeout: number;
   maxAttempts: number;
+  maxUnreachable: number;
   job?: string;
   state?: string;
   json: boolean;
@@ -190,6 +191,12 @@ export function resetCommand(): Command {
       'attempts per session, the first included',
       integerIn(1, 100),
       DEFAULT_RETRY_POLICY.maxAttempts,
+    )
+    .option(
+      '--max-unreachable <n>',
+      'stop the run once this many sessions in a row could not reach the engine (0: never)',
+      integerIn(0, 1_000_000),
+      DEFAULT_MAX_UNREACHABLE,
     )
     .option('--keep-history', 'do not clear the conversation history', false)
     .option('--keep-variables', 'do not clear session variables', false)
@@ -533,6 +540,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       ledger: job,
       persist,
       dryRun: flags.dryRun,
+      maxUnreachable: flags.maxUnreachable,
       onOutcome,
     });
   } finally {
@@ -587,8 +595,11 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   if (summary.fatal !== null) {
     log.info({ code: summary.fatal.code }, summary.fatal.message);
     process.stderr.write(`cognigy-reset: ${summary.fatal.code}: ${summary.fatal.message}\n`);
-    const kind = summary.fatal.code.startsWith('CR_ERR_AUTH_') ? EXIT_AUTH : EXIT_USAGE;
-    return summary.fatal.code === 'CR_ERR_AUTH_NO_TOKEN' ? EXIT_USAGE : kind;
+    const code = summary.fatal.code;
+    // An engine that went away failed sessions that were sent; the other stops come before any reset.
+    if (code === 'CR_ERR_TRANSPORT_CONNECT' || code === 'CR_ERR_TRANSPORT_SOCKET_CONNECT') return EXIT_FAILED;
+    const kind = code.startsWith('CR_ERR_AUTH_') ? EXIT_AUTH : EXIT_USAGE;
+    return code === 'CR_ERR_AUTH_NO_TOKEN' ? EXIT_USAGE : kind;
   }
   if (summary.interrupted) return EXIT_INTERRUPTED;
   if (flags.dryRun) return summary.failed > 0 ? EXIT_USAGE : EXIT_OK;
