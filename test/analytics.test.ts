@@ -193,6 +193,35 @@ describe('webhook sink', () => {
     await tracker.close();
   });
 
+  it('gives a tracker that never answers --analytics-timeout and no more; its events wait in the outbox', async () => {
+    const tracker = new Tracker();
+    await tracker.listen();
+    tracker.script = Array.from({ length: 50 }, () => 'hang' as const);
+    const state = join(dir, 'webhook-hangs.sqlite');
+    try {
+      // A request may take 5 s before it is given up; the run must not wait for that.
+      const result = await runCli(
+        [
+          'reset',
+          ...range(10, 500),
+          '--state',
+          state,
+          '--analytics-url',
+          tracker.url,
+          '--analytics-timeout',
+          '0.2',
+        ],
+        env(),
+        { timeoutMs: 4000 },
+      );
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /analytics: 0 events delivered; 10 wait in the outbox for the next run/);
+      assert.ok(tracker.received.length > 0, 'nothing was posted');
+    } finally {
+      await tracker.close();
+    }
+  });
+
   it('keeps events in the outbox while the tracker is down and delivers them on the next run', async () => {
     const tracker = new Tracker();
     await tracker.listen();

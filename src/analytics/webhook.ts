@@ -90,6 +90,7 @@ export class WebhookDeliverer {
   /** Posts one batch; true when it was accepted (2xx). */
   async #post(
     rows: { id: number; payload: string }[],
+    signal: AbortSignal,
   ): Promise<{ ok: boolean; retryAfterMs?: number | undefined }> {
     const events = rows.map((r) => JSON.parse(r.payload) as { idempotencyKey: string });
     this.stats.posts++;
@@ -101,7 +102,7 @@ export class WebhookDeliverer {
           'idempotency-key': `${events[0]!.idempotencyKey}..${events.at(-1)!.idempotencyKey}`,
         },
         body: JSON.stringify({ events }),
-        signal: AbortSignal.timeout(this.#o.timeoutMs),
+        signal,
       });
       await response.arrayBuffer().catch(() => undefined);
       if (response.ok) return { ok: true };
@@ -138,7 +139,14 @@ export class WebhookDeliverer {
         this.#wake = undefined;
         continue;
       }
-      const result = await this.#post(rows);
+      // No request outlives the deadline, and stop() cuts the background loop's short: a tracker that
+      // hangs cannot hold the run past --analytics-timeout (an event cut off stays in the outbox, and
+      // its idempotency key makes a second delivery harmless).
+      const timeout = AbortSignal.timeout(Math.max(1, Math.min(this.#o.timeoutMs, deadline - Date.now())));
+      const result = await this.#post(
+        rows,
+        untilStopped ? AbortSignal.any([timeout, this.#halt.signal]) : timeout,
+      );
       if (result.ok) {
         this.#markDelivered(rows);
         failures = 0;
