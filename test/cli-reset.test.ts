@@ -287,6 +287,28 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
     assert.equal(emu.stats().sends, sends);
   });
 
+  it('exits 2 naming a directory given as --from-file or --state, and sends nothing', async () => {
+    const sends = emu.stats().sends;
+    const input = await runCli(['reset', '--from-file', dir], envFor(emu));
+    assert.equal(input.code, 2, input.stderr);
+    assert.match(input.stderr, /CR_ERR_CLI_INPUT: cannot read --from-file .*: it is a directory/);
+    const state = await runCli(['reset', 'session-42', '--state', dir], envFor(emu));
+    assert.equal(state.code, 2, state.stderr);
+    assert.match(state.stderr, /CR_ERR_STATE_OPEN: cannot use .* as the state file: it is a directory/);
+    for (const args of [
+      ['audit', 'verify', '--state', dir],
+      ['audit', 'export', '--state', dir],
+    ]) {
+      const audit = await runCli(args, {});
+      assert.equal(audit.code, 2, audit.stderr);
+      assert.match(audit.stderr, /CR_ERR_STATE_OPEN: .*it is a directory/);
+    }
+    const offline = await runCli(['audit', 'verify', '--file', join(dir, 'no-such-export.jsonl')], {});
+    assert.equal(offline.code, 2, offline.stderr);
+    assert.match(offline.stderr, /CR_ERR_CLI_INPUT: cannot read .*no-such-export\.jsonl: ENOENT/);
+    assert.equal(emu.stats().sends, sends);
+  });
+
   it('reads the token from --token-file and never shows it, even at log level trace', async () => {
     const tokenFile = join(dir, 'token');
     writeFileSync(tokenFile, `${SECRET}\n`);

@@ -21,7 +21,23 @@ interface Line {
  * Lines of a stream, without their line ends, a chunk's worth at a time (one await per chunk, not per
  * line); blank lines and `#` comments are skipped.
  */
-export async function* readLineBatches(input: NodeJS.ReadableStream): AsyncGenerator<Line[]> {
+export async function* readLineBatches(input: NodeJS.ReadableStream, where: string): AsyncGenerator<Line[]> {
+  try {
+    yield* lineBatches(input);
+  } catch (err) {
+    throw readError(where, err);
+  }
+}
+
+/** A stream that cannot be read (a directory, an I/O error) is the user's input problem, named. */
+function readError(where: string, err: unknown): unknown {
+  if (err instanceof CognigyResetError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  const why = code === 'EISDIR' ? 'it is a directory' : (code ?? (err as Error).message);
+  return new CognigyResetError('CR_ERR_CLI_INPUT', `cannot read ${where}: ${why}`, { cause: err });
+}
+
+async function* lineBatches(input: NodeJS.ReadableStream): AsyncGenerator<Line[]> {
   let rest = '';
   let line = 0;
   /** Inside a line past the limit: its text is dropped up to the next line end. */
@@ -66,8 +82,8 @@ export async function* readLineBatches(input: NodeJS.ReadableStream): AsyncGener
 }
 
 /** Lines of a stream, one at a time (see `readLineBatches`). */
-export async function* readLines(input: NodeJS.ReadableStream): AsyncGenerator<Line> {
-  for await (const batch of readLineBatches(input)) yield* batch;
+export async function* readLines(input: NodeJS.ReadableStream, where: string): AsyncGenerator<Line> {
+  for await (const batch of readLineBatches(input, where)) yield* batch;
 }
 
 const MAX_LINE_CHARS = 1024 * 1024;
@@ -217,7 +233,7 @@ function openFile(path: string): NodeJS.ReadableStream {
 async function prescan(path: string, required: readonly TargetField[]): Promise<number> {
   let count = 0;
   const parser = new RowParser(required, path);
-  for await (const batch of readLineBatches(openFile(path))) {
+  for await (const batch of readLineBatches(openFile(path), path)) {
     for (const { text, line, tooLong } of batch) {
       if (tooLong === true)
         throw new CognigyResetError('CR_ERR_CLI_INPUT', `${path} line ${line} is longer than 1 MiB`);
@@ -238,7 +254,7 @@ async function* rows(
 ): AsyncGenerator<BulkTarget[]> {
   const parser = new RowParser(required, where);
   let index = 0;
-  for await (const lines of readLineBatches(input)) {
+  for await (const lines of readLineBatches(input, where)) {
     const batch: BulkTarget[] = [];
     for (const { text, line, tooLong } of lines) {
       if (tooLong === true) {
@@ -305,13 +321,11 @@ export async function inputSource(
   }
   let regular: boolean;
   try {
-    regular = statSync(fromFile).isFile();
+    const stat = statSync(fromFile);
+    if (stat.isDirectory()) throw Object.assign(new Error('a directory'), { code: 'EISDIR' });
+    regular = stat.isFile();
   } catch (cause) {
-    throw new CognigyResetError(
-      'CR_ERR_CLI_INPUT',
-      `cannot read --from-file ${fromFile}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`,
-      { cause },
-    );
+    throw readError(`--from-file ${fromFile}`, cause);
   }
   const total = regular ? await prescan(fromFile, required) : undefined;
   return { total, describe: fromFile, targets: () => rows(openFile(fromFile), fromFile, required) };

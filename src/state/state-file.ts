@@ -120,6 +120,12 @@ export type StateDb = Database.Database;
 
 /** Opens (creating if needed) and migrates the state file. */
 export function openStateFile(path: string): StateDb {
+  if (existsSync(path) && statSync(path).isDirectory()) {
+    throw new CognigyResetError(
+      'CR_ERR_STATE_OPEN',
+      `cannot use ${path} as the state file: it is a directory`,
+    );
+  }
   const existed = existsSync(path) && statSync(path).size > 0;
   if (existed && !looksLikeSqlite(path)) {
     throw new CognigyResetError(

@@ -37,7 +37,7 @@ function isoTime(option: string): (value: string) => string {
 async function verifyFile(path: string): Promise<number> {
   const checker = new ChainChecker(undefined, true);
   let lineNo = 0;
-  for await (const { text, line } of readLines(createReadStream(path))) {
+  for await (const { text, line } of readLines(createReadStream(path), path)) {
     lineNo = line;
     let record: AuditRecord;
     try {
