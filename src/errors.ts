@@ -264,6 +264,11 @@ export const ERROR_CATALOGUE = {
   // The command line.
   CR_ERR_CLI_USAGE: { kind: 'usage', retryable: false, summary: 'the command line could not be parsed' },
   CR_ERR_CLI_INPUT: { kind: 'usage', retryable: false, summary: 'the input file could not be read' },
+  CR_ERR_CLI_OUTPUT: {
+    kind: 'internal',
+    retryable: false,
+    summary: 'an output file (--metrics-file) could not be written at the end of the run',
+  },
 
   // The emulator's own reasons (close reasons and HTTP error bodies).
   CR_EMU_ERR_NOT_FOUND: { kind: 'usage', retryable: false, summary: 'emulator: no such route or session' },

@@ -10,7 +10,7 @@ import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { blankOutcome } from '../src/reset/outcome.js';
 import { openStateFile } from '../src/state/state-file.js';
 import { StateWriter } from '../src/state/state-writer.js';
-import { parseJsonLines, runCli, startCli } from './helpers/cli.js';
+import { parseJsonLines, runCli, startCli, waitForOutput } from './helpers/cli.js';
 import { withDeadline } from './helpers/ws.js';
 import { withFaults } from './helpers/faults.js';
 import { parseMetrics } from './helpers/metrics.js';
@@ -89,6 +89,36 @@ describe('Prometheus metrics', () => {
       assert.equal(result.code, 0);
     });
   });
+  it('refuses a --metrics-file it could never write before sending; a late write failure keeps the summary', async () => {
+    const missing = await runCli(
+      ['reset', 'session-1', '--metrics-file', join(dir, 'no-such-dir', 'm.prom')],
+      env(),
+    );
+    assert.equal(missing.code, 2, missing.stderr);
+    assert.match(
+      missing.stderr,
+      /CR_ERR_OPT_INVALID: cannot write --metrics-file .*: the directory .* does not exist/,
+    );
+    assert.equal(missing.stdout, '');
+
+    // The directory goes away during the run: the outcomes and the summary are still printed.
+    const gone = mkdtempSync(join(dir, 'metrics-gone-'));
+    await withFaults(emu, { latencyMs: 20 }, async () => {
+      const run = startCli(
+        ['reset', ...range(30, 200), '--json', '--concurrency', '2', '--metrics-file', join(gone, 'm.prom')],
+        env(),
+      );
+      await waitForOutput(run, (out) => out.includes('\n'));
+      rmSync(gone, { recursive: true, force: true });
+      const result = await withDeadline(run.done, 30_000, 'the run');
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, /CR_ERR_CLI_OUTPUT: cannot write --metrics-file .*m\.prom: ENOENT/);
+      const { sessions, summary } = parseJsonLines(result.stdout);
+      assert.equal(sessions.length, 30);
+      assert.equal(summary!.verified, 30);
+    });
+  });
+
   it('refuses a --metrics-port already in use with CR_ERR_OPT_LISTEN, before sending or writing', async () => {
     const holder = createServer();
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));

@@ -3,10 +3,13 @@
  * this module). Served while a run lasts (`--metrics-port`) and written at the end (`--metrics-file`).
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { existsSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { rename, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { CHANNELS, type DoneMessage } from '../reset/events.js';
+import { CognigyResetError } from '../errors.js';
 import { listenOn } from '../util/listen.js';
 
 export class ResetMetrics {
@@ -128,11 +131,41 @@ export class ResetMetrics {
   /** Writes the exposition text atomically (a temporary file renamed into place). */
   async writeFile(path: string): Promise<void> {
     const tmp = `${path}.${process.pid}.tmp`;
-    await writeFile(tmp, await this.text());
-    await rename(tmp, path);
+    try {
+      await writeFile(tmp, await this.text());
+      await rename(tmp, path);
+    } catch (cause) {
+      await rm(tmp, { force: true });
+      const code = (cause as NodeJS.ErrnoException).code;
+      throw new CognigyResetError(
+        'CR_ERR_CLI_OUTPUT',
+        `cannot write --metrics-file ${path}: ${code ?? (cause as Error).message}`,
+        {
+          cause,
+        },
+      );
+    }
   }
 
   close(): void {
     for (const [name, listener] of this.#listeners) unsubscribe(name, listener);
+  }
+}
+
+/**
+ * Refuses, before anything is sent, a `--metrics-file` that could never be written at the end of the run:
+ * a directory, or a path whose directory does not exist.
+ */
+export function checkMetricsFile(path: string): void {
+  const full = resolve(path);
+  const problem = existsSync(full)
+    ? statSync(full).isDirectory()
+      ? 'it is a directory'
+      : undefined
+    : existsSync(dirname(full)) && statSync(dirname(full)).isDirectory()
+      ? undefined
+      : `the directory ${dirname(full)} does not exist`;
+  if (problem !== undefined) {
+    throw new CognigyResetError('CR_ERR_OPT_INVALID', `cannot write --metrics-file ${path}: ${problem}`);
   }
 }

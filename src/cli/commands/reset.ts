@@ -21,7 +21,7 @@ import { DEFAULT_RETRY_POLICY } from '../../reset/retry-policy.js';
 import { JobStore } from '../../state/job-store.js';
 import { StateWriter } from '../../state/state-writer.js';
 import { type AuditContext, resolveActor } from '../../audit/record.js';
-import { ResetMetrics } from '../../analytics/metrics.js';
+import { checkMetricsFile, ResetMetrics } from '../../analytics/metrics.js';
 import { outboxEvent, WebhookDeliverer } from '../../analytics/webhook.js';
 import type { DoneMessage } from '../../reset/events.js';
 import { checkedUrl } from '../../util/loopback.js';
@@ -35,8 +35,9 @@ import type { Transport } from '../../transports/transport.js';
 import { openStateFile, type StateDb } from '../../state/state-file.js';
 import { oauth2FromEnv } from '../../transports/auth/oauth2.js';
 import { redactUrl } from '../../util/redact.js';
-import { EXIT_AUTH, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE } from '../exit-codes.js';
+import { EXIT_AUTH, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, exitCodeFor } from '../exit-codes.js';
 import { inputSource } from '../input.js';
+import type { Logger } from 'pino';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.js';
 import { integerIn, numberIn } from '../parse.js';
 import { createProgress } from '../progress.js';
@@ -379,6 +380,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   );
 
   // Served before the state file opens: a port that cannot be served stops the run with nothing written.
+  if (flags.metricsFile !== undefined) checkMetricsFile(flags.metricsFile);
   let metricsServer: Server | undefined;
   const metrics =
     flags.metricsPort !== undefined || flags.metricsFile !== undefined ? new ResetMetrics() : undefined;
@@ -529,6 +531,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   };
 
   let summary!: BulkSummary;
+  let lateError: unknown;
   try {
     if (!flags.dryRun) {
       log.info({ url, tenant, botId, total: input.total, input: input.describe }, 'reset run starting');
@@ -554,7 +557,9 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     const result = summary as BulkSummary | undefined;
     job?.finish(result !== undefined && !result.interrupted && result.fatal === null && result.failed === 0);
     if (metrics !== undefined) {
-      if (flags.metricsFile !== undefined) await metrics.writeFile(flags.metricsFile);
+      // A file that cannot be written is reported after the summary: it must not cut the cleanup short.
+      if (flags.metricsFile !== undefined)
+        await metrics.writeFile(flags.metricsFile).catch((err: unknown) => (lateError = err));
       metrics.close();
       metricsServer?.close();
     }
@@ -592,6 +597,17 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     );
   }
   out.flush();
+  if (lateError !== undefined) {
+    process.stderr.write(
+      `cognigy-reset: ${(lateError as CognigyResetError).code}: ${(lateError as Error).message}\n`,
+    );
+  }
+  const code = exitCodeOf(summary, flags.dryRun, log);
+  // A run that went well but could not write its metrics file still says so.
+  return code === EXIT_OK && lateError !== undefined ? exitCodeFor(lateError) : code;
+}
+
+function exitCodeOf(summary: BulkSummary, dryRun: boolean, log: Logger): number {
   if (summary.fatal !== null) {
     log.info({ code: summary.fatal.code }, summary.fatal.message);
     process.stderr.write(`cognigy-reset: ${summary.fatal.code}: ${summary.fatal.message}\n`);
@@ -602,6 +618,6 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     return code === 'CR_ERR_AUTH_NO_TOKEN' ? EXIT_USAGE : kind;
   }
   if (summary.interrupted) return EXIT_INTERRUPTED;
-  if (flags.dryRun) return summary.failed > 0 ? EXIT_USAGE : EXIT_OK;
+  if (dryRun) return summary.failed > 0 ? EXIT_USAGE : EXIT_OK;
   return summary.failed > 0 ? EXIT_FAILED : EXIT_OK;
 }
