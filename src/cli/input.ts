@@ -4,7 +4,7 @@
  * scanned once first, so a malformed line is refused (exit 2) before anything is sent, and so the total
  * is known for the ETA.
  */
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream, type Stats, statSync } from 'node:fs';
 import { CognigyResetError } from '../errors.js';
 import { sessionIdProblem } from '../protocol/index.js';
 import { parse as parseCsv } from 'csv-parse/sync';
@@ -29,12 +29,15 @@ export async function* readLineBatches(input: NodeJS.ReadableStream, where: stri
   }
 }
 
-/** A stream that cannot be read (a directory, an I/O error) is the user's input problem, named. */
+/** An input that cannot be read (a directory, an I/O error) is the user's problem, named. */
 function readError(where: string, err: unknown): unknown {
   if (err instanceof CognigyResetError) return err;
   const code = (err as NodeJS.ErrnoException).code;
-  const why = code === 'EISDIR' ? 'it is a directory' : (code ?? (err as Error).message);
-  return new CognigyResetError('CR_ERR_CLI_INPUT', `cannot read ${where}: ${why}`, { cause: err });
+  return cannotRead(where, code === 'EISDIR' ? 'it is a directory' : (code ?? (err as Error).message), err);
+}
+
+function cannotRead(where: string, why: string, cause?: unknown): CognigyResetError {
+  return new CognigyResetError('CR_ERR_CLI_INPUT', `cannot read ${where}: ${why}`, { cause });
 }
 
 async function* lineBatches(input: NodeJS.ReadableStream): AsyncGenerator<Line[]> {
@@ -319,14 +322,13 @@ export async function inputSource(
   if (fromFile === '-') {
     return { total: undefined, describe: 'stdin', targets: () => rows(stdin, 'stdin', required) };
   }
-  let regular: boolean;
+  let stat: Stats;
   try {
-    const stat = statSync(fromFile);
-    if (stat.isDirectory()) throw Object.assign(new Error('a directory'), { code: 'EISDIR' });
-    regular = stat.isFile();
+    stat = statSync(fromFile);
   } catch (cause) {
     throw readError(`--from-file ${fromFile}`, cause);
   }
-  const total = regular ? await prescan(fromFile, required) : undefined;
+  if (stat.isDirectory()) throw cannotRead(`--from-file ${fromFile}`, 'it is a directory');
+  const total = stat.isFile() ? await prescan(fromFile, required) : undefined;
   return { total, describe: fromFile, targets: () => rows(openFile(fromFile), fromFile, required) };
 }

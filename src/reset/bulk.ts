@@ -70,8 +70,12 @@ export interface BulkSummary {
   fatal: { code: string; message: string } | null;
 }
 
-/** Failures that say the engine could not be reached at all (not that it refused or broke a reset). */
 const UNREACHABLE = new Set(['CR_ERR_TRANSPORT_CONNECT', 'CR_ERR_TRANSPORT_SOCKET_CONNECT']);
+
+/** Whether a failure says the engine could not be reached at all (not that it refused or broke a reset). */
+export function isUnreachable(code: string | undefined): boolean {
+  return code !== undefined && UNREACHABLE.has(code);
+}
 export const DEFAULT_MAX_UNREACHABLE = 32;
 
 /** Errors after which no other session can succeed either: stop taking new ones. */
@@ -256,8 +260,7 @@ export async function runBulk(
         summary.fatal = outcome.error;
       }
     }
-    if (outcome.outcome !== 'skipped')
-      unreachable = code !== undefined && UNREACHABLE.has(code) ? unreachable + 1 : 0;
+    if (outcome.outcome !== 'skipped') unreachable = isUnreachable(code) ? unreachable + 1 : 0;
     if (maxUnreachable > 0 && unreachable >= maxUnreachable && !fatal) {
       fatal = true;
       summary.fatal = {

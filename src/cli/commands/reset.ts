@@ -26,7 +26,12 @@ import { outboxEvent, WebhookDeliverer } from '../../analytics/webhook.js';
 import type { DoneMessage } from '../../reset/events.js';
 import { checkedUrl } from '../../util/loopback.js';
 import type { Server } from 'node:http';
-import { type BulkSummary, type BulkTarget, DEFAULT_MAX_UNREACHABLE } from '../../reset/bulk.js';
+import {
+  type BulkSummary,
+  type BulkTarget,
+  DEFAULT_MAX_UNREACHABLE,
+  isUnreachable,
+} from '../../reset/bulk.js';
 import { CognigyRestTransport } from '../../transports/cognigy-rest/transport.js';
 import { CognigySocketTransport } from '../../transports/cognigy-socket/transport.js';
 import { OAuth2TokenProvider } from '../../transports/auth/oauth2.js';
@@ -613,7 +618,7 @@ function exitCodeOf(summary: BulkSummary, dryRun: boolean, log: Logger): number 
     process.stderr.write(`cognigy-reset: ${summary.fatal.code}: ${summary.fatal.message}\n`);
     const code = summary.fatal.code;
     // An engine that went away failed sessions that were sent; the other stops come before any reset.
-    if (code === 'CR_ERR_TRANSPORT_CONNECT' || code === 'CR_ERR_TRANSPORT_SOCKET_CONNECT') return EXIT_FAILED;
+    if (isUnreachable(code)) return EXIT_FAILED;
     const kind = code.startsWith('CR_ERR_AUTH_') ? EXIT_AUTH : EXIT_USAGE;
     return code === 'CR_ERR_AUTH_NO_TOKEN' ? EXIT_USAGE : kind;
   }
