@@ -452,27 +452,27 @@ describe('cognigy-reset reset: resumable jobs', () => {
   });
 });
 
+/** `reset` of session-1 … session-N from a file, as job `name` with a state file of its own, JSON lines out. */
+function jobRun(name: string, count: number, ...extra: string[]): { args: string[]; state: string } {
+  const state = join(dir, `${name}.sqlite`);
+  const file = idsFile(`${name}.txt`, range(count));
+  return { args: ['reset', '--from-file', file, '--job', name, '--json', '--state', state, ...extra], state };
+}
+
 describe('cognigy-reset reset: an engine that goes away mid-run', () => {
   it('stops after --max-unreachable sessions in a row cannot reach it, exits 1, and the job resumes the rest', async () => {
     const first = await startEmulator({ sessions: 400, faults: { latencyMs: 5 } });
     const port = first.port;
-    const state = join(dir, 'engine-gone.sqlite');
-    const args = [
-      'reset',
-      '--from-file',
-      idsFile('engine-gone.txt', range(400)),
-      '--job',
+    const { args } = jobRun(
       'engine-gone',
-      '--json',
-      '--state',
-      state,
+      400,
       '--concurrency',
       '4',
       '--max-attempts',
       '2',
       '--max-unreachable',
       '12',
-    ];
+    );
     const run = startCli(args, envFor(first));
     await waitForOutput(run, (out) => out.split('\n').length > 20);
     await first.close();
@@ -502,6 +502,38 @@ describe('cognigy-reset reset: an engine that goes away mid-run', () => {
       assert.equal(resetFirst.size + resetNow.length, 400);
     } finally {
       await back.close();
+    }
+  });
+});
+
+describe('cognigy-reset reset: a reader that goes away (| head)', () => {
+  it('stops taking new sessions, prints the summary on stderr, exits 130, and the job resumes the rest', async () => {
+    const emu = await startEmulator({ sessions: 3000, faults: { latencyMs: 5 } });
+    const { args, state } = jobRun('reader-gone', 3000, '--no-progress', '--concurrency', '8');
+    try {
+      const run = startCli(args, envFor(emu));
+      await waitForOutput(run, (out) => out.includes('\n'));
+      run.child.stdout!.destroy();
+      const stopped = await withDeadline(run.done, 30_000, 'the run after its reader went away');
+      assert.equal(stopped.code, 130, stopped.stderr);
+      assert.match(stopped.stderr, /stopping: stdout was closed; resets in flight finish/);
+      assert.match(stopped.stderr, /interrupted: run the same command again to resume job reader-gone/);
+      const db = new Database(state, { readonly: true });
+      const recorded = (db.prepare('SELECT count(*) AS n FROM audit_records').get() as { n: number }).n;
+      db.close();
+      assert.ok(recorded > 0 && recorded < 3000, `${recorded} audit records`);
+
+      const resumed = await runCli(args, envFor(emu));
+      assert.equal(resumed.code, 0, resumed.stderr);
+      const { sessions, summary } = parseJsonLines(resumed.stdout);
+      assert.equal(sessions.length, 3000);
+      assert.equal(summary!.reset + summary!.skipped, 3000);
+      assert.equal(summary!.skipped, recorded);
+      const verify = await runCli(['audit', 'verify', '--state', state], {});
+      assert.equal(verify.code, 0, verify.stdout);
+      assert.equal(JSON.parse(verify.stdout).records, 3000);
+    } finally {
+      await emu.close();
     }
   });
 });

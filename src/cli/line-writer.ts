@@ -5,11 +5,15 @@
  */
 export class LineWriter {
   readonly #stream: NodeJS.WritableStream;
+  readonly #gone: AbortSignal | undefined;
   #buffer = '';
   #scheduled = false;
+  #closed = false;
 
-  constructor(stream: NodeJS.WritableStream) {
+  /** `gone`: aborted when the stream's reader went away (the stream's error event). */
+  constructor(stream: NodeJS.WritableStream, gone?: AbortSignal) {
     this.#stream = stream;
+    this.#gone = gone;
   }
 
   write(line: string): void {
@@ -19,6 +23,11 @@ export class LineWriter {
       this.#scheduled = true;
       setImmediate(() => this.flush());
     }
+  }
+
+  /** Whether the stream's reader went away: what is written now goes nowhere, and is dropped. */
+  get closed(): boolean {
+    return this.#closed || this.#gone?.aborted === true;
   }
 
   /** Characters waiting to be written. */
@@ -31,6 +40,9 @@ export class LineWriter {
     if (this.#buffer === '') return;
     const text = this.#buffer;
     this.#buffer = '';
+    if (this.closed) return;
     this.#stream.write(text);
+    // A pipe whose reader closed refuses the write at once (EPIPE); its error event comes later.
+    if (this.#stream.writable === false) this.#closed = true;
   }
 }

@@ -5,6 +5,7 @@ import { emulatorCommand } from './commands/emulator.js';
 import { resetCommand } from './commands/reset.js';
 import { auditCommand } from './commands/audit.js';
 import { EXIT_USAGE, exitCodeFor } from './exit-codes.js';
+import { stdoutGone } from './stdout-gone.js';
 
 function program(): Command {
   const root = new Command('cognigy-reset')
@@ -45,9 +46,10 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-// A reader that goes away (`| head`) is not an error of ours: stop writing, never crash.
+// A reader that goes away (`| head`) is not an error of ours: never crash; the command stops its work.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code !== 'EPIPE') process.stderr.write(`cognigy-reset: stdout: ${err.code ?? err.message}\n`);
+  stdoutGone.abort();
 });
 
 process.exitCode = await main(process.argv);

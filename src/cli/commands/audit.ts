@@ -7,6 +7,7 @@ import { auditRecords, csvHeader, csvLine, verifyAudit } from '../../audit/store
 import { CognigyResetError } from '../../errors.js';
 import { openStateFile } from '../../state/state-file.js';
 import { readLines } from '../input.js';
+import { stdoutGone } from '../stdout-gone.js';
 import { LineWriter } from '../line-writer.js';
 import { DEFAULT_STATE_FILE } from './reset.js';
 
@@ -104,7 +105,7 @@ export function auditCommand(): Command {
         outcome?: string;
       }) => {
         const db = openStateFile(statePath(flags.state));
-        const out = new LineWriter(process.stdout);
+        const out = new LineWriter(process.stdout, stdoutGone.signal);
         try {
           if (flags.format === 'csv') out.write(csvHeader());
           for (const record of auditRecords(db, {
@@ -116,6 +117,8 @@ export function auditCommand(): Command {
           })) {
             out.write(flags.format === 'csv' ? csvLine(record) : JSON.stringify(record));
             if (out.pending > 1024 * 1024) out.flush();
+            // The reader went away (`| head`): nobody reads the rest.
+            if (out.closed) break;
           }
           out.flush();
         } finally {

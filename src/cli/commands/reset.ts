@@ -42,6 +42,7 @@ import { oauth2FromEnv } from '../../transports/auth/oauth2.js';
 import { redactUrl } from '../../util/redact.js';
 import { EXIT_AUTH, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, exitCodeFor } from '../exit-codes.js';
 import { inputSource } from '../input.js';
+import { stdoutGone } from '../stdout-gone.js';
 import type { Logger } from 'pino';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.js';
 import { integerIn, numberIn } from '../parse.js';
@@ -245,7 +246,7 @@ export function resetCommand(): Command {
 }
 
 async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv): Promise<number> {
-  const out = new LineWriter(process.stdout);
+  const out = new LineWriter(process.stdout, stdoutGone.signal);
   const url = flags.url ?? env['COGNIGY_WS_URL'] ?? DEFAULT_WS_URL;
   const tenant = flags.tenant ?? env['COGNIGY_TENANT_ID'] ?? '';
   const botId = flags.bot ?? env['COGNIGY_BOT_ID'] ?? '';
@@ -480,6 +481,14 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   };
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
+  // Nobody reads the outcomes any more (`| head`): stop taking new sessions, as on a first Ctrl-C.
+  const onStdoutGone = (): void => {
+    if (stop.signal.aborted) return;
+    process.stderr.write('stopping: stdout was closed; resets in flight finish\n');
+    stop.abort();
+  };
+  if (stdoutGone.signal.aborted) onStdoutGone();
+  else stdoutGone.signal.addEventListener('abort', onStdoutGone, { once: true });
 
   // A child logger for each reset, made only when its lines would be written.
   const onRetry = (message: unknown): void => {
@@ -557,6 +566,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     unsubscribe(CHANNELS.done.name, onDone);
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);
+    stdoutGone.signal.removeEventListener('abort', onStdoutGone);
     await resetter.close();
     await writer?.close();
     const result = summary as BulkSummary | undefined;
@@ -602,6 +612,16 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     );
   }
   out.flush();
+  // Its reader went away: the summary goes where someone may still read it.
+  if (out.closed) {
+    process.stderr.write(
+      humanSummary(summary, {
+        jobId: flags.job,
+        dryRun: flags.dryRun,
+        layers: { cleared: resetter.plan.cleared, notCleared: resetter.plan.notClearable },
+      }),
+    );
+  }
   if (lateError !== undefined) {
     process.stderr.write(
       `cognigy-reset: ${(lateError as CognigyResetError).code}: ${(lateError as Error).message}\n`,
