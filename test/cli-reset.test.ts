@@ -222,6 +222,16 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
     assert.equal(emu.stats().sends, sends);
   });
 
+  it('exits 2 for a --reason too long or not printable (it is copied into every audit record)', async () => {
+    const sends = emu.stats().sends;
+    for (const reason of ['x'.repeat(501), 'line one\nline two']) {
+      const result = await runCli(['reset', 'session-10', '--reason', reason], envFor(emu));
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, /Expected a printable text of 1 to 500 characters/);
+    }
+    assert.equal(emu.stats().sends, sends);
+  });
+
   it('exits 2 for a malformed id in --from-file, naming the line, before anything is sent', async () => {
     const sends = emu.stats().sends;
     const file = idsFile('bad.txt', ['session-11', 'session-12', 'bad\u0007id']);

@@ -29,6 +29,19 @@ export function numberIn(min: number, max: number, { exclusiveMin = false } = {}
   };
 }
 
+/** A short printable text (no control characters), at most `max` characters: it is copied into records. */
+export function textUpTo(max: number): (value: string) => string {
+  return (value) => {
+    // eslint-disable-next-line no-control-regex
+    if (value.trim() === '' || [...value].length > max || /[\u0000-\u001f\u007f]/.test(value)) {
+      throw new InvalidArgumentError(
+        `Expected a printable text of 1 to ${max} characters, ${got(value.length > 40 ? `${value.slice(0, 40)}…` : value)} (${[...value].length} characters).`,
+      );
+    }
+    return value;
+  };
+}
+
 export function collect<T>(parse: (value: string) => T): (value: string, previous: T[] | undefined) => T[] {
   return (value, previous) => [...(previous ?? []), parse(value)];
 }

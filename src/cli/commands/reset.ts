@@ -45,7 +45,7 @@ import { inputSource } from '../input.js';
 import { stdoutGone } from '../stdout-gone.js';
 import type { Logger } from 'pino';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.js';
-import { integerIn, numberIn } from '../parse.js';
+import { integerIn, numberIn, textUpTo } from '../parse.js';
 import { createProgress } from '../progress.js';
 import { humanSummary } from '../summary.js';
 import { LineWriter } from '../line-writer.js';
@@ -171,7 +171,7 @@ export function resetCommand(): Command {
     .option('--token-file <path>', 'read the token from this file (else env COGNIGY_API_TOKEN)')
     .option('--from-file <path>', 'one session id a line; "-" is stdin; streamed')
     .option('--max-duration <sec>', 'maxDurationSec of each directive', integerIn(-1e9, 1e9), 900)
-    .option('--reason <text>', 'why: recorded with the job')
+    .option('--reason <text>', 'why: recorded in each audit record (at most 500 characters)', textUpTo(500))
     .option('--concurrency <n>', 'resets in flight', integerIn(1, 10_000), 16)
     .option('--connections <n>', 'WebSocket connections in the pool', integerIn(1, 256), 4)
     .option(
