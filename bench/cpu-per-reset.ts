@@ -6,8 +6,9 @@
  * benchmarks' ratios come from.
  *
  * A CLI run's figure is net of start-up: the same configuration's CPU time for a one-id run (median of
- * three) is taken off before dividing by the ids. Every run gets a fresh state file. The emulator's CPU
- * is read from /proc (Linux only; left out elsewhere).
+ * three) is taken off before dividing by the ids. Every run gets a fresh state file. The emulator's CPU,
+ * and the CLI's main thread's alone (the thread every reset waits on; the rest is the writer thread and
+ * V8's helpers), are read from /proc (Linux only; left out elsewhere).
  *
  *   npm run build && node dist/bench/cpu-per-reset.js [--ids 100000] [--runs 3]
  */
@@ -56,11 +57,18 @@ const argsOf = (config: (typeof CONFIGS)[number], job: string): string[] =>
 
 interface Sample {
   cliUs?: number;
+  mainUs?: number;
   emulatorUs?: number;
   perSec: number;
 }
 
-async function cli(config: (typeof CONFIGS)[number], n: number): Promise<{ cpuMs: number; sample: Sample }> {
+interface CliCpu {
+  cpuMs: number;
+  mainCpuMs: number | undefined;
+  sample: Sample;
+}
+
+async function cli(config: (typeof CONFIGS)[number], n: number): Promise<CliCpu> {
   const name = `${config.name.replace('+', '-')}-${stateFiles}`;
   const before = emulatorCpu();
   const result = await cliRun({
@@ -76,17 +84,20 @@ async function cli(config: (typeof CONFIGS)[number], n: number): Promise<{ cpuMs
   const after = emulatorCpu();
   const sample: Sample = { perSec: result.throughput };
   if (before !== undefined && after !== undefined) sample.emulatorUs = (after - before) / n;
-  return { cpuMs: result.cpuMs!, sample };
+  return { cpuMs: result.cpuMs!, mainCpuMs: result.mainCpuMs, sample };
 }
 
 try {
   await leanRun({ wsUrl, ids: take(count) });
   await cli(CONFIGS[0], Math.min(count, 5000));
   const startup = new Map<string, number>();
+  const mainStartup = new Map<string, number>();
   for (const config of CONFIGS) {
-    const ms: number[] = [];
-    for (let i = 0; i < 3; i++) ms.push((await cli(config, 1)).cpuMs);
-    startup.set(config.name, median(ms));
+    const ones: CliCpu[] = [];
+    for (let i = 0; i < 3; i++) ones.push(await cli(config, 1));
+    startup.set(config.name, median(ones.map((o) => o.cpuMs)));
+    if (ones.every((o) => o.mainCpuMs !== undefined))
+      mainStartup.set(config.name, median(ones.map((o) => o.mainCpuMs!)));
   }
   const samples = new Map<string, Sample[]>([
     ...CONFIGS.map((c) => [c.name, []] as [string, Sample[]]),
@@ -105,8 +116,11 @@ try {
       ...(before !== undefined && after !== undefined ? { emulatorUs: (after - before) / count } : {}),
     });
     for (const config of CONFIGS) {
-      const { cpuMs, sample } = await cli(config, count);
+      const { cpuMs, mainCpuMs, sample } = await cli(config, count);
       sample.cliUs = ((cpuMs - startup.get(config.name)!) * 1000) / count;
+      const mainBase = mainStartup.get(config.name);
+      if (mainCpuMs !== undefined && mainBase !== undefined)
+        sample.mainUs = ((mainCpuMs - mainBase) * 1000) / count;
       samples.get(config.name)!.push(sample);
     }
   }
@@ -114,10 +128,12 @@ try {
     const of = (key: keyof Sample): number | undefined =>
       list.every((s) => s[key] !== undefined) ? median(list.map((s) => s[key]!)) : undefined;
     const client = of('cliUs')!;
+    const main = name === 'lean' ? undefined : of('mainUs');
     const engine = of('emulatorUs');
     return {
       client: name === 'lean' ? 'lean client' : `cognigy-reset (${name})`,
       clientUs: Number(client.toFixed(1)),
+      mainThreadUs: main === undefined ? null : Number(main.toFixed(1)),
       emulatorUs: engine === undefined ? null : Number(engine.toFixed(1)),
       totalUs: engine === undefined ? null : Number((client + engine).toFixed(1)),
       perSec: Math.round(of('perSec')!),
@@ -130,6 +146,7 @@ try {
   for (const row of rows) {
     process.stdout.write(
       `  ${row.client.padEnd(28)} client ${String(row.clientUs).padStart(5)} µs` +
+        (row.mainThreadUs === null ? '' : ` (main thread ${row.mainThreadUs} µs)`) +
         (row.emulatorUs === null
           ? ''
           : `, emulator ${String(row.emulatorUs).padStart(5)} µs, sum ${row.totalUs} µs`) +

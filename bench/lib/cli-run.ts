@@ -18,6 +18,8 @@ export interface CliSummary {
   wallPerSec: number;
   /** The process's CPU time in ms, every thread, user and system (only with `cpu: true`). */
   cpuMs?: number;
+  /** The main thread's alone, in ms (with `cpu: true`, where /proc has it). */
+  mainCpuMs?: number;
 }
 
 const CPU_REPORT = fileURLToPath(new URL('./cpu-report.js', import.meta.url));
@@ -77,8 +79,13 @@ export async function cliRun(opts: {
   const summary = JSON.parse(lines.at(-1)!).summary as Omit<CliSummary, 'wallPerSec' | 'cpuMs'>;
   const result: CliSummary = { ...summary, wallPerSec: (opts.ids.length / wall) * 1000 };
   if (opts.cpu === true) {
-    const cpu = JSON.parse(readFileSync(cpuFile, 'utf8')) as { user: number; system: number };
+    const cpu = JSON.parse(readFileSync(cpuFile, 'utf8')) as {
+      user: number;
+      system: number;
+      main: number | null;
+    };
     result.cpuMs = (cpu.user + cpu.system) / 1000;
+    if (cpu.main !== null) result.mainCpuMs = cpu.main / 1000;
     rmSync(cpuFile, { force: true });
   }
   return result;
