@@ -24,3 +24,10 @@ export function exitCodeFor(err: unknown): number {
   }
   return EXIT_FAILED;
 }
+
+/** The line an error becomes on stderr: its stable code (`CR_ERR_INTERNAL` for one we did not expect) and message. */
+export function errorLine(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const code = err instanceof CognigyResetError ? err.code : 'CR_ERR_INTERNAL';
+  return `cognigy-reset: ${code}: ${message}\n`;
+}

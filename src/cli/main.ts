@@ -1,10 +1,9 @@
 /** The `cognigy-reset` command line. Commands are thin; exit codes are mapped in `exit-codes.ts`. */
 import { Command, CommanderError } from 'commander';
-import { CognigyResetError } from '../errors.js';
 import { emulatorCommand } from './commands/emulator.js';
 import { resetCommand } from './commands/reset.js';
 import { auditCommand } from './commands/audit.js';
-import { EXIT_USAGE, exitCodeFor } from './exit-codes.js';
+import { errorLine, EXIT_USAGE, exitCodeFor } from './exit-codes.js';
 import { stdoutGone } from './stdout-gone.js';
 
 function program(): Command {
@@ -39,9 +38,7 @@ async function main(argv: string[]): Promise<number> {
       }
       return EXIT_USAGE;
     }
-    const message = err instanceof Error ? err.message : String(err);
-    const code = err instanceof CognigyResetError ? err.code : 'CR_ERR_INTERNAL';
-    process.stderr.write(`cognigy-reset: ${code}: ${message}\n`);
+    process.stderr.write(errorLine(err));
     return exitCodeFor(err);
   }
 }

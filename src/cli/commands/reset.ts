@@ -40,7 +40,15 @@ import type { Transport } from '../../transports/transport.js';
 import { openStateFile, type StateDb } from '../../state/state-file.js';
 import { oauth2FromEnv } from '../../transports/auth/oauth2.js';
 import { redactUrl } from '../../util/redact.js';
-import { EXIT_AUTH, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, exitCodeFor } from '../exit-codes.js';
+import {
+  errorLine,
+  EXIT_AUTH,
+  EXIT_FAILED,
+  EXIT_INTERRUPTED,
+  EXIT_OK,
+  EXIT_USAGE,
+  exitCodeFor,
+} from '../exit-codes.js';
 import { inputSource } from '../input.js';
 import { stdoutGone } from '../stdout-gone.js';
 import type { Logger } from 'pino';
@@ -587,6 +595,11 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     db?.close();
   }
 
+  const human = humanSummary(summary, {
+    jobId: flags.job,
+    dryRun: flags.dryRun,
+    layers: { cleared: resetter.plan.cleared, notCleared: resetter.plan.notClearable },
+  });
   if (flags.json) {
     const maxRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
     out.write(
@@ -603,30 +616,12 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       }),
     );
   } else {
-    out.write(
-      humanSummary(summary, {
-        jobId: flags.job,
-        dryRun: flags.dryRun,
-        layers: { cleared: resetter.plan.cleared, notCleared: resetter.plan.notClearable },
-      }).trimEnd(),
-    );
+    out.write(human.trimEnd());
   }
   out.flush();
   // Its reader went away: the summary goes where someone may still read it.
-  if (out.closed) {
-    process.stderr.write(
-      humanSummary(summary, {
-        jobId: flags.job,
-        dryRun: flags.dryRun,
-        layers: { cleared: resetter.plan.cleared, notCleared: resetter.plan.notClearable },
-      }),
-    );
-  }
-  if (lateError !== undefined) {
-    process.stderr.write(
-      `cognigy-reset: ${(lateError as CognigyResetError).code}: ${(lateError as Error).message}\n`,
-    );
-  }
+  if (out.closed) process.stderr.write(human);
+  if (lateError !== undefined) process.stderr.write(errorLine(lateError));
   const code = exitCodeOf(summary, flags.dryRun, log);
   // A run that went well but could not write its metrics file still says so.
   return code === EXIT_OK && lateError !== undefined ? exitCodeFor(lateError) : code;
