@@ -193,8 +193,29 @@ describe('audit log', () => {
     );
     assert.equal(lines.length, 9);
     assert.match(lines[1]!, /,flow dialog engine variables history nlu,,reset,true,,1,/);
-    const bad = await exportJsonl(state, '--since', 'yesterday-ish');
-    assert.equal(bad.code, 2);
+    // Bad times and an empty window are refused (exit 2), not answered with an empty export.
+    for (const args of [
+      ['--since', 'yesterday-ish'],
+      // No time zone: which zone it meant depends on the machine.
+      ['--since', '2026-11-25T08:00:00'],
+      ['--until', '2026-02-30'],
+      ['--since', '2026-11-25', '--until', '2026-11-25T00:00:00Z'],
+      ['--since', '2026-11-26', '--until', '2026-11-25'],
+    ]) {
+      const bad = await exportJsonl(state, ...args);
+      assert.equal(bad.code, 2, args.join(' '));
+      assert.equal(bad.stdout, '');
+      assert.match(bad.stderr, /CR_ERR_OPT_INVALID/);
+    }
+    // A time with an offset means that instant: every record is before a far-future one.
+    const zoned = await exportJsonl(
+      state,
+      '--since',
+      '1999-12-31T23:00:00-01:00',
+      '--until',
+      '2999-01-01T05:30:00+05:30',
+    );
+    assert.equal(zoned.stdout.trim().split('\n').length, 10);
   });
 
   it('verifies an exported JSONL offline, whole or filtered, and catches an edited line', async () => {

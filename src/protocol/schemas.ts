@@ -98,18 +98,23 @@ export const stateAnswerSchema = {
   },
 } as const;
 
-const ajv = new Ajv({ strict: true, allErrors: false, unicodeRegExp: true });
-ajv.addFormat('date-time', { type: 'string', validate: recentlyValid(dateTimeCheck()) });
-
-/** ajv-formats' full RFC 3339 date-time check. */
-function dateTimeCheck(): (value: string) => boolean {
-  const format = addFormats.default.get('date-time', 'full');
+/** ajv-formats' full RFC 3339 check of `format` (`date-time` requires a time zone). */
+function formatCheck(name: 'date-time' | 'date'): (value: string) => boolean {
+  const format = addFormats.default.get(name, 'full');
   if (typeof format === 'object' && 'validate' in format && typeof format.validate === 'function') {
     const validate = format.validate as (value: string) => boolean;
     return (value) => validate(value);
   }
-  throw new Error('ajv-formats has no date-time check');
+  throw new Error(`ajv-formats has no ${name} check`);
 }
+
+/** An RFC 3339 date-time with its time zone: `2026-11-25T08:00:00Z`, `2026-11-25T09:00:00.5+01:00`. */
+export const isDateTime = formatCheck('date-time');
+/** An RFC 3339 full date: `2026-11-25`. */
+export const isDate = formatCheck('date');
+
+const ajv = new Ajv({ strict: true, allErrors: false, unicodeRegExp: true });
+ajv.addFormat('date-time', { type: 'string', validate: recentlyValid(isDateTime) });
 
 /**
  * Remembers the last few values a check accepted. A bulk run stamps every frame of a millisecond with

@@ -6,6 +6,7 @@ import { type AuditRecord, ChainChecker } from '../../audit/chain.js';
 import { auditRecords, csvHeader, csvLine, verifyAudit } from '../../audit/store.js';
 import { CognigyResetError } from '../../errors.js';
 import { openStateFile } from '../../state/state-file.js';
+import { isDate, isDateTime } from '../../protocol/schemas.js';
 import { readLines } from '../input.js';
 import { stdoutGone } from '../stdout-gone.js';
 import { LineWriter } from '../line-writer.js';
@@ -18,19 +19,21 @@ function statePath(flag: string | undefined): string {
   return path;
 }
 
+/**
+ * `--since`/`--until`: an RFC 3339 date-time with its time zone, or a date (midnight UTC), as an ISO
+ * string in UTC. A time without a zone is refused, not read in this machine's zone: an export for an
+ * auditor must not depend on where it ran.
+ */
 function isoTime(option: string): (value: string) => string {
   return (value) => {
-    const ms = Date.parse(value);
-    if (Number.isNaN(ms)) {
-      throw new CognigyResetError(
-        'CR_ERR_OPT_INVALID',
-        `Expected ${option} to be a date-time, got ${JSON.stringify(value)}`,
-        {
-          field: option,
-        },
-      );
-    }
-    return new Date(ms).toISOString();
+    const text = value.trim();
+    if (isDate(text)) return `${text}T00:00:00.000Z`;
+    if (isDateTime(text)) return new Date(Date.parse(text)).toISOString();
+    throw new CognigyResetError(
+      'CR_ERR_OPT_INVALID',
+      `Expected ${option} to be an RFC 3339 date-time with a time zone (2026-11-25T08:00:00Z) or a date (2026-11-25, UTC), got ${JSON.stringify(value)}`,
+      { field: option },
+    );
   };
 }
 
@@ -104,6 +107,13 @@ export function auditCommand(): Command {
         until?: string;
         outcome?: string;
       }) => {
+        if (flags.since !== undefined && flags.until !== undefined && flags.since >= flags.until) {
+          throw new CognigyResetError(
+            'CR_ERR_OPT_INVALID',
+            `--since (${flags.since}) must be before --until (${flags.until}): no record can match`,
+            { field: '--since' },
+          );
+        }
         const db = openStateFile(statePath(flags.state));
         const out = new LineWriter(process.stdout, stdoutGone.signal);
         try {
