@@ -1,11 +1,14 @@
 import * as assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
-import { parseJsonLines, runCli, startCli, waitForOutput } from './helpers/cli.js';
+import { CLI, cliEnv, parseJsonLines, runCli, startCli, waitForOutput } from './helpers/cli.js';
 import { withDeadline } from './helpers/ws.js';
 import { withFaults } from './helpers/faults.js';
 
@@ -544,6 +547,144 @@ describe('cognigy-reset reset: a reader that goes away (| head)', () => {
       assert.equal(JSON.parse(verify.stdout).records, 3000);
     } finally {
       await emu.close();
+    }
+  });
+});
+
+describe('cognigy-reset reset and audit export: a reader slower than the run', () => {
+  /**
+   * stdout is a Unix socket whose reader reads nothing until told. A socket, like a pipe on macOS, is
+   * written asynchronously: a writer that does not wait for its reader queues every line in memory.
+   */
+  async function slowReader(
+    name: string,
+  ): Promise<{ path: string; readAll: () => Promise<string>; close: () => void }> {
+    const path = join(dir, `${name}.sock`);
+    const server = createServer();
+    const sockets: Socket[] = [];
+    const connected = new Promise<Socket>((resolve) =>
+      server.on('connection', (socket: Socket) => {
+        socket.pause();
+        sockets.push(socket);
+        resolve(socket);
+      }),
+    );
+    server.listen(path);
+    await once(server, 'listening');
+    return {
+      path,
+      async readAll() {
+        const socket = await connected;
+        const chunks: Buffer[] = [];
+        socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+        socket.resume();
+        await withDeadline(once(socket, 'end'), 60_000, 'the end of stdout');
+        return Buffer.concat(chunks).toString('utf8');
+      },
+      close() {
+        for (const socket of sockets) socket.destroy();
+        server.close();
+      },
+    };
+  }
+
+  /** Starts the CLI with stdout on the reader's socket and stderr collected. */
+  async function startOnSocket(path: string, args: string[], env: Record<string, string>) {
+    const socket = connect(path);
+    await once(socket, 'connect');
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: cliEnv(env),
+      stdio: ['ignore', socket, 'pipe'],
+    });
+    socket.destroy();
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const done = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    return { child, stderr: () => stderr, done };
+  }
+
+  /** Resolves with the count of outcomes reported once progress lines stop moving, or reach `total`. */
+  function stalled(run: { child: ChildProcess }, total: number): Promise<number> {
+    return withDeadline(
+      new Promise<number>((resolve) => {
+        const last: number[] = [];
+        run.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+          for (const m of chunk.matchAll(/progress: (\d+)\//g)) last.push(Number(m[1]));
+          last.splice(0, Math.max(0, last.length - 6));
+          if (last.at(-1) === total || (last.length === 6 && last.every((n) => n === last[0])))
+            resolve(last.at(-1)!);
+        });
+      }),
+      30_000,
+      'the run to stall on its reader',
+    );
+  }
+
+  const total = 20_000;
+  const auditState = join(dir, 'slow-audit.sqlite');
+
+  for (const audit of [[], ['--no-audit']]) {
+    it(`holds back new sessions while the reader does not read ${audit.join(' ') || '(audit log on)'}`, async () => {
+      const emu = await startEmulator({ sessions: total });
+      const reader = await slowReader(`slow-${audit.length}`);
+      let child: ChildProcess | undefined;
+      try {
+        const run = await startOnSocket(
+          reader.path,
+          [
+            'reset',
+            '--from-file',
+            idsFile(`slow-${audit.length}.txt`, range(total)),
+            '--json',
+            '--progress-interval',
+            '0.05',
+            ...audit,
+          ],
+          envFor(emu, {
+            COGNIGY_RESET_STATE: audit.length === 0 ? auditState : join(dir, 'slow-no-audit.sqlite'),
+          }),
+        );
+        child = run.child;
+        const reported = await stalled(run, total);
+        assert.ok(reported < total / 2, `${reported} of ${total} outcomes reported while nobody read stdout`);
+        const applied = emu.stats().resetsApplied;
+        assert.ok(applied < total, `the engine applied ${applied} resets while nobody read stdout`);
+        const text = await reader.readAll();
+        assert.equal(await withDeadline(run.done, 60_000, 'the run'), 0, run.stderr());
+        const { sessions, summary } = parseJsonLines(text);
+        assert.equal(sessions.length, total);
+        assert.equal(summary!.verified, total);
+      } finally {
+        child?.kill('SIGKILL');
+        reader.close();
+        await emu.close();
+      }
+    });
+  }
+
+  it('audit export to a slow reader delivers every record, in order, and a verifiable chain', async () => {
+    const reader = await slowReader('slow-export');
+    let child: ChildProcess | undefined;
+    try {
+      const run = await startOnSocket(reader.path, ['audit', 'export', '--state', auditState], {});
+      child = run.child;
+      const text = await reader.readAll();
+      assert.equal(await withDeadline(run.done, 60_000, 'the export'), 0, run.stderr());
+      const records = text
+        .trimEnd()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { seq: number });
+      assert.deepEqual(
+        records.map((r) => r.seq),
+        range(total).map((_, i) => i + 1),
+      );
+      const file = join(dir, 'slow-export.jsonl');
+      writeFileSync(file, text);
+      const verified = await runCli(['audit', 'verify', '--file', file], {});
+      assert.equal(verified.code, 0, verified.stdout);
+    } finally {
+      child?.kill('SIGKILL');
+      reader.close();
     }
   });
 });

@@ -2,16 +2,21 @@
  * Output lines gathered and written once per turn of the event loop (or every 64 KiB): at tens of
  * thousands of outcomes a second, one write a line would cost more than the resets. A line is only ever
  * handed in after its outcome is durable, so a crash can lose a report, never a record.
+ *
+ * A reader slower than the producer is waited for (`drained()`): where stdout is asynchronous (a socket; a
+ * pipe on macOS) the text would otherwise pile up in memory, a line per outcome of a million-id run.
  */
+import type { Writable } from 'node:stream';
+
 export class LineWriter {
-  readonly #stream: NodeJS.WritableStream;
+  readonly #stream: Writable;
   readonly #gone: AbortSignal | undefined;
   #buffer = '';
   #scheduled = false;
   #closed = false;
 
   /** `gone`: aborted when the stream's reader went away (the stream's error event). */
-  constructor(stream: NodeJS.WritableStream, gone?: AbortSignal) {
+  constructor(stream: Writable, gone?: AbortSignal) {
     this.#stream = stream;
     this.#gone = gone;
   }
@@ -33,6 +38,27 @@ export class LineWriter {
   /** Characters waiting to be written. */
   get pending(): number {
     return this.#buffer.length;
+  }
+
+  /**
+   * Undefined while the stream keeps up; otherwise resolves once it took what it holds (or its reader went
+   * away): the caller waits before producing more.
+   */
+  drained(): Promise<void> | undefined {
+    if (this.closed || !this.#stream.writableNeedDrain) return undefined;
+    const stream = this.#stream;
+    const gone = this.#gone;
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        stream.off('drain', done);
+        stream.off('close', done);
+        gone?.removeEventListener('abort', done);
+        resolve();
+      };
+      stream.on('drain', done);
+      stream.on('close', done);
+      gone?.addEventListener('abort', done);
+    });
   }
 
   flush(): void {

@@ -98,7 +98,7 @@ export function auditCommand(): Command {
     .option('--until <time>', 'records before this time', isoTime('--until'))
     .addOption(new Option('--outcome <outcome>', 'only this outcome').choices(['reset', 'failed', 'skipped']))
     .action(
-      (flags: {
+      async (flags: {
         state?: string;
         format: 'jsonl' | 'csv';
         session?: string;
@@ -126,7 +126,9 @@ export function auditCommand(): Command {
             outcome: flags.outcome,
           })) {
             out.write(flags.format === 'csv' ? csvLine(record) : JSON.stringify(record));
-            if (out.pending > 1024 * 1024) out.flush();
+            // A slow reader is waited for: the export never holds more than a few writes in memory.
+            const drained = out.drained();
+            if (drained !== undefined) await drained;
             // The reader went away (`| head`): nobody reads the rest.
             if (out.closed) break;
           }

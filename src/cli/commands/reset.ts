@@ -535,7 +535,13 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     enabled: flags.progress && !flags.dryRun,
   });
   const counts = { done: 0, reset: 0, failed: 0, skipped: 0 };
-  const onOutcome = (outcome: ResetOutcome, _index: number, target: BulkTarget): void => {
+  // Returns a promise only while stdout is behind: the run then waits for its reader, holding back
+  // new sessions, rather than keeping a million lines in memory.
+  const onOutcome = (
+    outcome: ResetOutcome,
+    _index: number,
+    target: BulkTarget,
+  ): Promise<void> | undefined => {
     counts.done++;
     counts[outcome.outcome]++;
     progress.update(counts);
@@ -544,12 +550,11 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       out.write(
         JSON.stringify(flags.json ? { ...outcomeLine(outcome), directive } : (directive ?? outcome.error)),
       );
-      return;
-    }
-    if (flags.json) out.write(JSON.stringify(outcomeLine(outcome)));
+    } else if (flags.json) out.write(JSON.stringify(outcomeLine(outcome)));
     else if (outcome.outcome === 'failed') {
       out.write(`failed ${outcome.sessionId}: ${outcome.error?.code}: ${outcome.error?.message}`);
     }
+    return out.drained();
   };
 
   let summary!: BulkSummary;
