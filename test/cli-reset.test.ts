@@ -244,17 +244,41 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
     assert.equal(emu.stats().sends, sends);
   });
 
+  // A command line the parser refuses carries a stable code like every other error.
   for (const [args, pattern] of [
-    [['reset', 'x', '--concurrency', '0'], /concurrency/],
-    [['reset', 'x', '--rate', 'fast'], /rate/],
-    [['reset', 'x', '--url', 'ws://example.com/ws/v1'], /CR_ERR_OPT_INSECURE_URL/],
+    [
+      ['reset', 'x', '--concurrency', '0'],
+      /^cognigy-reset: CR_ERR_OPT_INVALID: option '--concurrency <n>' argument '0' is invalid/,
+    ],
+    [['reset', 'x', '--rate', 'fast'], /^cognigy-reset: CR_ERR_OPT_INVALID: .*--rate/],
+    [['reset', 'x', '--url', 'ws://example.com/ws/v1'], /^cognigy-reset: CR_ERR_OPT_INSECURE_URL: /],
+    [
+      ['reset', 'x', '--state'],
+      /^cognigy-reset: CR_ERR_OPT_MISSING: option '--state <path>' argument missing/,
+    ],
+    [['reset', 'x', '--frobnicate'], /^cognigy-reset: CR_ERR_CLI_USAGE: unknown option '--frobnicate'/],
+    [['frobnicate'], /^cognigy-reset: CR_ERR_CLI_USAGE: unknown command 'frobnicate'/],
+    [['audit'], /^cognigy-reset: CR_ERR_CLI_USAGE: a command is required$/m],
+    [[], /^cognigy-reset: CR_ERR_CLI_USAGE: a command is required$/m],
   ] as const) {
-    it(`exits 2 for ${args.slice(2).join(' ')}`, async () => {
+    it(`exits 2 for ${JSON.stringify(args.join(' '))} with a stable code`, async () => {
+      const sends = emu.stats().sends;
       const result = await runCli([...args], envFor(emu));
-      assert.equal(result.code, 2);
+      assert.equal(result.code, 2, result.stderr);
       assert.match(result.stderr, pattern);
+      assert.equal(result.stdout, '');
+      assert.equal(emu.stats().sends, sends);
     });
   }
+
+  it('prints its version with --version and exits 0', async () => {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    const result = await runCli(['--version'], {});
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, `${pkg.version}\n`);
+  });
 
   it('exits 2 with CR_ERR_AUTH_NO_TOKEN when no token is configured', async () => {
     const env = envFor(emu);

@@ -1,21 +1,41 @@
 /** The `cognigy-reset` command line. Commands are thin; exit codes are mapped in `exit-codes.ts`. */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { emulatorCommand } from './commands/emulator.js';
 import { resetCommand } from './commands/reset.js';
 import { auditCommand } from './commands/audit.js';
+import { CognigyResetError, type ErrorCode } from '../errors.js';
 import { errorLine, EXIT_USAGE, exitCodeFor } from './exit-codes.js';
 import { stdoutGone } from './stdout-gone.js';
 
+/** The stable code of a command line commander could not parse. */
+function usageCode(commanderCode: string): ErrorCode {
+  switch (commanderCode) {
+    case 'commander.invalidArgument':
+      return 'CR_ERR_OPT_INVALID';
+    case 'commander.optionMissingArgument':
+    case 'commander.missingMandatoryOptionValue':
+    case 'commander.missingArgument':
+      return 'CR_ERR_OPT_MISSING';
+    default:
+      return 'CR_ERR_CLI_USAGE';
+  }
+}
+
 function program(): Command {
+  const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   const root = new Command('cognigy-reset')
     .description('Reset NICE Cognigy bot sessions: validated, acknowledged, verified and audited.')
-    .showHelpAfterError('(run with --help for usage)')
+    .version(version, '-V, --version', 'print the version')
     .exitOverride();
   root.addCommand(resetCommand());
   root.addCommand(emulatorCommand());
   root.addCommand(auditCommand());
   const override = (command: Command): void => {
-    command.exitOverride();
+    // Commander's own message is printed by main(), with a stable code like every other error.
+    command.exitOverride().configureOutput({ outputError: () => undefined });
     for (const sub of command.commands) override(sub);
   };
   override(root);
@@ -28,14 +48,17 @@ async function main(argv: string[]): Promise<number> {
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (err) {
     if (err instanceof CommanderError) {
-      // Help and version are successful exits; every other commander error is a usage error.
-      if (
-        err.code === 'commander.helpDisplayed' ||
-        err.code === 'commander.version' ||
-        err.code === 'commander.help'
-      ) {
-        return 0;
+      // Help and version asked for are successful exits; help shown for a missing command, and every
+      // other commander error, are usage errors.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      if (err.code === 'commander.help' && err.exitCode === 0) return 0;
+      if (err.code === 'commander.help') {
+        process.stderr.write(errorLine(new CognigyResetError('CR_ERR_CLI_USAGE', 'a command is required')));
+        return EXIT_USAGE;
       }
+      const message = err.message.replace(/^error: /, '');
+      process.stderr.write(errorLine(new CognigyResetError(usageCode(err.code), message)));
+      process.stderr.write('(run with --help for usage)\n');
       return EXIT_USAGE;
     }
     process.stderr.write(errorLine(err));
