@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -324,7 +324,7 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
     assert.equal(emu.stats().sends, sends);
   });
 
-  it('exits 2 naming a directory given as --from-file or --state, and sends nothing', async () => {
+  it('exits 2 naming a directory given as --from-file, or a --state that is not a usable file, and sends nothing', async () => {
     const sends = emu.stats().sends;
     const input = await runCli(['reset', '--from-file', dir], envFor(emu));
     assert.equal(input.code, 2, input.stderr);
@@ -339,6 +339,19 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
       const audit = await runCli(args, {});
       assert.equal(audit.code, 2, audit.stderr);
       assert.match(audit.stderr, /CR_ERR_STATE_OPEN: .*it is a directory/);
+    }
+    // Not a regular file, or not one SQLite can open: "cannot use", never "damaged".
+    const fifo = join(dir, 'state.fifo');
+    execFileSync('mkfifo', [fifo]);
+    for (const [path, why] of [
+      ['/dev/null', /it is not a regular file/],
+      [fifo, /it is not a regular file/],
+      ['/proc/version', /unable to open database file/],
+    ] as const) {
+      const odd = await runCli(['reset', 'session-42', '--state', path], envFor(emu));
+      assert.equal(odd.code, 2, odd.stderr);
+      assert.match(odd.stderr, /^cognigy-reset: CR_ERR_STATE_OPEN: cannot use .* as the state file: /);
+      assert.match(odd.stderr, why);
     }
     const offline = await runCli(['audit', 'verify', '--file', join(dir, 'no-such-export.jsonl')], {});
     assert.equal(offline.code, 2, offline.stderr);

@@ -120,10 +120,11 @@ export type StateDb = Database.Database;
 
 /** Opens (creating if needed) and migrates the state file. */
 export function openStateFile(path: string): StateDb {
-  if (existsSync(path) && statSync(path).isDirectory()) {
+  if (existsSync(path) && !statSync(path).isFile()) {
+    // A directory, a device (/dev/null), a FIFO (which would block the first read): never SQLite's.
     throw new CognigyResetError(
       'CR_ERR_STATE_OPEN',
-      `cannot use ${path} as the state file: it is a directory`,
+      `cannot use ${path} as the state file: it is ${statSync(path).isDirectory() ? 'a directory' : 'not a regular file'}`,
     );
   }
   const existed = existsSync(path) && statSync(path).size > 0;
@@ -195,9 +196,20 @@ export function openStateFile(path: string): StateDb {
   } catch (err) {
     db.close();
     if (err instanceof CognigyResetError) throw err;
+    // Only SQLite's own verdict says damaged; a file it cannot open, read, lock or write is not.
+    const code = (err as { code?: unknown }).code;
+    if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB' || typeof code !== 'string') {
+      throw new CognigyResetError(
+        'CR_ERR_STATE_CORRUPT',
+        `state file ${path} is damaged: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
     throw new CognigyResetError(
-      'CR_ERR_STATE_CORRUPT',
-      `state file ${path} is damaged: ${(err as Error).message}`,
+      'CR_ERR_STATE_OPEN',
+      `cannot use ${path} as the state file: ${(err as Error).message}`,
       {
         cause: err,
       },
