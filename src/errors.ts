@@ -260,6 +260,11 @@ export const ERROR_CATALOGUE = {
     retryable: false,
     summary: 'a job of that name exists with different settings',
   },
+  CR_ERR_STATE_JOB_RUNNING: {
+    kind: 'usage',
+    retryable: false,
+    summary: 'the job is being run by another process on this host',
+  },
 
   // The command line.
   CR_ERR_CLI_USAGE: { kind: 'usage', retryable: false, summary: 'the command line could not be parsed' },

@@ -9,7 +9,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { createResetter } from '../src/reset/create-resetter.js';
 import { CHANNELS, type DoneMessage } from '../src/reset/events.js';
-import { openStateFile } from '../src/state/state-file.js';
+import { openStateFile, SCHEMA_VERSION } from '../src/state/state-file.js';
 import { StateWriter } from '../src/state/state-writer.js';
 import { parseJsonLines, runCli, startCli, waitForOutput } from './helpers/cli.js';
 import { withDeadline } from './helpers/ws.js';
@@ -364,7 +364,7 @@ describe('audit log written by schema version 2', () => {
       ],
     );
     const db = new Database(path, { readonly: true });
-    assert.equal(db.pragma('user_version', { simple: true }), 3);
+    assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
     db.close();
   });
 

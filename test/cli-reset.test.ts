@@ -2,8 +2,8 @@ import * as assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { connect, createServer, type Socket } from 'node:net';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
@@ -509,6 +509,121 @@ function jobRun(name: string, count: number, ...extra: string[]): { args: string
   return { args: ['reset', '--from-file', file, '--job', name, '--json', '--state', state, ...extra], state };
 }
 
+/** A 3,000-session job against an emulator that answers in 5 ms, once its first outcome is printed. */
+async function jobUnderway(name: string) {
+  const emu = await startEmulator({ sessions: 3000, faults: { latencyMs: 5 } });
+  const { args, state } = jobRun(name, 3000, '--no-progress', '--concurrency', '8');
+  const run = startCli(args, envFor(emu));
+  try {
+    await waitForOutput(run, (out) => out.includes('\n'));
+  } catch (err) {
+    run.child.kill('SIGKILL');
+    await emu.close();
+    throw err;
+  }
+  return { emu, args, state, run };
+}
+
+describe('cognigy-reset reset: one run of a job at a time', () => {
+  it('refuses a second run of a running job (exit 2), runs another job beside it, and takes over the claim of a run that was killed', async () => {
+    const { emu, args, state, run: first } = await jobUnderway('twice');
+    try {
+      const second = await runCli(args, envFor(emu));
+      assert.equal(second.code, 2, second.stderr);
+      assert.match(
+        second.stderr,
+        new RegExp(
+          `^cognigy-reset: CR_ERR_STATE_JOB_RUNNING: job "twice" is being run by process ${first.child.pid} `,
+        ),
+      );
+      assert.equal(second.stdout, '');
+      // Another job shares the state file (and its audit chain) meanwhile.
+      const other = await runCli(
+        [
+          'reset',
+          '--from-file',
+          idsFile('beside.txt', ['session-1', 'session-2']),
+          '--job',
+          'beside',
+          '--json',
+          '--state',
+          state,
+        ],
+        envFor(emu),
+      );
+      assert.equal(other.code, 0, other.stderr);
+
+      first.child.kill('SIGKILL');
+      await withDeadline(first.done, 30_000, 'the killed run');
+      const db = new Database(state, { readonly: true });
+      const claim = db.prepare("SELECT pid FROM job_runs WHERE job_id = 'twice'").get() as
+        { pid: number } | undefined;
+      db.close();
+      assert.equal(claim?.pid, first.child.pid, 'a killed run leaves its claim behind');
+
+      const resumed = await runCli(args, envFor(emu));
+      assert.equal(resumed.code, 0, resumed.stderr);
+      const { summary } = parseJsonLines(resumed.stdout);
+      assert.equal(summary!.total, 3000);
+      assert.ok(summary!.skipped > 0, 'the resumed run skips what the killed one finished');
+      const after = new Database(state, { readonly: true });
+      const left = after.prepare('SELECT count(*) AS n FROM job_runs').get() as { n: number };
+      after.close();
+      assert.equal(left.n, 0, 'a run that ended gives up its claim');
+      const verify = await runCli(['audit', 'verify', '--state', state], {});
+      assert.equal(verify.code, 0, verify.stdout);
+    } finally {
+      await emu.close();
+    }
+  });
+});
+
+describe('cognigy-reset reset: whose claim on a job counts', () => {
+  it('a live process on this host holds it; a reused pid or another host does not', async () => {
+    const emu = await startEmulator({ sessions: 10 });
+    const { args, state } = jobRun('claimed', 4, '--no-progress');
+    try {
+      assert.equal((await runCli(args, envFor(emu))).code, 0);
+      const claim = (host: string, start: string | null): void => {
+        const db = new Database(state);
+        db.prepare(
+          "INSERT INTO job_runs (job_id, host, pid, process_start, started_at) VALUES ('claimed', ?, ?, ?, '2026-01-01T00:00:00.000Z')",
+        ).run(host, process.pid, start);
+        db.close();
+      };
+      // This test process, as /proc knows it: alive, so the job is refused.
+      const stat = readFileSync(`/proc/${process.pid}/stat`, 'latin1');
+      const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!;
+      claim(hostname(), start);
+      const refused = await runCli(args, envFor(emu));
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.match(
+        refused.stderr,
+        new RegExp(`CR_ERR_STATE_JOB_RUNNING: job "claimed" is being run by process ${process.pid} `),
+      );
+
+      // The same pid with another start time: the pid was reused, the claim is stale.
+      const db = new Database(state);
+      db.prepare("UPDATE job_runs SET process_start = '1' WHERE job_id = 'claimed'").run();
+      db.close();
+      const reused = await runCli(args, envFor(emu));
+      assert.equal(reused.code, 0, reused.stderr);
+
+      // Another host cannot be checked: taken over, with a warning.
+      claim('some-other-host', start);
+      const elsewhere = await runCli(args, envFor(emu));
+      assert.equal(elsewhere.code, 0, elsewhere.stderr);
+      assert.match(
+        elsewhere.stderr,
+        /"heldBy":\{"host":"some-other-host","pid":\d+,"since":"2026-01-01T00:00:00.000Z"\}/,
+      );
+      assert.match(elsewhere.stderr, /taken over/);
+    } finally {
+      await emu.close();
+    }
+  });
+});
+
 describe('cognigy-reset reset: an engine that goes away mid-run', () => {
   it('stops after --max-unreachable sessions in a row cannot reach it, exits 1, and the job resumes the rest', async () => {
     const first = await startEmulator({ sessions: 400, faults: { latencyMs: 5 } });
@@ -558,11 +673,8 @@ describe('cognigy-reset reset: an engine that goes away mid-run', () => {
 
 describe('cognigy-reset reset: a reader that goes away (| head)', () => {
   it('stops taking new sessions, prints the summary on stderr, exits 130, and the job resumes the rest', async () => {
-    const emu = await startEmulator({ sessions: 3000, faults: { latencyMs: 5 } });
-    const { args, state } = jobRun('reader-gone', 3000, '--no-progress', '--concurrency', '8');
+    const { emu, args, state, run } = await jobUnderway('reader-gone');
     try {
-      const run = startCli(args, envFor(emu));
-      await waitForOutput(run, (out) => out.includes('\n'));
       run.child.stdout!.destroy();
       const stopped = await withDeadline(run.done, 30_000, 'the run after its reader went away');
       assert.equal(stopped.code, 130, stopped.stderr);

@@ -87,6 +87,7 @@ const summary = await resetter.run(targets(), {
 await resetter.close();
 await writer.close();
 job.finish(true);
+job.release();
 const chain = verifyAudit(db);
 const stats = emulator.stats();
 await emulator.close();

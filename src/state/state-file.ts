@@ -11,7 +11,7 @@ import { CognigyResetError } from '../errors.js';
 
 /** "CRST" */
 export const APPLICATION_ID = 0x43525354;
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** Each step runs in one transaction: SQL text, or a function for a step that must re-encode rows. */
 const MIGRATIONS: Record<number, string | ((db: Database.Database) => void)> = {
@@ -101,6 +101,16 @@ const MIGRATIONS: Record<number, string | ((db: Database.Database) => void)> = {
     }
     db.exec('DROP TABLE audit_log');
   },
+  // Version 4: which process runs each job now, so a second run of the same job is refused.
+  4: `
+    CREATE TABLE job_runs (
+      job_id TEXT PRIMARY KEY,
+      host TEXT NOT NULL,
+      pid INTEGER NOT NULL,
+      process_start TEXT,
+      started_at TEXT NOT NULL
+    ) STRICT;
+  `,
 };
 
 const SQLITE_MAGIC = 'SQLite format 3\u0000';

@@ -434,11 +434,18 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
           verify: flags.verify,
         });
         log.info({ jobId: flags.job, resumed: job.resumed, state: statePath }, 'job opened');
+        if (job.takenOver !== undefined) {
+          log.warn(
+            { jobId: flags.job, heldBy: job.takenOver },
+            'job claimed by a run on another host, which cannot be checked: taken over',
+          );
+        }
       }
       writer = new StateWriter({ db, path: statePath, thread: true });
       // Nothing is sent before the writer thread holds the state file open.
       await writer.ready();
     } catch (err) {
+      job?.release();
       db.close();
       throw err;
     }
@@ -584,6 +591,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     await writer?.close();
     const result = summary as BulkSummary | undefined;
     job?.finish(result !== undefined && !result.interrupted && result.fatal === null && result.failed === 0);
+    job?.release();
     if (metrics !== undefined) {
       // A file that cannot be written is reported after the summary: it must not cut the cleanup short.
       if (flags.metricsFile !== undefined)
