@@ -12,48 +12,31 @@ export interface ProcessIdentity {
   start: string | null;
 }
 
-function startOf(pid: number): string | null | undefined {
-  let stat: string;
+/** The start time /proc gives `pid`, or null where it cannot be read (no /proc; hidden; gone). */
+function startOf(pid: number): string | null {
   try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  } catch (err) {
-    // No /proc at all (macOS): unknown. No such entry: no such process.
-    return (err as NodeJS.ErrnoException).code === 'ENOENT' && procAvailable() ? undefined : null;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // The command name (field 2) is in parentheses and may hold spaces: count fields after its end.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
   }
-  // The command name (field 2) is in parentheses and may hold spaces: count fields after its end.
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-}
-
-let proc: boolean | undefined;
-function procAvailable(): boolean {
-  if (proc === undefined) {
-    try {
-      readFileSync('/proc/self/stat');
-      proc = true;
-    } catch {
-      proc = false;
-    }
-  }
-  return proc;
 }
 
 export function thisProcess(): ProcessIdentity {
-  return { host: hostname(), pid: process.pid, start: startOf(process.pid) ?? null };
+  return { host: hostname(), pid: process.pid, start: startOf(process.pid) };
 }
 
 /** Whether that process still runs: undefined when it ran on another host, which this one cannot tell. */
 export function isRunning(p: ProcessIdentity): boolean | undefined {
   if (p.host !== hostname()) return undefined;
-  if (procAvailable()) {
-    const start = startOf(p.pid);
-    if (start === undefined) return false;
-    return p.start === null || start === p.start;
-  }
   try {
     process.kill(p.pid, 0);
-    return true;
   } catch (err) {
-    // EPERM: it exists, run by another user.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    // EPERM: it exists, run by another user. ESRCH: no such process.
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  // The pid exists; it is the same process unless its start time says it was reused.
+  const start = startOf(p.pid);
+  return start === null || p.start === null || start === p.start;
 }
