@@ -208,7 +208,7 @@ export function openStateFile(path: string): StateDb {
     if (err instanceof CognigyResetError) throw err;
     // Only SQLite's own verdict says damaged; a file it cannot open, read, lock or write is not.
     const code = (err as { code?: unknown }).code;
-    if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB' || typeof code !== 'string') {
+    if (typeof code !== 'string' || code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') {
       throw new CognigyResetError(
         'CR_ERR_STATE_CORRUPT',
         `state file ${path} is damaged: ${(err as Error).message}`,
