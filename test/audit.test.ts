@@ -394,6 +394,36 @@ function assertEachAudited(state: string, printed: Record<string, any>[]): void 
     assert.ok(audited.has(line['sessionId']), `${line['sessionId']} was reported without an audit record`);
 }
 
+describe('one state file, two processes at once', () => {
+  it('is created once and holds one chain: both runs exit 0, each outcome has exactly one record, verify passes', async () => {
+    const state = join(dir, 'shared.sqlite');
+    const a = range(2000, 4001);
+    const b = range(2000, 6001);
+    // Both start on a file that does not exist yet, and commit batches while the other does.
+    const runs = [
+      startCli(['reset', '--from-file', '-', '--json', '--state', state], env(), `${a.join('\n')}\n`),
+      startCli(
+        ['reset', '--from-file', '-', '--json', '--state', state, '--job', 'shared-b'],
+        env(),
+        `${b.join('\n')}\n`,
+      ),
+    ];
+    const results = await withDeadline(Promise.all(runs.map((r) => r.done)), 60_000, 'both runs');
+    for (const result of results) {
+      assert.equal(result.code, 0, result.stderr);
+      assertEachAudited(state, parseJsonLines(result.stdout).sessions);
+    }
+    const verify = await runCli(['audit', 'verify', '--state', state], {});
+    assert.equal(verify.code, 0, verify.stdout);
+    assert.equal(JSON.parse(verify.stdout).records, 4000);
+    const exported = (await exportJsonl(state)).stdout
+      .trimEnd()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { sessionId: string }).sessionId);
+    assert.deepEqual(exported.sort(), [...a, ...b].sort());
+  });
+});
+
 describe('audit log under a crash', () => {
   it('never leaves an outcome reported without its audit record, and the chain verifies after SIGKILL', async () => {
     const state = join(dir, 'crash.sqlite');

@@ -89,7 +89,7 @@ export function batchWriter(db: Database): (batch: BatchMessage) => void {
     'INSERT OR IGNORE INTO outbox (idempotency_key, url, payload, created_at) VALUES (?, ?, ?, ?)',
   );
   const chunk = ROWS_PER_STATEMENT * JOB_SESSION_COLUMNS;
-  return db.transaction((batch: BatchMessage) => {
+  const commit = db.transaction((batch: BatchMessage) => {
     const o = batch.outcomes;
     const jobRows: unknown[] = [];
     let audited = false;
@@ -157,4 +157,8 @@ export function batchWriter(db: Database): (batch: BatchMessage) => void {
     const now = new Date().toISOString();
     for (const event of batch.outbox) insertOutbox.run(event.key, event.url, event.payload, now);
   });
+  // IMMEDIATE: the write lock is taken (or waited for) up front. A deferred transaction that read the
+  // chain head first could not upgrade once another process had committed since, and would fail busy at
+  // once instead of waiting its turn.
+  return (batch) => commit.immediate(batch);
 }

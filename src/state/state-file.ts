@@ -153,7 +153,8 @@ export function openStateFile(path: string): StateDb {
     );
   }
   try {
-    db = new Database(path);
+    // Another process may hold a lock for a moment (creating or migrating the same file): wait for it.
+    db = new Database(path, { timeout: 5000 });
   } catch (cause) {
     throw new CognigyResetError(
       'CR_ERR_STATE_OPEN',
@@ -192,15 +193,19 @@ export function openStateFile(path: string): StateDb {
     }
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
-    db.pragma('busy_timeout = 5000');
-    for (let v = version + 1; v <= SCHEMA_VERSION; v++) {
+    if (version < SCHEMA_VERSION) {
+      // One write transaction that reads the version again: two processes creating or upgrading the same
+      // file at once run each step once (the second finds the work done).
       db.transaction(() => {
-        const step = MIGRATIONS[v]!;
-        if (typeof step === 'string') db.exec(step);
-        else step(db);
-        db.pragma(`user_version = ${v}`);
+        const current = db.pragma('user_version', { simple: true }) as number;
+        for (let v = current + 1; v <= SCHEMA_VERSION; v++) {
+          const step = MIGRATIONS[v]!;
+          if (typeof step === 'string') db.exec(step);
+          else step(db);
+        }
+        db.pragma(`user_version = ${SCHEMA_VERSION}`);
         db.pragma(`application_id = ${APPLICATION_ID}`);
-      })();
+      }).immediate();
     }
     return db;
   } catch (err) {
