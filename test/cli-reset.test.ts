@@ -248,7 +248,7 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
   for (const [args, pattern] of [
     [
       ['reset', 'x', '--concurrency', '0'],
-      /^cognigy-reset: CR_ERR_OPT_INVALID: option '--concurrency <n>' argument '0' is invalid/,
+      /^cognigy-reset: CR_ERR_OPT_INVALID: option '--concurrency <n>' argument "0" is invalid/,
     ],
     [['reset', 'x', '--rate', 'fast'], /^cognigy-reset: CR_ERR_OPT_INVALID: .*--rate/],
     [['reset', 'x', '--url', 'ws://example.com/ws/v1'], /^cognigy-reset: CR_ERR_OPT_INSECURE_URL: /],
@@ -258,18 +258,50 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
     ],
     [['reset', 'x', '--frobnicate'], /^cognigy-reset: CR_ERR_CLI_USAGE: unknown option '--frobnicate'/],
     [['frobnicate'], /^cognigy-reset: CR_ERR_CLI_USAGE: unknown command 'frobnicate'/],
+    // Job, tenant and bot ids go into every audit record: printable and short, or refused.
+    [
+      ['reset', 'x', '--job', ''],
+      /^cognigy-reset: CR_ERR_OPT_INVALID: option '--job <id>' argument "" is invalid/,
+    ],
+    [
+      ['reset', 'x', '--job', 'j'.repeat(129)],
+      /argument "j{40}…" is invalid\. Expected a printable text of 1 to 128 characters/,
+    ],
+    [
+      ['reset', 'x', '--tenant', 't'.repeat(257)],
+      /^cognigy-reset: CR_ERR_OPT_INVALID: --tenant: Expected a printable text of 1 to 256/,
+    ],
+    // A newline in a value is shown escaped: it cannot forge a line on stderr.
+    [
+      ['reset', 'x', '--job', 'deploy\ncognigy-reset: forged'],
+      /^cognigy-reset: CR_ERR_OPT_INVALID: option '--job <id>' argument "deploy\\ncognigy-reset: forged" is invalid/,
+    ],
     [['audit'], /^cognigy-reset: CR_ERR_CLI_USAGE: a command is required$/m],
     [[], /^cognigy-reset: CR_ERR_CLI_USAGE: a command is required$/m],
   ] as const) {
-    it(`exits 2 for ${JSON.stringify(args.join(' '))} with a stable code`, async () => {
+    it(`exits 2 for ${JSON.stringify(args.join(' ').slice(0, 60))} with a stable code`, async () => {
       const sends = emu.stats().sends;
       const result = await runCli([...args], envFor(emu));
       assert.equal(result.code, 2, result.stderr);
       assert.match(result.stderr, pattern);
+      assert.ok(!/^cognigy-reset: forged/m.test(result.stderr), result.stderr);
       assert.equal(result.stdout, '');
       assert.equal(emu.stats().sends, sends);
     });
   }
+
+  it('exits 2 naming the variable when COGNIGY_TENANT_ID or COGNIGY_BOT_ID holds a control character', async () => {
+    const sends = emu.stats().sends;
+    for (const variable of ['COGNIGY_TENANT_ID', 'COGNIGY_BOT_ID']) {
+      const result = await runCli(['reset', 'session-42'], envFor(emu, { [variable]: 'acme\u001b[31m' }));
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(
+        result.stderr,
+        new RegExp(`^cognigy-reset: CR_ERR_OPT_INVALID: ${variable}: Expected a printable text`),
+      );
+    }
+    assert.equal(emu.stats().sends, sends);
+  });
 
   it('prints its version with --version and exits 0', async () => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {

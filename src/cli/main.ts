@@ -22,6 +22,27 @@ function usageCode(commanderCode: string): ErrorCode {
   }
 }
 
+/** The longest stretch of an argument a message quotes. */
+const QUOTED_MAX = 40;
+
+/**
+ * Commander's message, safe to print: the argument it quotes raw (a newline in it would forge a line, a
+ * long one would flood the terminal) is quoted as JSON and cut short, and no control character is left.
+ */
+export function usageMessage(message: string): string {
+  const text = message.replace(/^error: /, '');
+  const invalid = /^option '([^']*)' argument '([\s\S]*)' is invalid\. ([\s\S]*)$/.exec(text);
+  const shown = invalid
+    ? `option '${invalid[1]}' argument ${JSON.stringify(cut(invalid[2]!))} is invalid. ${invalid[3]}`
+    : text;
+  // eslint-disable-next-line no-control-regex
+  return shown.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+}
+
+function cut(value: string): string {
+  return value.length > QUOTED_MAX ? `${value.slice(0, QUOTED_MAX)}…` : value;
+}
+
 function program(): Command {
   const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
     version: string;
@@ -56,8 +77,7 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write(errorLine(new CognigyResetError('CR_ERR_CLI_USAGE', 'a command is required')));
         return EXIT_USAGE;
       }
-      const message = err.message.replace(/^error: /, '');
-      process.stderr.write(errorLine(new CognigyResetError(usageCode(err.code), message)));
+      process.stderr.write(errorLine(new CognigyResetError(usageCode(err.code), usageMessage(err.message))));
       process.stderr.write('(run with --help for usage)\n');
       return EXIT_USAGE;
     }

@@ -29,15 +29,24 @@ export function numberIn(min: number, max: number, { exclusiveMin = false } = {}
   };
 }
 
-/** A short printable text (no control characters), at most `max` characters: it is copied into records. */
+/**
+ * Why `value` is not a short printable text (1 to `max` characters, no control characters), or undefined
+ * when it is: such values are copied into audit records, logs and messages, where a newline could forge a
+ * line.
+ */
+export function printableProblem(value: string, max: number): string | undefined {
+  // eslint-disable-next-line no-control-regex
+  if (value.trim() === '' || [...value].length > max || /[\u0000-\u001f\u007f]/.test(value)) {
+    return `Expected a printable text of 1 to ${max} characters, ${got(value.length > 40 ? `${value.slice(0, 40)}…` : value)} (${[...value].length} characters).`;
+  }
+  return undefined;
+}
+
+/** A short printable text, at most `max` characters (`printableProblem`). */
 export function textUpTo(max: number): (value: string) => string {
   return (value) => {
-    // eslint-disable-next-line no-control-regex
-    if (value.trim() === '' || [...value].length > max || /[\u0000-\u001f\u007f]/.test(value)) {
-      throw new InvalidArgumentError(
-        `Expected a printable text of 1 to ${max} characters, ${got(value.length > 40 ? `${value.slice(0, 40)}…` : value)} (${[...value].length} characters).`,
-      );
-    }
+    const problem = printableProblem(value, max);
+    if (problem !== undefined) throw new InvalidArgumentError(problem);
     return value;
   };
 }

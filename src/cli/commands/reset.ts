@@ -53,7 +53,7 @@ import { inputSource } from '../input.js';
 import { stdoutGone } from '../stdout-gone.js';
 import type { Logger } from 'pino';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.js';
-import { integerIn, numberIn, textUpTo } from '../parse.js';
+import { integerIn, numberIn, printableProblem, textUpTo } from '../parse.js';
 import { createProgress } from '../progress.js';
 import { humanSummary } from '../summary.js';
 import { LineWriter } from '../line-writer.js';
@@ -217,7 +217,7 @@ export function resetCommand(): Command {
     .option('--keep-variables', 'do not clear session variables', false)
     .option('--keep-nlu', 'do not clear the NLU context', false)
     .option('--flow-only', 'reset the flow position only', false)
-    .option('--job <id>', 'name a bulk job; the same command again resumes it')
+    .option('--job <id>', 'name a bulk job; the same command again resumes it', textUpTo(JOB_ID_MAX))
     .option('--state <path>', `SQLite state file (env COGNIGY_RESET_STATE; default ./${DEFAULT_STATE_FILE})`)
     .option('--json', 'JSON Lines on stdout: one object per session, then {"summary":{...}}', false)
     .option('--no-audit', 'do not write the audit log (it is on by default)')
@@ -253,11 +253,31 @@ export function resetCommand(): Command {
     });
 }
 
+const JOB_ID_MAX = 128;
+const IDENTIFIER_MAX = 256;
+
+/**
+ * A tenant or bot id from its option or its variable ('' when neither is set): printable, at most 256
+ * characters. It goes into every audit record and into the engine's URL.
+ */
+function identifier(
+  flag: string | undefined,
+  option: string,
+  env: NodeJS.ProcessEnv,
+  variable: string,
+): string {
+  const value = flag ?? env[variable] ?? '';
+  const problem = value === '' ? undefined : printableProblem(value, IDENTIFIER_MAX);
+  if (problem === undefined) return value;
+  const field = flag === undefined ? variable : option;
+  throw new CognigyResetError('CR_ERR_OPT_INVALID', `${field}: ${problem}`, { field });
+}
+
 async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv): Promise<number> {
   const out = new LineWriter(process.stdout, stdoutGone.signal);
   const url = flags.url ?? env['COGNIGY_WS_URL'] ?? DEFAULT_WS_URL;
-  const tenant = flags.tenant ?? env['COGNIGY_TENANT_ID'] ?? '';
-  const botId = flags.bot ?? env['COGNIGY_BOT_ID'] ?? '';
+  const tenant = identifier(flags.tenant, '--tenant', env, 'COGNIGY_TENANT_ID');
+  const botId = identifier(flags.bot, '--bot', env, 'COGNIGY_BOT_ID');
   const rest = flags.transport === 'cognigy-rest';
   const socket = flags.transport === 'cognigy-socket';
   const apiKey = rest && !flags.dryRun ? env['COGNIGY_API_KEY'] || undefined : undefined;
