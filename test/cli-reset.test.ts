@@ -290,10 +290,16 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
     });
   }
 
-  it('exits 2 naming the variable when COGNIGY_TENANT_ID or COGNIGY_BOT_ID holds a control character', async () => {
+  it('exits 2 naming the variable when COGNIGY_TENANT_ID, COGNIGY_BOT_ID or COGNIGY_RESET_ACTOR is not printable or too long', async () => {
     const sends = emu.stats().sends;
-    for (const variable of ['COGNIGY_TENANT_ID', 'COGNIGY_BOT_ID']) {
-      const result = await runCli(['reset', 'session-42'], envFor(emu, { [variable]: 'acme\u001b[31m' }));
+    for (const [variable, value] of [
+      ['COGNIGY_TENANT_ID', 'acme\u001b[31m'],
+      ['COGNIGY_BOT_ID', 'acme\u001b[31m'],
+      ['COGNIGY_RESET_ACTOR', 'svc-ops\nprincipal:admin'],
+      // The actor is refused, not cut short: the record names it exactly or not at all.
+      ['COGNIGY_RESET_ACTOR', 'a'.repeat(201)],
+    ] as const) {
+      const result = await runCli(['reset', 'session-42'], envFor(emu, { [variable]: value }));
       assert.equal(result.code, 2, result.stderr);
       assert.match(
         result.stderr,

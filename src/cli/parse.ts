@@ -3,6 +3,7 @@
  * expected and what came (`Expected --rate to be a number > 0, got "fast" (string)`).
  */
 import { InvalidArgumentError } from 'commander';
+import { printableProblem } from '../util/printable.js';
 
 function got(value: string): string {
   return `got ${JSON.stringify(value)}`;
@@ -27,19 +28,6 @@ export function numberIn(min: number, max: number, { exclusiveMin = false } = {}
     }
     return n;
   };
-}
-
-/**
- * Why `value` is not a short printable text (1 to `max` characters, no control characters), or undefined
- * when it is: such values are copied into audit records, logs and messages, where a newline could forge a
- * line.
- */
-export function printableProblem(value: string, max: number): string | undefined {
-  // eslint-disable-next-line no-control-regex
-  if (value.trim() === '' || [...value].length > max || /[\u0000-\u001f\u007f]/.test(value)) {
-    return `Expected a printable text of 1 to ${max} characters, ${got(value.length > 40 ? `${value.slice(0, 40)}…` : value)} (${[...value].length} characters).`;
-  }
-  return undefined;
 }
 
 /** A short printable text, at most `max` characters (`printableProblem`). */

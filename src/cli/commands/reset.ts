@@ -53,7 +53,8 @@ import { inputSource } from '../input.js';
 import { stdoutGone } from '../stdout-gone.js';
 import type { Logger } from 'pino';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.js';
-import { integerIn, numberIn, printableProblem, textUpTo } from '../parse.js';
+import { integerIn, numberIn, textUpTo } from '../parse.js';
+import { printableProblem } from '../../util/printable.js';
 import { createProgress } from '../progress.js';
 import { humanSummary } from '../summary.js';
 import { LineWriter } from '../line-writer.js';
@@ -276,6 +277,7 @@ function identifier(
 async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv): Promise<number> {
   const out = new LineWriter(process.stdout, stdoutGone.signal);
   const url = flags.url ?? env['COGNIGY_WS_URL'] ?? DEFAULT_WS_URL;
+  const actor = resolveActor(env);
   const tenant = identifier(flags.tenant, '--tenant', env, 'COGNIGY_TENANT_ID');
   const botId = identifier(flags.bot, '--bot', env, 'COGNIGY_BOT_ID');
   const rest = flags.transport === 'cognigy-rest';
@@ -475,7 +477,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     }
   }
   const auditContext: AuditContext = {
-    actor: resolveActor(env),
+    actor,
     reason: flags.reason ?? null,
     jobId: flags.job ?? null,
     tenant,
