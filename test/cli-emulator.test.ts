@@ -51,6 +51,41 @@ describe('cognigy-reset emulator (child process)', () => {
     assert.match(stderr, /often/);
   });
 
+  it('exits 2 for an empty --token', async () => {
+    for (const token of ['', ':session:manage']) {
+      const result = await runCli(['emulator', '--token', token], {}, { timeoutMs: 10_000 });
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(result.stdout, '');
+      assert.match(
+        result.stderr,
+        /^cognigy-reset: CR_ERR_OPT_INVALID: option '--token .*Expected a token that is not empty/,
+      );
+    }
+  });
+
+  it('warns on stderr of a scope the engine does not check and of a host that is not loopback', async () => {
+    const child = spawn(
+      process.execPath,
+      [CLI, 'emulator', '--host', '0.0.0.0', '--token', 'weak:sesion:manage'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const lines = createInterface({ input: child.stdout });
+    const [first] = (await withDeadline(once(lines, 'line'), 10_000, 'the listening line')) as [string];
+    assert.equal(JSON.parse(first).event, 'listening');
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    await withDeadline(exited, 10_000, 'exit');
+    assert.match(
+      stderr,
+      /warning: token scope "sesion:manage" is not one the engine checks \(bot:runtime:execute, session:manage\)/,
+    );
+    assert.match(stderr, /warning: listening on 0\.0\.0\.0, not loopback/);
+  });
+
   it('exits 2 with CR_ERR_OPT_LISTEN when --port is in use', async () => {
     const holder = createServer();
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));

@@ -1,7 +1,8 @@
 /** `cognigy-reset emulator`: a local engine, ready when it prints one JSON line. */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { startEmulator } from '../../emulator/index.js';
-import { parseTokenFlag, type TokenSpec } from '../../emulator/tokens.js';
+import { DEFAULT_SCOPES, parseTokenFlag, type TokenSpec } from '../../emulator/tokens.js';
+import { isLoopbackHost } from '../../util/loopback.js';
 import { collect, integerIn, numberIn } from '../parse.js';
 
 interface EmulatorFlags {
@@ -27,6 +28,32 @@ interface EmulatorFlags {
   disabledUrlToken?: string[];
 }
 
+/** `--token TOKEN[:scope,scope]`: a token that is not empty. */
+function parseToken(text: string): TokenSpec {
+  const spec = parseTokenFlag(text);
+  if (spec.token.trim() === '') throw new InvalidArgumentError('Expected a token that is not empty.');
+  return spec;
+}
+
+/** What a user running the emulator should know and might not: said on stderr, never on stdout. */
+function warnings(flags: EmulatorFlags): string[] {
+  const known = new Set<string>(DEFAULT_SCOPES);
+  const said: string[] = [];
+  for (const spec of flags.token ?? []) {
+    for (const scope of spec.scopes ?? []) {
+      if (!known.has(scope))
+        said.push(
+          `token scope ${JSON.stringify(scope)} is not one the engine checks (${DEFAULT_SCOPES.join(', ')}): it grants nothing`,
+        );
+    }
+  }
+  if (!isLoopbackHost(flags.host))
+    said.push(
+      `listening on ${flags.host}, not loopback: anyone who can reach this machine can use the emulator's tokens`,
+    );
+  return said;
+}
+
 function parseClientFlag(text: string): { clientId: string; clientSecret: string } {
   const colon = text.indexOf(':');
   if (colon <= 0 || colon === text.length - 1) {
@@ -47,7 +74,7 @@ export function emulatorCommand(): Command {
       new Option(
         '--token <token[:scope,scope]>',
         'accept this token (repeatable); default dev-token with both scopes',
-      ).argParser(collect(parseTokenFlag)),
+      ).argParser(collect(parseToken)),
     )
     .option('--tenant <id>', 'tenant the seeded sessions belong to (default: any)')
     .option('--bot <id>', 'bot the seeded sessions belong to (default: any)')
@@ -130,6 +157,8 @@ export function emulatorCommand(): Command {
           restRate: flags.restRate,
         },
       });
+      for (const warning of warnings(flags))
+        process.stderr.write(`cognigy-reset emulator: warning: ${warning}\n`);
       process.stdout.write(
         `${JSON.stringify({ event: 'listening', wsUrl: emulator.wsUrl, httpUrl: emulator.httpUrl })}\n`,
       );
