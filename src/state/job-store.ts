@@ -19,6 +19,13 @@ import { isRunning, type ProcessIdentity, thisProcess } from '../util/process-id
 
 const RESERVE_STEP = 8192;
 
+/** Who holds a job: a run's host and pid, and since when. */
+export interface JobClaim {
+  host: string;
+  pid: number;
+  since: string;
+}
+
 export class JobStore implements JobLedger {
   readonly jobId: string;
   readonly resumed: boolean;
@@ -30,7 +37,7 @@ export class JobStore implements JobLedger {
   readonly #setMark: Statement;
   readonly #owner: ProcessIdentity = thisProcess();
   /** The claim of a run on another host that this one took over (it cannot tell whether that one runs). */
-  readonly takenOver: { host: string; pid: number; since: string } | undefined;
+  readonly takenOver: JobClaim | undefined;
 
   constructor(db: StateDb, jobId: string, settings: Record<string, unknown>) {
     this.#db = db;
@@ -70,12 +77,12 @@ export class JobStore implements JobLedger {
   }
 
   /** Claims the job for this process; refuses it while another process on this host runs it. */
-  #claim(now: string): { host: string; pid: number; since: string } | undefined {
+  #claim(now: string): JobClaim | undefined {
     const held = this.#db
       .prepare('SELECT host, pid, process_start, started_at FROM job_runs WHERE job_id = ?')
       .get(this.jobId) as
       { host: string; pid: number; process_start: string | null; started_at: string } | undefined;
-    let takenOver: { host: string; pid: number; since: string } | undefined;
+    let takenOver: JobClaim | undefined;
     if (held !== undefined) {
       const holder = { host: held.host, pid: held.pid, start: held.process_start };
       const running = isRunning(holder);
