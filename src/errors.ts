@@ -248,7 +248,8 @@ export const ERROR_CATALOGUE = {
   CR_ERR_STATE_OPEN: {
     kind: 'usage',
     retryable: false,
-    summary: 'the state file cannot be opened or created (missing directory, permissions)',
+    summary:
+      'the state file cannot be opened or created (missing directory, permissions, not a regular file, held locked by another process)',
   },
   CR_ERR_STATE_WRITE: {
     kind: 'internal',
