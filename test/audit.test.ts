@@ -11,6 +11,9 @@ import { createResetter } from '../src/reset/create-resetter.js';
 import { CHANNELS, type DoneMessage } from '../src/reset/events.js';
 import { openStateFile, SCHEMA_VERSION } from '../src/state/state-file.js';
 import { StateWriter } from '../src/state/state-writer.js';
+import { verifyAudit } from '../src/audit/store.js';
+import type { AuditContext } from '../src/audit/record.js';
+import { blankOutcome } from '../src/reset/outcome.js';
 import { parseJsonLines, runCli, startCli, waitForOutput } from './helpers/cli.js';
 import { withDeadline } from './helpers/ws.js';
 import { withFaults } from './helpers/faults.js';
@@ -44,6 +47,17 @@ const range = (n: number, from: number): string[] =>
 function exportJsonl(state: string, ...args: string[]) {
   return runCli(['audit', 'export', '--state', state, ...args], {});
 }
+
+/** The audit context of the tests that drive the writer from code. */
+const AUDIT_CONTEXT: AuditContext = {
+  actor: 'test',
+  reason: null,
+  jobId: null,
+  tenant: 't',
+  botId: 'b',
+  transport: 'runtime-ws',
+  notCleared: [],
+};
 
 describe('audit log', () => {
   let state: string;
@@ -244,22 +258,13 @@ describe('audit log', () => {
       if (directiveText !== undefined) sent.set(outcome.sessionId, directiveText);
     };
     subscribe(CHANNELS.done.name, listener);
-    const ctx = {
-      actor: 'test',
-      reason: null,
-      jobId: null,
-      tenant: 't',
-      botId: 'b',
-      transport: 'runtime-ws',
-      notCleared: [],
-    };
     await resetter.run(
       [
         { sessionId: 'session-40', index: 0 },
         { sessionId: 'session-41', index: 1 },
       ],
       {
-        persist: (outcome) => writer.append({ outcome, audit: ctx }),
+        persist: (outcome) => writer.append({ outcome, audit: AUDIT_CONTEXT }),
       },
     );
     unsubscribe(CHANNELS.done.name, listener);
@@ -280,6 +285,45 @@ describe('audit log', () => {
       assert.match(text, /^\{"type":"SEND","sessionId":"session-4[01]"/);
       assert.equal(row.directive_hash, createHash('sha256').update(text).digest('hex'));
     }
+  });
+});
+
+describe('audit verify while a run commits', () => {
+  it('reads the head and the records from one snapshot: a commit in between is no false alarm', () => {
+    const path = join(dir, 'snapshot.sqlite');
+    const db = openStateFile(path);
+    const writer = new StateWriter({ db, path, thread: false });
+    const commit = (sessionId: string): void => {
+      void writer.append({ outcome: blankOutcome(sessionId, 'reset', ['flow'], []), audit: AUDIT_CONTEXT });
+      writer.flush();
+    };
+    commit('snap-1');
+    // The verifier's own connection; another run commits right after it read the head anchor.
+    const reader = openStateFile(path);
+    const prepare = reader.prepare.bind(reader);
+    let committedMeanwhile = false;
+    reader.prepare = ((sql: string) => {
+      const statement = prepare(sql);
+      if (!sql.includes('FROM audit_head')) return statement;
+      const get = statement.get.bind(statement);
+      statement.get = (...args: unknown[]) => {
+        const row = get(...args);
+        commit('snap-2');
+        commit('snap-3');
+        committedMeanwhile = true;
+        return row;
+      };
+      return statement;
+    }) as typeof reader.prepare;
+    const during = verifyAudit(reader);
+    reader.close();
+    assert.ok(committedMeanwhile);
+    assert.equal(during.ok, true, JSON.stringify(during.problem));
+    assert.equal(during.records, 1);
+    const after = verifyAudit(db);
+    db.close();
+    assert.equal(after.ok, true, JSON.stringify(after.problem));
+    assert.equal(after.records, 3);
   });
 });
 

@@ -68,6 +68,12 @@ export interface VerifyResult {
  * truncated tail no longer reaches the head anchor that each batch updates in the same transaction.
  */
 export function verifyAudit(db: StateDb): VerifyResult {
+  // One read transaction, one snapshot: a run committing meanwhile must not make the head and the
+  // records disagree (a false alarm while a job runs).
+  return db.transaction(() => verifySnapshot(db))();
+}
+
+function verifySnapshot(db: StateDb): VerifyResult {
   const head = db.prepare('SELECT seq, hash FROM audit_head WHERE id = 1').get() as
     { seq: number; hash: string } | undefined;
   const checker = new ChainChecker({ prevHash: GENESIS_HASH, seq: 1 });
