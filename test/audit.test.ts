@@ -508,10 +508,51 @@ describe('a state file write that fails mid-run', () => {
     assert.equal(result.code, 1, result.stderr);
     assert.match(result.stderr, /CR_ERR_STATE_WRITE: state file write failed: disk I\/O error \(injected\)/);
     assert.ok(!result.stdout.includes(SECRET) && !result.stderr.includes(SECRET));
-    const printed = parseJsonLines(result.stdout).sessions;
+    const { sessions: printed, summary } = parseJsonLines(result.stdout);
     assert.ok(printed.length <= 995, `${printed.length} outcomes reported; only 995 could be recorded`);
+    // The run still ends with its summary: what was reported, and why it stopped.
+    assert.equal(summary!.total, printed.length);
+    assert.equal(summary!.fatal.code, 'CR_ERR_STATE_WRITE');
+    assert.equal(summary!.interrupted, false);
     assertEachAudited(state, printed);
     const verify = await runCli(['audit', 'verify', '--state', state], {});
     assert.equal(verify.code, 0, verify.stdout);
+  });
+
+  it('stops with a summary and CR_ERR_STATE_WRITE when the job ledger cannot make its reservation durable', async () => {
+    const state = join(dir, 'reserve-fails.sqlite');
+    const ids = Array.from({ length: 9000 }, (_, i) => `ghost-r${i}`);
+    const args = [
+      'reset',
+      '--from-file',
+      '-',
+      '--json',
+      '--state',
+      state,
+      '--job',
+      'reserve',
+      '--concurrency',
+      '64',
+    ];
+    // A state file to put the trigger in; then the job's first reservation (items 0-8191) is made
+    // durable, and the second fails.
+    const created = await runCli(['reset', 'ghost-r0', '--state', state], env());
+    assert.equal(created.code, 1, created.stderr);
+    const db = new Database(state);
+    db.exec(
+      "CREATE TRIGGER fail_reserve BEFORE UPDATE OF reserved_upto ON jobs WHEN NEW.reserved_upto > 8192 BEGIN SELECT RAISE(ABORT, 'disk full (injected)'); END",
+    );
+    db.close();
+    const result = await runCli(args, env(), { stdin: `${ids.join('\n')}\n`, timeoutMs: 30_000 });
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      /CR_ERR_STATE_WRITE: state file write failed \(the reservation mark\): disk full \(injected\)/,
+    );
+    const { sessions: printed, summary } = parseJsonLines(result.stdout);
+    assert.equal(summary!.fatal.code, 'CR_ERR_STATE_WRITE');
+    assert.equal(summary!.total, printed.length);
+    assert.ok(printed.length >= 8192 && printed.length < 9000, `${printed.length} outcomes`);
+    assertEachAudited(state, printed);
   });
 });

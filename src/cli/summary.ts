@@ -27,7 +27,11 @@ export function humanSummary(
       `cleared: ${extra.layers.cleared.join(', ') || 'nothing'}  not clearable by this transport: ${extra.layers.notCleared.join(', ')}`,
     );
   }
-  if (summary.fatal !== null) lines.push(`stopped: ${summary.fatal.code}: ${summary.fatal.message}`);
+  if (summary.fatal !== null) {
+    lines.push(`stopped: ${summary.fatal.code}: ${summary.fatal.message}`);
+    if (extra.jobId !== undefined)
+      lines.push(`once that is fixed, run the same command again to resume job ${extra.jobId}`);
+  }
   if (summary.interrupted) {
     lines.push(
       extra.jobId === undefined

@@ -3,7 +3,7 @@
  * `concurrency` resets in flight, consults a job ledger so a resumed job skips what an earlier run
  * finished, and stops gracefully (in-flight resets finish) or at the first fatal error (401/403).
  */
-import type { CognigyResetError } from '../errors.js';
+import { type CognigyResetError, isCognigyResetError } from '../errors.js';
 import { CHANNELS, type DoneMessage } from './events.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { blankOutcome, errorOf, type ResetOutcome } from './outcome.js';
@@ -171,7 +171,13 @@ export async function runBulk(
       }
     } else {
       viaPipeline = true;
-      ledger?.reserve(target.index);
+      try {
+        ledger?.reserve(target.index);
+      } catch (err) {
+        // The ledger cannot promise a resume any more: stop like a failed commit, this session unsent.
+        reportError ??= err instanceof Error ? err : new Error(String(err));
+        return;
+      }
       outcome = await pipeline.reset(target, {
         signal: options.signal,
         precheck: state === 'unsure',
@@ -197,7 +203,7 @@ export async function runBulk(
       const list: Report[] = [];
       group = list;
       groups.set(durable, list);
-      // A failed commit stops the run; the error is rethrown once the workers stop.
+      // A failed commit stops the run; the workers stop, and the summary names the error.
       const done: Promise<void> = durable
         .then(() => deliverAll(list))
         .catch((err: unknown) => {
@@ -289,7 +295,13 @@ export async function runBulk(
   try {
     await Promise.all(Array.from({ length: concurrency }, worker));
     while (reports.size > 0) await Promise.all(reports);
-    if (reportError !== undefined) throw reportError;
+    // A coded failure to persist (the state file could not be written) ends the run like any fatal stop:
+    // the summary counts what was reported, and says why it stopped. Anything else is rethrown.
+    if (reportError !== undefined) {
+      if (!isCognigyResetError(reportError)) throw reportError;
+      fatal = true;
+      summary.fatal = errorOf(reportError);
+    }
   } finally {
     if (!exhausted) await iterator.return?.();
   }

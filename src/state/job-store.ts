@@ -106,9 +106,11 @@ export class JobStore implements JobLedger {
 
   /** Gives up this process's claim on the job (a later run may take it). */
   release(): void {
-    this.#db
-      .prepare('DELETE FROM job_runs WHERE job_id = ? AND host = ? AND pid = ?')
-      .run(this.jobId, this.#owner.host, this.#owner.pid);
+    written('the job claim', () =>
+      this.#db
+        .prepare('DELETE FROM job_runs WHERE job_id = ? AND host = ? AND pid = ?')
+        .run(this.jobId, this.#owner.host, this.#owner.pid),
+    );
   }
 
   lookup(sessionId: string, index: number): 'done' | 'unsure' | 'new' {
@@ -123,15 +125,18 @@ export class JobStore implements JobLedger {
 
   reserve(index: number): void {
     if (index < this.#mark) return;
-    this.#mark = index + RESERVE_STEP;
-    this.#setMark.run(this.#mark, new Date().toISOString(), this.jobId);
+    const mark = index + RESERVE_STEP;
+    written('the reservation mark', () => this.#setMark.run(mark, new Date().toISOString(), this.jobId));
+    this.#mark = mark;
   }
 
   /** Marks the job finished when every session has an outcome (call after the writer committed). */
   finish(complete: boolean): void {
-    this.#db
-      .prepare('UPDATE jobs SET finished = ?, updated_at = ? WHERE job_id = ?')
-      .run(complete ? 1 : 0, new Date().toISOString(), this.jobId);
+    written('the job', () =>
+      this.#db
+        .prepare('UPDATE jobs SET finished = ?, updated_at = ? WHERE job_id = ?')
+        .run(complete ? 1 : 0, new Date().toISOString(), this.jobId),
+    );
   }
 
   /** Counts by outcome of what is recorded for this job. */
@@ -140,6 +145,21 @@ export class JobStore implements JobLedger {
       .prepare('SELECT outcome, count(*) AS n FROM job_sessions WHERE job_id = ? GROUP BY outcome')
       .all(this.jobId) as { outcome: string; n: number }[];
     return Object.fromEntries(rows.map((r) => [r.outcome, r.n]));
+  }
+}
+
+/** Runs a write of the state file; a failure (a full disk, a lock held too long) is `CR_ERR_STATE_WRITE`. */
+function written(what: string, write: () => unknown): void {
+  try {
+    write();
+  } catch (err) {
+    throw new CognigyResetError(
+      'CR_ERR_STATE_WRITE',
+      `state file write failed (${what}): ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
 }
 

@@ -612,8 +612,15 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     await resetter.close();
     await writer?.close();
     const result = summary as BulkSummary | undefined;
-    job?.finish(result !== undefined && !result.interrupted && result.fatal === null && result.failed === 0);
-    job?.release();
+    try {
+      job?.finish(
+        result !== undefined && !result.interrupted && result.fatal === null && result.failed === 0,
+      );
+      job?.release();
+    } catch (err) {
+      // Reported after the summary, like a metrics file that cannot be written; a later run resumes.
+      lateError ??= err;
+    }
     if (metrics !== undefined) {
       // A file that cannot be written is reported after the summary: it must not cut the cleanup short.
       if (flags.metricsFile !== undefined)
@@ -667,8 +674,9 @@ function exitCodeOf(summary: BulkSummary, dryRun: boolean, log: Logger): number 
     log.info({ code: summary.fatal.code }, summary.fatal.message);
     process.stderr.write(`cognigy-reset: ${summary.fatal.code}: ${summary.fatal.message}\n`);
     const code = summary.fatal.code;
-    // An engine that went away failed sessions that were sent; the other stops come before any reset.
-    if (isUnreachable(code)) return EXIT_FAILED;
+    // An engine that went away failed sessions that were sent, as did a state file that could not be
+    // written; the other stops come before any reset.
+    if (isUnreachable(code) || code === 'CR_ERR_STATE_WRITE') return EXIT_FAILED;
     const kind = code.startsWith('CR_ERR_AUTH_') ? EXIT_AUTH : EXIT_USAGE;
     return code === 'CR_ERR_AUTH_NO_TOKEN' ? EXIT_USAGE : kind;
   }
