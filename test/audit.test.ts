@@ -12,6 +12,7 @@ import { CHANNELS, type DoneMessage } from '../src/reset/events.js';
 import { openStateFile, SCHEMA_VERSION } from '../src/state/state-file.js';
 import { StateWriter } from '../src/state/state-writer.js';
 import { verifyAudit } from '../src/audit/store.js';
+import { canonical, GENESIS_HASH, parseCanonical, recordHash } from '../src/audit/chain.js';
 import type { AuditContext } from '../src/audit/record.js';
 import { blankOutcome } from '../src/reset/outcome.js';
 import { parseJsonLines, runCli, startCli, waitForOutput } from './helpers/cli.js';
@@ -285,6 +286,66 @@ describe('audit log', () => {
       assert.match(text, /^\{"type":"SEND","sessionId":"session-4[01]"/);
       assert.equal(row.directive_hash, createHash('sha256').update(text).digest('hex'));
     }
+  });
+});
+
+describe('audit verify --anchor: a head hash kept from an earlier verify', () => {
+  it('passes while the log still holds that record, and catches a log rewritten with fresh hashes', async () => {
+    const state = join(dir, 'anchor.sqlite');
+    const run = (...ids: string[]) => runCli(['reset', ...ids, '--state', state], env());
+    assert.equal((await run('session-7001', 'session-7002', 'session-7003')).code, 0);
+    const first = JSON.parse((await runCli(['audit', 'verify', '--state', state], {})).stdout);
+    const kept = first.headHash as string;
+    assert.equal((await run('session-7004', 'session-7005')).code, 0);
+
+    const later = await runCli(['audit', 'verify', '--state', state, '--anchor', kept.toUpperCase()], {});
+    assert.equal(later.code, 0, later.stdout);
+    assert.deepEqual([JSON.parse(later.stdout).records, JSON.parse(later.stdout).anchorSeq], [5, 3]);
+    const file = join(dir, 'anchor.jsonl');
+    writeFileSync(file, (await exportJsonl(state)).stdout);
+    const offline = await runCli(['audit', 'verify', '--file', file, '--anchor', kept], {});
+    assert.equal(offline.code, 0, offline.stdout);
+    assert.equal(JSON.parse(offline.stdout).anchorSeq, 3);
+
+    // Someone with write access edits record 2 and recomputes every hash after it, and the head: the
+    // chain alone is consistent again, but the kept anchor is gone.
+    const db = new Database(state);
+    const rows = db.prepare('SELECT seq, record, hash FROM audit_records ORDER BY seq').all() as {
+      seq: number;
+      record: string;
+      hash: string;
+    }[];
+    let prevHash = GENESIS_HASH;
+    const update = db.prepare('UPDATE audit_records SET record = ?, hash = ? WHERE seq = ?');
+    for (const row of rows) {
+      const fields = { ...parseCanonical(row.seq, row.record, row.hash)!, prevHash };
+      if (row.seq === 2) fields.reason = 'nothing to see here';
+      const hash = recordHash(fields);
+      update.run(canonical(fields), hash, row.seq);
+      prevHash = hash;
+    }
+    db.prepare('UPDATE audit_head SET hash = ? WHERE id = 1').run(prevHash);
+    db.close();
+    assert.equal(
+      (await runCli(['audit', 'verify', '--state', state], {})).code,
+      0,
+      'the rewrite is self-consistent',
+    );
+    const caught = await runCli(['audit', 'verify', '--state', state, '--anchor', kept], {});
+    assert.equal(caught.code, 1, caught.stdout);
+    assert.match(
+      JSON.parse(caught.stdout).firstBad.problem,
+      /^no record has the anchor hash [0-9a-f]{64}: the log was rewritten/,
+    );
+    writeFileSync(file, (await exportJsonl(state)).stdout);
+    assert.equal((await runCli(['audit', 'verify', '--file', file, '--anchor', kept], {})).code, 1);
+
+    const malformed = await runCli(['audit', 'verify', '--state', state, '--anchor', 'abc123'], {});
+    assert.equal(malformed.code, 2, malformed.stderr);
+    assert.match(
+      malformed.stderr,
+      /^cognigy-reset: CR_ERR_OPT_INVALID: option '--anchor <hash>' .*64 hex digits/,
+    );
   });
 });
 

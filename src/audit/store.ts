@@ -60,6 +60,8 @@ export interface VerifyResult {
   records: number;
   headSeq: number;
   headHash: string;
+  /** With an anchor: the seq of the record that carries it. */
+  anchorSeq?: number;
   problem: ChainProblem | null;
 }
 
@@ -67,21 +69,32 @@ export interface VerifyResult {
  * Walks the whole chain from genesis. Any edited field, removed or reordered row breaks a link; a
  * truncated tail no longer reaches the head anchor that each batch updates in the same transaction.
  */
-export function verifyAudit(db: StateDb): VerifyResult {
+export function verifyAudit(db: StateDb, anchor?: string): VerifyResult {
   // One read transaction, one snapshot: a run committing meanwhile must not make the head and the
   // records disagree (a false alarm while a job runs).
-  return db.transaction(() => verifySnapshot(db))();
+  return db.transaction(() => verifySnapshot(db, anchor))();
 }
 
-function verifySnapshot(db: StateDb): VerifyResult {
+/** The problem to report when no verified record carries `anchor`, a hash kept from an earlier verify. */
+export function missingAnchor(anchor: string, lastSeq: number): ChainProblem {
+  return {
+    seq: lastSeq + 1,
+    sessionId: null,
+    problem: `no record has the anchor hash ${anchor}: the log was rewritten or cut short before it, or the anchor comes from another log`,
+  };
+}
+
+function verifySnapshot(db: StateDb, anchor: string | undefined): VerifyResult {
   const head = db.prepare('SELECT seq, hash FROM audit_head WHERE id = 1').get() as
     { seq: number; hash: string } | undefined;
   const checker = new ChainChecker({ prevHash: GENESIS_HASH, seq: 1 });
+  let anchorSeq: number | undefined;
   const result = (problem: ChainProblem | null): VerifyResult => ({
     ok: problem === null,
     records: checker.count,
     headSeq: head?.seq ?? 0,
     headHash: head?.hash ?? GENESIS_HASH,
+    ...(anchorSeq === undefined ? {} : { anchorSeq }),
     problem,
   });
   for (const record of storedRecords(db)) {
@@ -90,6 +103,7 @@ function verifySnapshot(db: StateDb): VerifyResult {
         ? { seq: record.seq, sessionId: null, problem: 'the record is not readable: it was altered' }
         : checker.check(record);
     if (problem !== undefined) return result(problem);
+    if (anchor !== undefined && 'hash' in record && record.hash === anchor) anchorSeq = record.seq;
   }
   const lastSeq = checker.lastSeq ?? 0;
   if (head === undefined ? lastSeq !== 0 : head.seq !== lastSeq || head.hash !== checker.lastHash) {
@@ -102,6 +116,7 @@ function verifySnapshot(db: StateDb): VerifyResult {
           : 'the head anchor does not match the last record',
     });
   }
+  if (anchor !== undefined && anchorSeq === undefined) return result(missingAnchor(anchor, lastSeq));
   return result(null);
 }
 

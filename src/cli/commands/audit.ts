@@ -1,9 +1,9 @@
 /** `cognigy-reset audit verify|export`: the governance audit log in the state file. */
 import { createReadStream, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { type AuditRecord, ChainChecker } from '../../audit/chain.js';
-import { auditRecords, csvHeader, csvLine, verifyAudit } from '../../audit/store.js';
+import { auditRecords, csvHeader, csvLine, missingAnchor, verifyAudit } from '../../audit/store.js';
 import { CognigyResetError } from '../../errors.js';
 import { openStateFile } from '../../state/state-file.js';
 import { isDate, isDateTime } from '../../protocol/schemas.js';
@@ -37,9 +37,21 @@ function isoTime(option: string): (value: string) => string {
   };
 }
 
+/** `--anchor`: a record hash (64 hex digits) kept from an earlier `audit verify` (its `headHash`). */
+function anchorHash(value: string): string {
+  const hash = value.trim().toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(hash)) {
+    throw new InvalidArgumentError(
+      `Expected a SHA-256 hash of 64 hex digits, got ${JSON.stringify(value.slice(0, 80))}.`,
+    );
+  }
+  return hash;
+}
+
 /** Verifies an exported JSONL file offline: each record's hash, and the links between consecutive ones. */
-async function verifyFile(path: string): Promise<number> {
+async function verifyFile(path: string, anchor: string | undefined): Promise<number> {
   const checker = new ChainChecker(undefined, true);
+  let anchorSeq: number | undefined;
   let lineNo = 0;
   for await (const { text, line } of readLines(createReadStream(path), path)) {
     lineNo = line;
@@ -55,8 +67,17 @@ async function verifyFile(path: string): Promise<number> {
       process.stdout.write(`${JSON.stringify({ ok: false, line, firstBad: problem })}\n`);
       return 1;
     }
+    if (anchor !== undefined && record.hash === anchor) anchorSeq = record.seq;
   }
-  process.stdout.write(`${JSON.stringify({ ok: true, records: checker.count, lines: lineNo })}\n`);
+  if (anchor !== undefined && anchorSeq === undefined) {
+    const firstBad = missingAnchor(anchor, checker.lastSeq ?? 0);
+    process.stdout.write(`${JSON.stringify({ ok: false, records: checker.count, firstBad })}\n`);
+    return 1;
+  }
+  const anchored = anchorSeq === undefined ? {} : { anchorSeq };
+  process.stdout.write(
+    `${JSON.stringify({ ok: true, records: checker.count, lines: lineNo, ...anchored })}\n`,
+  );
   return 0;
 }
 
@@ -67,18 +88,30 @@ export function auditCommand(): Command {
     .description('exit 0 when the chain is intact; 1 and the first bad record if not')
     .option('--state <path>', `the state file (env COGNIGY_RESET_STATE; default ./${DEFAULT_STATE_FILE})`)
     .option('--file <path>', 'verify an exported JSONL file instead (offline)')
-    .action(async (flags: { state?: string; file?: string }) => {
+    .option(
+      '--anchor <hash>',
+      'a headHash kept from an earlier verify: the chain must still hold the record with that hash',
+      anchorHash,
+    )
+    .action(async (flags: { state?: string; file?: string; anchor?: string }) => {
       if (flags.file !== undefined) {
-        process.exitCode = await verifyFile(flags.file);
+        process.exitCode = await verifyFile(flags.file, flags.anchor);
         return;
       }
       const db = openStateFile(statePath(flags.state));
       try {
-        const result = verifyAudit(db);
+        const result = verifyAudit(db, flags.anchor);
+        const anchored = result.anchorSeq === undefined ? {} : { anchorSeq: result.anchorSeq };
         process.stdout.write(
           `${JSON.stringify(
             result.ok
-              ? { ok: true, records: result.records, headSeq: result.headSeq, headHash: result.headHash }
+              ? {
+                  ok: true,
+                  records: result.records,
+                  headSeq: result.headSeq,
+                  headHash: result.headHash,
+                  ...anchored,
+                }
               : { ok: false, records: result.records, firstBad: result.problem },
           )}\n`,
         );
