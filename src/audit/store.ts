@@ -76,11 +76,12 @@ export function verifyAudit(db: StateDb, anchor?: string): VerifyResult {
 }
 
 /** The problem to report when no verified record carries `anchor`, a hash kept from an earlier verify. */
-export function missingAnchor(anchor: string, lastSeq: number): ChainProblem {
+export function missingAnchor(anchor: string, lastSeq: number, exported = false): ChainProblem {
+  const filtered = exported ? ", or the export's filters left that record out" : '';
   return {
     seq: lastSeq + 1,
     sessionId: null,
-    problem: `no record has the anchor hash ${anchor}: the log was rewritten or cut short before it, or the anchor comes from another log`,
+    problem: `no record has the anchor hash ${anchor}: the log was rewritten or cut short before it, or the anchor comes from another log${filtered}`,
   };
 }
 

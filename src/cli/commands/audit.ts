@@ -70,7 +70,7 @@ async function verifyFile(path: string, anchor: string | undefined): Promise<num
     if (anchor !== undefined && record.hash === anchor) anchorSeq = record.seq;
   }
   if (anchor !== undefined && anchorSeq === undefined) {
-    const firstBad = missingAnchor(anchor, checker.lastSeq ?? 0);
+    const firstBad = missingAnchor(anchor, checker.lastSeq ?? 0, true);
     process.stdout.write(`${JSON.stringify({ ok: false, records: checker.count, firstBad })}\n`);
     return 1;
   }
