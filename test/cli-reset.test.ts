@@ -743,15 +743,20 @@ describe('cognigy-reset reset and audit export: a reader slower than the run', (
    * stdout is a Unix socket whose reader reads nothing until told. A socket, like a pipe on macOS, is
    * written asynchronously: a writer that does not wait for its reader queues every line in memory.
    */
-  async function slowReader(
-    name: string,
-  ): Promise<{ path: string; readAll: () => Promise<string>; close: () => void }> {
+  async function slowReader(name: string): Promise<{
+    path: string;
+    firstChunk: () => Promise<void>;
+    readAll: () => Promise<string>;
+    close: () => void;
+  }> {
     const path = join(dir, `${name}.sock`);
     const server = createServer();
     const sockets: Socket[] = [];
+    const chunks: Buffer[] = [];
     const connected = new Promise<Socket>((resolve) =>
       server.on('connection', (socket: Socket) => {
         socket.pause();
+        socket.on('data', (chunk: Buffer) => chunks.push(chunk));
         sockets.push(socket);
         resolve(socket);
       }),
@@ -760,10 +765,15 @@ describe('cognigy-reset reset and audit export: a reader slower than the run', (
     await once(server, 'listening');
     return {
       path,
+      /** Reads until the writer's first output is here, then stops reading again. */
+      async firstChunk() {
+        const socket = await connected;
+        socket.resume();
+        await withDeadline(once(socket, 'data'), 30_000, 'the first output');
+        socket.pause();
+      },
       async readAll() {
         const socket = await connected;
-        const chunks: Buffer[] = [];
-        socket.on('data', (chunk: Buffer) => chunks.push(chunk));
         socket.resume();
         await withDeadline(once(socket, 'end'), 60_000, 'the end of stdout');
         return Buffer.concat(chunks).toString('utf8');
@@ -849,12 +859,23 @@ describe('cognigy-reset reset and audit export: a reader slower than the run', (
     });
   }
 
-  it('audit export to a slow reader delivers every record, in order, and a verifiable chain', async () => {
+  it('audit export to a slow reader holds no read snapshot while it waits, and delivers every record in order', async () => {
     const reader = await slowReader('slow-export');
     let child: ChildProcess | undefined;
+    // A writer that stays connected, as a run would: what it commits sits in the WAL until checkpointed.
+    const db = new Database(auditState, { timeout: 5000 });
+    db.exec('CREATE TABLE IF NOT EXISTS test_writes (n INTEGER)');
+    const write = db.prepare('INSERT INTO test_writes (n) VALUES (1)');
     try {
+      write.run();
       const run = await startOnSocket(reader.path, ['audit', 'export', '--state', auditState], {});
       child = run.child;
+      // The export is under way and soon waits for its reader. The writer commits again, and its WAL can
+      // still be checkpointed and truncated: the waiting export keeps no old snapshot alive.
+      await reader.firstChunk();
+      write.run();
+      const [checkpoint] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+      assert.equal(checkpoint!.busy, 0, 'the checkpoint was blocked by a reader');
       const text = await reader.readAll();
       assert.equal(await withDeadline(run.done, 60_000, 'the export'), 0, run.stderr());
       const records = text
@@ -870,6 +891,7 @@ describe('cognigy-reset reset and audit export: a reader slower than the run', (
       const verified = await runCli(['audit', 'verify', '--file', file], {});
       assert.equal(verified.code, 0, verified.stdout);
     } finally {
+      db.close();
       child?.kill('SIGKILL');
       reader.close();
     }

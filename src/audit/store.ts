@@ -34,11 +34,29 @@ function matches(r: AuditRecord, f: AuditFilter): boolean {
   );
 }
 
-/** Streams every stored record in chain order (one in memory at a time), unreadable ones included. */
+/** Records read at a time. */
+const PAGE = 1000;
+
+/**
+ * Streams every stored record in chain order, unreadable ones included, up to the last one stored when
+ * it began. It reads a page at a time and holds no statement open in between: an export waiting for a
+ * slow reader does not keep a read snapshot that stops the WAL of a run writing meanwhile from being
+ * checkpointed. The log is append-only, so the pages join into one consistent prefix; inside a
+ * transaction (`audit verify`) they are one snapshot anyway.
+ */
 export function* storedRecords(db: StateDb): Generator<AuditRecord | UnreadableRecord> {
-  for (const row of db.prepare('SELECT seq, record, hash FROM audit_records ORDER BY seq').iterate()) {
-    const { seq, record, hash } = row as Row;
-    yield parseCanonical(seq, record, hash) ?? { seq, unreadable: true };
+  const { last } = db.prepare('SELECT max(seq) AS last FROM audit_records').get() as { last: number | null };
+  if (last === null) return;
+  const page = db.prepare(
+    `SELECT seq, record, hash FROM audit_records WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ${PAGE}`,
+  );
+  // From -Infinity: a row inserted with seq 0 or below is read (and named) too.
+  for (let after = -Infinity; ;) {
+    const rows = page.all(after, last) as Row[];
+    for (const { seq, record, hash } of rows)
+      yield parseCanonical(seq, record, hash) ?? { seq, unreadable: true };
+    if (rows.length < PAGE) return;
+    after = rows.at(-1)!.seq;
   }
 }
 
