@@ -150,9 +150,14 @@ export class ChainChecker {
 
   /** With `allowGaps` (a filtered export), a jump in `seq` starts a new run: links are checked within runs. */
   readonly #allowGaps: boolean;
+  /** A hash kept from an earlier verify, which a verified record must carry (`anchorProblem`). */
+  readonly #anchor: string | undefined;
+  /** The seq of the verified record that carries the anchor. */
+  anchorSeq: number | undefined;
 
-  constructor(start?: { prevHash: string; seq: number }, allowGaps = false) {
+  constructor(start?: { prevHash: string; seq: number }, allowGaps = false, anchor?: string) {
     this.#allowGaps = allowGaps;
+    this.#anchor = anchor;
     if (start !== undefined) {
       this.#prevHash = start.prevHash;
       this.#prevSeq = start.seq - 1;
@@ -194,6 +199,21 @@ export class ChainChecker {
     this.#prevHash = r.hash;
     this.#prevSeq = r.seq;
     this.count++;
+    if (r.hash === this.#anchor) this.anchorSeq = r.seq;
     return undefined;
+  }
+
+  /**
+   * Once every record is checked: the problem when an anchor was given and no verified record carries it.
+   * `exported`: the records are a (perhaps filtered) export.
+   */
+  anchorProblem(exported: boolean): ChainProblem | undefined {
+    if (this.#anchor === undefined || this.anchorSeq !== undefined) return undefined;
+    const filtered = exported ? ", or the export's filters left that record out" : '';
+    return {
+      seq: (this.#prevSeq ?? 0) + 1,
+      sessionId: null,
+      problem: `no record has the anchor hash ${this.#anchor}: the log was rewritten or cut short before it, or the anchor comes from another log${filtered}`,
+    };
   }
 }

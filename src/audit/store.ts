@@ -79,7 +79,7 @@ export interface VerifyResult {
   headSeq: number;
   headHash: string;
   /** With an anchor: the seq of the record that carries it. */
-  anchorSeq?: number;
+  anchorSeq: number | undefined;
   problem: ChainProblem | null;
 }
 
@@ -93,27 +93,16 @@ export function verifyAudit(db: StateDb, anchor?: string): VerifyResult {
   return db.transaction(() => verifySnapshot(db, anchor))();
 }
 
-/** The problem to report when no verified record carries `anchor`, a hash kept from an earlier verify. */
-export function missingAnchor(anchor: string, lastSeq: number, exported = false): ChainProblem {
-  const filtered = exported ? ", or the export's filters left that record out" : '';
-  return {
-    seq: lastSeq + 1,
-    sessionId: null,
-    problem: `no record has the anchor hash ${anchor}: the log was rewritten or cut short before it, or the anchor comes from another log${filtered}`,
-  };
-}
-
 function verifySnapshot(db: StateDb, anchor: string | undefined): VerifyResult {
   const head = db.prepare('SELECT seq, hash FROM audit_head WHERE id = 1').get() as
     { seq: number; hash: string } | undefined;
-  const checker = new ChainChecker({ prevHash: GENESIS_HASH, seq: 1 });
-  let anchorSeq: number | undefined;
+  const checker = new ChainChecker({ prevHash: GENESIS_HASH, seq: 1 }, false, anchor);
   const result = (problem: ChainProblem | null): VerifyResult => ({
     ok: problem === null,
     records: checker.count,
     headSeq: head?.seq ?? 0,
     headHash: head?.hash ?? GENESIS_HASH,
-    ...(anchorSeq === undefined ? {} : { anchorSeq }),
+    anchorSeq: checker.anchorSeq,
     problem,
   });
   for (const record of storedRecords(db)) {
@@ -122,7 +111,6 @@ function verifySnapshot(db: StateDb, anchor: string | undefined): VerifyResult {
         ? { seq: record.seq, sessionId: null, problem: 'the record is not readable: it was altered' }
         : checker.check(record);
     if (problem !== undefined) return result(problem);
-    if (anchor !== undefined && 'hash' in record && record.hash === anchor) anchorSeq = record.seq;
   }
   const lastSeq = checker.lastSeq ?? 0;
   if (head === undefined ? lastSeq !== 0 : head.seq !== lastSeq || head.hash !== checker.lastHash) {
@@ -135,8 +123,7 @@ function verifySnapshot(db: StateDb, anchor: string | undefined): VerifyResult {
           : 'the head anchor does not match the last record',
     });
   }
-  if (anchor !== undefined && anchorSeq === undefined) return result(missingAnchor(anchor, lastSeq));
-  return result(null);
+  return result(checker.anchorProblem(false) ?? null);
 }
 
 const CSV_COLUMNS: (keyof AuditRecord)[] = [

@@ -3,7 +3,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { type AuditRecord, ChainChecker } from '../../audit/chain.js';
-import { auditRecords, csvHeader, csvLine, missingAnchor, verifyAudit } from '../../audit/store.js';
+import { auditRecords, csvHeader, csvLine, verifyAudit } from '../../audit/store.js';
 import { CognigyResetError } from '../../errors.js';
 import { openStateFile } from '../../state/state-file.js';
 import { isDate, isDateTime } from '../../protocol/schemas.js';
@@ -50,8 +50,7 @@ function anchorHash(value: string): string {
 
 /** Verifies an exported JSONL file offline: each record's hash, and the links between consecutive ones. */
 async function verifyFile(path: string, anchor: string | undefined): Promise<number> {
-  const checker = new ChainChecker(undefined, true);
-  let anchorSeq: number | undefined;
+  const checker = new ChainChecker(undefined, true, anchor);
   let lineNo = 0;
   for await (const { text, line } of readLines(createReadStream(path), path)) {
     lineNo = line;
@@ -67,17 +66,15 @@ async function verifyFile(path: string, anchor: string | undefined): Promise<num
       process.stdout.write(`${JSON.stringify({ ok: false, line, firstBad: problem })}\n`);
       return 1;
     }
-    if (anchor !== undefined && record.hash === anchor) anchorSeq = record.seq;
   }
-  if (anchor !== undefined && anchorSeq === undefined) {
-    const firstBad = missingAnchor(anchor, checker.lastSeq ?? 0, true);
+  const firstBad = checker.anchorProblem(true);
+  if (firstBad !== undefined) {
     process.stdout.write(`${JSON.stringify({ ok: false, records: checker.count, firstBad })}\n`);
     return 1;
   }
-  const anchored = anchorSeq === undefined ? {} : { anchorSeq };
-  process.stdout.write(
-    `${JSON.stringify({ ok: true, records: checker.count, lines: lineNo, ...anchored })}\n`,
-  );
+  // anchorSeq is left out of the line when undefined (no --anchor).
+  const { count: records, anchorSeq } = checker;
+  process.stdout.write(`${JSON.stringify({ ok: true, records, lines: lineNo, anchorSeq })}\n`);
   return 0;
 }
 
@@ -101,18 +98,13 @@ export function auditCommand(): Command {
       const db = openStateFile(statePath(flags.state));
       try {
         const result = verifyAudit(db, flags.anchor);
-        const anchored = result.anchorSeq === undefined ? {} : { anchorSeq: result.anchorSeq };
+        // anchorSeq is left out of the line when undefined (no --anchor).
+        const { records, headSeq, headHash, anchorSeq } = result;
         process.stdout.write(
           `${JSON.stringify(
             result.ok
-              ? {
-                  ok: true,
-                  records: result.records,
-                  headSeq: result.headSeq,
-                  headHash: result.headHash,
-                  ...anchored,
-                }
-              : { ok: false, records: result.records, firstBad: result.problem },
+              ? { ok: true, records, headSeq, headHash, anchorSeq }
+              : { ok: false, records, firstBad: result.problem },
           )}\n`,
         );
         process.exitCode = result.ok ? 0 : 1;
