@@ -1,5 +1,5 @@
 /** The one place errors become exit codes (DESIGN.md §3). */
-import { CognigyResetError } from '../errors.js';
+import { CognigyResetError, ERROR_CATALOGUE, isErrorCode } from '../errors.js';
 
 export const EXIT_OK = 0;
 /** At least one session failed. */
@@ -12,17 +12,20 @@ export const EXIT_AUTH = 3;
 export const EXIT_INTERRUPTED = 130;
 
 export function exitCodeFor(err: unknown): number {
-  if (err instanceof CognigyResetError) {
-    switch (err.kind) {
-      case 'usage':
-        return EXIT_USAGE;
-      case 'auth':
-        return EXIT_AUTH;
-      default:
-        return EXIT_FAILED;
-    }
+  return err instanceof CognigyResetError ? exitCodeForCode(err.code) : EXIT_FAILED;
+}
+
+/** The exit code of an error code (a run's `summary.fatal.code` too), by its kind in the catalogue. */
+export function exitCodeForCode(code: string): number {
+  if (!isErrorCode(code)) return EXIT_FAILED;
+  switch (ERROR_CATALOGUE[code].kind) {
+    case 'usage':
+      return EXIT_USAGE;
+    case 'auth':
+      return EXIT_AUTH;
+    default:
+      return EXIT_FAILED;
   }
-  return EXIT_FAILED;
 }
 
 /** The line an error becomes on stderr: its stable code (`CR_ERR_INTERNAL` for one we did not expect) and message. */

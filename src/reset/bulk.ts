@@ -73,7 +73,7 @@ export interface BulkSummary {
 const UNREACHABLE = new Set(['CR_ERR_TRANSPORT_CONNECT', 'CR_ERR_TRANSPORT_SOCKET_CONNECT']);
 
 /** Whether a failure says the engine could not be reached at all (not that it refused or broke a reset). */
-export function isUnreachable(code: string | undefined): boolean {
+function isUnreachable(code: string | undefined): boolean {
   return code !== undefined && UNREACHABLE.has(code);
 }
 export const DEFAULT_MAX_UNREACHABLE = 32;

@@ -26,12 +26,7 @@ import { outboxEvent, WebhookDeliverer } from '../../analytics/webhook.js';
 import type { DoneMessage } from '../../reset/events.js';
 import { checkedUrl } from '../../util/loopback.js';
 import type { Server } from 'node:http';
-import {
-  type BulkSummary,
-  type BulkTarget,
-  DEFAULT_MAX_UNREACHABLE,
-  isUnreachable,
-} from '../../reset/bulk.js';
+import { type BulkSummary, type BulkTarget, DEFAULT_MAX_UNREACHABLE } from '../../reset/bulk.js';
 import { CognigyRestTransport } from '../../transports/cognigy-rest/transport.js';
 import { CognigySocketTransport } from '../../transports/cognigy-socket/transport.js';
 import { OAuth2TokenProvider } from '../../transports/auth/oauth2.js';
@@ -42,12 +37,12 @@ import { oauth2FromEnv } from '../../transports/auth/oauth2.js';
 import { redactUrl } from '../../util/redact.js';
 import {
   errorLine,
-  EXIT_AUTH,
   EXIT_FAILED,
   EXIT_INTERRUPTED,
   EXIT_OK,
   EXIT_USAGE,
   exitCodeFor,
+  exitCodeForCode,
 } from '../exit-codes.js';
 import { inputSource } from '../input.js';
 import { stdoutGone } from '../stdout-gone.js';
@@ -673,12 +668,10 @@ function exitCodeOf(summary: BulkSummary, dryRun: boolean, log: Logger): number 
   if (summary.fatal !== null) {
     log.info({ code: summary.fatal.code }, summary.fatal.message);
     process.stderr.write(`cognigy-reset: ${summary.fatal.code}: ${summary.fatal.message}\n`);
-    const code = summary.fatal.code;
-    // An engine that went away failed sessions that were sent, as did a state file that could not be
-    // written; the other stops come before any reset.
-    if (isUnreachable(code) || code === 'CR_ERR_STATE_WRITE') return EXIT_FAILED;
-    const kind = code.startsWith('CR_ERR_AUTH_') ? EXIT_AUTH : EXIT_USAGE;
-    return code === 'CR_ERR_AUTH_NO_TOKEN' ? EXIT_USAGE : kind;
+    // By the code's kind, like any error: 3 for refused credentials, 2 for what stopped the run before
+    // any reset (no token, a request the engine refuses), 1 for an engine that went away or a state
+    // file that could not be written.
+    return exitCodeForCode(summary.fatal.code);
   }
   if (summary.interrupted) return EXIT_INTERRUPTED;
   if (dryRun) return summary.failed > 0 ? EXIT_USAGE : EXIT_OK;
