@@ -115,8 +115,8 @@ const MIGRATIONS: Record<number, string | ((db: Database.Database) => void)> = {
 
 const SQLITE_MAGIC = 'SQLite format 3\u0000';
 
+/** Whether a file that is not empty (an empty one is a new database) starts as SQLite's do. */
 function looksLikeSqlite(path: string): boolean {
-  if (statSync(path).size === 0) return true; // an empty file is a new database
   const fd = openSync(path, 'r');
   try {
     const buffer = Buffer.alloc(16);
@@ -130,14 +130,15 @@ export type StateDb = Database.Database;
 
 /** Opens (creating if needed) and migrates the state file. */
 export function openStateFile(path: string): StateDb {
-  if (existsSync(path) && !statSync(path).isFile()) {
+  const stat = statSync(path, { throwIfNoEntry: false });
+  if (stat !== undefined && !stat.isFile()) {
     // A directory, a device (/dev/null), a FIFO (which would block the first read): never SQLite's.
     throw new CognigyResetError(
       'CR_ERR_STATE_OPEN',
-      `cannot use ${path} as the state file: it is ${statSync(path).isDirectory() ? 'a directory' : 'not a regular file'}`,
+      `cannot use ${path} as the state file: it is ${stat.isDirectory() ? 'a directory' : 'not a regular file'}`,
     );
   }
-  const existed = existsSync(path) && statSync(path).size > 0;
+  const existed = stat !== undefined && stat.size > 0;
   if (existed && !looksLikeSqlite(path)) {
     throw new CognigyResetError(
       'CR_ERR_STATE_CORRUPT',
