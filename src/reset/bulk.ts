@@ -175,7 +175,7 @@ export async function runBulk(
         ledger?.reserve(target.index);
       } catch (err) {
         // The ledger cannot promise a resume any more: stop like a failed commit, this session unsent.
-        reportError ??= err instanceof Error ? err : new Error(String(err));
+        stopWith(err);
         return;
       }
       outcome = await pipeline.reset(target, {
@@ -207,7 +207,7 @@ export async function runBulk(
       const done: Promise<void> = durable
         .then(() => deliverAll(list))
         .catch((err: unknown) => {
-          reportError ??= err instanceof Error ? err : new Error(String(err));
+          stopWith(err);
         })
         .finally(() => {
           groups.delete(durable);
@@ -231,6 +231,10 @@ export async function runBulk(
   const spaceWaiters: (() => void)[] = [];
   let waiting = 0;
   let reportError: Error | undefined;
+  /** A report or the ledger failed: the workers stop, and the first error ends the run. */
+  const stopWith = (err: unknown): void => {
+    reportError ??= err instanceof Error ? err : new Error(String(err));
+  };
   const maxUnreachable = Math.max(0, Math.floor(options.maxUnreachable ?? DEFAULT_MAX_UNREACHABLE));
   /** Sessions finished in a row that could not reach the engine. */
   let unreachable = 0;
