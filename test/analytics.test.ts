@@ -1,11 +1,12 @@
 import * as assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { outboxEvent, WebhookDeliverer } from '../src/analytics/webhook.js';
+import { outboxEvent, urlFingerprint, WebhookDeliverer } from '../src/analytics/webhook.js';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { blankOutcome } from '../src/reset/outcome.js';
 import { openStateFile } from '../src/state/state-file.js';
@@ -150,13 +151,23 @@ describe('Prometheus metrics', () => {
 class Tracker {
   readonly accepted: string[] = [];
   readonly received: string[] = [];
-  script: ('fail' | 'hang' | 'ok')[] = [];
+  /** The Authorization header of each POST. */
+  readonly authorizations: (string | undefined)[] = [];
+  /** Requests that were not POSTs (a client following a redirect as a GET). */
+  gets = 0;
+  script: ('fail' | 'hang' | 'ok' | 'redirect')[] = [];
   server: Server;
   url = '';
   readonly #hung: ServerResponse[] = [];
 
   constructor() {
     this.server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      if (req.method !== 'POST') {
+        this.gets++;
+        res.writeHead(200).end('{}');
+        return;
+      }
+      this.authorizations.push(req.headers.authorization);
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
@@ -166,6 +177,7 @@ class Tracker {
         this.received.push(...keys);
         const step = this.script.shift() ?? 'ok';
         if (step === 'fail') res.writeHead(503, { 'retry-after': '0' }).end();
+        else if (step === 'redirect') res.writeHead(302, { location: '/landing' }).end();
         else if (step === 'hang') this.#hung.push(res);
         else {
           // The receiver's side of exactly once: a repeated key is acknowledged but not applied again.
@@ -199,7 +211,7 @@ describe('webhook sink', () => {
     const writer = new StateWriter({ db, path, thread: false });
     const events = Array.from({ length: 250 }, (_, i) =>
       outboxEvent(blankOutcome(`session-${i}`, 'reset', []), {
-        url: tracker.url,
+        urlSha256: urlFingerprint(tracker.url),
         jobId: null,
         tenant: 't',
         botId: 'b',
@@ -274,5 +286,181 @@ describe('webhook sink', () => {
     assert.equal(up.accepted.length, 25);
     assert.equal(new Set(up.received).size, up.received.length, 'an event was posted twice');
     await up.close();
+  });
+  it('sends the tracker its token as a bearer header, and keeps it and the URL out of output and the state file', async () => {
+    const tracker = new Tracker();
+    await tracker.listen();
+    // A webhook URL often carries its own secret, as this one does in its query.
+    const url = `${tracker.url}?key=url-secret-4711`;
+    const state = join(dir, 'webhook-token.sqlite');
+    const tokenFile = join(dir, 'analytics-token');
+    writeFileSync(tokenFile, 'file-token-0815\n');
+    try {
+      const byFile = await runCli(
+        [
+          'reset',
+          ...range(5, 600),
+          '--state',
+          state,
+          '--analytics-url',
+          url,
+          '--analytics-token-file',
+          tokenFile,
+        ],
+        env(),
+      );
+      assert.equal(byFile.code, 0, byFile.stderr);
+      assert.match(byFile.stderr, /analytics: 5 events delivered\n/);
+      const byEnv = await runCli(['reset', ...range(5, 610), '--state', state, '--analytics-url', url], {
+        ...env(),
+        COGNIGY_ANALYTICS_TOKEN: 'env-token-4242',
+      });
+      assert.equal(byEnv.code, 0, byEnv.stderr);
+      assert.match(byEnv.stderr, /analytics: 5 events delivered\n/);
+      assert.deepEqual(
+        new Set(tracker.authorizations),
+        new Set(['Bearer file-token-0815', 'Bearer env-token-4242']),
+      );
+      assert.equal(tracker.accepted.length, 10);
+      const stored = Buffer.concat(
+        [state, `${state}-wal`].filter((f) => existsSync(f)).map((f) => readFileSync(f)),
+      ).toString('latin1');
+      for (const secret of ['file-token-0815', 'env-token-4242', 'url-secret-4711']) {
+        assert.ok(!stored.includes(secret), `${secret} is in the state file`);
+        assert.ok(
+          !`${byFile.stdout}${byFile.stderr}${byEnv.stdout}${byEnv.stderr}`.includes(secret),
+          `${secret} was printed`,
+        );
+      }
+    } finally {
+      await tracker.close();
+    }
+  });
+
+  it('refuses an unusable analytics token before sending, without showing it', async () => {
+    const state = join(dir, 'webhook-bad-token.sqlite');
+    const cases: [string[], Record<string, string>, RegExp][] = [
+      [
+        ['--analytics-url', 'http://127.0.0.1:9/e'],
+        { COGNIGY_ANALYTICS_TOKEN: 'two words-secret' },
+        /COGNIGY_ANALYTICS_TOKEN/,
+      ],
+      [
+        ['--analytics-url', 'http://127.0.0.1:9/e', '--analytics-token-file', join(dir, 'missing')],
+        {},
+        /cannot read --analytics-token-file/,
+      ],
+      [['--analytics-token-file', join(dir, 'missing')], {}, /--analytics-token-file needs --analytics-url/],
+    ];
+    for (const [args, extra, message] of cases) {
+      const result = await runCli(['reset', 'session-700', '--state', state, ...args], {
+        ...env(),
+        ...extra,
+      });
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, /CR_ERR_OPT_INVALID/);
+      assert.match(result.stderr, message);
+      assert.ok(!result.stderr.includes('words-secret'), 'the token was shown');
+    }
+    const session = (await (await fetch(`${emu.httpUrl}/emulator/sessions/session-700`)).json()) as {
+      flowState: string;
+    };
+    assert.equal(session.flowState, 'ACTIVE', 'a session was reset although the run was refused');
+  });
+
+  it('counts a redirect as a failed delivery: the events wait and go out on the next run', async () => {
+    const tracker = new Tracker();
+    await tracker.listen();
+    // fetch would follow a 302 as a GET without the events; its 200 must not mark them delivered.
+    tracker.script = Array.from({ length: 100 }, () => 'redirect' as const);
+    const state = join(dir, 'webhook-redirect.sqlite');
+    try {
+      const first = await runCli(
+        [
+          'reset',
+          ...range(8, 620),
+          '--state',
+          state,
+          '--analytics-url',
+          tracker.url,
+          '--analytics-timeout',
+          '0.3',
+        ],
+        env(),
+      );
+      assert.equal(first.code, 0, first.stderr);
+      assert.match(first.stderr, /analytics: 0 events delivered; 8 wait in the outbox for the next run/);
+      assert.equal(tracker.gets, 0, 'the redirect was followed');
+      assert.equal(tracker.accepted.length, 0);
+      tracker.script = [];
+      const second = await runCli(
+        ['reset', ...range(2, 630), '--state', state, '--analytics-url', tracker.url],
+        env(),
+      );
+      assert.equal(second.code, 0, second.stderr);
+      assert.match(second.stderr, /analytics: 10 events delivered\n/);
+      assert.equal(tracker.accepted.length, 10);
+    } finally {
+      await tracker.close();
+    }
+  });
+
+  it('upgrades a version-4 state file: its pending events keep their URL by fingerprint and still go out', async () => {
+    const tracker = new Tracker();
+    await tracker.listen();
+    const state = join(dir, 'webhook-v4.sqlite');
+    // A version-4 outbox, as the previous release wrote it: the URL in plain text.
+    openStateFile(state).close();
+    const old = new Database(state);
+    old.exec(`
+      DROP TABLE outbox;
+      CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY, idempotency_key TEXT NOT NULL UNIQUE, url TEXT NOT NULL, payload TEXT NOT NULL,
+        created_at TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, delivered_at TEXT
+      ) STRICT;
+      CREATE INDEX outbox_pending ON outbox (delivered_at, id);
+      PRAGMA user_version = 4;
+    `);
+    const insert = old.prepare(
+      'INSERT INTO outbox (idempotency_key, url, payload, created_at) VALUES (?, ?, ?, ?)',
+    );
+    insert.run(
+      'v4-pending',
+      tracker.url,
+      JSON.stringify({ idempotencyKey: 'v4-pending' }),
+      '2026-11-29T00:00:00Z',
+    );
+    insert.run(
+      'v4-elsewhere',
+      'http://127.0.0.1:9/other',
+      JSON.stringify({ idempotencyKey: 'v4-elsewhere' }),
+      '2026-11-29T00:00:00Z',
+    );
+    old.close();
+    // Opening it upgrades it; the dropped table's pages must not keep a URL, even before anything reuses them.
+    openStateFile(state).close();
+    assert.ok(
+      !readFileSync(state).toString('latin1').includes('127.0.0.1:9/other'),
+      'a URL survived the upgrade',
+    );
+    try {
+      const run = await runCli(
+        ['reset', ...range(3, 640), '--state', state, '--analytics-url', tracker.url],
+        env(),
+      );
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stderr, /analytics: 4 events delivered\n/);
+      assert.ok(tracker.accepted.includes('v4-pending'), 'the pending version-4 event was not delivered');
+      assert.ok(!tracker.accepted.includes('v4-elsewhere'), "another URL's event was delivered here");
+      const db = new Database(state, { readonly: true });
+      assert.equal(db.pragma('user_version', { simple: true }), 5);
+      const columns = (db.prepare('PRAGMA table_info(outbox)').all() as { name: string }[]).map(
+        (c) => c.name,
+      );
+      assert.ok(!columns.includes('url') && columns.includes('url_sha256'), columns.join(','));
+      db.close();
+    } finally {
+      await tracker.close();
+    }
   });
 });

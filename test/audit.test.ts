@@ -398,7 +398,9 @@ describe('audit log written by schema version 2', () => {
       cleared TEXT NOT NULL, not_cleared TEXT NOT NULL, outcome TEXT NOT NULL, verified INTEGER NOT NULL,
       error_code TEXT, attempts INTEGER NOT NULL, latency_ms REAL NOT NULL, request_id TEXT,
       directive_hash TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL) STRICT;
-      CREATE TABLE audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL) STRICT;`);
+      CREATE TABLE audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL) STRICT;
+      CREATE TABLE outbox (id INTEGER PRIMARY KEY, idempotency_key TEXT NOT NULL UNIQUE, url TEXT NOT NULL,
+        payload TEXT NOT NULL, created_at TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, delivered_at TEXT) STRICT;`);
     const insert = db.prepare(
       'INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );

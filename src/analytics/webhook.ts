@@ -5,6 +5,10 @@
  * with backoff; an event is marked delivered only after a 2xx. If the tracker is down, events wait in the
  * outbox and go out on the next run. Delivery is at least once; the receiver drops a repeat by its key
  * (a request that timed out may have been processed), so each event takes effect exactly once.
+ *
+ * The outbox knows the URL only by its SHA-256: a webhook URL often carries its secret, and the state file
+ * is handed to whoever audits it. A tracker that wants a token gets it as `Authorization: Bearer`, from
+ * the environment or a file, never from the URL or a flag.
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,9 +16,12 @@ import type { ResetOutcome } from '../reset/outcome.js';
 import type { OutboxInput } from '../state/batch-sql.js';
 import type { StateDb } from '../state/state-file.js';
 import { parseRetryAfter } from '../util/retry-after.js';
+import { sha256 } from '../util/sha256.js';
 
 export interface WebhookOptions {
   url: string;
+  /** Sent as `Authorization: Bearer <token>`; never stored, printed or logged. @default none */
+  token?: string | undefined;
   /** Events per POST. @default 100 */
   batchSize?: number;
   /** Deadline of one POST. @default 5000 */
@@ -32,14 +39,17 @@ export interface WebhookStats {
   pending: number;
 }
 
+/** What the outbox keeps of a webhook URL. */
+export const urlFingerprint = (url: string): string => sha256(url);
+
 export function outboxEvent(
   outcome: ResetOutcome,
-  ctx: { url: string; jobId: string | null; tenant: string; botId: string },
+  ctx: { urlSha256: string; jobId: string | null; tenant: string; botId: string },
 ): OutboxInput {
   const key = randomUUID();
   return {
     key,
-    url: ctx.url,
+    urlSha256: ctx.urlSha256,
     payload: JSON.stringify({
       idempotencyKey: key,
       ts: new Date().toISOString(),
@@ -59,7 +69,10 @@ export function outboxEvent(
 
 export class WebhookDeliverer {
   readonly #db: StateDb;
-  readonly #o: Required<WebhookOptions>;
+  readonly #o: Required<Omit<WebhookOptions, 'token'>>;
+  readonly #headers: Record<string, string>;
+  /** The URL's fingerprint, which this deliverer's events carry in the outbox (`outboxEvent`). */
+  readonly urlSha256: string;
   readonly stats: WebhookStats = { delivered: 0, posts: 0, failures: 0, pending: 0 };
   #stopped = false;
   #wake: (() => void) | undefined;
@@ -68,20 +81,26 @@ export class WebhookDeliverer {
 
   constructor(db: StateDb, options: WebhookOptions) {
     this.#db = db;
-    this.#o = { batchSize: 100, timeoutMs: 5000, baseDelayMs: 200, maxDelayMs: 10_000, ...options };
+    const { token, ...rest } = options;
+    this.#o = { batchSize: 100, timeoutMs: 5000, baseDelayMs: 200, maxDelayMs: 10_000, ...rest };
+    this.#headers = { 'content-type': 'application/json' };
+    if (token !== undefined) this.#headers['authorization'] = `Bearer ${token}`;
+    this.urlSha256 = urlFingerprint(options.url);
   }
 
   #pending(): { id: number; payload: string }[] {
     return this.#db
-      .prepare('SELECT id, payload FROM outbox WHERE delivered_at IS NULL AND url = ? ORDER BY id LIMIT ?')
-      .all(this.#o.url, this.#o.batchSize) as { id: number; payload: string }[];
+      .prepare(
+        'SELECT id, payload FROM outbox WHERE url_sha256 = ? AND delivered_at IS NULL ORDER BY id LIMIT ?',
+      )
+      .all(this.urlSha256, this.#o.batchSize) as { id: number; payload: string }[];
   }
 
   countPending(): number {
     return (
       this.#db
-        .prepare('SELECT count(*) AS n FROM outbox WHERE delivered_at IS NULL AND url = ?')
-        .get(this.#o.url) as {
+        .prepare('SELECT count(*) AS n FROM outbox WHERE url_sha256 = ? AND delivered_at IS NULL')
+        .get(this.urlSha256) as {
         n: number;
       }
     ).n;
@@ -98,10 +117,13 @@ export class WebhookDeliverer {
       const response = await fetch(this.#o.url, {
         method: 'POST',
         headers: {
-          'content-type': 'application/json',
+          ...this.#headers,
           'idempotency-key': `${events[0]!.idempotencyKey}..${events.at(-1)!.idempotencyKey}`,
         },
         body: JSON.stringify({ events }),
+        // A redirect is a failed delivery: fetch would turn a 301/302 POST into a GET without the events
+        // and could then mark them delivered on its 2xx; and the token must not follow to another host.
+        redirect: 'error',
         signal,
       });
       await response.arrayBuffer().catch(() => undefined);

@@ -14,7 +14,8 @@ const AUDIT_COLUMNS = 3;
 
 export interface OutboxInput {
   key: string;
-  url: string;
+  /** SHA-256 of the webhook URL (`WebhookDeliverer.urlSha256`): the outbox never stores the URL. */
+  urlSha256: string;
   payload: string;
 }
 
@@ -86,7 +87,7 @@ export function batchWriter(db: Database): (batch: BatchMessage) => void {
   const auditOne = db.prepare(auditSql(1));
   const auditMany = db.prepare(auditSql(ROWS_PER_STATEMENT));
   const insertOutbox = db.prepare(
-    'INSERT OR IGNORE INTO outbox (idempotency_key, url, payload, created_at) VALUES (?, ?, ?, ?)',
+    'INSERT OR IGNORE INTO outbox (idempotency_key, url_sha256, payload, created_at) VALUES (?, ?, ?, ?)',
   );
   const chunk = ROWS_PER_STATEMENT * JOB_SESSION_COLUMNS;
   const commit = db.transaction((batch: BatchMessage) => {
@@ -155,7 +156,7 @@ export function batchWriter(db: Database): (batch: BatchMessage) => void {
       setHead.run(seq, prevHash);
     }
     const now = new Date().toISOString();
-    for (const event of batch.outbox) insertOutbox.run(event.key, event.url, event.payload, now);
+    for (const event of batch.outbox) insertOutbox.run(event.key, event.urlSha256, event.payload, now);
   });
   // IMMEDIATE: the write lock is taken (or waited for) up front. A deferred transaction that read the
   // chain head first could not upgrade once another process had committed since, and would fail busy at

@@ -1,5 +1,5 @@
 /**
- * The SQLite state file (`--state`): jobs now, the audit log and the analytics outbox later. It is
+ * The SQLite state file (`--state`): the job ledger, the audit log and the analytics outbox. It is
  * recognised by its application id; a file that is not ours, is damaged, or was written by a newer
  * version gets a clear error and is never overwritten.
  */
@@ -8,10 +8,11 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { type AuditRecord, canonical } from '../audit/chain.js';
 import { CognigyResetError } from '../errors.js';
+import { sha256 } from '../util/sha256.js';
 
 /** "CRST" */
 export const APPLICATION_ID = 0x43525354;
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 /** Each step runs in one transaction: SQL text, or a function for a step that must re-encode rows. */
 const MIGRATIONS: Record<number, string | ((db: Database.Database) => void)> = {
@@ -111,6 +112,32 @@ const MIGRATIONS: Record<number, string | ((db: Database.Database) => void)> = {
       started_at TEXT NOT NULL
     ) STRICT;
   `,
+  // Version 5: the outbox keeps a fingerprint of the webhook URL, not the URL. Webhook URLs often carry
+  // their secret (a key in the query or the path), and a state file is handed to whoever audits it.
+  // Pending events still go out on the next run that gives the same URL.
+  5: (db) => {
+    db.function('cr_sha256', { deterministic: true }, (text: unknown) => sha256(String(text)));
+    // The dropped table's pages would otherwise keep the URLs until something reuses them.
+    const secureDelete = db.pragma('secure_delete', { simple: true }) as number;
+    db.pragma('secure_delete = ON');
+    db.exec(`
+      CREATE TABLE outbox_v5 (
+        id INTEGER PRIMARY KEY,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        url_sha256 TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        delivered_at TEXT
+      ) STRICT;
+      INSERT INTO outbox_v5 (id, idempotency_key, url_sha256, payload, created_at, attempts, delivered_at)
+        SELECT id, idempotency_key, cr_sha256(url), payload, created_at, attempts, delivered_at FROM outbox;
+      DROP TABLE outbox;
+      ALTER TABLE outbox_v5 RENAME TO outbox;
+      CREATE INDEX outbox_pending ON outbox (url_sha256, delivered_at, id);
+    `);
+    db.pragma(`secure_delete = ${secureDelete}`);
+  },
 };
 
 const SQLITE_MAGIC = 'SQLite format 3\u0000';

@@ -7,7 +7,7 @@ import { setMaxListeners } from 'node:events';
 import { resolve } from 'node:path';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { Command, Option } from 'commander';
-import { CognigyResetError } from '../../errors.js';
+import { CognigyResetError, type ErrorCode } from '../../errors.js';
 import {
   checkResetDirective,
   DEFAULT_WS_URL,
@@ -87,6 +87,7 @@ interface ResetFlags {
   metricsHost: string;
   metricsFile?: string;
   analyticsUrl?: string;
+  analyticsTokenFile?: string;
   analyticsTimeout: number;
   transport: 'runtime-ws' | 'cognigy-rest' | 'cognigy-socket';
   endpointUrl?: string;
@@ -126,25 +127,56 @@ function parseFirstData(text: string | undefined): Record<string, unknown> | und
   return value as Record<string, unknown>;
 }
 
-function readToken(flags: ResetFlags, env: NodeJS.ProcessEnv): string | undefined {
-  if (flags.tokenFile !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(flags.tokenFile, 'utf8');
-    } catch (cause) {
-      throw new CognigyResetError(
-        'CR_ERR_OPT_INVALID',
-        `cannot read --token-file ${flags.tokenFile}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`,
-        { field: '--token-file', cause },
-      );
-    }
-    const token = text.trim();
-    if (token === '')
-      throw new CognigyResetError('CR_ERR_AUTH_NO_TOKEN', `--token-file ${flags.tokenFile} is empty`);
-    return token;
+/** A secret read from a file named by `option`, trimmed; an empty file is refused with `emptyCode`. */
+function readSecretFile(path: string, option: string, emptyCode: ErrorCode): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new CognigyResetError(
+      'CR_ERR_OPT_INVALID',
+      `cannot read ${option} ${path}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`,
+      { field: option, cause },
+    );
   }
+  const secret = text.trim();
+  if (secret === '') throw new CognigyResetError(emptyCode, `${option} ${path} is empty`, { field: option });
+  return secret;
+}
+
+function readToken(flags: ResetFlags, env: NodeJS.ProcessEnv): string | undefined {
+  if (flags.tokenFile !== undefined)
+    return readSecretFile(flags.tokenFile, '--token-file', 'CR_ERR_AUTH_NO_TOKEN');
   const token = env['COGNIGY_API_TOKEN'];
   return token === undefined || token === '' ? undefined : token;
+}
+
+/**
+ * The analytics tracker's bearer token: `--analytics-token-file`, else env `COGNIGY_ANALYTICS_TOKEN`. It
+ * goes into a header, so it must be one run of visible characters; the error never shows it.
+ */
+function readAnalyticsToken(flags: ResetFlags, env: NodeJS.ProcessEnv): string | undefined {
+  if (flags.analyticsTokenFile !== undefined && flags.analyticsUrl === undefined) {
+    throw new CognigyResetError('CR_ERR_OPT_INVALID', '--analytics-token-file needs --analytics-url', {
+      field: '--analytics-token-file',
+    });
+  }
+  if (flags.analyticsUrl === undefined) return undefined;
+  const source =
+    flags.analyticsTokenFile !== undefined ? '--analytics-token-file' : 'COGNIGY_ANALYTICS_TOKEN';
+  const token =
+    flags.analyticsTokenFile !== undefined
+      ? readSecretFile(flags.analyticsTokenFile, '--analytics-token-file', 'CR_ERR_OPT_INVALID')
+      : env['COGNIGY_ANALYTICS_TOKEN'];
+  if (token === undefined || token === '') return undefined;
+  if (!/^[\x21-\x7e]+$/.test(token)) {
+    throw new CognigyResetError(
+      'CR_ERR_OPT_INVALID',
+      `Expected the analytics token from ${source} to be visible ASCII without spaces (it is sent as a bearer token); it is not (value not shown)`,
+      { field: source },
+    );
+  }
+  return token;
 }
 
 export function resetCommand(): Command {
@@ -225,6 +257,10 @@ export function resetCommand(): Command {
     .option('--metrics-host <host>', 'address of the metrics endpoint', '127.0.0.1')
     .option('--metrics-file <path>', 'write the Prometheus metrics text here at the end')
     .option('--analytics-url <url>', 'POST each outcome to this webhook (durable outbox in the state file)')
+    .option(
+      '--analytics-token-file <path>',
+      'send the token in this file to the webhook as a bearer token (else env COGNIGY_ANALYTICS_TOKEN)',
+    )
     .option(
       '--analytics-timeout <sec>',
       'how long to keep delivering webhook events after the run',
@@ -436,6 +472,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   if (flags.analyticsUrl !== undefined) {
     checkedUrl(flags.analyticsUrl, '--analytics-url', ['https', 'http'], flags.allowInsecure);
   }
+  const analyticsToken = readAnalyticsToken(flags, env);
   if (useState) {
     const statePath = resolve(flags.state ?? env['COGNIGY_RESET_STATE'] ?? DEFAULT_STATE_FILE);
     db = openStateFile(statePath);
@@ -467,7 +504,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       throw err;
     }
     if (flags.analyticsUrl !== undefined) {
-      webhook = new WebhookDeliverer(db, { url: flags.analyticsUrl });
+      webhook = new WebhookDeliverer(db, { url: flags.analyticsUrl, token: analyticsToken });
       webhook.start();
     }
   }
@@ -489,9 +526,14 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
             job: job === undefined ? undefined : { jobId: job.jobId, index },
             audit: audit ? auditContext : undefined,
             outbox:
-              flags.analyticsUrl === undefined
+              webhook === undefined
                 ? undefined
-                : outboxEvent(outcome, { url: flags.analyticsUrl, jobId: flags.job ?? null, tenant, botId }),
+                : outboxEvent(outcome, {
+                    urlSha256: webhook.urlSha256,
+                    jobId: flags.job ?? null,
+                    tenant,
+                    botId,
+                  }),
           });
           if (webhook !== undefined)
             void committed.then(
