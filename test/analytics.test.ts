@@ -155,6 +155,8 @@ class Tracker {
   readonly authorizations: (string | undefined)[] = [];
   /** Requests that were not POSTs (a client following a redirect as a GET). */
   gets = 0;
+  /** When set, a POST without `Authorization: Bearer <this>` is answered 401. */
+  requireToken: string | undefined;
   script: ('fail' | 'hang' | 'ok' | 'redirect')[] = [];
   server: Server;
   url = '';
@@ -168,6 +170,11 @@ class Tracker {
         return;
       }
       this.authorizations.push(req.headers.authorization);
+      if (this.requireToken !== undefined && req.headers.authorization !== `Bearer ${this.requireToken}`) {
+        req.resume();
+        res.writeHead(401).end();
+        return;
+      }
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
@@ -257,7 +264,10 @@ describe('webhook sink', () => {
         { timeoutMs: 4000 },
       );
       assert.equal(result.code, 0, result.stderr);
-      assert.match(result.stderr, /analytics: 0 events delivered; 10 wait in the outbox for the next run/);
+      assert.match(
+        result.stderr,
+        /analytics: 0 events delivered; 10 wait in the outbox for the next run \(last failure: timed out\)/,
+      );
       assert.ok(tracker.received.length > 0, 'nothing was posted');
     } finally {
       await tracker.close();
@@ -276,7 +286,10 @@ describe('webhook sink', () => {
       env(),
     );
     assert.equal(first.code, 0, first.stderr);
-    assert.match(first.stderr, /analytics: 0 events delivered; 20 wait in the outbox for the next run/);
+    assert.match(
+      first.stderr,
+      /analytics: 0 events delivered; 20 wait in the outbox for the next run \(last failure: ECONNREFUSED\)/,
+    );
 
     const up = new Tracker();
     await up.listen(port);
@@ -337,6 +350,51 @@ describe('webhook sink', () => {
     }
   });
 
+  it('stops delivering for the run when the tracker refuses the token, says why, and delivers on the next run', async () => {
+    const tracker = new Tracker();
+    await tracker.listen();
+    tracker.requireToken = 'right-token-1234';
+    const state = join(dir, 'webhook-401.sqlite');
+    try {
+      const refused = await runCli(
+        ['reset', ...range(6, 650), '--state', state, '--analytics-url', tracker.url, '--json'],
+        { ...env(), COGNIGY_ANALYTICS_TOKEN: 'wrong-token-5678' },
+      );
+      assert.equal(refused.code, 0, refused.stderr);
+      assert.equal(tracker.authorizations.length, 1, 'a 401 was retried');
+      assert.match(
+        refused.stderr,
+        /analytics: 0 events delivered; 6 wait in the outbox for the next run \(the tracker refused them: HTTP 401\)/,
+      );
+      const summary = parseJsonLines(refused.stdout).summary!;
+      assert.deepEqual(summary.analytics, {
+        delivered: 0,
+        pending: 6,
+        lastFailure: 'HTTP 401',
+        refused: 'HTTP 401',
+      });
+      const warning = refused.stderr
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as { level: number; reason?: string; retryable?: boolean })
+        .find((entry) => entry.reason === 'HTTP 401');
+      assert.equal(warning?.level, 40, 'no warning in the log');
+      assert.equal(warning.retryable, false);
+      assert.ok(!refused.stderr.includes('wrong-token-5678'), 'the token was logged');
+
+      const accepted = await runCli(
+        ['reset', ...range(2, 660), '--state', state, '--analytics-url', tracker.url, '--json'],
+        { ...env(), COGNIGY_ANALYTICS_TOKEN: 'right-token-1234' },
+      );
+      assert.equal(accepted.code, 0, accepted.stderr);
+      const after = parseJsonLines(accepted.stdout).summary!;
+      assert.deepEqual(after.analytics, { delivered: 8, pending: 0, lastFailure: null, refused: null });
+      assert.equal(tracker.accepted.length, 8);
+    } finally {
+      await tracker.close();
+    }
+  });
+
   it('refuses an unusable analytics token before sending, without showing it', async () => {
     const state = join(dir, 'webhook-bad-token.sqlite');
     const cases: [string[], Record<string, string>, RegExp][] = [
@@ -389,8 +447,12 @@ describe('webhook sink', () => {
         env(),
       );
       assert.equal(first.code, 0, first.stderr);
-      assert.match(first.stderr, /analytics: 0 events delivered; 8 wait in the outbox for the next run/);
+      assert.match(
+        first.stderr,
+        /analytics: 0 events delivered; 8 wait in the outbox for the next run \(the tracker refused them: HTTP 302 redirect: point --analytics-url at the final URL\)/,
+      );
       assert.equal(tracker.gets, 0, 'the redirect was followed');
+      assert.equal(tracker.authorizations.length, 1, 'a redirect was retried');
       assert.equal(tracker.accepted.length, 0);
       tracker.script = [];
       const second = await runCli(

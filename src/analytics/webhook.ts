@@ -1,10 +1,12 @@
 /**
  * The webhook sink (`--analytics-url`): each outcome becomes an event in the state file's outbox, in the
  * same transaction as its audit record, with an idempotency key. A deliverer POSTs pending events in
- * batches (`{"events":[...]}`, header `Idempotency-Key` naming the batch's first and last keys), retrying
- * with backoff; an event is marked delivered only after a 2xx. If the tracker is down, events wait in the
- * outbox and go out on the next run. Delivery is at least once; the receiver drops a repeat by its key
- * (a request that timed out may have been processed), so each event takes effect exactly once.
+ * batches (`{"events":[...]}`, header `Idempotency-Key` naming the batch's first and last keys); an event
+ * is marked delivered only after a 2xx. A timeout, a network error, 408, 425, 429 or a 5xx is retried with
+ * backoff; any other answer (a 4xx such as a refused token, a redirect) cannot change by retrying, so
+ * delivery stops for the run. Either way events wait in the outbox and go out on the next run. Delivery is
+ * at least once; the receiver drops a repeat by its key (a request that timed out may have been
+ * processed), so each event takes effect exactly once.
  *
  * The outbox knows the URL only by its SHA-256: a webhook URL often carries its secret, and the state file
  * is handed to whoever audits it. A tracker that wants a token gets it as `Authorization: Bearer`, from
@@ -30,6 +32,15 @@ export interface WebhookOptions {
   baseDelayMs?: number;
   /** @default 10000 */
   maxDelayMs?: number;
+  /** Told of each failed POST: why (never the URL or the token), and whether it is retried. */
+  onFailure?: ((failure: WebhookFailure) => void) | undefined;
+}
+
+export interface WebhookFailure {
+  /** `HTTP 503`, `timed out`, `ECONNREFUSED`, … */
+  reason: string;
+  /** False for an answer that retrying cannot change (a 4xx other than 408/425/429, a redirect). */
+  retryable: boolean;
 }
 
 export interface WebhookStats {
@@ -37,6 +48,22 @@ export interface WebhookStats {
   posts: number;
   failures: number;
   pending: number;
+  /** The last failure's reason, if the last POST failed. */
+  lastFailure?: string | undefined;
+  /** Set when the tracker refused a batch in a way retrying cannot change: delivery stopped for this run. */
+  refused?: string | undefined;
+}
+
+/** Answers worth retrying: the tracker is busy, overloaded or failing for now. */
+const retryableStatus = (status: number): boolean =>
+  status === 408 || status === 425 || status === 429 || status >= 500;
+
+/** A failed request's reason, from fetch's error: never its URL. */
+function networkReason(err: unknown): string {
+  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) return 'timed out';
+  const cause = (err as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause;
+  if (typeof cause?.code === 'string') return cause.code;
+  return typeof cause?.message === 'string' ? cause.message : 'network error';
 }
 
 /** What the outbox keeps of a webhook URL. */
@@ -69,7 +96,7 @@ export function outboxEvent(
 
 export class WebhookDeliverer {
   readonly #db: StateDb;
-  readonly #o: Required<Omit<WebhookOptions, 'token'>>;
+  readonly #o: Required<Omit<WebhookOptions, 'token' | 'onFailure'>> & Pick<WebhookOptions, 'onFailure'>;
   readonly #headers: Record<string, string>;
   /** The URL's fingerprint, which this deliverer's events carry in the outbox (`outboxEvent`). */
   readonly urlSha256: string;
@@ -77,6 +104,9 @@ export class WebhookDeliverer {
   #stopped = false;
   #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
+  /** Aborted by stop(): the background loop stops waiting and sleeping, and hands over to the drain. */
+  readonly #stopping = new AbortController();
+  /** Aborted at stop()'s deadline: a request the background loop still has in flight is cut then. */
   readonly #halt = new AbortController();
 
   constructor(db: StateDb, options: WebhookOptions) {
@@ -106,11 +136,11 @@ export class WebhookDeliverer {
     ).n;
   }
 
-  /** Posts one batch; true when it was accepted (2xx). */
+  /** Posts one batch: accepted (2xx), or why not. */
   async #post(
     rows: { id: number; payload: string }[],
     signal: AbortSignal,
-  ): Promise<{ ok: boolean; retryAfterMs?: number | undefined }> {
+  ): Promise<{ ok: true } | (WebhookFailure & { ok: false; retryAfterMs?: number | undefined })> {
     const events = rows.map((r) => JSON.parse(r.payload) as { idempotencyKey: string });
     this.stats.posts++;
     try {
@@ -121,16 +151,25 @@ export class WebhookDeliverer {
           'idempotency-key': `${events[0]!.idempotencyKey}..${events.at(-1)!.idempotencyKey}`,
         },
         body: JSON.stringify({ events }),
-        // A redirect is a failed delivery: fetch would turn a 301/302 POST into a GET without the events
-        // and could then mark them delivered on its 2xx; and the token must not follow to another host.
-        redirect: 'error',
+        // A redirect is a failed delivery, not followed: fetch would turn a 301/302 POST into a GET
+        // without the events and could then mark them delivered on its 2xx; and the token must not
+        // follow to another host.
+        redirect: 'manual',
         signal,
       });
       await response.arrayBuffer().catch(() => undefined);
       if (response.ok) return { ok: true };
-      return { ok: false, retryAfterMs: parseRetryAfter(response.headers.get('retry-after')) };
-    } catch {
-      return { ok: false };
+      const redirect = response.status >= 300 && response.status < 400;
+      return {
+        ok: false,
+        reason: redirect
+          ? `HTTP ${response.status} redirect: point --analytics-url at the final URL`
+          : `HTTP ${response.status}`,
+        retryable: retryableStatus(response.status),
+        retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
+      };
+    } catch (err) {
+      return { ok: false, reason: networkReason(err), retryable: true };
     }
   }
 
@@ -151,6 +190,8 @@ export class WebhookDeliverer {
     let failures = 0;
     while (Date.now() < deadline) {
       if (untilStopped && this.#stopped) return;
+      // Refused for good: the events wait in the outbox for a run the tracker accepts.
+      if (this.stats.refused !== undefined) return;
       const rows = this.#pending();
       if (rows.length === 0) {
         if (!untilStopped || this.#stopped) return;
@@ -161,9 +202,10 @@ export class WebhookDeliverer {
         this.#wake = undefined;
         continue;
       }
-      // No request outlives the deadline, and stop() cuts the background loop's short: a tracker that
-      // hangs cannot hold the run past --analytics-timeout (an event cut off stays in the outbox, and
-      // its idempotency key makes a second delivery harmless).
+      // No request outlives the deadline, nor stop()'s for the background loop's: a tracker that hangs
+      // cannot hold the run past --analytics-timeout (an event cut off stays in the outbox, and its
+      // idempotency key makes a second delivery harmless). A request that is answered in time is not
+      // cut short by stop() itself: the drain would only post the same events again.
       const timeout = AbortSignal.timeout(Math.max(1, Math.min(this.#o.timeoutMs, deadline - Date.now())));
       const result = await this.#post(
         rows,
@@ -171,10 +213,17 @@ export class WebhookDeliverer {
       );
       if (result.ok) {
         this.#markDelivered(rows);
+        this.stats.lastFailure = undefined;
         failures = 0;
         continue;
       }
       this.stats.failures++;
+      this.stats.lastFailure = result.reason;
+      this.#o.onFailure?.({ reason: result.reason, retryable: result.retryable });
+      if (!result.retryable) {
+        this.stats.refused = result.reason;
+        return;
+      }
       failures++;
       const step = Math.min(this.#o.maxDelayMs, this.#o.baseDelayMs * 2 ** (failures - 1));
       const delay = Math.max(result.retryAfterMs ?? 0, Math.floor(Math.random() * step));
@@ -184,7 +233,7 @@ export class WebhookDeliverer {
         await sleep(Math.min(delay, left), undefined, {
           // The background loop must not keep the process alive; the final drain must.
           ref: !untilStopped,
-          ...(untilStopped ? { signal: this.#halt.signal } : {}),
+          ...(untilStopped ? { signal: this.#stopping.signal } : {}),
         });
       } catch {
         return; // stopped: the final drain takes over
@@ -205,9 +254,14 @@ export class WebhookDeliverer {
   /** Stops the background loop, then drains what is left until `deadline`; returns the stats. */
   async stop(deadline: number): Promise<WebhookStats> {
     this.#stopped = true;
-    this.#halt.abort();
+    this.#stopping.abort();
     this.#wake?.();
-    await this.#loop;
+    const halt = setTimeout(() => this.#halt.abort(), Math.max(0, deadline - Date.now()));
+    try {
+      await this.#loop;
+    } finally {
+      clearTimeout(halt);
+    }
     await this.deliver(deadline);
     this.stats.pending = this.countPending();
     return this.stats;

@@ -22,7 +22,7 @@ import { JobStore } from '../../state/job-store.js';
 import { StateWriter } from '../../state/state-writer.js';
 import { type AuditContext, resolveActor } from '../../audit/record.js';
 import { checkMetricsFile, ResetMetrics } from '../../analytics/metrics.js';
-import { outboxEvent, WebhookDeliverer } from '../../analytics/webhook.js';
+import { outboxEvent, WebhookDeliverer, type WebhookStats } from '../../analytics/webhook.js';
 import type { DoneMessage } from '../../reset/events.js';
 import { checkedUrl } from '../../util/loopback.js';
 import type { Server } from 'node:http';
@@ -469,6 +469,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   let job: JobStore | undefined;
   let writer: StateWriter | undefined;
   let webhook: WebhookDeliverer | undefined;
+  let analytics: WebhookStats | undefined;
   if (flags.analyticsUrl !== undefined) {
     checkedUrl(flags.analyticsUrl, '--analytics-url', ['https', 'http'], flags.allowInsecure);
   }
@@ -504,7 +505,22 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       throw err;
     }
     if (flags.analyticsUrl !== undefined) {
-      webhook = new WebhookDeliverer(db, { url: flags.analyticsUrl, token: analyticsToken });
+      let warned = false;
+      webhook = new WebhookDeliverer(db, {
+        url: flags.analyticsUrl,
+        token: analyticsToken,
+        // The first failure and a refusal are worth a warning; the retries after the first are detail.
+        onFailure: ({ reason, retryable }) => {
+          const level = !retryable || !warned ? 'warn' : 'debug';
+          warned = true;
+          log[level](
+            { reason, retryable },
+            retryable
+              ? 'analytics tracker failed; retrying'
+              : 'analytics tracker refused the events: delivery stopped for this run, they wait in the outbox',
+          );
+        },
+      });
       webhook.start();
     }
   }
@@ -666,9 +682,15 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       metricsServer?.close();
     }
     if (webhook !== undefined) {
-      const delivered = await webhook.stop(Date.now() + flags.analyticsTimeout * 1000);
+      analytics = await webhook.stop(Date.now() + flags.analyticsTimeout * 1000);
+      const why =
+        analytics.refused !== undefined
+          ? ` (the tracker refused them: ${analytics.refused})`
+          : analytics.lastFailure !== undefined
+            ? ` (last failure: ${analytics.lastFailure})`
+            : '';
       process.stderr.write(
-        `analytics: ${delivered.delivered} events delivered${delivered.pending > 0 ? `; ${delivered.pending} wait in the outbox for the next run` : ''}\n`,
+        `analytics: ${analytics.delivered} events delivered${analytics.pending > 0 ? `; ${analytics.pending} wait in the outbox for the next run${why}` : ''}\n`,
       );
     }
     db?.close();
@@ -691,6 +713,16 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
           cleared: resetter.plan.cleared,
           notCleared: resetter.plan.notClearable,
           maxRssMb,
+          ...(analytics === undefined
+            ? {}
+            : {
+                analytics: {
+                  delivered: analytics.delivered,
+                  pending: analytics.pending,
+                  lastFailure: analytics.lastFailure ?? null,
+                  refused: analytics.refused ?? null,
+                },
+              }),
         },
       }),
     );
