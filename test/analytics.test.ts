@@ -233,6 +233,8 @@ describe('webhook sink', () => {
     });
     await deliverer.deliver(Date.now() + 20_000);
     assert.equal(deliverer.countPending(), 0);
+    // Delivered events leave the outbox: a run of millions must not keep them in the state file.
+    assert.equal((db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n, 0);
     const keys = events.map((e) => e.key).sort();
     assert.deepEqual([...tracker.accepted].sort(), keys);
     assert.ok(tracker.received.length > keys.length, 'the failures and the timeout caused no redelivery');
@@ -498,9 +500,28 @@ describe('webhook sink', () => {
       JSON.stringify({ idempotencyKey: 'v4-elsewhere' }),
       '2026-11-29T00:00:00Z',
     );
+    old
+      .prepare(
+        "INSERT INTO outbox (idempotency_key, url, payload, created_at, delivered_at) VALUES (?, ?, ?, ?, '2026-11-29T00:00:01Z')",
+      )
+      .run(
+        'v4-delivered',
+        tracker.url,
+        JSON.stringify({ idempotencyKey: 'v4-delivered' }),
+        '2026-11-29T00:00:00Z',
+      );
     old.close();
     // Opening it upgrades it; the dropped table's pages must not keep a URL, even before anything reuses them.
-    openStateFile(state).close();
+    const upgraded = openStateFile(state);
+    const kept = upgraded.prepare('SELECT idempotency_key AS key FROM outbox ORDER BY id').all() as {
+      key: string;
+    }[];
+    upgraded.close();
+    assert.deepEqual(
+      kept.map((row) => row.key),
+      ['v4-pending', 'v4-elsewhere'],
+      'the upgrade kept a delivered event or lost a pending one',
+    );
     assert.ok(
       !readFileSync(state).toString('latin1').includes('127.0.0.1:9/other'),
       'a URL survived the upgrade',

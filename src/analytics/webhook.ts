@@ -2,7 +2,7 @@
  * The webhook sink (`--analytics-url`): each outcome becomes an event in the state file's outbox, in the
  * same transaction as its audit record, with an idempotency key. A deliverer POSTs pending events in
  * batches (`{"events":[...]}`, header `Idempotency-Key` naming the batch's first and last keys); an event
- * is marked delivered only after a 2xx. A timeout, a network error, 408, 425, 429 or a 5xx is retried with
+ * leaves the outbox only after a 2xx. A timeout, a network error, 408, 425, 429 or a 5xx is retried with
  * backoff; any other answer (a 4xx such as a refused token, a redirect) cannot change by retrying, so
  * delivery stops for the run. Either way events wait in the outbox and go out on the next run. Delivery is
  * at least once; the receiver drops a repeat by its key (a request that timed out may have been
@@ -173,11 +173,14 @@ export class WebhookDeliverer {
     }
   }
 
-  #markDelivered(rows: { id: number }[]): void {
-    const now = new Date().toISOString();
-    const mark = this.#db.prepare('UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 WHERE id = ?');
+  /**
+   * Removes events the tracker took: the outbox holds only what is still to deliver (the audit log keeps
+   * every outcome), or a run of millions would leave ~660 bytes a reset in the state file for good.
+   */
+  #removeDelivered(rows: { id: number }[]): void {
+    const remove = this.#db.prepare('DELETE FROM outbox WHERE id = ?');
     this.#db.transaction(() => {
-      for (const row of rows) mark.run(now, row.id);
+      for (const row of rows) remove.run(row.id);
     })();
     this.stats.delivered += rows.length;
   }
@@ -212,7 +215,7 @@ export class WebhookDeliverer {
         untilStopped ? AbortSignal.any([timeout, this.#halt.signal]) : timeout,
       );
       if (result.ok) {
-        this.#markDelivered(rows);
+        this.#removeDelivered(rows);
         this.stats.lastFailure = undefined;
         failures = 0;
         continue;

@@ -114,7 +114,8 @@ const MIGRATIONS: Record<number, string | ((db: Database.Database) => void)> = {
   `,
   // Version 5: the outbox keeps a fingerprint of the webhook URL, not the URL. Webhook URLs often carry
   // their secret (a key in the query or the path), and a state file is handed to whoever audits it.
-  // Pending events still go out on the next run that gives the same URL.
+  // Pending events still go out on the next run that gives the same URL; delivered ones are dropped, as
+  // delivery now removes them.
   5: (db) => {
     db.function('cr_sha256', { deterministic: true }, (text: unknown) => sha256(String(text)));
     // The dropped table's pages would otherwise keep the URLs until something reuses them.
@@ -131,7 +132,8 @@ const MIGRATIONS: Record<number, string | ((db: Database.Database) => void)> = {
         delivered_at TEXT
       ) STRICT;
       INSERT INTO outbox_v5 (id, idempotency_key, url_sha256, payload, created_at, attempts, delivered_at)
-        SELECT id, idempotency_key, cr_sha256(url), payload, created_at, attempts, delivered_at FROM outbox;
+        SELECT id, idempotency_key, cr_sha256(url), payload, created_at, attempts, delivered_at FROM outbox
+        WHERE delivered_at IS NULL;
       DROP TABLE outbox;
       ALTER TABLE outbox_v5 RENAME TO outbox;
       CREATE INDEX outbox_pending ON outbox (url_sha256, delivered_at, id);
