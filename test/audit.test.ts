@@ -236,7 +236,23 @@ describe('audit log', () => {
   it('verifies an exported JSONL offline, whole or filtered, and catches an edited line', async () => {
     const whole = join(dir, 'export.jsonl');
     writeFileSync(whole, (await exportJsonl(state)).stdout);
-    assert.equal((await runCli(['audit', 'verify', '--file', whole], {})).code, 0);
+    const wholeCheck = await runCli(['audit', 'verify', '--file', whole], {});
+    assert.equal(wholeCheck.code, 0);
+    // A whole export ends with the log's head: the auditor compares it with the state file's headHash.
+    const head = JSON.parse((await runCli(['audit', 'verify', '--state', state], {})).stdout) as {
+      headSeq: number;
+      headHash: string;
+    };
+    const fileCheck = JSON.parse(wholeCheck.stdout) as { lastSeq: number; lastHash: string };
+    assert.deepEqual([fileCheck.lastSeq, fileCheck.lastHash], [head.headSeq, head.headHash]);
+    // Cut short, it still verifies on its own, and says where it ends.
+    const cut = join(dir, 'cut.jsonl');
+    writeFileSync(cut, readFileSync(whole, 'utf8').split('\n').slice(0, 2).join('\n') + '\n');
+    const cutCheck = JSON.parse((await runCli(['audit', 'verify', '--file', cut], {})).stdout) as {
+      lastSeq: number;
+    };
+    assert.equal(cutCheck.lastSeq, 2);
+    assert.notEqual(head.headSeq, 2, 'the fixture log is too short to cut');
     const filtered = join(dir, 'filtered.jsonl');
     writeFileSync(filtered, (await exportJsonl(state, '--outcome', 'reset')).stdout);
     const ok = await runCli(['audit', 'verify', '--file', filtered], {});

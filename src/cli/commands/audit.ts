@@ -72,9 +72,13 @@ async function verifyFile(path: string, anchor: string | undefined): Promise<num
     process.stdout.write(`${JSON.stringify({ ok: false, records: checker.count, firstBad })}\n`);
     return 1;
   }
-  // anchorSeq is left out of the line when undefined (no --anchor).
-  const { count: records, anchorSeq } = checker;
-  process.stdout.write(`${JSON.stringify({ ok: true, records, lines: lineNo, anchorSeq })}\n`);
+  // The last record the file holds: a file cut short verifies on its own, so an auditor compares this
+  // with a headHash kept from `audit verify --state` (or passes it as --anchor). anchorSeq is left out
+  // of the line when undefined (no --anchor).
+  const { count: records, anchorSeq, lastSeq, lastHash } = checker;
+  process.stdout.write(
+    `${JSON.stringify({ ok: true, records, lines: lineNo, lastSeq, lastHash, anchorSeq })}\n`,
+  );
   return 0;
 }
 
