@@ -23,7 +23,7 @@ export { planReset, LAYERS, type Layer, type PlanOptions, type ResetPlan } from 
 export { compileDirective, type CompiledDirective } from './reset/compile.js';
 export { verdictFor, type Verdict } from './reset/verify.js';
 export { outcomeLine, type ResetOutcome, type OutcomeKind } from './reset/outcome.js';
-export { CHANNELS, type DoneMessage } from './reset/events.js';
+export { type AnalyticsErrorMessage, CHANNELS, type DoneMessage } from './reset/events.js';
 export { DEFAULT_RETRY_POLICY, retryDelay, shouldRetry, type RetryPolicy } from './reset/retry-policy.js';
 export { RuntimeWsTransport, type RuntimeWsOptions } from './transports/runtime-ws/transport.js';
 export { runtimeDialUrl } from './transports/runtime-ws/url.js';

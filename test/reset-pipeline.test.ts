@@ -3,7 +3,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { after, before, describe, it } from 'node:test';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { createResetter, type ResetterOptions } from '../src/reset/create-resetter.js';
-import { CHANNELS, type DoneMessage } from '../src/reset/events.js';
+import { type AnalyticsErrorMessage, CHANNELS, type DoneMessage } from '../src/reset/events.js';
 import type { ResetOutcome } from '../src/reset/outcome.js';
 import { withDeadline } from './helpers/ws.js';
 
@@ -99,6 +99,54 @@ describe('reset pipeline: verification', () => {
     );
     assert.equal(mine.length, 3);
     assert.match(mine.find((e) => e.outcome.sessionId === 'session-950')!.directiveText!, /"type":"SEND"/);
+    await resetter.close();
+  });
+
+  it('keeps a throwing or rejecting analytics callback away from the resets: each is persisted and published', async () => {
+    const failures: AnalyticsErrorMessage[] = [];
+    let failed: () => void = () => undefined;
+    const bothFailed = new Promise<void>((resolve) => (failed = resolve));
+    const onError = (m: unknown): void => {
+      failures.push(m as AnalyticsErrorMessage);
+      if (failures.length === 2) failed();
+    };
+    const done: string[] = [];
+    const onDone = (m: unknown): void => void done.push((m as DoneMessage).outcome.sessionId);
+    subscribe(CHANNELS.analyticsError.name, onError);
+    subscribe(CHANNELS.done.name, onDone);
+    const resetter = resetterFor(emu, {
+      analytics: (id) => {
+        if (id === 'session-960') throw new Error('tracker bug');
+        if (id === 'session-961') return Promise.reject(new Error('async tracker bug'));
+        return undefined;
+      },
+    });
+    const persisted: string[] = [];
+    const targets = ['session-960', 'session-961', 'session-962'].map((sessionId, index) => ({
+      sessionId,
+      index,
+    }));
+    const summary = await resetter.run(targets, {
+      persist: (outcome) => {
+        persisted.push(outcome.sessionId);
+        return Promise.resolve();
+      },
+    });
+    await withDeadline(bothFailed, 5000, 'the analytics errors');
+    unsubscribe(CHANNELS.analyticsError.name, onError);
+    unsubscribe(CHANNELS.done.name, onDone);
+    assert.equal(summary.reset, 3);
+    assert.equal(summary.verified, 3);
+    assert.deepEqual(persisted.sort(), ['session-960', 'session-961', 'session-962']);
+    assert.deepEqual(done.filter((id) => id.startsWith('session-96')).sort(), [
+      'session-960',
+      'session-961',
+      'session-962',
+    ]);
+    assert.deepEqual(failures.map((f) => [f.sessionId, (f.error as Error).message]).sort(), [
+      ['session-960', 'tracker bug'],
+      ['session-961', 'async tracker bug'],
+    ]);
     await resetter.close();
   });
 

@@ -17,7 +17,14 @@ export const CHANNELS = {
   /** `{ outcome: ResetOutcome, directiveText?: string }` when a session is finished (also for sessions the
    * bulk runner settles without the pipeline: skipped as done earlier, or a malformed input line). */
   done: channel('cognigy-reset:reset:done'),
+  /** `{ sessionId, error }` when the analytics callback threw or its promise rejected; the reset is unaffected. */
+  analyticsError: channel('cognigy-reset:analytics:error'),
 } as const;
+
+export interface AnalyticsErrorMessage {
+  sessionId: string;
+  error: unknown;
+}
 
 export interface DoneMessage {
   outcome: ResetOutcome;

@@ -13,14 +13,35 @@ import { BackoffGate } from '../util/backoff-gate.js';
 import { sha256 } from '../util/sha256.js';
 import { TokenBucket } from '../util/token-bucket.js';
 import { compileDirective, type CompiledDirective } from './compile.js';
-import { CHANNELS, type DoneMessage } from './events.js';
+import { type AnalyticsErrorMessage, CHANNELS, type DoneMessage } from './events.js';
 import { blankOutcome, errorOf, type ResetOutcome } from './outcome.js';
 import type { ResetPlan } from './plan.js';
 import { DEFAULT_RETRY_POLICY, retryDelay, type RetryPolicy, shouldRetry } from './retry-policy.js';
 import { verdictFor } from './verify.js';
 
-/** The seed's analytics callback: `(sessionId, latency, success)`. */
-export type AnalyticsCallback = (sessionId: string, latencyMs: number, success: boolean) => void;
+/**
+ * The seed's analytics callback: `(sessionId, latency, success)`. It may be async. What it throws or
+ * rejects with never affects a reset: it is published on `cognigy-reset:analytics:error`.
+ */
+export type AnalyticsCallback = (sessionId: string, latencyMs: number, success: boolean) => unknown;
+
+/**
+ * Calls the analytics callback so that nothing it does reaches the reset: it runs after the engine
+ * applied the reset, whose outcome must still be published and persisted (its audit record), and a
+ * rejection left unhandled would end the process.
+ */
+function report(callback: AnalyticsCallback, sessionId: string, latencyMs: number, success: boolean): void {
+  const failed = (error: unknown): void => {
+    if (CHANNELS.analyticsError.hasSubscribers)
+      CHANNELS.analyticsError.publish({ sessionId, error } satisfies AnalyticsErrorMessage);
+  };
+  try {
+    const result = callback(sessionId, latencyMs, success) as PromiseLike<unknown> | undefined;
+    if (typeof result?.then === 'function') result.then(undefined, failed);
+  } catch (error) {
+    failed(error);
+  }
+}
 
 export interface PipelineOptions {
   transport: Transport;
@@ -191,7 +212,8 @@ export class ResetPipeline {
     }
     if (sent.text !== undefined) outcome.directiveHash = sha256(sent.text);
     outcome.latencyMs = performance.now() - started;
-    this.#analytics?.(sessionId, outcome.latencyMs, outcome.outcome !== 'failed');
+    if (this.#analytics !== undefined)
+      report(this.#analytics, sessionId, outcome.latencyMs, outcome.outcome !== 'failed');
     if (CHANNELS.done.hasSubscribers) {
       const message: DoneMessage = { outcome, directiveText: sent.text, settledBy: 'pipeline' };
       CHANNELS.done.publish(message);
