@@ -359,7 +359,17 @@ describe('webhook sink', () => {
     const state = join(dir, 'webhook-401.sqlite');
     try {
       const refused = await runCli(
-        ['reset', ...range(6, 650), '--state', state, '--analytics-url', tracker.url, '--json'],
+        [
+          'reset',
+          ...range(6, 650),
+          '--state',
+          state,
+          '--analytics-url',
+          tracker.url,
+          '--json',
+          '--log-level',
+          'debug',
+        ],
         { ...env(), COGNIGY_ANALYTICS_TOKEN: 'wrong-token-5678' },
       );
       assert.equal(refused.code, 0, refused.stderr);

@@ -120,17 +120,13 @@ export class WebhookDeliverer {
 
   #pending(): { id: number; payload: string }[] {
     return this.#db
-      .prepare(
-        'SELECT id, payload FROM outbox WHERE url_sha256 = ? AND delivered_at IS NULL ORDER BY id LIMIT ?',
-      )
+      .prepare('SELECT id, payload FROM outbox WHERE url_sha256 = ? ORDER BY id LIMIT ?')
       .all(this.urlSha256, this.#o.batchSize) as { id: number; payload: string }[];
   }
 
   countPending(): number {
     return (
-      this.#db
-        .prepare('SELECT count(*) AS n FROM outbox WHERE url_sha256 = ? AND delivered_at IS NULL')
-        .get(this.urlSha256) as {
+      this.#db.prepare('SELECT count(*) AS n FROM outbox WHERE url_sha256 = ?').get(this.urlSha256) as {
         n: number;
       }
     ).n;

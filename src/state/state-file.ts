@@ -115,7 +115,7 @@ const MIGRATIONS: Record<number, string | ((db: Database.Database) => void)> = {
   // Version 5: the outbox keeps a fingerprint of the webhook URL, not the URL. Webhook URLs often carry
   // their secret (a key in the query or the path), and a state file is handed to whoever audits it.
   // Pending events still go out on the next run that gives the same URL; delivered ones are dropped, as
-  // delivery now removes them.
+  // delivery now removes them (so the delivered_at and attempts columns go too).
   5: (db) => {
     db.function('cr_sha256', { deterministic: true }, (text: unknown) => sha256(String(text)));
     // The dropped table's pages would otherwise keep the URLs until something reuses them.
@@ -127,16 +127,14 @@ const MIGRATIONS: Record<number, string | ((db: Database.Database) => void)> = {
         idempotency_key TEXT NOT NULL UNIQUE,
         url_sha256 TEXT NOT NULL,
         payload TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        delivered_at TEXT
+        created_at TEXT NOT NULL
       ) STRICT;
-      INSERT INTO outbox_v5 (id, idempotency_key, url_sha256, payload, created_at, attempts, delivered_at)
-        SELECT id, idempotency_key, cr_sha256(url), payload, created_at, attempts, delivered_at FROM outbox
+      INSERT INTO outbox_v5 (id, idempotency_key, url_sha256, payload, created_at)
+        SELECT id, idempotency_key, cr_sha256(url), payload, created_at FROM outbox
         WHERE delivered_at IS NULL;
       DROP TABLE outbox;
       ALTER TABLE outbox_v5 RENAME TO outbox;
-      CREATE INDEX outbox_pending ON outbox (url_sha256, delivered_at, id);
+      CREATE INDEX outbox_pending ON outbox (url_sha256, id);
     `);
     db.pragma(`secure_delete = ${secureDelete}`);
   },

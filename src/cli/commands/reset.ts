@@ -474,6 +474,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     checkedUrl(flags.analyticsUrl, '--analytics-url', ['https', 'http'], flags.allowInsecure);
   }
   const analyticsToken = readAnalyticsToken(flags, env);
+  if (analyticsToken !== undefined) secrets.add(analyticsToken);
   if (useState) {
     const statePath = resolve(flags.state ?? env['COGNIGY_RESET_STATE'] ?? DEFAULT_STATE_FILE);
     db = openStateFile(statePath);
