@@ -383,7 +383,7 @@ describe('webhook sink', () => {
         delivered: 0,
         pending: 6,
         lastFailure: 'HTTP 401',
-        refused: 'HTTP 401',
+        stopped: 'the tracker refused them: HTTP 401',
       });
       const warning = refused.stderr
         .split('\n')
@@ -400,8 +400,59 @@ describe('webhook sink', () => {
       );
       assert.equal(accepted.code, 0, accepted.stderr);
       const after = parseJsonLines(accepted.stdout).summary!;
-      assert.deepEqual(after.analytics, { delivered: 8, pending: 0, lastFailure: null, refused: null });
+      assert.deepEqual(after.analytics, { delivered: 8, pending: 0, lastFailure: null, stopped: null });
       assert.equal(tracker.accepted.length, 8);
+    } finally {
+      await tracker.close();
+    }
+  });
+
+  it('stops delivering when the state file cannot record a delivery, keeps the summary, and loses no event', async () => {
+    const tracker = new Tracker();
+    await tracker.listen();
+    const state = join(dir, 'webhook-full.sqlite');
+    // A full disk, as far as the outbox is concerned: recording a delivery (deleting the event) fails.
+    openStateFile(state).close();
+    const db = new Database(state);
+    db.exec(`CREATE TRIGGER outbox_full BEFORE DELETE ON outbox
+      BEGIN SELECT RAISE(FAIL, 'database or disk is full (test)'); END;`);
+    db.close();
+    try {
+      const full = await runCli(
+        ['reset', ...range(12, 670), '--state', state, '--analytics-url', tracker.url, '--json'],
+        env(),
+      );
+      assert.equal(full.code, 0, full.stderr);
+      const lines = parseJsonLines(full.stdout);
+      assert.equal(lines.sessions.length, 12);
+      const analytics = lines.summary!['analytics'] as {
+        delivered: number;
+        pending: number;
+        stopped: string;
+      };
+      assert.match(
+        analytics.stopped,
+        /the state file could not be read or written: database or disk is full/,
+      );
+      assert.equal(analytics.pending, 12);
+      assert.match(
+        full.stderr,
+        /12 wait in the outbox for the next run \(the state file could not be read or written/,
+      );
+      assert.ok(tracker.accepted.length > 0, 'nothing reached the tracker');
+
+      const fixed = new Database(state);
+      fixed.exec('DROP TRIGGER outbox_full');
+      fixed.close();
+      const next = await runCli(
+        ['reset', ...range(1, 690), '--state', state, '--analytics-url', tracker.url],
+        env(),
+      );
+      assert.equal(next.code, 0, next.stderr);
+      assert.match(next.stderr, /analytics: 13 events delivered\n/);
+      assert.equal(tracker.accepted.length, 13, 'an event was lost or applied twice');
+      const verify = await runCli(['audit', 'verify', '--state', state], {});
+      assert.equal(verify.code, 0, verify.stdout);
     } finally {
       await tracker.close();
     }

@@ -47,11 +47,15 @@ export interface WebhookStats {
   delivered: number;
   posts: number;
   failures: number;
-  pending: number;
+  /** Events still in the outbox for this URL after stop(); null when the outbox could not be read. */
+  pending: number | null;
   /** The last failure's reason, if the last POST failed. */
   lastFailure?: string | undefined;
-  /** Set when the tracker refused a batch in a way retrying cannot change: delivery stopped for this run. */
-  refused?: string | undefined;
+  /**
+   * Why delivery stopped for this run, when retrying could not help: the tracker refused a batch (a 4xx,
+   * a redirect), or the state file could not record a delivery (a full disk). The events wait.
+   */
+  stopped?: string | undefined;
 }
 
 /** Answers worth retrying: the tracker is busy, overloaded or failing for now. */
@@ -132,6 +136,22 @@ export class WebhookDeliverer {
     ).n;
   }
 
+  /**
+   * Runs a read or write of the outbox; if the state file fails it (a full disk, an I/O error), delivery
+   * stops for the run instead of throwing: the run's own report must not be lost to its analytics.
+   */
+  #inStateFile(op: () => void): boolean {
+    try {
+      op();
+      return true;
+    } catch (err) {
+      const reason = `the state file could not be read or written: ${(err as Error).message}`;
+      this.stats.stopped ??= reason;
+      this.#o.onFailure?.({ reason, retryable: false });
+      return false;
+    }
+  }
+
   /** Posts one batch: accepted (2xx), or why not. */
   async #post(
     rows: { id: number; payload: string }[],
@@ -189,9 +209,10 @@ export class WebhookDeliverer {
     let failures = 0;
     while (Date.now() < deadline) {
       if (untilStopped && this.#stopped) return;
-      // Refused for good: the events wait in the outbox for a run the tracker accepts.
-      if (this.stats.refused !== undefined) return;
-      const rows = this.#pending();
+      // Stopped for good: the events wait in the outbox for a run that can deliver them.
+      if (this.stats.stopped !== undefined) return;
+      let rows: { id: number; payload: string }[] = [];
+      if (!this.#inStateFile(() => (rows = this.#pending()))) return;
       if (rows.length === 0) {
         if (!untilStopped || this.#stopped) return;
         await new Promise<void>((resolve) => {
@@ -211,7 +232,8 @@ export class WebhookDeliverer {
         untilStopped ? AbortSignal.any([timeout, this.#halt.signal]) : timeout,
       );
       if (result.ok) {
-        this.#removeDelivered(rows);
+        // Not recorded (a full disk): the tracker has them, and drops the next run's repeat by its key.
+        if (!this.#inStateFile(() => this.#removeDelivered(rows))) return;
         this.stats.lastFailure = undefined;
         failures = 0;
         continue;
@@ -220,7 +242,7 @@ export class WebhookDeliverer {
       this.stats.lastFailure = result.reason;
       this.#o.onFailure?.({ reason: result.reason, retryable: result.retryable });
       if (!result.retryable) {
-        this.stats.refused = result.reason;
+        this.stats.stopped = `the tracker refused them: ${result.reason}`;
         return;
       }
       failures++;
@@ -262,7 +284,9 @@ export class WebhookDeliverer {
       clearTimeout(halt);
     }
     await this.deliver(deadline);
-    this.stats.pending = this.countPending();
+    let pending: number | null = null;
+    this.#inStateFile(() => (pending = this.countPending()));
+    this.stats.pending = pending;
     return this.stats;
   }
 }

@@ -179,6 +179,23 @@ function readAnalyticsToken(flags: ResetFlags, env: NodeJS.ProcessEnv): string |
   return token;
 }
 
+/** The run's `analytics:` line on stderr: what went out, what waits, and why it waits. */
+function analyticsLine(stats: WebhookStats): string {
+  const why =
+    stats.stopped !== undefined
+      ? ` (${stats.stopped})`
+      : stats.lastFailure !== undefined
+        ? ` (last failure: ${stats.lastFailure})`
+        : '';
+  const waiting =
+    stats.pending === null
+      ? `; the outbox could not be read${why}`
+      : stats.pending > 0
+        ? `; ${stats.pending} wait in the outbox for the next run${why}`
+        : '';
+  return `analytics: ${stats.delivered} events delivered${waiting}\n`;
+}
+
 export function resetCommand(): Command {
   return new Command('reset')
     .description(
@@ -517,8 +534,8 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
           log[level](
             { reason, retryable },
             retryable
-              ? 'analytics tracker failed; retrying'
-              : 'analytics tracker refused the events: delivery stopped for this run, they wait in the outbox',
+              ? 'analytics delivery failed; retrying'
+              : 'analytics delivery stopped for this run: the events wait in the outbox',
           );
         },
       });
@@ -684,15 +701,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     }
     if (webhook !== undefined) {
       analytics = await webhook.stop(Date.now() + flags.analyticsTimeout * 1000);
-      const why =
-        analytics.refused !== undefined
-          ? ` (the tracker refused them: ${analytics.refused})`
-          : analytics.lastFailure !== undefined
-            ? ` (last failure: ${analytics.lastFailure})`
-            : '';
-      process.stderr.write(
-        `analytics: ${analytics.delivered} events delivered${analytics.pending > 0 ? `; ${analytics.pending} wait in the outbox for the next run${why}` : ''}\n`,
-      );
+      process.stderr.write(analyticsLine(analytics));
     }
     db?.close();
   }
@@ -721,7 +730,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
                   delivered: analytics.delivered,
                   pending: analytics.pending,
                   lastFailure: analytics.lastFailure ?? null,
-                  refused: analytics.refused ?? null,
+                  stopped: analytics.stopped ?? null,
                 },
               }),
         },
