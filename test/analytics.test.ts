@@ -208,6 +208,17 @@ class Tracker {
   }
 }
 
+/** Runs `body` with a listening tracker, and closes it whatever happens. */
+async function withTracker(body: (tracker: Tracker) => Promise<void>): Promise<void> {
+  const tracker = new Tracker();
+  await tracker.listen();
+  try {
+    await body(tracker);
+  } finally {
+    await tracker.close();
+  }
+}
+
 describe('webhook sink', () => {
   it('delivers each event exactly once through failures, a timeout and recovery', async () => {
     const tracker = new Tracker();
@@ -245,11 +256,9 @@ describe('webhook sink', () => {
   });
 
   it('gives a tracker that never answers --analytics-timeout and no more; its events wait in the outbox', async () => {
-    const tracker = new Tracker();
-    await tracker.listen();
-    tracker.script = Array.from({ length: 50 }, () => 'hang' as const);
-    const state = join(dir, 'webhook-hangs.sqlite');
-    try {
+    await withTracker(async (tracker) => {
+      tracker.script = Array.from({ length: 50 }, () => 'hang' as const);
+      const state = join(dir, 'webhook-hangs.sqlite');
       // A request may take 5 s before it is given up; the run must not wait for that.
       const result = await runCli(
         [
@@ -271,9 +280,7 @@ describe('webhook sink', () => {
         /analytics: 0 events delivered; 10 wait in the outbox for the next run \(last failure: timed out\)/,
       );
       assert.ok(tracker.received.length > 0, 'nothing was posted');
-    } finally {
-      await tracker.close();
-    }
+    });
   });
 
   it('keeps events in the outbox while the tracker is down and delivers them on the next run', async () => {
@@ -303,14 +310,12 @@ describe('webhook sink', () => {
     await up.close();
   });
   it('sends the tracker its token as a bearer header, and keeps it and the URL out of output and the state file', async () => {
-    const tracker = new Tracker();
-    await tracker.listen();
-    // A webhook URL often carries its own secret, as this one does in its query.
-    const url = `${tracker.url}?key=url-secret-4711`;
-    const state = join(dir, 'webhook-token.sqlite');
-    const tokenFile = join(dir, 'analytics-token');
-    writeFileSync(tokenFile, 'file-token-0815\n');
-    try {
+    await withTracker(async (tracker) => {
+      // A webhook URL often carries its own secret, as this one does in its query.
+      const url = `${tracker.url}?key=url-secret-4711`;
+      const state = join(dir, 'webhook-token.sqlite');
+      const tokenFile = join(dir, 'analytics-token');
+      writeFileSync(tokenFile, 'file-token-0815\n');
       const byFile = await runCli(
         [
           'reset',
@@ -347,17 +352,13 @@ describe('webhook sink', () => {
           `${secret} was printed`,
         );
       }
-    } finally {
-      await tracker.close();
-    }
+    });
   });
 
   it('stops delivering for the run when the tracker refuses the token, says why, and delivers on the next run', async () => {
-    const tracker = new Tracker();
-    await tracker.listen();
-    tracker.requireToken = 'right-token-1234';
-    const state = join(dir, 'webhook-401.sqlite');
-    try {
+    await withTracker(async (tracker) => {
+      tracker.requireToken = 'right-token-1234';
+      const state = join(dir, 'webhook-401.sqlite');
       const refused = await runCli(
         [
           'reset',
@@ -402,22 +403,18 @@ describe('webhook sink', () => {
       const after = parseJsonLines(accepted.stdout).summary!;
       assert.deepEqual(after.analytics, { delivered: 8, pending: 0, lastFailure: null, stopped: null });
       assert.equal(tracker.accepted.length, 8);
-    } finally {
-      await tracker.close();
-    }
+    });
   });
 
   it('stops delivering when the state file cannot record a delivery, keeps the summary, and loses no event', async () => {
-    const tracker = new Tracker();
-    await tracker.listen();
-    const state = join(dir, 'webhook-full.sqlite');
-    // A full disk, as far as the outbox is concerned: recording a delivery (deleting the event) fails.
-    openStateFile(state).close();
-    const db = new Database(state);
-    db.exec(`CREATE TRIGGER outbox_full BEFORE DELETE ON outbox
+    await withTracker(async (tracker) => {
+      const state = join(dir, 'webhook-full.sqlite');
+      // A full disk, as far as the outbox is concerned: recording a delivery (deleting the event) fails.
+      openStateFile(state).close();
+      const db = new Database(state);
+      db.exec(`CREATE TRIGGER outbox_full BEFORE DELETE ON outbox
       BEGIN SELECT RAISE(FAIL, 'database or disk is full (test)'); END;`);
-    db.close();
-    try {
+      db.close();
       const full = await runCli(
         ['reset', ...range(12, 670), '--state', state, '--analytics-url', tracker.url, '--json'],
         env(),
@@ -453,9 +450,7 @@ describe('webhook sink', () => {
       assert.equal(tracker.accepted.length, 13, 'an event was lost or applied twice');
       const verify = await runCli(['audit', 'verify', '--state', state], {});
       assert.equal(verify.code, 0, verify.stdout);
-    } finally {
-      await tracker.close();
-    }
+    });
   });
 
   it('refuses an unusable analytics token before sending, without showing it', async () => {
@@ -490,12 +485,10 @@ describe('webhook sink', () => {
   });
 
   it('counts a redirect as a failed delivery: the events wait and go out on the next run', async () => {
-    const tracker = new Tracker();
-    await tracker.listen();
-    // fetch would follow a 302 as a GET without the events; its 200 must not mark them delivered.
-    tracker.script = Array.from({ length: 100 }, () => 'redirect' as const);
-    const state = join(dir, 'webhook-redirect.sqlite');
-    try {
+    await withTracker(async (tracker) => {
+      // fetch would follow a 302 as a GET without the events; its 200 must not mark them delivered.
+      tracker.script = Array.from({ length: 100 }, () => 'redirect' as const);
+      const state = join(dir, 'webhook-redirect.sqlite');
       const first = await runCli(
         [
           'reset',
@@ -525,19 +518,16 @@ describe('webhook sink', () => {
       assert.equal(second.code, 0, second.stderr);
       assert.match(second.stderr, /analytics: 10 events delivered\n/);
       assert.equal(tracker.accepted.length, 10);
-    } finally {
-      await tracker.close();
-    }
+    });
   });
 
   it('upgrades a version-4 state file: its pending events keep their URL by fingerprint and still go out', async () => {
-    const tracker = new Tracker();
-    await tracker.listen();
-    const state = join(dir, 'webhook-v4.sqlite');
-    // A version-4 outbox, as the previous release wrote it: the URL in plain text.
-    openStateFile(state).close();
-    const old = new Database(state);
-    old.exec(`
+    await withTracker(async (tracker) => {
+      const state = join(dir, 'webhook-v4.sqlite');
+      // A version-4 outbox, as the previous release wrote it: the URL in plain text.
+      openStateFile(state).close();
+      const old = new Database(state);
+      old.exec(`
       DROP TABLE outbox;
       CREATE TABLE outbox (
         id INTEGER PRIMARY KEY, idempotency_key TEXT NOT NULL UNIQUE, url TEXT NOT NULL, payload TEXT NOT NULL,
@@ -546,48 +536,47 @@ describe('webhook sink', () => {
       CREATE INDEX outbox_pending ON outbox (delivered_at, id);
       PRAGMA user_version = 4;
     `);
-    const insert = old.prepare(
-      'INSERT INTO outbox (idempotency_key, url, payload, created_at) VALUES (?, ?, ?, ?)',
-    );
-    insert.run(
-      'v4-pending',
-      tracker.url,
-      JSON.stringify({ idempotencyKey: 'v4-pending' }),
-      '2026-11-29T00:00:00Z',
-    );
-    insert.run(
-      'v4-elsewhere',
-      'http://127.0.0.1:9/other',
-      JSON.stringify({ idempotencyKey: 'v4-elsewhere' }),
-      '2026-11-29T00:00:00Z',
-    );
-    old
-      .prepare(
-        "INSERT INTO outbox (idempotency_key, url, payload, created_at, delivered_at) VALUES (?, ?, ?, ?, '2026-11-29T00:00:01Z')",
-      )
-      .run(
-        'v4-delivered',
+      const insert = old.prepare(
+        'INSERT INTO outbox (idempotency_key, url, payload, created_at) VALUES (?, ?, ?, ?)',
+      );
+      insert.run(
+        'v4-pending',
         tracker.url,
-        JSON.stringify({ idempotencyKey: 'v4-delivered' }),
+        JSON.stringify({ idempotencyKey: 'v4-pending' }),
         '2026-11-29T00:00:00Z',
       );
-    old.close();
-    // Opening it upgrades it; the dropped table's pages must not keep a URL, even before anything reuses them.
-    const upgraded = openStateFile(state);
-    const kept = upgraded.prepare('SELECT idempotency_key AS key FROM outbox ORDER BY id').all() as {
-      key: string;
-    }[];
-    upgraded.close();
-    assert.deepEqual(
-      kept.map((row) => row.key),
-      ['v4-pending', 'v4-elsewhere'],
-      'the upgrade kept a delivered event or lost a pending one',
-    );
-    assert.ok(
-      !readFileSync(state).toString('latin1').includes('127.0.0.1:9/other'),
-      'a URL survived the upgrade',
-    );
-    try {
+      insert.run(
+        'v4-elsewhere',
+        'http://127.0.0.1:9/other',
+        JSON.stringify({ idempotencyKey: 'v4-elsewhere' }),
+        '2026-11-29T00:00:00Z',
+      );
+      old
+        .prepare(
+          "INSERT INTO outbox (idempotency_key, url, payload, created_at, delivered_at) VALUES (?, ?, ?, ?, '2026-11-29T00:00:01Z')",
+        )
+        .run(
+          'v4-delivered',
+          tracker.url,
+          JSON.stringify({ idempotencyKey: 'v4-delivered' }),
+          '2026-11-29T00:00:00Z',
+        );
+      old.close();
+      // Opening it upgrades it; the dropped table's pages must not keep a URL, even before anything reuses them.
+      const upgraded = openStateFile(state);
+      const kept = upgraded.prepare('SELECT idempotency_key AS key FROM outbox ORDER BY id').all() as {
+        key: string;
+      }[];
+      upgraded.close();
+      assert.deepEqual(
+        kept.map((row) => row.key),
+        ['v4-pending', 'v4-elsewhere'],
+        'the upgrade kept a delivered event or lost a pending one',
+      );
+      assert.ok(
+        !readFileSync(state).toString('latin1').includes('127.0.0.1:9/other'),
+        'a URL survived the upgrade',
+      );
       const run = await runCli(
         ['reset', ...range(3, 640), '--state', state, '--analytics-url', tracker.url],
         env(),
@@ -603,8 +592,6 @@ describe('webhook sink', () => {
       );
       assert.ok(!columns.includes('url') && columns.includes('url_sha256'), columns.join(','));
       db.close();
-    } finally {
-      await tracker.close();
-    }
+    });
   });
 });
