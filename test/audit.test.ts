@@ -9,7 +9,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { createResetter } from '../src/reset/create-resetter.js';
 import { CHANNELS, type DoneMessage } from '../src/reset/events.js';
-import { openStateFile, SCHEMA_VERSION } from '../src/state/state-file.js';
+import { NEW_FILE_PAGE_SIZE, openStateFile, SCHEMA_VERSION } from '../src/state/state-file.js';
 import { StateWriter } from '../src/state/state-writer.js';
 import { verifyAudit } from '../src/audit/store.js';
 import { canonical, GENESIS_HASH, parseCanonical, recordHash } from '../src/audit/chain.js';
@@ -544,6 +544,39 @@ describe('one state file, two processes at once', () => {
       .split('\n')
       .map((line) => (JSON.parse(line) as { sessionId: string }).sessionId);
     assert.deepEqual(exported.sort(), [...a, ...b].sort());
+  });
+});
+
+describe('page size of the state file', () => {
+  it('creates a new file with larger pages and keeps using a file made with 4 KiB pages as it is', async () => {
+    const fresh = join(dir, 'pages-new.sqlite');
+    const created = await runCli(['reset', ...range(20, 7001), '--state', fresh], env());
+    assert.equal(created.code, 0, created.stderr);
+    const pageSize = (path: string): number => {
+      const db = new Database(path, { readonly: true });
+      try {
+        return db.pragma('page_size', { simple: true }) as number;
+      } finally {
+        db.close();
+      }
+    };
+    assert.equal(pageSize(fresh), NEW_FILE_PAGE_SIZE);
+
+    // A file the previous release made: SQLite's default 4 KiB pages, with records in it already.
+    const older = join(dir, 'pages-4k.sqlite');
+    const db = new Database(older);
+    db.pragma('page_size = 4096');
+    db.pragma('journal_mode = WAL');
+    db.close();
+    openStateFile(older).close();
+    const first = await runCli(['reset', ...range(20, 7101), '--state', older], env());
+    const second = await runCli(['reset', ...range(20, 7201), '--state', older], env());
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(pageSize(older), 4096);
+    const verify = await runCli(['audit', 'verify', '--state', older], {});
+    assert.equal(verify.code, 0, verify.stdout);
+    assert.equal(JSON.parse(verify.stdout).records, 40);
   });
 });
 

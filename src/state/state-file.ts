@@ -13,6 +13,8 @@ import { sha256 } from '../util/sha256.js';
 /** "CRST" */
 export const APPLICATION_ID = 0x43525354;
 export const SCHEMA_VERSION = 5;
+/** The page size a new state file is created with. */
+export const NEW_FILE_PAGE_SIZE = 8192;
 
 /** Each step runs in one transaction: SQL text, or a function for a step that must re-encode rows. */
 const MIGRATIONS: Record<number, string | ((db: Database.Database) => void)> = {
@@ -219,6 +221,11 @@ export function openStateFile(path: string): StateDb {
         `${path} is damaged (quick_check: ${String(check).slice(0, 120)})`,
       );
     }
+    // A new file gets 8 KiB pages: the audit log appends a few hundred bytes a reset, and larger pages
+    // mean fewer WAL frames, writes and B-tree pages per record (≈ 1.7 µs less CPU a reset in
+    // bench/cpu-per-reset than 4 KiB; 16 KiB gained no more, 32 KiB less). It must be set before WAL
+    // mode writes the header; an existing file keeps its size (changing it means rewriting the file).
+    if (!existed) db.pragma(`page_size = ${NEW_FILE_PAGE_SIZE}`);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     if (version < SCHEMA_VERSION) {
