@@ -453,6 +453,44 @@ describe('webhook sink', () => {
     });
   });
 
+  it('counts deliveries, failed POSTs and the backlog in the metrics, after the final drain', async () => {
+    await withTracker(async (tracker) => {
+      const state = join(dir, 'webhook-metrics.sqlite');
+      const file = join(dir, 'webhook-metrics.prom');
+      tracker.script = ['fail', 'fail'];
+      const ok = await runCli(
+        [
+          'reset',
+          ...range(15, 740),
+          '--state',
+          state,
+          '--analytics-url',
+          tracker.url,
+          '--metrics-file',
+          file,
+        ],
+        env(),
+      );
+      assert.equal(ok.code, 0, ok.stderr);
+      let metrics = parseMetrics(readFileSync(file, 'utf8'));
+      assert.equal(metrics.get('cognigy_reset_analytics_events_delivered_total'), 15);
+      assert.equal(metrics.get('cognigy_reset_analytics_post_failures_total{retryable="true"}'), 2);
+      assert.equal(metrics.get('cognigy_reset_analytics_events_pending'), 0);
+
+      tracker.requireToken = 'not-this-one';
+      const refused = await runCli(
+        ['reset', ...range(5, 760), '--state', state, '--analytics-url', tracker.url, '--metrics-file', file],
+        env(),
+      );
+      assert.equal(refused.code, 0, refused.stderr);
+      metrics = parseMetrics(readFileSync(file, 'utf8'));
+      assert.equal(metrics.get('cognigy_reset_analytics_events_delivered_total'), 0);
+      assert.equal(metrics.get('cognigy_reset_analytics_post_failures_total{retryable="false"}'), 1);
+      assert.equal(metrics.get('cognigy_reset_analytics_events_pending'), 5);
+      assert.equal(tracker.accepted.length, 15);
+    });
+  });
+
   it('refuses an unusable analytics token before sending, without showing it', async () => {
     const state = join(dir, 'webhook-bad-token.sqlite');
     const cases: [string[], Record<string, string>, RegExp][] = [

@@ -106,6 +106,45 @@ export class ResetMetrics {
     this.#recoveryRate.set(this.#finished === 0 ? 0 : this.#recoveredCount / this.#finished);
   }
 
+  #analyticsDelivered: Counter | undefined;
+  #analyticsFailures: Counter | undefined;
+
+  /**
+   * Adds the webhook sink's metrics: events delivered, failed POSTs (by whether they are retried), and
+   * the outbox's backlog, which `pending` reads at each scrape (null: it could not be read).
+   */
+  watchAnalytics(pending: () => number | null): void {
+    const registers = [this.registry];
+    this.#analyticsDelivered = new Counter({
+      name: 'cognigy_reset_analytics_events_delivered_total',
+      help: 'Webhook events the tracker accepted (2xx).',
+      registers,
+    });
+    this.#analyticsFailures = new Counter({
+      name: 'cognigy_reset_analytics_post_failures_total',
+      help: 'Webhook POSTs that failed, by whether they are retried (false: delivery stopped for the run).',
+      labelNames: ['retryable'],
+      registers,
+    });
+    new Gauge({
+      name: 'cognigy_reset_analytics_events_pending',
+      help: 'Webhook events waiting in the outbox for this URL.',
+      registers,
+      collect() {
+        const value = pending();
+        if (value !== null) this.set(value);
+      },
+    });
+  }
+
+  analyticsDelivered(events: number): void {
+    this.#analyticsDelivered?.inc(events);
+  }
+
+  analyticsFailed(retryable: boolean): void {
+    this.#analyticsFailures?.inc({ retryable: String(retryable) });
+  }
+
   text(): Promise<string> {
     return this.registry.metrics();
   }

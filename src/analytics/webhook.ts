@@ -34,6 +34,8 @@ export interface WebhookOptions {
   maxDelayMs?: number;
   /** Told of each failed POST: why (never the URL or the token), and whether it is retried. */
   onFailure?: ((failure: WebhookFailure) => void) | undefined;
+  /** Told of each batch the tracker accepted, with its number of events. */
+  onDelivered?: ((events: number) => void) | undefined;
 }
 
 export interface WebhookFailure {
@@ -100,7 +102,8 @@ export function outboxEvent(
 
 export class WebhookDeliverer {
   readonly #db: StateDb;
-  readonly #o: Required<Omit<WebhookOptions, 'token' | 'onFailure'>> & Pick<WebhookOptions, 'onFailure'>;
+  readonly #o: Required<Omit<WebhookOptions, 'token' | 'onFailure' | 'onDelivered'>> &
+    Pick<WebhookOptions, 'onFailure' | 'onDelivered'>;
   readonly #headers: Record<string, string>;
   /** The URL's fingerprint, which this deliverer's events carry in the outbox (`outboxEvent`). */
   readonly urlSha256: string;
@@ -199,6 +202,7 @@ export class WebhookDeliverer {
       for (const row of rows) remove.run(row.id);
     })();
     this.stats.delivered += rows.length;
+    this.#o.onDelivered?.(rows.length);
   }
 
   /**

@@ -528,7 +528,9 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
         url: flags.analyticsUrl,
         token: analyticsToken,
         // The first failure and a refusal are worth a warning; the retries after the first are detail.
+        onDelivered: (events) => metrics?.analyticsDelivered(events),
         onFailure: ({ reason, retryable }) => {
+          metrics?.analyticsFailed(retryable);
           const level = !retryable || !warned ? 'warn' : 'debug';
           warned = true;
           log[level](
@@ -538,6 +540,14 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
               : 'analytics delivery stopped for this run: the events wait in the outbox',
           );
         },
+      });
+      const deliverer = webhook;
+      metrics?.watchAnalytics(() => {
+        try {
+          return deliverer.countPending();
+        } catch {
+          return null; // the state file cannot be read: the summary says so
+        }
       });
       webhook.start();
     }
@@ -692,16 +702,17 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       // Reported after the summary, like a metrics file that cannot be written; a later run resumes.
       lateError ??= err;
     }
+    // The webhook drains first, so that the metrics file counts what it delivered.
+    if (webhook !== undefined) {
+      analytics = await webhook.stop(Date.now() + flags.analyticsTimeout * 1000);
+      process.stderr.write(analyticsLine(analytics));
+    }
     if (metrics !== undefined) {
       // A file that cannot be written is reported after the summary: it must not cut the cleanup short.
       if (flags.metricsFile !== undefined)
         await metrics.writeFile(flags.metricsFile).catch((err: unknown) => (lateError = err));
       metrics.close();
       metricsServer?.close();
-    }
-    if (webhook !== undefined) {
-      analytics = await webhook.stop(Date.now() + flags.analyticsTimeout * 1000);
-      process.stderr.write(analyticsLine(analytics));
     }
     db?.close();
   }
