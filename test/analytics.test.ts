@@ -385,6 +385,7 @@ describe('webhook sink', () => {
         pending: 6,
         lastFailure: 'HTTP 401',
         stopped: 'the tracker refused them: HTTP 401',
+        otherUrls: 0,
       });
       const warning = refused.stderr
         .split('\n')
@@ -401,7 +402,13 @@ describe('webhook sink', () => {
       );
       assert.equal(accepted.code, 0, accepted.stderr);
       const after = parseJsonLines(accepted.stdout).summary!;
-      assert.deepEqual(after.analytics, { delivered: 8, pending: 0, lastFailure: null, stopped: null });
+      assert.deepEqual(after.analytics, {
+        delivered: 8,
+        pending: 0,
+        lastFailure: null,
+        stopped: null,
+        otherUrls: 0,
+      });
       assert.equal(tracker.accepted.length, 8);
     });
   });
@@ -450,6 +457,35 @@ describe('webhook sink', () => {
       assert.equal(tracker.accepted.length, 13, 'an event was lost or applied twice');
       const verify = await runCli(['audit', 'verify', '--state', state], {});
       assert.equal(verify.code, 0, verify.stdout);
+    });
+  });
+
+  it("says when another webhook URL's events wait in the outbox, and leaves them for a run with that URL", async () => {
+    const gone = new Tracker();
+    await gone.listen();
+    const oldUrl = `${gone.url}?key=old`;
+    await gone.close(); // the old URL's tracker is not there
+    const state = join(dir, 'webhook-two-urls.sqlite');
+    const first = await runCli(
+      ['reset', ...range(3, 780), '--state', state, '--analytics-url', oldUrl, '--analytics-timeout', '0.3'],
+      env(),
+    );
+    assert.equal(first.code, 0, first.stderr);
+    await withTracker(async (tracker) => {
+      const second = await runCli(
+        ['reset', ...range(2, 790), '--state', state, '--analytics-url', tracker.url, '--json'],
+        env(),
+      );
+      assert.equal(second.code, 0, second.stderr);
+      assert.match(
+        second.stderr,
+        /analytics: 2 events delivered; 3 events for another webhook URL wait too \(a run with that --analytics-url delivers them\)\n/,
+      );
+      assert.equal(
+        (parseJsonLines(second.stdout).summary!['analytics'] as { otherUrls: number }).otherUrls,
+        3,
+      );
+      assert.equal(tracker.accepted.length, 2, "another URL's events went to this tracker");
     });
   });
 
@@ -620,7 +656,10 @@ describe('webhook sink', () => {
         env(),
       );
       assert.equal(run.code, 0, run.stderr);
-      assert.match(run.stderr, /analytics: 4 events delivered\n/);
+      assert.match(
+        run.stderr,
+        /analytics: 4 events delivered; 1 event for another webhook URL waits too \(a run with that --analytics-url delivers them\)\n/,
+      );
       assert.ok(tracker.accepted.includes('v4-pending'), 'the pending version-4 event was not delivered');
       assert.ok(!tracker.accepted.includes('v4-elsewhere'), "another URL's event was delivered here");
       const db = new Database(state, { readonly: true });

@@ -51,6 +51,11 @@ export interface WebhookStats {
   failures: number;
   /** Events still in the outbox for this URL after stop(); null when the outbox could not be read. */
   pending: number | null;
+  /**
+   * Events in the outbox for other URLs (an earlier run's webhook): they go out only on a run with their
+   * URL. Null when the outbox could not be read.
+   */
+  otherUrls?: number | null;
   /** The last failure's reason, if the last POST failed. */
   lastFailure?: string | undefined;
   /**
@@ -289,8 +294,17 @@ export class WebhookDeliverer {
     }
     await this.deliver(deadline);
     let pending: number | null = null;
-    this.#inStateFile(() => (pending = this.countPending()));
+    let others: number | null = null;
+    this.#inStateFile(() => {
+      pending = this.countPending();
+      others = (
+        this.#db.prepare('SELECT count(*) AS n FROM outbox WHERE url_sha256 != ?').get(this.urlSha256) as {
+          n: number;
+        }
+      ).n;
+    });
     this.stats.pending = pending;
+    this.stats.otherUrls = others;
     return this.stats;
   }
 }

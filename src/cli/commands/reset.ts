@@ -193,7 +193,12 @@ function analyticsLine(stats: WebhookStats): string {
       : stats.pending > 0
         ? `; ${stats.pending} wait in the outbox for the next run${why}`
         : '';
-  return `analytics: ${stats.delivered} events delivered${waiting}\n`;
+  const n = stats.otherUrls ?? 0;
+  const others =
+    n > 0
+      ? `; ${n} ${n === 1 ? 'event' : 'events'} for another webhook URL ${n === 1 ? 'waits' : 'wait'} too (a run with that --analytics-url delivers them)`
+      : '';
+  return `analytics: ${stats.delivered} events delivered${waiting}${others}\n`;
 }
 
 export function resetCommand(): Command {
@@ -742,6 +747,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
                   pending: analytics.pending,
                   lastFailure: analytics.lastFailure ?? null,
                   stopped: analytics.stopped ?? null,
+                  otherUrls: analytics.otherUrls ?? null,
                 },
               }),
         },
