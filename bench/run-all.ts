@@ -5,7 +5,14 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const BENCHES = ['emulator', 'reset-cli', 'audit-overhead', 'cpu-per-reset', 'rss-million'];
+const BENCHES = [
+  'emulator',
+  'reset-cli',
+  'audit-overhead',
+  'webhook-overhead',
+  'cpu-per-reset',
+  'rss-million',
+];
 
 let failed = 0;
 for (const name of BENCHES) {

@@ -460,6 +460,42 @@ describe('webhook sink', () => {
     });
   });
 
+  it('delivers a bulk run while it lasts, each event once, and leaves the outbox empty', async () => {
+    await withTracker(async (tracker) => {
+      const state = join(dir, 'webhook-bulk.sqlite');
+      const ids = range(3000, 1001);
+      // Deliveries are deleted by the writer thread a batch later, while the outbox keeps emptying and
+      // filling: an event must neither be posted twice nor be passed over.
+      const result = await runCli(
+        ['reset', '--from-file', '-', '--state', state, '--analytics-url', tracker.url, '--json'],
+        env(),
+        { stdin: `${ids.join('\n')}\n` },
+      );
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /analytics: 3000 events delivered\n/);
+      assert.equal(tracker.received.length, 3000, 'an event was posted twice');
+      assert.equal(tracker.accepted.length, 3000);
+      const db = new Database(state, { readonly: true });
+      assert.equal((db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n, 0);
+      db.close();
+    });
+  });
+
+  it('delivers every event of a slow run, whose outbox empties between events', async () => {
+    await withTracker(async (tracker) => {
+      const state = join(dir, 'webhook-slow.sqlite');
+      // At 150 resets a second the deliverer catches up again and again: the outbox runs empty, and an
+      // event written after that must not get an id the deliverer has already read past.
+      const result = await runCli(
+        ['reset', ...range(300, 4101), '--rate', '150', '--state', state, '--analytics-url', tracker.url],
+        env(),
+      );
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /analytics: 300 events delivered\n/);
+      assert.equal(tracker.received.length, 300, 'an event was posted twice');
+    });
+  });
+
   it("says when another webhook URL's events wait in the outbox, and leaves them for a run with that URL", async () => {
     const gone = new Tracker();
     await gone.listen();

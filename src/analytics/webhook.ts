@@ -65,6 +65,13 @@ export interface WebhookStats {
   stopped?: string | undefined;
 }
 
+/** An outbox event as the deliverer reads it. */
+interface PendingRow {
+  id: number;
+  key: string;
+  payload: string;
+}
+
 /** Answers worth retrying: the tracker is busy, overloaded or failing for now. */
 const retryableStatus = (status: number): boolean =>
   status === 408 || status === 425 || status === 429 || status >= 500;
@@ -130,10 +137,29 @@ export class WebhookDeliverer {
     this.urlSha256 = urlFingerprint(options.url);
   }
 
-  #pending(): { id: number; payload: string }[] {
+  /** The last outbox id posted and accepted: events are read on from there (ids only grow). */
+  #after = 0;
+  /**
+   * Deletes accepted events through the state writer while it runs (see `removeVia`); undefined: in
+   * this connection.
+   */
+  #remover: ((ids: number[]) => void) | undefined;
+
+  /**
+   * While a state writer commits on another connection, accepted events are deleted through it: a
+   * delete on this connection would wait for the writer's lock, and SQLite waits by sleeping, which
+   * stops the event loop every reset runs on. Cleared (undefined) once that writer is closed.
+   */
+  removeVia(remover: ((ids: number[]) => void) | undefined): void {
+    this.#remover = remover;
+  }
+
+  #pending(): PendingRow[] {
     return this.#db
-      .prepare('SELECT id, payload FROM outbox WHERE url_sha256 = ? ORDER BY id LIMIT ?')
-      .all(this.urlSha256, this.#o.batchSize) as { id: number; payload: string }[];
+      .prepare(
+        'SELECT id, idempotency_key AS key, payload FROM outbox WHERE url_sha256 = ? AND id > ? ORDER BY id LIMIT ?',
+      )
+      .all(this.urlSha256, this.#after, this.#o.batchSize) as PendingRow[];
   }
 
   countPending(): number {
@@ -162,19 +188,19 @@ export class WebhookDeliverer {
 
   /** Posts one batch: accepted (2xx), or why not. */
   async #post(
-    rows: { id: number; payload: string }[],
+    rows: PendingRow[],
     signal: AbortSignal,
   ): Promise<{ ok: true } | (WebhookFailure & { ok: false; retryAfterMs?: number | undefined })> {
-    const events = rows.map((r) => JSON.parse(r.payload) as { idempotencyKey: string });
     this.stats.posts++;
     try {
       const response = await fetch(this.#o.url, {
         method: 'POST',
         headers: {
           ...this.#headers,
-          'idempotency-key': `${events[0]!.idempotencyKey}..${events.at(-1)!.idempotencyKey}`,
+          'idempotency-key': `${rows[0]!.key}..${rows.at(-1)!.key}`,
         },
-        body: JSON.stringify({ events }),
+        // Each payload is stored as the JSON text of its event: joined, not parsed and encoded again.
+        body: `{"events":[${rows.map((r) => r.payload).join(',')}]}`,
         // A redirect is a failed delivery, not followed: fetch would turn a 301/302 POST into a GET
         // without the events and could then mark them delivered on its 2xx; and the token must not
         // follow to another host.
@@ -201,11 +227,16 @@ export class WebhookDeliverer {
    * Removes events the tracker took: the outbox holds only what is still to deliver (the audit log keeps
    * every outcome), or a run of millions would leave ~660 bytes a reset in the state file for good.
    */
-  #removeDelivered(rows: { id: number }[]): void {
-    const remove = this.#db.prepare('DELETE FROM outbox WHERE id = ?');
-    this.#db.transaction(() => {
-      for (const row of rows) remove.run(row.id);
-    })();
+  #removeDelivered(rows: PendingRow[]): void {
+    this.#after = rows.at(-1)!.id;
+    if (this.#remover !== undefined) {
+      this.#remover(rows.map((row) => row.id));
+    } else {
+      const remove = this.#db.prepare('DELETE FROM outbox WHERE id = ?');
+      this.#db.transaction(() => {
+        for (const row of rows) remove.run(row.id);
+      })();
+    }
     this.stats.delivered += rows.length;
     this.#o.onDelivered?.(rows.length);
   }
@@ -220,7 +251,7 @@ export class WebhookDeliverer {
       if (untilStopped && this.#stopped) return;
       // Stopped for good: the events wait in the outbox for a run that can deliver them.
       if (this.stats.stopped !== undefined) return;
-      let rows: { id: number; payload: string }[] = [];
+      let rows: PendingRow[] = [];
       if (!this.#inStateFile(() => (rows = this.#pending()))) return;
       if (rows.length === 0) {
         if (!untilStopped || this.#stopped) return;

@@ -27,6 +27,8 @@ export interface BatchMessage {
   /** `OUTCOME_VALUES` values per outcome, as `pushOutcome` lays them out. */
   outcomes: unknown[];
   outbox: OutboxInput[];
+  /** Outbox ids the tracker accepted: deleted here, so the deliverer never waits for the write lock. */
+  delivered: number[];
 }
 
 /** Values `pushOutcome` adds per outcome. */
@@ -87,8 +89,9 @@ export function batchWriter(db: Database): (batch: BatchMessage) => void {
   const auditOne = db.prepare(auditSql(1));
   const auditMany = db.prepare(auditSql(ROWS_PER_STATEMENT));
   const insertOutbox = db.prepare(
-    'INSERT OR IGNORE INTO outbox (idempotency_key, url_sha256, payload, created_at) VALUES (?, ?, ?, ?)',
+    'INSERT INTO outbox (idempotency_key, url_sha256, payload, created_at) VALUES (?, ?, ?, ?)',
   );
+  const deleteOutbox = db.prepare('DELETE FROM outbox WHERE id = ?');
   const chunk = ROWS_PER_STATEMENT * JOB_SESSION_COLUMNS;
   const commit = db.transaction((batch: BatchMessage) => {
     const o = batch.outcomes;
@@ -157,6 +160,7 @@ export function batchWriter(db: Database): (batch: BatchMessage) => void {
     }
     const now = new Date().toISOString();
     for (const event of batch.outbox) insertOutbox.run(event.key, event.urlSha256, event.payload, now);
+    for (const id of batch.delivered) deleteOutbox.run(id);
   });
   // IMMEDIATE: the write lock is taken (or waited for) up front. A deferred transaction that read the
   // chain head first could not upgrade once another process had committed since, and would fail busy at

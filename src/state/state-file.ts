@@ -117,7 +117,9 @@ const MIGRATIONS: Record<number, string | ((db: Database.Database) => void)> = {
   // Version 5: the outbox keeps a fingerprint of the webhook URL, not the URL. Webhook URLs often carry
   // their secret (a key in the query or the path), and a state file is handed to whoever audits it.
   // Pending events still go out on the next run that gives the same URL; delivered ones are dropped, as
-  // delivery now removes them (so the delivered_at and attempts columns go too).
+  // delivery now removes them (so the delivered_at and attempts columns go too). Ids never come back
+  // (AUTOINCREMENT): a deliverer reads on from the last id it posted, and an id reused after a delete
+  // would hide a new event behind it.
   5: (db) => {
     db.function('cr_sha256', { deterministic: true }, (text: unknown) => sha256(String(text)));
     // The dropped table's pages would otherwise keep the URLs until something reuses them.
@@ -125,8 +127,8 @@ const MIGRATIONS: Record<number, string | ((db: Database.Database) => void)> = {
     db.pragma('secure_delete = ON');
     db.exec(`
       CREATE TABLE outbox_v5 (
-        id INTEGER PRIMARY KEY,
-        idempotency_key TEXT NOT NULL UNIQUE,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        idempotency_key TEXT NOT NULL,
         url_sha256 TEXT NOT NULL,
         payload TEXT NOT NULL,
         created_at TEXT NOT NULL

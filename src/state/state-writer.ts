@@ -26,6 +26,8 @@ export interface AppendItem {
   audit?: AuditContext | undefined;
   /** An analytics event for the outbox. */
   outbox?: OutboxInput | undefined;
+  /** Outbox events the tracker accepted, to delete. */
+  delivered?: readonly number[] | undefined;
 }
 
 interface Waiter {
@@ -40,7 +42,7 @@ export class StateWriter {
   readonly #pending = new Map<number, Waiter>();
   /** Set while close() waits for the batches posted to the writer thread. */
   #onDrained: (() => void) | undefined;
-  #batch: BatchMessage = { outcomes: [], outbox: [] };
+  #batch: BatchMessage = { outcomes: [], outbox: [], delivered: [] };
   /** The current batch's promise and how to settle it; undefined while the batch is empty. */
   #committed: Promise<void> | undefined;
   #waiter: Waiter | undefined;
@@ -128,6 +130,7 @@ export class StateWriter {
     if (item.outcome !== undefined && (item.job !== undefined || item.audit !== undefined))
       pushOutcome(this.#batch.outcomes, item.outcome, item.job, item.audit);
     if (item.outbox !== undefined) this.#batch.outbox.push(item.outbox);
+    if (item.delivered !== undefined) this.#batch.delivered.push(...item.delivered);
     let committed = this.#committed;
     if (committed === undefined) {
       committed = new Promise<void>((resolve, reject) => (this.#waiter = { resolve, reject }));
@@ -145,7 +148,7 @@ export class StateWriter {
     this.#timer = undefined;
     const batch = this.#batch;
     const waiter = this.#waiter;
-    this.#batch = { outcomes: [], outbox: [] };
+    this.#batch = { outcomes: [], outbox: [], delivered: [] };
     this.#waiter = undefined;
     this.#committed = undefined;
     this.#items = 0;

@@ -547,6 +547,9 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
         },
       });
       const deliverer = webhook;
+      const stateWriter = writer;
+      // While the writer thread commits, accepted events are deleted in its batches (see removeVia).
+      deliverer.removeVia((ids) => void stateWriter.append({ delivered: ids }).catch(() => undefined));
       metrics?.watchAnalytics(() => {
         try {
           return deliverer.countPending();
@@ -696,6 +699,9 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     process.off('SIGTERM', onSigint);
     stdoutGone.signal.removeEventListener('abort', onStdoutGone);
     await resetter.close();
+    // From here the deliverer deletes what it delivers itself: no reset is left to hold up, and the
+    // writer must not be handed work while it closes.
+    webhook?.removeVia(undefined);
     await writer?.close();
     const result = summary as BulkSummary | undefined;
     try {
