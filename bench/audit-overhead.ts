@@ -15,37 +15,16 @@
  *
  *   npm run build && node dist/bench/audit-overhead.js [--ids 100000] [--runs 5]
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { median, startChild } from './lib/child.js';
-import { CLI, cliRun } from './lib/cli-run.js';
+import { cliRun } from './lib/cli-run.js';
+import { pairedRatio, roundOrder, startPairedBench } from './lib/paired-bench.js';
 
-const { values } = parseArgs({
-  options: { ids: { type: 'string', default: '100000' }, runs: { type: 'string', default: '5' } },
-});
-const count = Number(values.ids);
-const runs = Number(values.runs);
-const dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-audit-bench-'));
-const emulator = await startChild(process.execPath, [
-  CLI,
-  'emulator',
-  '--sessions',
-  String((4 * runs + 2) * count),
-]);
-const wsUrl = emulator.info['wsUrl']!;
-let cursor = 0;
-const take = (): string[] => Array.from({ length: count }, () => `session-${++cursor}`);
-const common = ['--concurrency', '256', '--connections', '4'];
+const bench = await startPairedBench('audit', (runs) => 4 * runs + 2);
+const { count, runs, dir, wsUrl, take, common } = bench;
 
 interface Pair {
   on: number[];
   off: number[];
 }
-
-/** Each round's own on/off ratio: the two runs are seconds apart, so a drift in the machine cancels out. */
-const pairRatios = (pair: Pair): number[] => pair.on.map((on, i) => on / pair.off[i]!);
 
 async function side(name: string, args: string[]): Promise<number> {
   const result = await cliRun({ dir, name, ids: take(), wsUrl, args: [...common, ...args] });
@@ -53,18 +32,14 @@ async function side(name: string, args: string[]): Promise<number> {
   return result.throughput;
 }
 
-function report(label: string, pair: Pair): { on: number; off: number; ratio: number; ratioRange: number[] } {
-  const on = median(pair.on);
-  const off = median(pair.off);
-  const ratios = pairRatios(pair);
-  const ratio = median(ratios);
-  const range = [Math.min(...ratios), Math.max(...ratios)].map((r) => Number(r.toFixed(3)));
+function report(label: string, pair: Pair): ReturnType<typeof pairedRatio> {
+  const result = pairedRatio(pair.on, pair.off);
   process.stdout.write(
-    `${label}: verified resets/s, medians of ${runs}: audit on ${Math.round(on)}, audit off ${Math.round(off)}; ` +
-      `ratio ${ratio.toFixed(3)}, median of the rounds' own (rounds ${range.join('-')}): ` +
-      `the audit log costs ${((1 - ratio) * 100).toFixed(1)} %; goal <= 15 %\n`,
+    `${label}: verified resets/s, medians of ${runs}: audit on ${result.on}, audit off ${result.off}; ` +
+      `ratio ${result.ratio.toFixed(3)}, median of the rounds' own (rounds ${result.ratioRange.join('-')}): ` +
+      `the audit log costs ${((1 - result.ratio) * 100).toFixed(1)} %; goal <= 15 %\n`,
   );
-  return { on: Math.round(on), off: Math.round(off), ratio: Number(ratio.toFixed(3)), ratioRange: range };
+  return result;
 }
 
 try {
@@ -73,9 +48,7 @@ try {
   const plain: Pair = { on: [], off: [] };
   const job: Pair = { on: [], off: [] };
   for (let round = 0; round < runs; round++) {
-    // Alternate which goes first, so drift in the machine does not favour one side.
-    const order = round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const);
-    for (const which of order) {
+    for (const which of roundOrder(round)) {
       const audit = which === 'on' ? [] : ['--no-audit'];
       plain[which].push(await side(`plain-${which}-${round}`, audit));
       job[which].push(await side(`job-${which}-${round}`, [...audit, '--job', `job-${which}-${round}`]));
@@ -87,6 +60,5 @@ try {
     `${JSON.stringify({ bench: 'audit-overhead', ids: count, runs, plain: plainResult, job: jobResult })}\n`,
   );
 } finally {
-  await emulator.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await bench.stop();
 }

@@ -8,27 +8,13 @@
  *   npm run build && node dist/bench/webhook-overhead.js [--ids 100000] [--runs 5]
  */
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { median, startChild } from './lib/child.js';
-import { CLI, cliRun } from './lib/cli-run.js';
+import { cliRun } from './lib/cli-run.js';
+import { pairedRatio, roundOrder, startPairedBench } from './lib/paired-bench.js';
 
-const { values } = parseArgs({
-  options: { ids: { type: 'string', default: '100000' }, runs: { type: 'string', default: '5' } },
-});
-const count = Number(values.ids);
-const runs = Number(values.runs);
-const dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-webhook-bench-'));
-const emulator = await startChild(process.execPath, [
-  CLI,
-  'emulator',
-  '--sessions',
-  String((2 * runs + 1) * count),
-]);
-const wsUrl = emulator.info['wsUrl']!;
+const bench = await startPairedBench('webhook', (runs) => 2 * runs + 1);
+const { count, runs, dir, wsUrl, take, common } = bench;
 
 let received = 0;
 const tracker = createServer((req, res) => {
@@ -43,10 +29,6 @@ const tracker = createServer((req, res) => {
 tracker.listen(0, '127.0.0.1');
 await once(tracker, 'listening');
 const trackerUrl = `http://127.0.0.1:${(tracker.address() as { port: number }).port}/events`;
-
-let cursor = 0;
-const take = (): string[] => Array.from({ length: count }, () => `session-${++cursor}`);
-const common = ['--concurrency', '256', '--connections', '4'];
 
 async function side(name: string, args: string[]): Promise<number> {
   const before = received;
@@ -70,26 +52,19 @@ try {
   const on: number[] = [];
   const off: number[] = [];
   for (let round = 0; round < runs; round++) {
-    // Alternate which goes first, so drift in the machine does not favour one side.
-    const order = round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const);
-    for (const which of order) {
+    for (const which of roundOrder(round)) {
       if (which === 'on') on.push(await side(`on-${round}`, ['--analytics-url', trackerUrl]));
       else off.push(await side(`off-${round}`, []));
     }
   }
-  const ratios = on.map((rate, i) => rate / off[i]!);
-  const ratio = median(ratios);
-  const range = [Math.min(...ratios), Math.max(...ratios)].map((r) => Number(r.toFixed(3)));
+  const result = pairedRatio(on, off);
   process.stdout.write(
-    `verified resets/s, medians of ${runs}, audit log on both sides: with --analytics-url ${Math.round(median(on))}, ` +
-      `without ${Math.round(median(off))}; ratio ${ratio.toFixed(3)}, median of the rounds' own (rounds ${range.join('-')}): ` +
-      `the webhook sink costs ${((1 - ratio) * 100).toFixed(1)} %\n`,
+    `verified resets/s, medians of ${runs}, audit log on both sides: with --analytics-url ${result.on}, ` +
+      `without ${result.off}; ratio ${result.ratio.toFixed(3)}, median of the rounds' own (rounds ${result.ratioRange.join('-')}): ` +
+      `the webhook sink costs ${((1 - result.ratio) * 100).toFixed(1)} %\n`,
   );
-  process.stdout.write(
-    `${JSON.stringify({ bench: 'webhook-overhead', ids: count, runs, on: Math.round(median(on)), off: Math.round(median(off)), ratio: Number(ratio.toFixed(3)), ratioRange: range })}\n`,
-  );
+  process.stdout.write(`${JSON.stringify({ bench: 'webhook-overhead', ids: count, runs, ...result })}\n`);
 } finally {
   tracker.close();
-  await emulator.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await bench.stop();
 }
