@@ -148,7 +148,8 @@ export class WebhookDeliverer {
   /**
    * While a state writer commits on another connection, accepted events are deleted through it: a
    * delete on this connection would wait for the writer's lock, and SQLite waits by sleeping, which
-   * stops the event loop every reset runs on. Cleared (undefined) once that writer is closed.
+   * stops the event loop every reset runs on. Cleared (undefined) before that writer closes: it must
+   * not be handed work while it shuts down.
    */
   removeVia(remover: ((ids: number[]) => void) | undefined): void {
     this.#remover = remover;
