@@ -151,6 +151,8 @@ describe('Prometheus metrics', () => {
 class Tracker {
   readonly accepted: string[] = [];
   readonly received: string[] = [];
+  /** The number of events in each POST. */
+  readonly batches: number[] = [];
   /** The Authorization header of each POST. */
   readonly authorizations: (string | undefined)[] = [];
   /** Requests that were not POSTs (a client following a redirect as a GET). */
@@ -182,6 +184,7 @@ class Tracker {
           JSON.parse(Buffer.concat(chunks).toString()) as { events: { idempotencyKey: string }[] }
         ).events.map((e) => e.idempotencyKey);
         this.received.push(...keys);
+        this.batches.push(keys.length);
         const step = this.script.shift() ?? 'ok';
         if (step === 'fail') res.writeHead(503, { 'retry-after': '0' }).end();
         else if (step === 'redirect') res.writeHead(302, { location: '/landing' }).end();
@@ -494,6 +497,53 @@ describe('webhook sink', () => {
       assert.match(result.stderr, /analytics: 300 events delivered\n/);
       assert.equal(tracker.received.length, 300, 'an event was posted twice');
     });
+  });
+
+  it('posts at most --analytics-batch events at a time, and refuses a batch size it cannot use', async () => {
+    await withTracker(async (tracker) => {
+      const state = join(dir, 'webhook-batch.sqlite');
+      const result = await runCli(
+        [
+          'reset',
+          ...range(7, 800),
+          '--state',
+          state,
+          '--analytics-url',
+          tracker.url,
+          '--analytics-batch',
+          '3',
+        ],
+        env(),
+      );
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /analytics: 7 events delivered\n/);
+      assert.ok(Math.max(...tracker.batches) <= 3, `batches of ${tracker.batches.join(', ')}`);
+      assert.equal(
+        tracker.batches.reduce((a, b) => a + b, 0),
+        7,
+      );
+      for (const bad of ['0', '2.5', 'many']) {
+        const refused = await runCli(
+          [
+            'reset',
+            'session-810',
+            '--state',
+            state,
+            '--analytics-url',
+            tracker.url,
+            '--analytics-batch',
+            bad,
+          ],
+          env(),
+        );
+        assert.equal(refused.code, 2, refused.stderr);
+        assert.match(refused.stderr, /CR_ERR_OPT_INVALID.*--analytics-batch/);
+      }
+    });
+    const session = (await (await fetch(`${emu.httpUrl}/emulator/sessions/session-810`)).json()) as {
+      flowState: string;
+    };
+    assert.equal(session.flowState, 'ACTIVE', 'a refused run reset a session');
   });
 
   it("says when another webhook URL's events wait in the outbox, and leaves them for a run with that URL", async () => {

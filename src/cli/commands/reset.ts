@@ -22,7 +22,12 @@ import { JobStore } from '../../state/job-store.js';
 import { StateWriter } from '../../state/state-writer.js';
 import { type AuditContext, resolveActor } from '../../audit/record.js';
 import { checkMetricsFile, ResetMetrics } from '../../analytics/metrics.js';
-import { outboxEvent, WebhookDeliverer, type WebhookStats } from '../../analytics/webhook.js';
+import {
+  DEFAULT_WEBHOOK_BATCH,
+  outboxEvent,
+  WebhookDeliverer,
+  type WebhookStats,
+} from '../../analytics/webhook.js';
 import type { DoneMessage } from '../../reset/events.js';
 import { checkedUrl } from '../../util/loopback.js';
 import type { Server } from 'node:http';
@@ -89,6 +94,7 @@ interface ResetFlags {
   analyticsUrl?: string;
   analyticsTokenFile?: string;
   analyticsTimeout: number;
+  analyticsBatch: number;
   transport: 'runtime-ws' | 'cognigy-rest' | 'cognigy-socket';
   endpointUrl?: string;
   firstText?: string;
@@ -288,6 +294,12 @@ export function resetCommand(): Command {
       'how long to keep delivering webhook events after the run',
       numberIn(0, 3600),
       10,
+    )
+    .option(
+      '--analytics-batch <n>',
+      'webhook events per POST (lower it for a tracker that limits body size)',
+      integerIn(1, 10_000),
+      DEFAULT_WEBHOOK_BATCH,
     )
     .option('--allow-insecure', 'allow plain ws:// to a host that is not loopback', false)
     .option('--no-progress', 'no progress on stderr')
@@ -532,6 +544,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       webhook = new WebhookDeliverer(db, {
         url: flags.analyticsUrl,
         token: analyticsToken,
+        batchSize: flags.analyticsBatch,
         // The first failure and a refusal are worth a warning; the retries after the first are detail.
         onDelivered: (events) => metrics?.analyticsDelivered(events),
         onFailure: ({ reason, retryable }) => {
