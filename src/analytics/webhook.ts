@@ -281,11 +281,19 @@ export class WebhookDeliverer {
       // cannot hold the run past --analytics-timeout (an event cut off stays in the outbox, and its
       // idempotency key makes a second delivery harmless). A request that is answered in time is not
       // cut short by stop() itself: the drain would only post the same events again.
-      const timeout = AbortSignal.timeout(Math.max(1, Math.min(this.#o.timeoutMs, deadline - Date.now())));
+      const budget = deadline - Date.now();
+      const timeout = AbortSignal.timeout(Math.max(1, Math.min(this.#o.timeoutMs, budget)));
       const result = await this.#post(
         rows,
         untilStopped ? AbortSignal.any([timeout, this.#halt.signal]) : timeout,
       );
+      // Cut off by this run's own deadline, not by the tracker: the reason an earlier failure gave (a
+      // refused connection, say) stays the one reported; "timed out" only when nothing else failed.
+      const cut =
+        !result.ok &&
+        result.reason === 'timed out' &&
+        (budget <= this.#o.timeoutMs || this.#halt.signal.aborted);
+      if (cut && this.stats.lastFailure !== undefined) return;
       if (result.ok) {
         // Not recorded (a full disk): the tracker has them, and drops the next run's repeat by its key.
         if (!this.#inStateFile(() => this.#removeDelivered(rows))) return;
