@@ -425,13 +425,27 @@ describe('webhook sink', () => {
       db.exec(`CREATE TRIGGER outbox_full BEFORE DELETE ON outbox
       BEGIN SELECT RAISE(FAIL, 'database or disk is full (test)'); END;`);
       db.close();
+      // Long enough (300 at 300 a second) that events are delivered while the run lasts, when the
+      // writer thread deletes them: its failure must neither fail the audit records it commits with
+      // them nor go unreported.
       const full = await runCli(
-        ['reset', ...range(12, 670), '--state', state, '--analytics-url', tracker.url, '--json'],
+        [
+          'reset',
+          ...range(300, 4500),
+          '--rate',
+          '300',
+          '--state',
+          state,
+          '--analytics-url',
+          tracker.url,
+          '--json',
+        ],
         env(),
       );
       assert.equal(full.code, 0, full.stderr);
       const lines = parseJsonLines(full.stdout);
-      assert.equal(lines.sessions.length, 12);
+      assert.equal(lines.sessions.length, 300);
+      assert.equal(lines.summary!['verified'], 300);
       const analytics = lines.summary!['analytics'] as {
         delivered: number;
         pending: number;
@@ -441,10 +455,10 @@ describe('webhook sink', () => {
         analytics.stopped,
         /the state file could not be read or written: database or disk is full/,
       );
-      assert.equal(analytics.pending, 12);
+      assert.equal(analytics.pending, 300);
       assert.match(
         full.stderr,
-        /12 wait in the outbox for the next run \(the state file could not be read or written/,
+        /300 wait in the outbox for the next run \(the state file could not be read or written/,
       );
       assert.ok(tracker.accepted.length > 0, 'nothing reached the tracker');
 
@@ -456,10 +470,46 @@ describe('webhook sink', () => {
         env(),
       );
       assert.equal(next.code, 0, next.stderr);
-      assert.match(next.stderr, /analytics: 13 events delivered\n/);
-      assert.equal(tracker.accepted.length, 13, 'an event was lost or applied twice');
+      assert.match(next.stderr, /analytics: 301 events delivered\n/);
+      assert.equal(tracker.accepted.length, 301, 'an event was lost or applied twice');
       const verify = await runCli(['audit', 'verify', '--state', state], {});
       assert.equal(verify.code, 0, verify.stdout);
+      assert.equal(JSON.parse(verify.stdout).records, 301);
+    });
+  });
+
+  it('stops delivering, and says why, when its own connection cannot record a delivery', async () => {
+    await withTracker(async (tracker) => {
+      const path = join(dir, 'outbox-full.sqlite');
+      const db = openStateFile(path);
+      const writer = new StateWriter({ db, path, thread: false });
+      const urlSha256 = urlFingerprint(tracker.url);
+      await Promise.all(
+        Array.from({ length: 5 }, (_, i) =>
+          writer.append({
+            outbox: outboxEvent(blankOutcome(`session-${i}`, 'reset', []), {
+              urlSha256,
+              jobId: null,
+              tenant: 't',
+              botId: 'b',
+            }),
+          }),
+        ),
+      );
+      db.exec(`CREATE TRIGGER outbox_full BEFORE DELETE ON outbox
+        BEGIN SELECT RAISE(FAIL, 'database or disk is full (test)'); END;`);
+      const failures: string[] = [];
+      const deliverer = new WebhookDeliverer(db, {
+        url: tracker.url,
+        onFailure: ({ reason }) => failures.push(reason),
+      });
+      const stats = await deliverer.stop(Date.now() + 5000);
+      assert.match(stats.stopped ?? '', /could not be read or written: database or disk is full \(test\)/);
+      assert.deepEqual(failures, [stats.stopped]);
+      assert.equal(stats.pending, 5);
+      assert.equal(tracker.batches.length, 1, 'it went on posting');
+      await writer.close();
+      db.close();
     });
   });
 

@@ -194,11 +194,20 @@ export class WebhookDeliverer {
       op();
       return true;
     } catch (err) {
-      const reason = `the state file could not be read or written: ${(err as Error).message}`;
-      this.stats.stopped ??= reason;
-      this.#o.onFailure?.({ reason, retryable: false });
+      this.deliveryNotRecorded((err as Error).message);
       return false;
     }
+  }
+
+  /**
+   * The state file could not be read or written (here, or by the writer `removeVia` hands deletes to):
+   * delivery stops for the run. Events the tracker took but that stay in the outbox go again next run.
+   */
+  deliveryNotRecorded(message: string): void {
+    const reason = `the state file could not be read or written: ${message}`;
+    if (this.stats.stopped !== undefined) return;
+    this.stats.stopped = reason;
+    this.#o.onFailure?.({ reason, retryable: false });
   }
 
   /** Posts one batch: accepted (2xx), or why not. */

@@ -27,7 +27,10 @@ export interface BatchMessage {
   /** `OUTCOME_VALUES` values per outcome, as `pushOutcome` lays them out. */
   outcomes: unknown[];
   outbox: OutboxInput[];
-  /** Outbox ids the tracker accepted: deleted here, so the deliverer never waits for the write lock. */
+  /**
+   * Outbox ids the tracker accepted: deleted here, so the deliverer never waits for the write lock; in a
+   * transaction of their own, after the batch, so that failing to delete them cannot fail the batch.
+   */
   delivered: number[];
 }
 
@@ -76,8 +79,11 @@ export function jobSessionSql(rows: number): string {
     WHERE job_sessions.done = 0`;
 }
 
-/** Commits one batch (job rows, audit records, outbox events) in one transaction. */
-export function batchWriter(db: Database): (batch: BatchMessage) => void {
+/**
+ * Commits one batch (job rows, audit records, outbox events) in one transaction, then deletes the
+ * delivered events; returns why those could not be deleted, if they could not.
+ */
+export function batchWriter(db: Database): (batch: BatchMessage) => string | undefined {
   const one: Statement = db.prepare(jobSessionSql(1));
   const many: Statement = db.prepare(jobSessionSql(ROWS_PER_STATEMENT));
   const head = db.prepare('SELECT seq, hash FROM audit_head WHERE id = 1');
@@ -160,10 +166,22 @@ export function batchWriter(db: Database): (batch: BatchMessage) => void {
     }
     const now = new Date().toISOString();
     for (const event of batch.outbox) insertOutbox.run(event.key, event.urlSha256, event.payload, now);
-    for (const id of batch.delivered) deleteOutbox.run(id);
+  });
+  const removeDelivered = db.transaction((ids: number[]) => {
+    for (const id of ids) deleteOutbox.run(id);
   });
   // IMMEDIATE: the write lock is taken (or waited for) up front. A deferred transaction that read the
   // chain head first could not upgrade once another process had committed since, and would fail busy at
   // once instead of waiting its turn.
-  return (batch) => commit.immediate(batch);
+  return (batch) => {
+    commit.immediate(batch);
+    if (batch.delivered.length === 0) return undefined;
+    try {
+      removeDelivered.immediate(batch.delivered);
+      return undefined;
+    } catch (err) {
+      // The events stay in the outbox and go out again next run, where the tracker drops them by key.
+      return (err as Error).message;
+    }
+  };
 }

@@ -37,7 +37,9 @@ interface Waiter {
 
 export class StateWriter {
   readonly #worker: Worker | undefined;
-  readonly #writeHere: ((batch: BatchMessage) => void) | undefined;
+  readonly #writeHere: ((batch: BatchMessage) => string | undefined) | undefined;
+  /** Told when delivered outbox events could not be deleted (the batch itself committed). */
+  #onDeliveredNotRecorded: ((message: string) => void) | undefined;
   /** Batches posted to the writer thread, by id. */
   readonly #pending = new Map<number, Waiter>();
   /** Set while close() waits for the batches posted to the writer thread. */
@@ -71,7 +73,8 @@ export class StateWriter {
       this.#onReady = { resolve, reject };
     });
     this.#ready.catch(() => undefined);
-    worker.on('message', (message: { id: number; ok: boolean; message?: string } | { ready: true }) => {
+    type Reply = { id: number; ok: boolean; message?: string; deliveredError?: string } | { ready: true };
+    worker.on('message', (message: Reply) => {
       if ('ready' in message) {
         this.#onReady?.resolve();
         return;
@@ -79,6 +82,7 @@ export class StateWriter {
       const waiter = this.#pending.get(message.id);
       this.#pending.delete(message.id);
       if (this.#pending.size === 0) this.#onDrained?.();
+      if (message.deliveredError !== undefined) this.#onDeliveredNotRecorded?.(message.deliveredError);
       if (message.ok) waiter?.resolve();
       else
         this.#fail(
@@ -111,6 +115,14 @@ export class StateWriter {
     for (const w of this.#pending.values()) w.reject(err);
     this.#pending.clear();
     this.#onDrained?.();
+  }
+
+  /**
+   * Tells `listener` when outbox events appended as `delivered` could not be deleted. That never fails
+   * the batch they came with: its outcomes are durable all the same.
+   */
+  onDeliveredNotRecorded(listener: (message: string) => void): void {
+    this.#onDeliveredNotRecorded = listener;
   }
 
   /**
@@ -155,7 +167,8 @@ export class StateWriter {
     if (waiter === undefined) return;
     if (this.#writeHere !== undefined) {
       try {
-        this.#writeHere(batch);
+        const deliveredError = this.#writeHere(batch);
+        if (deliveredError !== undefined) this.#onDeliveredNotRecorded?.(deliveredError);
       } catch (err) {
         waiter.reject(
           new CognigyResetError('CR_ERR_STATE_WRITE', `state file write failed: ${(err as Error).message}`, {

@@ -22,8 +22,8 @@ parentPort!.on('message', (message: { id: number; batch: BatchMessage } | { clos
     return;
   }
   try {
-    write(message.batch);
-    parentPort!.postMessage({ id: message.id, ok: true });
+    const deliveredError = write(message.batch);
+    parentPort!.postMessage({ id: message.id, ok: true, deliveredError });
   } catch (err) {
     parentPort!.postMessage({ id: message.id, ok: false, message: (err as Error).message });
   }

@@ -563,6 +563,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       const stateWriter = writer;
       // While the writer thread commits, accepted events are deleted in its batches (see removeVia).
       deliverer.removeVia((ids) => void stateWriter.append({ delivered: ids }).catch(() => undefined));
+      stateWriter.onDeliveredNotRecorded((message) => deliverer.deliveryNotRecorded(message));
       metrics?.watchAnalytics(() => {
         try {
           return deliverer.countPending();
