@@ -15,8 +15,9 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ResetOutcome } from '../reset/outcome.js';
-import type { OutboxInput } from '../state/batch-sql.js';
+import { type OutboxInput, outboxRemover } from '../state/batch-sql.js';
 import type { StateDb } from '../state/state-file.js';
+import type { Statement } from 'better-sqlite3';
 import { parseRetryAfter } from '../util/retry-after.js';
 import { sha256 } from '../util/sha256.js';
 
@@ -121,7 +122,6 @@ export function outboxEvent(
 }
 
 export class WebhookDeliverer {
-  readonly #db: StateDb;
   readonly #o: Required<Omit<WebhookOptions, 'token' | 'onFailure' | 'onDelivered'>> &
     Pick<WebhookOptions, 'onFailure' | 'onDelivered'>;
   readonly #headers: Record<string, string>;
@@ -136,8 +136,17 @@ export class WebhookDeliverer {
   /** Aborted at stop()'s deadline: a request the background loop still has in flight is cut then. */
   readonly #halt = new AbortController();
 
+  readonly #selectPending: Statement;
+  readonly #countMine: Statement;
+  readonly #countOthers: Statement;
+  /** The last outbox id posted and accepted: events are read on from there (ids only grow). */
+  #after = 0;
+  /** Deletes accepted events on this connection. */
+  readonly #removeHere: (ids: readonly number[]) => void;
+  /** Deletes accepted events: `#removeHere`, or the state writer while it runs (see `removeVia`). */
+  #remover: (ids: readonly number[]) => void;
+
   constructor(db: StateDb, options: WebhookOptions) {
-    this.#db = db;
     const { token, ...rest } = options;
     this.#o = {
       batchSize: DEFAULT_WEBHOOK_BATCH,
@@ -149,15 +158,15 @@ export class WebhookDeliverer {
     this.#headers = { 'content-type': 'application/json' };
     if (token !== undefined) this.#headers['authorization'] = `Bearer ${token}`;
     this.urlSha256 = urlFingerprint(options.url);
+    // Prepared once: the deliverer reads the outbox for every POST, and metrics count it at each scrape.
+    this.#selectPending = db.prepare(
+      'SELECT id, idempotency_key AS key, payload FROM outbox WHERE url_sha256 = ? AND id > ? ORDER BY id LIMIT ?',
+    );
+    this.#countMine = db.prepare('SELECT count(*) AS n FROM outbox WHERE url_sha256 = ?');
+    this.#countOthers = db.prepare('SELECT count(*) AS n FROM outbox WHERE url_sha256 != ?');
+    this.#removeHere = outboxRemover(db);
+    this.#remover = this.#removeHere;
   }
-
-  /** The last outbox id posted and accepted: events are read on from there (ids only grow). */
-  #after = 0;
-  /**
-   * Deletes accepted events through the state writer while it runs (see `removeVia`); undefined: in
-   * this connection.
-   */
-  #remover: ((ids: number[]) => void) | undefined;
 
   /**
    * While a state writer commits on another connection, accepted events are deleted through it: a
@@ -165,24 +174,16 @@ export class WebhookDeliverer {
    * stops the event loop every reset runs on. Cleared (undefined) before that writer closes: it must
    * not be handed work while it shuts down.
    */
-  removeVia(remover: ((ids: number[]) => void) | undefined): void {
-    this.#remover = remover;
+  removeVia(remover: ((ids: readonly number[]) => void) | undefined): void {
+    this.#remover = remover ?? this.#removeHere;
   }
 
   #pending(): PendingRow[] {
-    return this.#db
-      .prepare(
-        'SELECT id, idempotency_key AS key, payload FROM outbox WHERE url_sha256 = ? AND id > ? ORDER BY id LIMIT ?',
-      )
-      .all(this.urlSha256, this.#after, this.#o.batchSize) as PendingRow[];
+    return this.#selectPending.all(this.urlSha256, this.#after, this.#o.batchSize) as PendingRow[];
   }
 
   countPending(): number {
-    return (
-      this.#db.prepare('SELECT count(*) AS n FROM outbox WHERE url_sha256 = ?').get(this.urlSha256) as {
-        n: number;
-      }
-    ).n;
+    return (this.#countMine.get(this.urlSha256) as { n: number }).n;
   }
 
   /**
@@ -253,14 +254,7 @@ export class WebhookDeliverer {
    */
   #removeDelivered(rows: PendingRow[]): void {
     this.#after = rows.at(-1)!.id;
-    if (this.#remover !== undefined) {
-      this.#remover(rows.map((row) => row.id));
-    } else {
-      const remove = this.#db.prepare('DELETE FROM outbox WHERE id = ?');
-      this.#db.transaction(() => {
-        for (const row of rows) remove.run(row.id);
-      })();
-    }
+    this.#remover(rows.map((row) => row.id));
     this.stats.delivered += rows.length;
     this.#o.onDelivered?.(rows.length);
   }
@@ -360,11 +354,7 @@ export class WebhookDeliverer {
     let others: number | null = null;
     this.#inStateFile(() => {
       pending = this.countPending();
-      others = (
-        this.#db.prepare('SELECT count(*) AS n FROM outbox WHERE url_sha256 != ?').get(this.urlSha256) as {
-          n: number;
-        }
-      ).n;
+      others = (this.#countOthers.get(this.urlSha256) as { n: number }).n;
     });
     this.stats.pending = pending;
     this.stats.otherUrls = others;

@@ -80,6 +80,18 @@ export function jobSessionSql(rows: number): string {
 }
 
 /**
+ * Deletes delivered outbox events in one transaction: the writer's, after each batch, and a deliverer's
+ * on its own connection alike.
+ */
+export function outboxRemover(db: Database): (ids: readonly number[]) => void {
+  const remove = db.prepare('DELETE FROM outbox WHERE id = ?');
+  const removeAll = db.transaction((ids: readonly number[]) => {
+    for (const id of ids) remove.run(id);
+  });
+  return (ids) => removeAll.immediate(ids);
+}
+
+/**
  * Commits one batch (job rows, audit records, outbox events) in one transaction, then deletes the
  * delivered events; returns why those could not be deleted, if they could not.
  */
@@ -97,7 +109,6 @@ export function batchWriter(db: Database): (batch: BatchMessage) => string | und
   const insertOutbox = db.prepare(
     'INSERT INTO outbox (idempotency_key, url_sha256, payload, created_at) VALUES (?, ?, ?, ?)',
   );
-  const deleteOutbox = db.prepare('DELETE FROM outbox WHERE id = ?');
   const chunk = ROWS_PER_STATEMENT * JOB_SESSION_COLUMNS;
   const commit = db.transaction((batch: BatchMessage) => {
     const o = batch.outcomes;
@@ -167,9 +178,7 @@ export function batchWriter(db: Database): (batch: BatchMessage) => string | und
     const now = new Date().toISOString();
     for (const event of batch.outbox) insertOutbox.run(event.key, event.urlSha256, event.payload, now);
   });
-  const removeDelivered = db.transaction((ids: number[]) => {
-    for (const id of ids) deleteOutbox.run(id);
-  });
+  const removeDelivered = outboxRemover(db);
   // IMMEDIATE: the write lock is taken (or waited for) up front. A deferred transaction that read the
   // chain head first could not upgrade once another process had committed since, and would fail busy at
   // once instead of waiting its turn.
@@ -177,7 +186,7 @@ export function batchWriter(db: Database): (batch: BatchMessage) => string | und
     commit.immediate(batch);
     if (batch.delivered.length === 0) return undefined;
     try {
-      removeDelivered.immediate(batch.delivered);
+      removeDelivered(batch.delivered);
       return undefined;
     } catch (err) {
       // The events stay in the outbox and go out again next run, where the tracker drops them by key.
