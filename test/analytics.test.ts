@@ -223,8 +223,9 @@ async function withTracker(body: (tracker: Tracker) => Promise<void>): Promise<v
 }
 
 describe('webhook sink', () => {
-  it('delivers each event exactly once through failures, a timeout and recovery', async () => {
+  it('delivers each event exactly once through failures, a timeout and recovery', async (t) => {
     const tracker = new Tracker();
+    t.after(() => tracker.close());
     await tracker.listen();
     tracker.script = ['fail', 'fail', 'hang', 'ok'];
     const path = join(dir, 'outbox.sqlite');
@@ -255,7 +256,6 @@ describe('webhook sink', () => {
     assert.ok(deliverer.stats.failures >= 3);
     await writer.close();
     db.close();
-    await tracker.close();
   });
 
   it('gives a tracker that never answers --analytics-timeout and no more; its events wait in the outbox', async () => {
@@ -286,7 +286,7 @@ describe('webhook sink', () => {
     });
   });
 
-  it('keeps events in the outbox while the tracker is down and delivers them on the next run', async () => {
+  it('keeps events in the outbox while the tracker is down and delivers them on the next run', async (t) => {
     const tracker = new Tracker();
     await tracker.listen();
     const url = tracker.url;
@@ -304,13 +304,13 @@ describe('webhook sink', () => {
     );
 
     const up = new Tracker();
+    t.after(() => up.close());
     await up.listen(port);
     const second = await runCli(['reset', ...range(5, 400), '--state', state, '--analytics-url', url], env());
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stderr, /analytics: 25 events delivered\n/);
     assert.equal(up.accepted.length, 25);
     assert.equal(new Set(up.received).size, up.received.length, 'an event was posted twice');
-    await up.close();
   });
   it('sends the tracker its token as a bearer header, and keeps it and the URL out of output and the state file', async () => {
     await withTracker(async (tracker) => {

@@ -447,8 +447,9 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
 });
 
 describe('cognigy-reset reset: resumable jobs', () => {
-  it('after SIGKILL mid-job, the same command finishes the job: no session lost, none reset twice', async () => {
+  it('after SIGKILL mid-job, the same command finishes the job: no session lost, none reset twice', async (t) => {
     const emu = await startEmulator({ sessions: 3000, faults: { latencyMs: 2 } });
+    t.after(() => emu.close());
     const state = join(dir, 'kill.sqlite');
     const file = idsFile('kill.txt', range(3000));
     const args = ['reset', '--from-file', file, '--job', 'kill-job', '--state', state, '--json'];
@@ -474,11 +475,11 @@ describe('cognigy-reset reset: resumable jobs', () => {
       assert.equal(session.flowState, 'RESET', id);
       assert.equal(session.resets, 1, `${id} was reset ${session.resets} times`);
     }
-    await emu.close();
   });
 
-  it('stops gracefully on SIGINT (exit 130, summary printed) and the same command resumes the job', async () => {
+  it('stops gracefully on SIGINT (exit 130, summary printed) and the same command resumes the job', async (t) => {
     const emu = await startEmulator({ sessions: 2000, faults: { latencyMs: 2 } });
+    t.after(() => emu.close());
     const state = join(dir, 'int.sqlite');
     const file = idsFile('int.txt', range(2000));
     const args = ['reset', '--from-file', file, '--job', 'int-job', '--state', state, '--json'];
@@ -501,11 +502,11 @@ describe('cognigy-reset reset: resumable jobs', () => {
     assert.equal(b.summary!.skipped, a.sessions.length);
     assert.equal(b.summary!.reset + b.summary!.skipped, 2000);
     for (const id of range(2000)) assert.equal(emu.store.get(id)!.resets, 1, id);
-    await emu.close();
   });
 
-  it('refuses to resume a job with other settings (exit 2)', async () => {
+  it('refuses to resume a job with other settings (exit 2)', async (t) => {
     const emu = await startEmulator({ sessions: 10 });
+    t.after(() => emu.close());
     const state = join(dir, 'mismatch.sqlite');
     assert.equal((await runCli(['reset', 'session-1', '--job', 'j', '--state', state], envFor(emu))).code, 0);
     const result = await runCli(
@@ -514,11 +515,11 @@ describe('cognigy-reset reset: resumable jobs', () => {
     );
     assert.equal(result.code, 2);
     assert.match(result.stderr, /CR_ERR_STATE_JOB_MISMATCH: .*changed: plan/);
-    await emu.close();
   });
 
-  it('refuses a corrupt state file or one from a newer version with exit 2, leaving it untouched', async () => {
+  it('refuses a corrupt state file or one from a newer version with exit 2, leaving it untouched', async (t) => {
     const emu = await startEmulator({ sessions: 10 });
+    t.after(() => emu.close());
     const corrupt = join(dir, 'corrupt.sqlite');
     writeFileSync(corrupt, 'this is not a database at all, but a user file that must survive');
     const before = readFileSync(corrupt);
@@ -536,7 +537,6 @@ describe('cognigy-reset reset: resumable jobs', () => {
     assert.equal(r2.code, 2);
     assert.match(r2.stderr, /CR_ERR_STATE_NEWER/);
     assert.equal(emu.store.get('session-3')!.flowState, 'ACTIVE');
-    await emu.close();
   });
 });
 

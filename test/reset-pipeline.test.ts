@@ -30,8 +30,9 @@ describe('reset pipeline: verification', () => {
   });
   after(() => emu.close());
 
-  it('polls the state check while a blocking webhook call keeps the flow ACTIVE, then verifies', async () => {
+  it('polls the state check while a blocking webhook call keeps the flow ACTIVE, then verifies', async (t) => {
     const resetter = resetterFor(emu);
+    t.after(() => resetter.close());
     const outcome = await resetter.reset('webhook-busy');
     assert.equal(outcome.outcome, 'reset');
     assert.equal(outcome.verified, true);
@@ -44,11 +45,11 @@ describe('reset pipeline: verification', () => {
       ((await fetch(`${emu.httpUrl}/emulator/sessions/webhook-busy`).then((r) => r.json())) as any).flowState,
       'RESET',
     );
-    await resetter.close();
   });
 
-  it('fails a flow that never leaves ACTIVE with CR_ERR_RESET_VERIFY_ACTIVE at its deadline, while the others verify', async () => {
+  it('fails a flow that never leaves ACTIVE with CR_ERR_RESET_VERIFY_ACTIVE at its deadline, while the others verify', async (t) => {
     const resetter = resetterFor(emu, { verifyTimeoutMs: 600 });
+    t.after(() => resetter.close());
     const outcomes = await collect(resetter.resetMany(['stuck', ...ids(30)], { concurrency: 8 }));
     const stuck = outcomes.find((o) => o.sessionId === 'stuck')!;
     assert.equal(stuck.outcome, 'failed');
@@ -57,32 +58,32 @@ describe('reset pipeline: verification', () => {
     const others = outcomes.filter((o) => o.sessionId !== 'stuck');
     assert.equal(others.length, 30);
     assert.ok(others.every((o) => o.outcome === 'reset' && o.verified));
-    await resetter.close();
   });
 
-  it('does not retry SESSION_NOT_FOUND or REJECTED, and reports each with its code after one attempt', async () => {
+  it('does not retry SESSION_NOT_FOUND or REJECTED, and reports each with its code after one attempt', async (t) => {
     const resetter = resetterFor(emu);
+    t.after(() => resetter.close());
     const [ghost, refuses] = await Promise.all([resetter.reset('ghost'), resetter.reset('refuses')]);
     assert.deepEqual([ghost.error?.code, ghost.attempts], ['CR_ERR_RESET_SESSION_NOT_FOUND', 1]);
     assert.deepEqual([refuses.error?.code, refuses.attempts], ['CR_ERR_RESET_REJECTED', 1]);
-    await resetter.close();
   });
 
-  it('with verify off, reports reset but verified: false and sends no state check', async () => {
+  it('with verify off, reports reset but verified: false and sends no state check', async (t) => {
     const resetter = resetterFor(emu, { verify: false });
+    t.after(() => resetter.close());
     const queries = emu.stats().queries;
     const outcome = await resetter.reset('session-900');
     assert.deepEqual([outcome.outcome, outcome.verified, outcome.polls], ['reset', false, 0]);
     assert.equal(emu.stats().queries, queries);
-    await resetter.close();
   });
 
-  it("calls the seed's analytics callback once per session with its latency and success, and publishes done events", async () => {
+  it("calls the seed's analytics callback once per session with its latency and success, and publishes done events", async (t) => {
     const calls: [string, number, boolean][] = [];
     const events: DoneMessage[] = [];
     const listener = (m: unknown): void => void events.push(m as DoneMessage);
     subscribe(CHANNELS.done.name, listener);
     const resetter = resetterFor(emu, { analytics: (id, ms, ok) => calls.push([id, ms, ok]) });
+    t.after(() => resetter.close());
     await collect(resetter.resetMany(['session-950', 'session-951', 'ghost-x']));
     unsubscribe(CHANNELS.done.name, listener);
     calls.sort((a, b) => a[0].localeCompare(b[0]));
@@ -100,7 +101,6 @@ describe('reset pipeline: verification', () => {
     );
     assert.equal(mine.length, 3);
     assert.match(mine.find((e) => e.outcome.sessionId === 'session-950')!.directiveText!, /"type":"SEND"/);
-    await resetter.close();
   });
 
   it('keeps a throwing or rejecting analytics callback away from the resets: each is persisted and published', async () => {
@@ -151,14 +151,14 @@ describe('reset pipeline: verification', () => {
     await resetter.close();
   });
 
-  it('stops a reset when its AbortSignal fires, with CR_ERR_RESET_ABORTED', async () => {
+  it('stops a reset when its AbortSignal fires, with CR_ERR_RESET_ABORTED', async (t) => {
     const resetter = resetterFor(emu, { verifyTimeoutMs: 60_000 });
+    t.after(() => resetter.close());
     const controller = new AbortController();
     const pending = resetter.reset('stuck', { signal: controller.signal });
     setTimeout(() => controller.abort(), 200).unref();
     const outcome = await withDeadline(pending, 5000, 'the aborted reset');
     assert.equal(outcome.error?.code, 'CR_ERR_RESET_ABORTED');
-    await resetter.close();
   });
 });
 
@@ -198,18 +198,18 @@ describe('reset pipeline: faults', () => {
     await emu.close();
   });
 
-  it('works against a strict engine (bare answers, matched by order)', async () => {
+  it('works against a strict engine (bare answers, matched by order)', async (t) => {
     const emu = await startEmulator({ sessions: 200, strict: true });
+    t.after(() => emu.close());
     emu.store.create({ sessionId: 'busy', blockingMs: 200 });
     const resetter = resetterFor(emu);
+    t.after(() => resetter.close());
     const outcomes = await collect(resetter.resetMany([...ids(200), 'busy', 'ghost'], { concurrency: 16 }));
     assert.equal(outcomes.filter((o) => o.verified).length, 201);
     assert.equal(
       outcomes.find((o) => o.sessionId === 'ghost')!.error?.code,
       'CR_ERR_RESET_SESSION_NOT_FOUND',
     );
-    await resetter.close();
-    await emu.close();
   });
 
   it('refreshes an OAuth2 token that expires in the middle of a job and finishes it', async () => {

@@ -80,19 +80,20 @@ for (const strict of [false, true]) {
     });
     after(() => emu.close());
 
-    it('resets a session and reads its state back with a state check', async () => {
+    it('resets a session and reads its state back with a state check', async (t) => {
       const transport = transportFor(emu.wsUrl);
+      t.after(() => transport.close());
       const ack = await sendReset(transport, 'session-1', 'r-1');
       assert.equal(ack.status, 'RESET_COMPLETE');
       const state = await transport.check('session-1', 'r-2', { timeoutMs: 5000 });
       assert.equal(state.kind, 'state');
       assert.equal(state.kind === 'state' && state.flowState, 'RESET');
       assert.deepEqual(state.kind === 'state' && state.variables, {});
-      await transport.close();
     });
 
-    it('keeps 300 requests in flight on one connection and matches every answer to its request', async () => {
+    it('keeps 300 requests in flight on one connection and matches every answer to its request', async (t) => {
       const transport = transportFor(emu.wsUrl);
+      t.after(() => transport.close());
       // Every third id does not exist, so a mismatched answer would show as a wrong status.
       const ids = Array.from({ length: 300 }, (_, i) => (i % 3 === 0 ? `ghost-${i}` : `session-${i + 100}`));
       const acks = await Promise.all(
@@ -106,12 +107,12 @@ for (const strict of [false, true]) {
         );
       });
       assert.equal(transport.counters.dials, 1);
-      await transport.close();
     });
 
-    it('spreads bursts over fresh connections: one dial for a cold burst, one more slot at each busy one', async () => {
+    it('spreads bursts over fresh connections: one dial for a cold burst, one more slot at each busy one', async (t) => {
       const before = emu.stats().handshakes['101'] ?? 0;
       const transport = transportFor(emu.wsUrl, 'dev-token', { connections: 3 });
+      t.after(() => transport.close());
       const dials: number[] = [];
       for (const from of [400, 420, 440, 460]) {
         const acks = await withDeadline(
@@ -122,7 +123,6 @@ for (const strict of [false, true]) {
       }
       assert.deepEqual(dials, [1, 2, 3, 3]);
       assert.equal((emu.stats().handshakes['101'] ?? 0) - before, 3);
-      await transport.close();
     });
   });
 }
@@ -221,12 +221,12 @@ describe('runtime-ws handshake and close codes', () => {
     [1011, 'CR_ERR_TRANSPORT_ENGINE_ERROR'],
     [1006, 'CR_ERR_TRANSPORT_DROPPED'],
   ] as const) {
-    it(`fails a request in flight with ${code} when the engine closes with ${close}`, async () => {
+    it(`fails a request in flight with ${code} when the engine closes with ${close}`, async (t) => {
       const engine = await rawEngine((ws) => (close === 1006 ? ws.terminate() : ws.close(close, 'bye')));
+      t.after(() => engine.close());
       const err = await rejection(sendReset(transportFor(engine.wsUrl), 's-1'));
       assert.equal(err.code, code);
       assert.equal(err.closeCode, close);
-      await engine.close();
     });
   }
 
@@ -298,25 +298,25 @@ describe('runtime-ws answer matching and keepalive', () => {
     await engine.close();
   });
 
-  it('declares the connection dead when no frame or pong arrives for deadAfterMs', async () => {
+  it('declares the connection dead when no frame or pong arrives for deadAfterMs', async (t) => {
     const engine = await rawEngine(() => undefined, { autoPong: false });
+    t.after(() => engine.close());
     const transport = transportFor(engine.wsUrl, 'dev-token', { pingIntervalMs: 40, deadAfterMs: 200 });
+    t.after(() => transport.close());
     const pending = sendReset(transport, 'a');
     // The raw engine never answers and never pongs.
     const err = await rejection(pending);
     assert.equal(err.code, 'CR_ERR_TRANSPORT_DEAD');
-    await transport.close();
-    await engine.close();
   });
 
-  it('fails a request with CR_ERR_RESET_ACK_TIMEOUT when its answer misses the deadline', async () => {
+  it('fails a request with CR_ERR_RESET_ACK_TIMEOUT when its answer misses the deadline', async (t) => {
     const engine = await rawEngine(() => undefined);
+    t.after(() => engine.close());
     const transport = transportFor(engine.wsUrl);
+    t.after(() => transport.close());
     const { directive, text } = compileDirective('a', PLAN);
     const err = await rejection(transport.send(directive, text, { timeoutMs: 100 }));
     assert.equal(err.code, 'CR_ERR_RESET_ACK_TIMEOUT');
-    await transport.close();
-    await engine.close();
   });
 });
 

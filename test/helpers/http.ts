@@ -4,18 +4,24 @@ import { createServer, type Server } from 'node:http';
 
 /** `ok`: 200 `{}`; `hang`: never answer; `drop`: cut the connection; or an RFC 7807 problem. */
 export type Step =
-  'ok' | 'hang' | 'drop' | { status: number; problem: Record<string, unknown>; retryAfterDateMs?: number };
+  | 'ok'
+  | 'hang'
+  | 'drop'
+  | { status: number; problem: Record<string, unknown>; retryAfterDateMs?: number; retryAfterSec?: number };
 
 export interface ScriptedApi {
   url: string;
   /** Steps for the next requests, in order; past the end every request is `ok`. */
   script: Step[];
+  /** When each request arrived (`Date.now()`), in order. */
+  arrivals: number[];
   close(): void;
 }
 
 export async function scriptedApi(): Promise<ScriptedApi> {
-  const api: ScriptedApi = { url: '', script: [], close: () => undefined };
+  const api: ScriptedApi = { url: '', script: [], arrivals: [], close: () => undefined };
   const server: Server = createServer((req, res) => {
+    api.arrivals.push(Date.now());
     req.resume();
     const step = api.script.shift() ?? 'ok';
     if (step === 'hang') return;
@@ -26,6 +32,7 @@ export async function scriptedApi(): Promise<ScriptedApi> {
     if (step.retryAfterDateMs !== undefined) {
       headers['retry-after'] = new Date(Date.now() + step.retryAfterDateMs).toUTCString();
     }
+    if (step.retryAfterSec !== undefined) headers['retry-after'] = String(step.retryAfterSec);
     res.writeHead(step.status, headers).end(JSON.stringify(step.problem));
   });
   server.listen(0, '127.0.0.1');
