@@ -57,6 +57,12 @@ export class TokenRegistry {
     return { token, expiresAt };
   }
 
+  /** Expires a token now: connections that dialled with it are closed at their next frame. */
+  expire(token: string): void {
+    const grant = this.#grants.get(token);
+    if (grant !== undefined) grant.expiresAt = this.#now();
+  }
+
   revoke(token: string): void {
     this.#grants.delete(token);
   }

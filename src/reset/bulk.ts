@@ -309,7 +309,9 @@ export async function runBulk(
   } finally {
     if (!exhausted) await iterator.return?.();
   }
-  summary.interrupted = !(exhausted && queued >= queue.length) && !fatal;
+  // Aborting the resets in flight (a second Ctrl-C) interrupts a run even when every session was taken.
+  summary.interrupted =
+    (!(exhausted && queued >= queue.length) || options.signal?.aborted === true) && !fatal;
   summary.durationMs = performance.now() - started;
   const finished = summary.reset + summary.failed;
   summary.throughput =
