@@ -133,7 +133,19 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
     await withFaults(emu, { handshakeRate: 1 }, async () => {
       const before429 = emu.stats().handshakes['429'] ?? 0;
       const result = await runCli(
-        ['reset', ...range(40, 100), '--connections', '4', '--concurrency', '8', '--json'],
+        // A burst that needs every connection at once: a fixed rate, not the adaptive one's gentle start.
+        [
+          'reset',
+          ...range(40, 100),
+          '--connections',
+          '4',
+          '--concurrency',
+          '8',
+          '--json',
+          '--rate',
+          '1000',
+          '--fixed-rate',
+        ],
         envFor(emu),
       );
       assert.equal(result.code, 0, result.stderr);

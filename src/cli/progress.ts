@@ -27,11 +27,17 @@ export function createProgress(options: {
   total: number | undefined;
   intervalMs: number;
   enabled: boolean;
+  /** The send rate in force (the pacer's), shown beside the achieved rate. */
+  pace?: () => number | undefined;
 }): Progress {
   const { stream, total } = options;
   const started = performance.now();
   let counts: ProgressCounts = { done: 0, reset: 0, failed: 0, skipped: 0 };
   const rate = (): number => counts.done / Math.max(0.001, (performance.now() - started) / 1000);
+  const pace = (): string => {
+    const r = options.pace?.();
+    return r === undefined || !Number.isFinite(r) ? '' : `  pace ${Math.round(r)}/s`;
+  };
   if (!options.enabled) return { update: () => undefined, stop: () => undefined };
   if (stream.isTTY === true) {
     const bar = new cliProgress.SingleBar(
@@ -40,19 +46,24 @@ export function createProgress(options: {
         format:
           total === undefined
             ? ' {value} done | reset {reset} failed {failed} skipped {skipped} | {rate}/s'
-            : ' {bar} {percentage}% | {value}/{total} | reset {reset} failed {failed} | {rate}/s | ETA {etaText}',
+            : ' {bar} {percentage}% | {value}/{total} | reset {reset} failed {failed} | {rate}/s{pace} | ETA {etaText}',
         hideCursor: true,
         clearOnComplete: false,
         fps: 5,
       },
       cliProgress.Presets.shades_classic,
     );
-    bar.start(total ?? 0, 0, { reset: 0, failed: 0, skipped: 0, rate: 0, etaText: '?' });
+    bar.start(total ?? 0, 0, { reset: 0, failed: 0, skipped: 0, rate: 0, pace: '', etaText: '?' });
     return {
       update(next) {
         counts = next;
         const r = rate();
-        bar.update(next.done, { ...next, rate: Math.round(r), etaText: eta(next.done, total, r) });
+        bar.update(next.done, {
+          ...next,
+          rate: Math.round(r),
+          pace: pace(),
+          etaText: eta(next.done, total, r),
+        });
       },
       stop: () => bar.stop(),
     };
@@ -62,7 +73,7 @@ export function createProgress(options: {
     const of =
       total === undefined ? '' : `/${total} (${Math.floor((counts.done / Math.max(1, total)) * 100)}%)`;
     stream.write(
-      `progress: ${counts.done}${of} done  reset ${counts.reset}  failed ${counts.failed}  skipped ${counts.skipped}  ${Math.round(r)}/s  ETA ${eta(counts.done, total, r)}\n`,
+      `progress: ${counts.done}${of} done  reset ${counts.reset}  failed ${counts.failed}  skipped ${counts.skipped}  ${Math.round(r)}/s  ETA ${eta(counts.done, total, r)}${pace()}\n`,
     );
   };
   const timer = setInterval(report, options.intervalMs);

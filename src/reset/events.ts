@@ -19,7 +19,15 @@ export const CHANNELS = {
   done: channel('cognigy-reset:reset:done'),
   /** `{ sessionId, error }` when the analytics callback threw or its promise rejected; the reset is unaffected. */
   analyticsError: channel('cognigy-reset:analytics:error'),
+  /** `{ sessionId, code, rate }` when a refusal made the adaptive rate slow down (`rate`: the new rate). */
+  paceCut: channel('cognigy-reset:flow:cut'),
 } as const;
+
+export interface PaceCutMessage {
+  sessionId: string;
+  code: string;
+  rate: number;
+}
 
 export interface AnalyticsErrorMessage {
   sessionId: string;

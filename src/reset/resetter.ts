@@ -11,9 +11,9 @@ import type { EngineAnswer, StatusAnswer } from '../protocol/index.js';
 import type { SessionTarget, TargetField, Transport } from '../transports/transport.js';
 import { BackoffGate } from '../util/backoff-gate.js';
 import { sha256 } from '../util/sha256.js';
-import { TokenBucket } from '../util/token-bucket.js';
 import { compileDirective, type CompiledDirective } from './compile.js';
 import { type AnalyticsErrorMessage, CHANNELS, type DoneMessage } from './events.js';
+import { FixedRate, type SendPacer } from './flow-control/pacer.js';
 import { blankOutcome, errorOf, type ResetOutcome } from './outcome.js';
 import type { ResetPlan } from './plan.js';
 import { DEFAULT_RETRY_POLICY, retryDelay, type RetryPolicy, shouldRetry } from './retry-policy.js';
@@ -62,6 +62,8 @@ export interface PipelineOptions {
   retry?: RetryPolicy | undefined;
   /** SEND frames per second, enforced by a token bucket. @default unlimited */
   rate?: number | undefined;
+  /** Spaces the sends and hears the engine's refusals (an adaptive rate); takes the place of `rate`. */
+  pacer?: SendPacer | undefined;
   gate?: BackoffGate | undefined;
   analytics?: AnalyticsCallback | undefined;
   /** @default Math.random */
@@ -135,7 +137,7 @@ export class ResetPipeline {
     retry: RetryPolicy;
     random: () => number;
   };
-  readonly #bucket: TokenBucket | undefined;
+  readonly pacer: SendPacer | undefined;
   readonly #analytics: AnalyticsCallback | undefined;
   readonly #idPrefix = randomBytes(4).toString('hex');
   #seq = 0;
@@ -154,10 +156,7 @@ export class ResetPipeline {
       retry: options.retry ?? DEFAULT_RETRY_POLICY,
       random: options.random ?? Math.random,
     };
-    this.#bucket =
-      options.rate === undefined
-        ? undefined
-        : new TokenBucket(options.rate, Math.max(1, Math.ceil(options.rate / 20)));
+    this.pacer = options.pacer ?? (options.rate === undefined ? undefined : new FixedRate(options.rate));
     this.#analytics = options.analytics;
   }
 
@@ -231,7 +230,7 @@ export class ResetPipeline {
     const problem = targetProblem(target, this.transport.requiredFields(this.plan));
     if (problem !== undefined) throw problem;
     const turn = this.#waitTurn(signal);
-    if (turn !== undefined) await turn;
+    let sentAt = turn === undefined ? performance.now() : await turn;
     outcome.attempts = 1;
     // The requests are known before they are sent: the audit hashes them even when the first one fails.
     sent.text = JSON.stringify(this.transport.describe?.(target, this.plan) ?? null);
@@ -242,28 +241,47 @@ export class ResetPipeline {
       // The transport's retries take the same path as the pipeline's own: a "slow down" answer pauses the
       // whole job, and every retry waits its turn under the rate limit.
       beforeRetry: async (err, attempt) => {
+        this.#heard(target.sessionId, err, sentAt);
         await this.#backoff(target.sessionId, err, attempt, signal);
         outcome.attempts++;
         outcome.retried = true;
         const next = this.#waitTurn(signal);
-        if (next !== undefined) await next;
+        sentAt = next === undefined ? performance.now() : await next;
       },
     });
+    this.pacer?.accepted(sentAt);
     outcome.outcome = 'reset';
     outcome.verified = this.#o.verify && result.verified;
     outcome.notVerified = result.notVerified;
   }
 
-  /** Waits out a shared pause and the rate limit; resolves at once (no promise) when neither applies. */
-  #waitTurn(signal: AbortSignal | undefined): Promise<void> | undefined {
-    if (this.gate.remaining() === 0 && this.#bucket === undefined) return undefined;
+  /**
+   * Waits out a shared pause and the pacer; resolves at once (no promise) when neither applies, else with
+   * the time the turn was taken (what the pacer is told about the answer).
+   */
+  #waitTurn(signal: AbortSignal | undefined): Promise<number> | undefined {
+    if (this.gate.remaining() === 0 && this.pacer === undefined) return undefined;
     return (async () => {
       await this.gate.wait(signal);
-      if (this.#bucket !== undefined) {
-        const wait = this.#bucket.reserve();
+      // The turn is dated when it is taken, and taken again when the pacer slowed down meanwhile: a turn
+      // reserved on the old schedule would meet the engine's refusal.
+      for (;;) {
+        const reservedAt = performance.now();
+        if (this.pacer === undefined) return reservedAt;
+        const wait = this.pacer.reserve(reservedAt);
         if (wait > 0) await sleep(wait, undefined, { signal, ref: false });
+        if (!this.pacer.slowedSince(reservedAt)) return reservedAt;
+        await this.gate.wait(signal);
       }
     })();
+  }
+
+  /** Tells the pacer of a refusal: a "slow down" answer to a send made at `sentAt`. */
+  #heard(sessionId: string, err: unknown, sentAt: number): void {
+    if (this.pacer === undefined || !isCognigyResetError(err) || !RATE_CODES.has(err.code)) return;
+    if (this.pacer.refused(sentAt) && CHANNELS.paceCut.hasSubscribers) {
+      CHANNELS.paceCut.publish({ sessionId, code: err.code, rate: this.pacer.rate() });
+    }
   }
 
   async #sendWithRetries(
@@ -277,7 +295,7 @@ export class ResetPipeline {
       const requestId = this.#requestId();
       const compiled = this.compile(sessionId, requestId);
       const turn = this.#waitTurn(signal);
-      if (turn !== undefined) await turn;
+      const sentAt = turn === undefined ? performance.now() : await turn;
       outcome.attempts++;
       outcome.requestId = requestId;
       sent.text = compiled.text;
@@ -304,13 +322,16 @@ export class ResetPipeline {
         ack = this.transport.send(compiled.directive, compiled.text, options);
       }
       try {
-        const error = statusError(await ack);
+        const answer = await ack;
+        if (answer.status !== 'RATE_LIMITED') this.pacer?.accepted(sentAt);
+        const error = statusError(answer);
         if (error === undefined) {
           sent.firstState = firstState;
           return;
         }
         throw error;
       } catch (err) {
+        this.#heard(sessionId, err, sentAt);
         await this.#backoff(sessionId, err, outcome.attempts, signal);
       }
     }
@@ -326,8 +347,12 @@ export class ResetPipeline {
     if (signal?.aborted === true || !shouldRetry(this.#o.retry, err, attempt)) throw err;
     const delay = retryDelay(this.#o.retry, attempt, err, this.#o.random);
     const code = (err as CognigyResetError).code;
-    // A storm of "slow down" answers slows the whole job, not only this request.
-    if (RATE_CODES.has(code)) this.gate.pause(delay);
+    // A storm of "slow down" answers slows the whole job, not only this request. A pacer that hears the
+    // refusals slows the job itself: everyone then waits only what the engine asked for.
+    if (RATE_CODES.has(code)) {
+      const asked = (err as CognigyResetError).retryAfterMs;
+      this.gate.pause(this.pacer?.adapts === true ? (asked ?? 0) : delay);
+    }
     if (CHANNELS.retry.hasSubscribers) CHANNELS.retry.publish({ sessionId, attempt, code, delayMs: delay });
     await sleep(delay, undefined, { signal, ref: false });
   }

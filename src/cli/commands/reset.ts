@@ -28,7 +28,7 @@ import {
   WebhookDeliverer,
   type WebhookStats,
 } from '../../analytics/webhook.js';
-import type { DoneMessage } from '../../reset/events.js';
+import type { DoneMessage, PaceCutMessage } from '../../reset/events.js';
 import { checkedUrl } from '../../util/loopback.js';
 import type { Server } from 'node:http';
 import { type BulkSummary, type BulkTarget, DEFAULT_MAX_UNREACHABLE } from '../../reset/bulk.js';
@@ -55,6 +55,7 @@ import type { Logger } from 'pino';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.js';
 import { integerIn, numberIn, textUpTo } from '../parse.js';
 import { printableProblem } from '../../util/printable.js';
+import { pacerFor, paceSummary } from '../pace.js';
 import { createProgress } from '../progress.js';
 import { humanSummary } from '../summary.js';
 import { LineWriter } from '../line-writer.js';
@@ -70,6 +71,7 @@ interface ResetFlags {
   concurrency: number;
   connections: number;
   rate?: number;
+  fixedRate: boolean;
   dryRun: boolean;
   verify: boolean;
   verifyTimeout: number;
@@ -240,8 +242,13 @@ export function resetCommand(): Command {
     .option('--connections <n>', 'WebSocket connections in the pool', integerIn(1, 256), 4)
     .option(
       '--rate <perSecond>',
-      'SEND frames per second at most (token bucket)',
+      'SEND frames per second at most: the adaptive rate never passes it',
       numberIn(0, 1e6, { exclusiveMin: true }),
+    )
+    .option(
+      '--fixed-rate',
+      'send at --rate exactly (a token bucket) instead of adapting to the engine',
+      false,
     )
     .option('--dry-run', 'validate and print each directive; open no connection, send nothing', false)
     .option('--no-verify', 'skip the state check; outcomes say verified: false')
@@ -464,7 +471,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     verify: flags.verify,
     verifyTimeoutMs: flags.verifyTimeout * 1000,
     retry: { ...DEFAULT_RETRY_POLICY, maxAttempts: flags.maxAttempts },
-    rate: flags.rate,
+    pacer: flags.dryRun ? undefined : pacerFor(flags, targetUrl, tenant),
     plan: {
       keepHistory: flags.keepHistory,
       keepVariables: flags.keepVariables,
@@ -657,14 +664,21 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       );
     }
   };
+  const onPaceCut = (message: unknown): void => {
+    if (!log.isLevelEnabled('debug')) return;
+    const { sessionId, code, rate } = message as PaceCutMessage;
+    log.child({ sessionId, jobId: flags.job }).debug({ code, rate: Math.round(rate) }, 'rate cut');
+  };
   subscribe(CHANNELS.retry.name, onRetry);
   subscribe(CHANNELS.done.name, onDone);
+  subscribe(CHANNELS.paceCut.name, onPaceCut);
 
   const progress = createProgress({
     stream: process.stderr,
     total: input.total,
     intervalMs: flags.progressInterval * 1000,
     enabled: flags.progress && !flags.dryRun,
+    pace: () => resetter.pipeline.pacer?.rate(),
   });
   const counts = { done: 0, reset: 0, failed: 0, skipped: 0 };
   // Returns a promise only while stdout is behind: the run then waits for its reader, holding back
@@ -709,6 +723,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     progress.stop();
     unsubscribe(CHANNELS.retry.name, onRetry);
     unsubscribe(CHANNELS.done.name, onDone);
+    unsubscribe(CHANNELS.paceCut.name, onPaceCut);
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);
     stdoutGone.signal.removeEventListener('abort', onStdoutGone);
@@ -759,6 +774,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
           cleared: resetter.plan.cleared,
           notCleared: resetter.plan.notClearable,
           maxRssMb,
+          flowControl: paceSummary(resetter.pipeline.pacer),
           ...(analytics === undefined
             ? {}
             : {

@@ -1,0 +1,165 @@
+/**
+ * Adaptive send rate: finds an engine's rate cap without being told it, and follows it when it moves.
+ *
+ * - Start: the rate doubles every `rampMs` until the engine first refuses a send.
+ * - Cut: a refusal (`RATE_LIMITED`, HTTP 429) of a send made after the last cut sets the rate to `beta` ×
+ *   the rate the engine accepted over the last second — the best estimate of its cap, since a saturated
+ *   token bucket lets through exactly its rate. Refusals of sends made before the cut say nothing new.
+ * - Probe: after a cut the rate follows a cubic in the time since the cut (as CUBIC does): back to the
+ *   estimate after `K` seconds, flat around it, then faster and faster above it until the next refusal.
+ *   `K` is stretched at low rates so a probe cycle spans enough sends to keep refusals a small share.
+ * - The rate never passes `ceiling`, and never runs far ahead of what is used: it is held to twice the
+ *   accepted rate (a client limited by its depth, not by the engine, does not ramp forever).
+ *
+ * Pure: the clock is passed in. The pipeline asks `reserve()` before each send and reports each answer.
+ */
+import type { SendPacer } from './pacer.js';
+
+export interface AdaptiveRateOptions {
+  /** A rate it never passes, per second. @default Infinity */
+  ceiling?: number;
+  /** The first rate, per second. @default 20 */
+  initialRate?: number;
+  /** @default 1 */
+  minRate?: number;
+  /** Share of the accepted rate kept after a refusal. @default 0.9 */
+  beta?: number;
+  /** The start doubles the rate this often. @default 250 */
+  rampMs?: number;
+  /** Seconds from a cut back to the estimate, at least. @default 1.5 */
+  minProbeSec?: number;
+  /** Sends a probe cycle spans at least (stretches `K` at low rates). @default 300 */
+  sendsPerProbe?: number;
+  /** Milliseconds, monotonic. @default performance.now */
+  now?: () => number;
+}
+
+const SLOT_MS = 100;
+const SLOTS = 10; // one second of accepted sends
+
+export class AdaptiveRate implements SendPacer {
+  readonly adapts = true;
+  readonly ceiling: number;
+  readonly #minRate: number;
+  readonly #beta: number;
+  readonly #rampMs: number;
+  readonly #minProbeSec: number;
+  readonly #sendsPerProbe: number;
+  readonly #now: () => number;
+  readonly #initialRate: number;
+
+  #phase: 'start' | 'probe' = 'start';
+  #startedAt: number;
+  /** The estimate of the engine's cap at the last cut, and the cubic's constants. */
+  #wMax = 0;
+  #cutAt = -Infinity;
+  #k = 0;
+  #c = 0;
+  /** The bucket: a small burst (50 ms of the rate), served first come first served. */
+  #tokens = 1;
+  #last: number;
+  /** Accepted sends in 100 ms slots over the last second. */
+  readonly #slots = new Array<number>(SLOTS).fill(0);
+  #slotAt: number;
+  #refused = 0;
+  #cuts = 0;
+
+  constructor(options: AdaptiveRateOptions = {}) {
+    this.ceiling = options.ceiling ?? Infinity;
+    if (!(this.ceiling > 0)) throw new RangeError(`ceiling must be > 0, got ${this.ceiling}`);
+    this.#minRate = Math.min(options.minRate ?? 1, this.ceiling);
+    this.#initialRate = Math.min(options.initialRate ?? 20, this.ceiling);
+    this.#beta = options.beta ?? 0.9;
+    this.#rampMs = options.rampMs ?? 250;
+    this.#minProbeSec = options.minProbeSec ?? 1.5;
+    this.#sendsPerProbe = options.sendsPerProbe ?? 300;
+    this.#now = options.now ?? (() => performance.now());
+    const now = this.#now();
+    this.#startedAt = now;
+    this.#last = now;
+    this.#slotAt = Math.floor(now / SLOT_MS);
+  }
+
+  /** Sends the engine refused, and cuts made, so far. */
+  get refusals(): number {
+    return this.#refused;
+  }
+
+  get cuts(): number {
+    return this.#cuts;
+  }
+
+  get phase(): 'start' | 'probe' {
+    return this.#phase;
+  }
+
+  slowedSince(t: number): boolean {
+    return this.#cutAt > t;
+  }
+
+  /** The rate in force now, per second. */
+  rate(now = this.#now()): number {
+    let rate: number;
+    if (this.#phase === 'start') {
+      rate = this.#initialRate * 2 ** ((now - this.#startedAt) / this.#rampMs);
+    } else {
+      const t = (now - this.#cutAt) / 1000 - this.#k;
+      rate = this.#wMax * (1 + this.#c * t * t * t);
+    }
+    // Never far ahead of what is used: twice the accepted rate, and never below the first rate.
+    const used = Math.max(this.#initialRate, this.#wMax * this.#beta, 2 * this.acceptedRate(now));
+    return Math.max(this.#minRate, Math.min(rate, used, this.ceiling));
+  }
+
+  /** Sends the engine accepted over the last second (or since the start, when younger). */
+  acceptedRate(now = this.#now()): number {
+    this.#roll(now);
+    let total = 0;
+    for (const n of this.#slots) total += n;
+    const span = Math.min(SLOTS * SLOT_MS, Math.max(SLOT_MS, now - this.#startedAt));
+    return (total * 1000) / span;
+  }
+
+  reserve(now = this.#now()): number {
+    const rate = this.rate(now);
+    const burst = Math.max(1, rate / 20);
+    if (now > this.#last) {
+      this.#tokens = Math.min(burst, this.#tokens + ((now - this.#last) / 1000) * rate);
+      this.#last = now;
+    }
+    this.#tokens -= 1;
+    return this.#tokens >= 0 ? 0 : Math.ceil((-this.#tokens / rate) * 1000);
+  }
+
+  accepted(_sentAt: number, now = this.#now()): void {
+    this.#roll(now);
+    this.#slots[this.#slotAt % SLOTS]!++;
+  }
+
+  /** A refusal of a send made at `sentAt`: cuts once per refusal that the last cut could not explain. */
+  refused(sentAt: number, now = this.#now()): boolean {
+    this.#refused++;
+    if (sentAt < this.#cutAt) return false;
+    const accepted = this.acceptedRate(now);
+    const rate = this.rate(now);
+    // Refused below what it accepted: another client shares the cap. The lower of the two is the share.
+    const estimate = Math.max(this.#minRate, Math.min(accepted > 0 ? accepted : rate, rate));
+    this.#wMax = estimate;
+    this.#cutAt = now;
+    this.#phase = 'probe';
+    this.#cuts++;
+    // K: seconds back to the estimate; the cycle spans at least `sendsPerProbe` sends.
+    this.#k = Math.max(this.#minProbeSec, this.#sendsPerProbe / estimate);
+    this.#c = (1 - this.#beta) / this.#k ** 3;
+    this.#tokens = Math.min(this.#tokens, 0);
+    return true;
+  }
+
+  #roll(now: number): void {
+    const slot = Math.floor(now / SLOT_MS);
+    if (slot === this.#slotAt) return;
+    const steps = Math.min(SLOTS, slot - this.#slotAt);
+    for (let i = 1; i <= steps; i++) this.#slots[(this.#slotAt + i) % SLOTS] = 0;
+    this.#slotAt = slot;
+  }
+}

@@ -1,0 +1,18 @@
+/**
+ * One adaptive rate per engine and tenant in a process: every job that talks to the same engine and
+ * tenant draws on the same budget, so two jobs do not each probe the cap and double the refusals.
+ */
+import { AdaptiveRate, type AdaptiveRateOptions } from './adaptive-rate.js';
+
+const shared = new Map<string, AdaptiveRate>();
+
+/** `key` names the engine and tenant (say, the transport, the URL's origin and the tenant id). */
+export function sharedAdaptiveRate(key: string, options: AdaptiveRateOptions = {}): AdaptiveRate {
+  const name = `${key}\u0000${options.ceiling ?? Infinity}`;
+  let pacer = shared.get(name);
+  if (pacer === undefined) {
+    pacer = new AdaptiveRate(options);
+    shared.set(name, pacer);
+  }
+  return pacer;
+}

@@ -1,0 +1,187 @@
+/**
+ * The adaptive rate on a simulated clock: it ramps, cuts on a refusal, ignores refusals its last cut
+ * already explains, probes upward again, never passes its ceiling, and finds an engine's cap.
+ */
+import * as assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { AdaptiveRate } from '../src/reset/flow-control/adaptive-rate.js';
+import { FixedRate } from '../src/reset/flow-control/pacer.js';
+import { sharedAdaptiveRate } from '../src/reset/flow-control/shared.js';
+import { TokenBucket } from '../src/util/token-bucket.js';
+import { startEmulator } from '../src/emulator/index.js';
+import { parseJsonLines, runCli } from './helpers/cli.js';
+
+class Clock {
+  t = 1_000;
+  readonly now = (): number => this.t;
+}
+
+/** Sends at the pacer's pace to an engine that accepts `cap` a second (a bucket of one second), for `ms`. */
+function drive(
+  pacer: AdaptiveRate,
+  clock: Clock,
+  cap: number | (() => number),
+  ms: number,
+  latencyMs = 2,
+): { sent: number; accepted: number; refused: number } {
+  const capOf = typeof cap === 'number' ? () => cap : cap;
+  let current = capOf();
+  let engine = new TokenBucket(current, current, clock.t);
+  const answers: { at: number; sentAt: number; ok: boolean }[] = [];
+  const result = { sent: 0, accepted: 0, refused: 0 };
+  const end = clock.t + ms;
+  let next = clock.t;
+  while (clock.t < end) {
+    if (capOf() !== current) {
+      current = capOf();
+      engine = new TokenBucket(current, current, clock.t);
+    }
+    while (answers.length > 0 && answers[0]!.at <= clock.t) {
+      const a = answers.shift()!;
+      if (a.ok) {
+        pacer.accepted(a.sentAt, clock.t);
+        result.accepted++;
+      } else {
+        pacer.refused(a.sentAt, clock.t);
+        result.refused++;
+      }
+    }
+    if (next <= clock.t) {
+      const wait = pacer.reserve(clock.t);
+      const sentAt = clock.t + wait;
+      answers.push({ at: sentAt + latencyMs, sentAt, ok: engine.tryTake(sentAt + latencyMs / 2) === 0 });
+      result.sent++;
+      next = sentAt;
+    }
+    clock.t += 0.25;
+  }
+  return result;
+}
+
+describe('adaptive rate (simulated clock)', () => {
+  it('ramps up fast from its first rate while nothing is refused', () => {
+    const clock = new Clock();
+    const pacer = new AdaptiveRate({ now: clock.now, initialRate: 20, rampMs: 250 });
+    // Accepted sends keep it from being held to twice the used rate.
+    drive(pacer, clock, 1e9, 1_000);
+    assert.equal(pacer.phase, 'start');
+    assert.ok(pacer.rate(clock.t) >= 20 * 2 ** 3, `only ${pacer.rate(clock.t)}/s after a second`);
+    assert.equal(pacer.cuts, 0);
+  });
+
+  it('cuts to a share of the accepted rate on a refusal, and ignores refusals of sends made before the cut', () => {
+    const clock = new Clock();
+    const pacer = new AdaptiveRate({ now: clock.now, beta: 0.9 });
+    drive(pacer, clock, 1e9, 1_500);
+    const accepted = pacer.acceptedRate(clock.t);
+    const before = pacer.rate(clock.t);
+    const sentAt = clock.t - 1;
+    assert.equal(pacer.refused(sentAt, clock.t), true);
+    assert.equal(pacer.phase, 'probe');
+    const after = pacer.rate(clock.t);
+    assert.ok(after < before, `rate ${before} -> ${after}: no cut`);
+    assert.ok(
+      Math.abs(after - 0.9 * Math.min(accepted, before)) < 1,
+      `cut to ${after}, accepted ${accepted}`,
+    );
+    // Sends made before the cut were on their way already: their refusals do not cut again.
+    assert.equal(pacer.refused(sentAt, clock.t + 1), false);
+    assert.equal(pacer.cuts, 1);
+    assert.equal(pacer.refusals, 2);
+  });
+
+  it('probes upward again after a cut: back to the estimate, then above it', () => {
+    const clock = new Clock();
+    const pacer = new AdaptiveRate({ now: clock.now, beta: 0.9, minProbeSec: 1.5, sendsPerProbe: 1 });
+    drive(pacer, clock, 1e9, 1_500);
+    pacer.refused(clock.t, clock.t);
+    const cutTo = pacer.rate(clock.t);
+    const estimate = cutTo / 0.9;
+    // Keep it fed so it is not held to twice the used rate.
+    drive(pacer, clock, 1e9, 1_500);
+    assert.ok(Math.abs(pacer.rate(clock.t) - estimate) / estimate < 0.02, 'not back at the estimate after K');
+    drive(pacer, clock, 1e9, 2_500);
+    assert.ok(pacer.rate(clock.t) > estimate * 1.1, `still ${pacer.rate(clock.t)} after probing`);
+  });
+
+  it('never passes its ceiling', () => {
+    const clock = new Clock();
+    const pacer = new AdaptiveRate({ now: clock.now, ceiling: 120 });
+    const { sent } = drive(pacer, clock, 1e9, 5_000);
+    assert.ok(pacer.rate(clock.t) <= 120);
+    // A burst of 50 ms of the rate at most on top of the ceiling over five seconds.
+    assert.ok(sent <= 120 * 5 + 7, `${sent} sends in 5 s under a ceiling of 120/s`);
+  });
+
+  for (const cap of [50, 300, 3000]) {
+    it(`finds a cap of ${cap}/s it is not told: at least 0.95 of it, at most 1 % refused`, () => {
+      const clock = new Clock();
+      const pacer = new AdaptiveRate({ now: clock.now });
+      const r = drive(pacer, clock, cap, 40_000);
+      assert.ok(r.accepted / 40 >= 0.95 * cap, `${(r.accepted / 40).toFixed(1)}/s against a cap of ${cap}`);
+      assert.ok(r.refused / r.sent <= 0.01, `${r.refused} of ${r.sent} refused`);
+    });
+  }
+
+  it('follows a cap halved mid-run within 5 s, with at most 2 % refused', () => {
+    const clock = new Clock();
+    const pacer = new AdaptiveRate({ now: clock.now });
+    const start = clock.t;
+    const cap = (): number => (clock.t - start < 20_000 ? 300 : 150);
+    const first = drive(pacer, clock, cap, 20_000);
+    const settle = drive(pacer, clock, cap, 5_000);
+    const rest = drive(pacer, clock, cap, 15_000);
+    assert.ok(rest.accepted / 15 >= 0.9 * 150, `${rest.accepted / 15}/s after the cap fell to 150`);
+    assert.ok(pacer.rate(clock.t) < 200, `still ${pacer.rate(clock.t)}/s`);
+    const sent = first.sent + settle.sent + rest.sent;
+    const refused = first.refused + settle.refused + rest.refused;
+    assert.ok(refused / sent <= 0.02, `${refused} of ${sent} refused`);
+  });
+
+  it('one budget per engine and tenant in a process; a fixed rate ignores answers', () => {
+    assert.equal(sharedAdaptiveRate('ws|a|t'), sharedAdaptiveRate('ws|a|t'));
+    assert.notEqual(sharedAdaptiveRate('ws|a|t'), sharedAdaptiveRate('ws|a|u'));
+    assert.notEqual(sharedAdaptiveRate('ws|a|t', { ceiling: 10 }), sharedAdaptiveRate('ws|a|t'));
+    const fixed = new FixedRate(100);
+    assert.equal(fixed.refused(), false);
+    assert.equal(fixed.rate(), 100);
+  });
+});
+
+describe('reset: the adaptive rate is the default', () => {
+  it('finds a capped engine’s rate with default flags: few refusals, each counted in the summary and logged', async (t) => {
+    const emu = await startEmulator({ sessions: 600, faults: { messageRate: 200 } });
+    t.after(() => emu.close());
+    const result = await runCli(
+      ['reset', ...Array.from({ length: 600 }, (_, i) => `session-${i + 1}`), '--json', '--no-audit'],
+      {
+        COGNIGY_WS_URL: emu.wsUrl,
+        COGNIGY_TENANT_ID: 't',
+        COGNIGY_BOT_ID: 'b',
+        COGNIGY_API_TOKEN: 'dev-token',
+        COGNIGY_RESET_STATE: join(tmpdir(), `cognigy-reset-flow-${process.pid}.sqlite`),
+      },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const { summary } = parseJsonLines(result.stdout);
+    assert.equal(summary!.verified, 600);
+    const refused = emu.stats().answers['RATE_LIMITED'] ?? 0;
+    const fc = summary!['flowControl'] as Record<string, unknown>;
+    assert.equal(fc['mode'], 'adaptive');
+    assert.equal(fc['refused'], refused);
+    assert.ok(refused <= 0.03 * (600 + refused), `${refused} SEND frames refused of ${600 + refused}`);
+  });
+
+  it('--fixed-rate needs --rate (exit 2, nothing sent)', async () => {
+    const result = await runCli(['reset', 'session-1', '--fixed-rate'], {
+      COGNIGY_WS_URL: 'ws://127.0.0.1:9/ws/v1',
+      COGNIGY_TENANT_ID: 't',
+      COGNIGY_BOT_ID: 'b',
+      COGNIGY_API_TOKEN: 'dev-token',
+    });
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /CR_ERR_OPT_MISSING: --fixed-rate needs --rate/);
+  });
+});
