@@ -1,5 +1,5 @@
 /**
- * What the README promises and no other test showed: the `--rate` ceiling, a second SIGINT and
+ * What the README and docs/ promise and no other test showed: the `--rate` ceiling, a second SIGINT and
  * SIGTERM, exit 3 for credentials that lack a scope, a 401 after an OAuth2 refresh, CSV formula
  * neutralisation in `audit export`, and `npm start` exiting 0.
  */

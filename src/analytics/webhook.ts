@@ -67,10 +67,10 @@ export interface WebhookStats {
 }
 
 /**
- * Events per POST by default: ≈ 140 KB bodies at ≈ 280 bytes an event. One POST is in flight at a time,
- * so a tracker 50 ms away takes at most ≈ 10,000 events a second (batches of 100 allowed 2,000, and a bulk
- * run's events waited for later runs). A tracker that limits body size answers 413, which stops delivery
- * for the run and says so.
+ * Events per POST by default. One POST is in flight at a time, so the batch size bounds how many events a
+ * second a distant tracker can take: small batches left a bulk run's events waiting for later runs
+ * (docs/observability.md works out the numbers). A tracker that limits body size answers 413, which stops
+ * delivery for the run and says so.
  */
 export const DEFAULT_WEBHOOK_BATCH = 500;
 
@@ -250,7 +250,7 @@ export class WebhookDeliverer {
 
   /**
    * Removes events the tracker took: the outbox holds only what is still to deliver (the audit log keeps
-   * every outcome), or a run of millions would leave ~660 bytes a reset in the state file for good.
+   * every outcome), or a run of millions would leave each event's payload in the state file for good.
    */
   #removeDelivered(rows: PendingRow[]): void {
     this.#after = rows.at(-1)!.id;

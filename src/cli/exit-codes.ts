@@ -1,4 +1,4 @@
-/** The one place errors become exit codes (DESIGN.md §3). */
+/** The one place errors become exit codes (0, 1, 2, 3 and 130; docs/cli.md lists what each means). */
 import { CognigyResetError, ERROR_CATALOGUE, isErrorCode } from '../errors.js';
 
 export const EXIT_OK = 0;

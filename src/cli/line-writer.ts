@@ -1,6 +1,6 @@
 /**
- * Output lines gathered and written once per turn of the event loop (or every 64 KiB): at tens of
- * thousands of outcomes a second, one write a line would cost more than the resets. A line is only ever
+ * Output lines gathered and written once per turn of the event loop (or every 64 KiB): at a bulk run's
+ * rate, one write a line would cost more than the resets. A line is only ever
  * handed in after its outcome is durable, so a crash can lose a report, never a record.
  *
  * A reader slower than the producer is waited for (`drained()`): where stdout is asynchronous (a socket; a

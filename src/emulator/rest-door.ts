@@ -1,6 +1,6 @@
 /**
  * Cognigy's REST API v2.0 session operations, over the same session store as the runtime door, so a
- * reset through one door is visible through the others (COGNIGY.md §1):
+ * reset through one door is visible through the others:
  *   POST [/new]/v2.0/sessions/{id}/context/reset   {userId, flowReferenceId, entrypoint|entryPoint} → context
  *   POST [/new]/v2.0/sessions/{id}/state/reset     {userId}                                          → {}
  *   POST [/new]/v2.0/sessions/{id}/context/inject  {userId, context}                                 → context

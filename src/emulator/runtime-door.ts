@@ -1,5 +1,5 @@
 /**
- * The runtime WebSocket door (DESIGN.md §2): the handshake checks, then one answer per request, in request
+ * The runtime WebSocket door (the seed's API): the handshake checks, then one answer per request, in request
  * order, and nothing unsolicited — a client that reads "the next message" after each request works.
  */
 import type { IncomingMessage } from 'node:http';
@@ -236,7 +236,7 @@ export class RuntimeDoor {
     status: string,
     extra: { retryAfterMs?: number; reason?: string },
   ): Record<string, unknown> {
-    // Strict mode: the bare shapes of DESIGN.md §2 only (retryAfterMs is part of RATE_LIMITED's).
+    // Strict mode: the protocol's bare answer shapes only (retryAfterMs is part of RATE_LIMITED's).
     if (this.#ctx.strict) {
       return extra.retryAfterMs === undefined ? { status } : { status, retryAfterMs: extra.retryAfterMs };
     }

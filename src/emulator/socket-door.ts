@@ -1,5 +1,5 @@
 /**
- * The Socket endpoint (COGNIGY.md §3), what `@cognigy/socket-client` speaks: a Socket.IO v4 server with
+ * The Cognigy Socket endpoint, what `@cognigy/socket-client` speaks: a Socket.IO v4 server with
  * `allowEIO3` (the official client 4.9.2 is Engine.IO v3) on `/socket.io/`, over the same session store.
  * The handshake query (`sessionId`, `urlToken`, `userId`, `testMode`, `emitWithAck`) arrives URL-encoded
  * twice and is decoded once more. After connecting it emits `endpoint-ready` (without it the official

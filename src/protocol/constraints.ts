@@ -1,4 +1,4 @@
-/** The engine's constraints on the runtime WebSocket protocol (DESIGN.md §2). The schemas read these. */
+/** The engine's constraints on the runtime WebSocket protocol (the limits it enforces). The schemas read these. */
 export const SUBPROTOCOL = 'cognigy-runtime-v1';
 export const WS_PATH = '/ws/v1';
 export const DEFAULT_WS_URL = 'wss://api.cognigy.com/ws/v1';

@@ -1,4 +1,4 @@
-/** Typed messages of the runtime WebSocket protocol (DESIGN.md §2). */
+/** Typed messages of the runtime WebSocket protocol (the seed's API; docs/transports.md describes it). */
 import type { STATE_RESET_VALUES } from './constraints.js';
 
 export type StateLayer = keyof typeof STATE_RESET_VALUES;

@@ -1,5 +1,5 @@
 /**
- * The JSON Schemas: the single source of truth for the engine's constraints (DESIGN.md §2). They are
+ * The JSON Schemas: the single source of truth for the engine's constraints on each frame. They are
  * compiled once, when this module loads; the client and the emulator validate with the same functions.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
@@ -68,7 +68,7 @@ export const stateCheckSchema = {
   },
 } as const;
 
-/** Answers may carry more fields than these (DESIGN.md §2); only the listed ones are read. */
+/** An engine may answer with more fields than these (a client must work with the bare shapes); only these are read. */
 export const statusAnswerSchema = {
   $id: 'https://cognigy-reset.dev/schemas/status-answer.json',
   type: 'object',

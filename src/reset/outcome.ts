@@ -34,8 +34,9 @@ export interface ResetOutcome {
 }
 
 /**
- * The contract's per-session JSON line (DESIGN.md §3). A transport that cannot clear every layer adds
- * `cleared`, `notCleared` and `notVerified`, so each outcome says plainly what it did not cover.
+ * The contract's per-session JSON line (`--json`): sessionId, outcome, verified, latencyMs, attempts and
+ * error. A transport that cannot clear every layer adds `cleared`, `notCleared` and `notVerified`, so each
+ * outcome says plainly what it did not cover.
  */
 export function outcomeLine(outcome: ResetOutcome): Record<string, unknown> {
   const line: Record<string, unknown> = {

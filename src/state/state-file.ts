@@ -224,9 +224,9 @@ export function openStateFile(path: string): StateDb {
       );
     }
     // A new file gets 8 KiB pages: the audit log appends a few hundred bytes a reset, and larger pages
-    // mean fewer WAL frames, writes and B-tree pages per record (≈ 1.7 µs less CPU a reset in
-    // bench/cpu-per-reset than 4 KiB; 16 KiB gained no more, 32 KiB less). It must be set before WAL
-    // mode writes the header; an existing file keeps its size (changing it means rewriting the file).
+    // mean fewer WAL frames, writes and B-tree pages per record (docs/benchmarks.md compares the sizes).
+    // It must be set before WAL mode writes the header; an existing file keeps its size (changing it
+    // means rewriting the file).
     if (!existed) db.pragma(`page_size = ${NEW_FILE_PAGE_SIZE}`);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');

@@ -11,8 +11,8 @@ import { type BatchMessage, batchWriter, type OutboxInput, pushOutcome } from '.
 import type { StateDb } from './state-file.js';
 
 /**
- * A short wait: outcomes held for their commit die young (a 10 ms wait let many survive two scavenges,
- * so a million-id run grew its old generation by ~400 bytes a reset instead of ~140).
+ * A short wait: outcomes held for their commit die young. A longer wait lets many survive two
+ * scavenges into the old generation, which a million-id run pays for in peak RSS (docs/benchmarks.md).
  */
 const FLUSH_MS = 4;
 const FLUSH_ITEMS = 512;
@@ -65,7 +65,7 @@ export class StateWriter {
     const worker = new Worker(new URL('./writer-worker.js', import.meta.url), {
       workerData: { path: options.path },
       // The thread holds a batch or two at a time: a small young generation keeps its memory small too
-      // (the default sizes let a million-id run's peak RSS grow by ~10 MB for nothing).
+      // (the default sizes grow a million-id run's peak RSS for nothing; docs/benchmarks.md).
       resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 128 },
     });
     this.#worker = worker;

@@ -1,5 +1,5 @@
 /**
- * `cognigy-reset reset`: one session or a million, validated, acknowledged and verified (DESIGN.md §3).
+ * `cognigy-reset reset`: one session or a million, validated, acknowledged and verified.
  * This file parses and wires; the pipeline lives in `src/reset/`, exit codes in `exit-codes.ts`.
  */
 import { readFileSync } from 'node:fs';

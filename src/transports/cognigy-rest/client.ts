@@ -1,5 +1,5 @@
 /**
- * A client for Cognigy.AI's REST API v2.0 session operations (COGNIGY.md §1): context reset, state reset
+ * A client for Cognigy.AI's REST API v2.0 session operations (`/new/v2.0/sessions/{id}/...`): context reset, state reset
  * and context inject. Auth by `X-API-Key` or an OAuth2 bearer token (refreshed once on a 401, and before
  * it expires). 429 and 5xx are retried with exponential backoff and full jitter, never sooner than
  * `Retry-After` (seconds or an HTTP date); a default rate cap fits shared SaaS (1,000 requests per

@@ -1,5 +1,5 @@
 /**
- * The Cognigy Socket transport (COGNIGY.md §3): resets a session's flow position through a Socket.IO
+ * The Cognigy Socket transport (the Socket endpoint `@cognigy/socket-client` speaks): resets a session's flow position through a Socket.IO
  * endpoint. Per session: connect with its sessionId, userId and the endpoint's URLToken (query values
  * URL-encoded, as the official client sends them), wait for `endpoint-ready`, emit `processInput` with
  * `resetFlow: true` (optionally with a first text or data), and count the reset as applied when

@@ -1,4 +1,4 @@
-/** What each WebSocket close code, and each refused handshake, means to a caller (DESIGN.md §2). */
+/** What each WebSocket close code, and each refused handshake, means to a caller. */
 import { CognigyResetError } from '../../errors.js';
 import {
   CLOSE_DROPPED,

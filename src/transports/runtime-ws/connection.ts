@@ -1,5 +1,5 @@
 /**
- * One runtime WebSocket connection: the handshake (DESIGN.md §2), many requests in flight, answers
+ * One runtime WebSocket connection: the handshake (subprotocol, Origin, token), many requests in flight, answers
  * matched by the echoed `requestId` when the engine sends one and by order when it does not, a
  * keepalive, and every close turned into a coded error for each request still waiting.
  */
