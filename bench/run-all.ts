@@ -12,6 +12,7 @@ const BENCHES = [
   'webhook-overhead',
   'cpu-per-reset',
   'rss-million',
+  'flow-control',
 ];
 
 let failed = 0;

@@ -8,6 +8,8 @@
  * - `reset`: a session's reset failed;
  * - `internal`: a bug or an environment problem.
  */
+import { terminalSafe } from './util/printable.js';
+
 export const ERROR_CATALOGUE = {
   // Options and input, checked at the edge.
   CR_ERR_OPT_INVALID: { kind: 'usage', retryable: false, summary: 'an option has an invalid value' },
@@ -185,6 +187,12 @@ export const ERROR_CATALOGUE = {
     retryable: false,
     summary: 'the REST API answered with an unexpected status or body',
   },
+  CR_ERR_TRANSPORT_REDIRECT: {
+    kind: 'usage',
+    retryable: false,
+    summary:
+      'an HTTP endpoint (REST API, OAuth2 token URL, runtime handshake) answered with a redirect, which is never followed',
+  },
 
   // The reset pipeline.
   CR_ERR_RESET_SESSION_NOT_FOUND: {
@@ -270,6 +278,11 @@ export const ERROR_CATALOGUE = {
   // The command line.
   CR_ERR_CLI_USAGE: { kind: 'usage', retryable: false, summary: 'the command line could not be parsed' },
   CR_ERR_CLI_INPUT: { kind: 'usage', retryable: false, summary: 'the input file could not be read' },
+  CR_ERR_CLI_INPUT_ENCODING: {
+    kind: 'usage',
+    retryable: false,
+    summary: 'an input line is not valid UTF-8',
+  },
   CR_ERR_CLI_OUTPUT: {
     kind: 'internal',
     retryable: false,
@@ -317,7 +330,9 @@ export class CognigyResetError extends Error {
   readonly traceId: string | undefined;
 
   constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    // Messages carry engine reasons and ids from input, and are printed, logged and audited: whatever a
+    // terminal could act on is escaped here, once, for every one of them.
+    super(terminalSafe(message), details.cause === undefined ? undefined : { cause: details.cause });
     this.code = code;
     this.field = details.field;
     this.status = details.status;

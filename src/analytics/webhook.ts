@@ -18,6 +18,7 @@ import type { ResetOutcome } from '../reset/outcome.js';
 import { type OutboxInput, outboxRemover } from '../state/batch-sql.js';
 import type { StateDb } from '../state/state-file.js';
 import type { Statement } from 'better-sqlite3';
+import { fetchNoRedirect, isRedirect, redirectOrigin } from '../util/no-redirect.js';
 import { parseRetryAfter } from '../util/retry-after.js';
 import { sha256 } from '../util/sha256.js';
 
@@ -218,7 +219,7 @@ export class WebhookDeliverer {
   ): Promise<{ ok: true } | (WebhookFailure & { ok: false; retryAfterMs?: number | undefined })> {
     this.stats.posts++;
     try {
-      const response = await fetch(this.#o.url, {
+      const response = await fetchNoRedirect(this.#o.url, {
         method: 'POST',
         headers: {
           ...this.#headers,
@@ -229,16 +230,15 @@ export class WebhookDeliverer {
         // A redirect is a failed delivery, not followed: fetch would turn a 301/302 POST into a GET
         // without the events and could then mark them delivered on its 2xx; and the token must not
         // follow to another host.
-        redirect: 'manual',
         signal,
       });
       await response.arrayBuffer().catch(() => undefined);
       if (response.ok) return { ok: true };
-      const redirect = response.status >= 300 && response.status < 400;
+      const redirect = isRedirect(response.status);
       return {
         ok: false,
         reason: redirect
-          ? `HTTP ${response.status} redirect: point --analytics-url at the final URL`
+          ? `HTTP ${response.status} redirect to ${redirectOrigin(response.headers.get('location'), this.#o.url)}, not followed: point --analytics-url at the final URL`
           : `HTTP ${response.status}`,
         retryable: retryableStatus(response.status),
         retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),

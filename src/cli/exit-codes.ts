@@ -1,5 +1,6 @@
 /** The one place errors become exit codes (0, 1, 2, 3 and 130; docs/cli.md lists what each means). */
 import { CognigyResetError, ERROR_CATALOGUE, isErrorCode } from '../errors.js';
+import { terminalSafe } from '../util/printable.js';
 
 export const EXIT_OK = 0;
 /** At least one session failed. */
@@ -32,5 +33,6 @@ export function exitCodeForCode(code: string): number {
 export function errorLine(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   const code = err instanceof CognigyResetError ? err.code : 'CR_ERR_INTERNAL';
-  return `cognigy-reset: ${code}: ${message}\n`;
+  // A CognigyResetError's message is safe already; anything else (a library's error) is made so here.
+  return `cognigy-reset: ${code}: ${terminalSafe(message)}\n`;
 }

@@ -10,6 +10,8 @@ import { sessionIdProblem } from '../protocol/index.js';
 import { parse as parseCsv } from 'csv-parse/sync';
 import type { BulkTarget } from '../reset/bulk.js';
 import type { TargetField } from '../transports/transport.js';
+import { notUtf8Problem, showEscapedBytes, strictUtf8 } from '../util/strict-utf8.js';
+import { safeJson } from '../util/printable.js';
 
 interface Line {
   text: string;
@@ -45,10 +47,10 @@ async function* lineBatches(input: NodeJS.ReadableStream): AsyncGenerator<Line[]
   let line = 0;
   /** Inside a line past the limit: its text is dropped up to the next line end. */
   let skipping = false;
-  input.setEncoding?.('utf8');
-  for await (const chunk of input as AsyncIterable<string>) {
+  for await (const chunk of strictUtf8(input)) {
     let batch: Line[] = [];
-    const text = rest + chunk;
+    // A UTF-8 byte order mark opens the input, it is not part of its first line.
+    const text = line === 0 && rest === '' && chunk.startsWith('\uFEFF') ? chunk.slice(1) : rest + chunk;
     let start = 0;
     for (let nl = text.indexOf('\n', start); nl !== -1; nl = text.indexOf('\n', start)) {
       line++;
@@ -92,17 +94,44 @@ export async function* readLines(input: NodeJS.ReadableStream, where: string): A
 const MAX_LINE_CHARS = 1024 * 1024;
 const LINES_PER_BATCH = 512;
 
+/**
+ * A line as given, without its terminator (LF, or CR LF); undefined for a blank line (spaces and tabs at
+ * most) or a comment (`#` after them). Nothing else is removed: an id with spaces around it is refused
+ * (`edgeSpaceProblem`), never trimmed into another id.
+ */
 function clean(raw: string): string | undefined {
   const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-  const trimmed = text.trim();
-  if (trimmed === '' || trimmed.startsWith('#')) return undefined;
-  return trimmed;
+  const start = /^[ \t]*/.exec(text)![0].length;
+  if (start === text.length || text[start] === '#') return undefined;
+  return text;
+}
+
+/** Why an id (or another field) would be rewritten by trimming: it is refused instead. */
+function edgeSpaceProblem(value: string): string | undefined {
+  return value !== value.trim()
+    ? 'has spaces around it: ids are taken exactly as given, so remove them'
+    : undefined;
+}
+
+/**
+ * Arguments and variables reach us already decoded, each invalid byte as U+FFFD: an id that holds one
+ * cannot be told from a damaged one, so it is refused.
+ */
+function replacementProblem(id: string): string | undefined {
+  return id.includes('\uFFFD')
+    ? 'holds U+FFFD, the mark of bytes that were not valid UTF-8: give the id as UTF-8'
+    : undefined;
+}
+
+/** A session id's problem as input: malformed, or with spaces that would be taken as part of it. */
+function inputIdProblem(id: string): string | undefined {
+  return sessionIdProblem(id) ?? edgeSpaceProblem(id);
 }
 
 function lineError(where: string, line: number, id: string, problem: string): CognigyResetError {
   return new CognigyResetError(
     'CR_ERR_OPT_SESSION_ID',
-    `${where} line ${line}: session id ${JSON.stringify(id.slice(0, 80))} ${problem}`,
+    `${where} line ${line}: session id ${safeJson(id.slice(0, 80))} ${problem}`,
     { field: 'sessionId' },
   );
 }
@@ -143,8 +172,17 @@ class RowParser {
     text: string,
     line: number,
   ): { target: Omit<BulkTarget, 'index'>; problem: CognigyResetError | undefined } | undefined {
+    const notUtf8 = notUtf8Problem(text);
+    if (notUtf8 !== undefined) {
+      // Refused, and shown by its bytes: the failed outcome never carries an id that no file holds.
+      const shown = showEscapedBytes(text.slice(0, 80));
+      return {
+        target: { sessionId: shown },
+        problem: new CognigyResetError('CR_ERR_CLI_INPUT_ENCODING', `${this.#where} line ${line} ${notUtf8}`),
+      };
+    }
     if (this.#format === undefined) {
-      if (text.startsWith('{')) this.#format = 'jsonl';
+      if (text.trimStart().startsWith('{')) this.#format = 'jsonl';
       else {
         const header = text.includes(',') ? csvRow(text) : undefined;
         const columns = header?.map((c) => c.trim()) ?? [];
@@ -158,7 +196,7 @@ class RowParser {
     }
     if (this.#format === 'lines' && this.#required.length === 0) {
       // The common bulk input, one id a line: no row to pick fields from.
-      const idProblem = sessionIdProblem(text);
+      const idProblem = inputIdProblem(text);
       return {
         target: { sessionId: text },
         problem: idProblem === undefined ? undefined : lineError(this.#where, line, text, idProblem),
@@ -189,7 +227,7 @@ class RowParser {
           problem: new CognigyResetError('CR_ERR_CLI_INPUT', `${this.#where} line ${line}: not a CSV row`),
         };
       }
-      row = Object.fromEntries(this.#columns.map((c, i) => [c, cells[i]?.trim() ?? '']));
+      row = Object.fromEntries(this.#columns.map((c, i) => [c, cells[i] ?? '']));
     }
     const pick = (name: string): string | undefined => {
       const value = row[name] ?? (name === 'entrypoint' ? row['entryPoint'] : undefined);
@@ -201,9 +239,20 @@ class RowParser {
       const value = pick(field);
       if (value !== undefined) target[field] = value;
     }
-    const idProblem = sessionIdProblem(sessionId);
+    const idProblem = inputIdProblem(sessionId);
     if (idProblem !== undefined)
       return { target, problem: lineError(this.#where, line, sessionId, idProblem) };
+    const spaced = FIELDS.find((field) => target[field] !== undefined && edgeSpaceProblem(target[field]));
+    if (spaced !== undefined) {
+      return {
+        target,
+        problem: new CognigyResetError(
+          'CR_ERR_CLI_INPUT',
+          `${this.#where} line ${line}: ${spaced} ${safeJson(target[spaced]!.slice(0, 80))} ${edgeSpaceProblem(target[spaced]!)}`,
+          { field: spaced },
+        ),
+      };
+    }
     const missing = this.#required.filter((field) => target[field] === undefined);
     if (missing.length > 0) {
       return {
@@ -300,8 +349,15 @@ export async function inputSource(
         'no session id: pass SESSION_ID arguments, --from-file PATH (or - for stdin), or set TARGET_SESSION_ID',
       );
     }
+    const from = args.length > 0 ? 'argument' : 'TARGET_SESSION_ID';
     ids.forEach((id, i) => {
-      const problem = sessionIdProblem(id);
+      const damaged = replacementProblem(id);
+      if (damaged !== undefined) {
+        throw new CognigyResetError('CR_ERR_CLI_INPUT_ENCODING', `${from} ${i + 1}: session id ${damaged}`, {
+          field: 'sessionId',
+        });
+      }
+      const problem = inputIdProblem(id);
       if (problem !== undefined) throw lineError('argument', i + 1, id, problem);
     });
     if (required.length > 0) {

@@ -3,6 +3,7 @@
  * credential query values, and known secrets are scrubbed from messages as a last line of defence.
  */
 import { pino, type Logger } from 'pino';
+import { safeJsonText } from '../util/printable.js';
 import { redactUrl, scrubSecrets } from '../util/redact.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -30,6 +31,8 @@ export function createLogger(level: LogLevel, secrets: () => string[]): Logger {
           path[path.length - 1] === 'url' && typeof value === 'string' ? redactUrl(value) : '[REDACTED]',
       },
       hooks: {
+        // Ids and reasons in a log line cannot drive the terminal that shows stderr.
+        streamWrite: safeJsonText,
         logMethod(args, method) {
           const clean = args.map((arg: unknown) =>
             typeof arg === 'string' ? scrubSecrets(arg, secrets()) : arg,

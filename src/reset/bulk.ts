@@ -86,7 +86,8 @@ function isFatal(code: string | undefined): boolean {
     code === 'CR_ERR_AUTH_SCOPE' ||
     code === 'CR_ERR_AUTH_REFRESH_FAILED' ||
     code === 'CR_ERR_AUTH_NO_TOKEN' ||
-    code === 'CR_ERR_TRANSPORT_BAD_REQUEST'
+    code === 'CR_ERR_TRANSPORT_BAD_REQUEST' ||
+    code === 'CR_ERR_TRANSPORT_REDIRECT'
   );
 }
 

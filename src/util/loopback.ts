@@ -27,7 +27,8 @@ export function checkedUrl(
   } catch (cause) {
     throw new CognigyResetError(
       'CR_ERR_OPT_INVALID',
-      `Expected ${option} to be a URL, got ${JSON.stringify(redactUrl(text))}`,
+      // Not even redacted: a text that is no URL cannot be taken apart, so any of it may be the secret.
+      `Expected ${option} to be a URL; the value given is not one (not shown: it may hold a secret)`,
       { field: option, cause },
     );
   }
@@ -48,7 +49,7 @@ export function assertSecureUrl(url: URL, allowInsecure: boolean, option: string
   if (plain && !allowInsecure && !isLoopbackHost(url.hostname)) {
     throw new CognigyResetError(
       'CR_ERR_OPT_INSECURE_URL',
-      `${option} ${redactUrl(url)} is plain text to a host that is not loopback; use ${url.protocol === 'ws:' ? 'wss' : 'https'}:// or pass --allow-insecure`,
+      `${option} ${redactUrl(url, { path: false })} is plain text to a host that is not loopback; use ${url.protocol === 'ws:' ? 'wss' : 'https'}:// or pass --allow-insecure`,
       { field: option },
     );
   }

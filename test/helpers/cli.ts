@@ -28,7 +28,12 @@ export function cliEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-export function startCli(args: string[], env: Record<string, string>, stdin?: string, cwd?: string): CliRun {
+export function startCli(
+  args: string[],
+  env: Record<string, string>,
+  stdin?: string | Buffer,
+  cwd?: string,
+): CliRun {
   const child = spawn(process.execPath, [CLI, ...args], {
     env: cliEnv(env),
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -50,7 +55,7 @@ export function startCli(args: string[], env: Record<string, string>, stdin?: st
 export function runCli(
   args: string[],
   env: Record<string, string>,
-  options: { stdin?: string; timeoutMs?: number; cwd?: string } = {},
+  options: { stdin?: string | Buffer; timeoutMs?: number; cwd?: string } = {},
 ): Promise<CliResult> {
   const run = startCli(args, env, options.stdin, options.cwd);
   return withDeadline(run.done, options.timeoutMs ?? 60_000, `cognigy-reset ${args[0] ?? ''}`).catch(

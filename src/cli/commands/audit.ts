@@ -10,6 +10,7 @@ import { isDate, isDateTime } from '../../protocol/schemas.js';
 import { readLines } from '../input.js';
 import { stdoutGone } from '../stdout-gone.js';
 import { LineWriter } from '../line-writer.js';
+import { safeJson } from '../../util/printable.js';
 import { DEFAULT_STATE_FILE } from './reset.js';
 
 function statePath(flag: string | undefined): string {
@@ -154,7 +155,7 @@ export function auditCommand(): Command {
             until: flags.until,
             outcome: flags.outcome,
           })) {
-            out.write(flags.format === 'csv' ? csvLine(record) : JSON.stringify(record));
+            out.write(flags.format === 'csv' ? csvLine(record) : safeJson(record));
             // A slow reader is waited for: the export never holds more than a few writes in memory.
             const drained = out.drained();
             if (drained !== undefined) await drained;

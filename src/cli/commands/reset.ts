@@ -54,7 +54,7 @@ import { stdoutGone } from '../stdout-gone.js';
 import type { Logger } from 'pino';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.js';
 import { integerIn, numberIn, textUpTo } from '../parse.js';
-import { printableProblem } from '../../util/printable.js';
+import { printableProblem, safeJson, terminalSafe } from '../../util/printable.js';
 import { pacerFor, paceSummary } from '../pace.js';
 import { createProgress } from '../progress.js';
 import { humanSummary } from '../summary.js';
@@ -206,7 +206,7 @@ function analyticsLine(stats: WebhookStats): string {
     n > 0
       ? `; ${n} ${n === 1 ? 'event' : 'events'} for another webhook URL ${n === 1 ? 'waits' : 'wait'} too (a run with that --analytics-url delivers them)`
       : '';
-  return `analytics: ${stats.delivered} events delivered${waiting}${others}\n`;
+  return `${terminalSafe(`analytics: ${stats.delivered} events delivered${waiting}${others}`)}\n`;
 }
 
 export function resetCommand(): Command {
@@ -523,7 +523,8 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       if (flags.job !== undefined) {
         job = new JobStore(db, flags.job, {
           transport: resetter.transport.name,
-          url: redactUrl(targetUrl),
+          // A Socket endpoint's path is its URLToken: the job keeps its origin only.
+          url: redactUrl(targetUrl, { path: !socket }),
           tenant,
           botId,
           plan: resetter.plan.cleared,
@@ -693,12 +694,13 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     progress.update(counts);
     if (flags.dryRun) {
       const directive = outcome.error === null ? resetter.pipeline.describe(target) : null;
-      out.write(
-        JSON.stringify(flags.json ? { ...outcomeLine(outcome), directive } : (directive ?? outcome.error)),
-      );
-    } else if (flags.json) out.write(JSON.stringify(outcomeLine(outcome)));
+      out.write(safeJson(flags.json ? { ...outcomeLine(outcome), directive } : (directive ?? outcome.error)));
+    } else if (flags.json) out.write(safeJson(outcomeLine(outcome)));
     else if (outcome.outcome === 'failed') {
-      out.write(`failed ${outcome.sessionId}: ${outcome.error?.code}: ${outcome.error?.message}`);
+      // The id may be a malformed line of the input, the message an engine's reason: shown, never obeyed.
+      out.write(
+        terminalSafe(`failed ${outcome.sessionId}: ${outcome.error?.code}: ${outcome.error?.message}`),
+      );
     }
     return out.drained();
   };
@@ -765,7 +767,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   if (flags.json) {
     const maxRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
     out.write(
-      JSON.stringify({
+      safeJson({
         summary: {
           ...summary,
           jobId: flags.job ?? null,
@@ -804,7 +806,9 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
 function exitCodeOf(summary: BulkSummary, dryRun: boolean, log: Logger): number {
   if (summary.fatal !== null) {
     log.info({ code: summary.fatal.code }, summary.fatal.message);
-    process.stderr.write(`cognigy-reset: ${summary.fatal.code}: ${summary.fatal.message}\n`);
+    process.stderr.write(
+      terminalSafe(`cognigy-reset: ${summary.fatal.code}: ${summary.fatal.message}`) + '\n',
+    );
     // By the code's kind, like any error: 3 for refused credentials, 2 for what stopped the run before
     // any reset (no token, a request the engine refuses), 1 for an engine that went away or a state
     // file that could not be written.

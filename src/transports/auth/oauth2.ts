@@ -5,6 +5,7 @@
  */
 import { CognigyResetError } from '../../errors.js';
 import { checkedUrl } from '../../util/loopback.js';
+import { fetchNoRedirect, refusedRedirect } from '../../util/no-redirect.js';
 import { redactUrl } from '../../util/redact.js';
 import type { TokenProvider } from './token-provider.js';
 
@@ -136,7 +137,8 @@ export class OAuth2TokenProvider implements TokenProvider {
     const where = redactUrl(this.#url);
     let response: Response;
     try {
-      response = await fetch(this.#url, {
+      // The body holds the client secret and the refresh token: a redirect must not carry them on.
+      response = await fetchNoRedirect(this.#url, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
         body,
@@ -149,6 +151,13 @@ export class OAuth2TokenProvider implements TokenProvider {
         { cause },
       );
     }
+    const redirect = await refusedRedirect(
+      response,
+      this.#url,
+      `token request to ${where}`,
+      'point COGNIGY_OAUTH_TOKEN_URL at the final address',
+    );
+    if (redirect !== undefined) throw redirect;
     let json: unknown;
     try {
       json = await response.json();

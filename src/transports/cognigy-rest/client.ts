@@ -4,6 +4,7 @@
  * it expires). 429 and 5xx are retried with exponential backoff and full jitter, never sooner than
  * `Retry-After` (seconds or an HTTP date); a default rate cap fits shared SaaS (1,000 requests per
  * 5 minutes). Session ids are URL-encoded; every request has a deadline; connections are kept alive.
+ * Redirects are refused, never followed: the credentials go to the API origin the user named only.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CognigyResetError } from '../../errors.js';
@@ -14,6 +15,7 @@ import {
   waitToRetry,
 } from '../../reset/retry-policy.js';
 import { checkedUrl } from '../../util/loopback.js';
+import { fetchNoRedirect, refusedRedirect } from '../../util/no-redirect.js';
 import { redactUrl } from '../../util/redact.js';
 import { TokenBucket } from '../../util/token-bucket.js';
 import type { TokenProvider } from '../auth/token-provider.js';
@@ -166,7 +168,7 @@ export class CognigyRestClient {
       let response: Response;
       try {
         const timeout = AbortSignal.timeout(this.#timeoutMs);
-        response = await fetch(url, {
+        response = await fetchNoRedirect(url, {
           method: 'POST',
           headers,
           body: JSON.stringify(body),
@@ -188,6 +190,8 @@ export class CognigyRestClient {
         await waitToRetry(err, attempt, { policy: this.#retry, signal, beforeRetry });
         continue;
       }
+      const redirect = await refusedRedirect(response, url, what, 'point --api-url at the final address');
+      if (redirect !== undefined) throw redirect;
       const text = await response.text();
       let json: unknown;
       try {

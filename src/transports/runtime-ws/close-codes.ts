@@ -7,6 +7,7 @@ import {
   CLOSE_POLICY,
   CLOSE_TOO_BIG,
 } from '../../protocol/index.js';
+import { redirectError } from '../../util/no-redirect.js';
 import { parseRetryAfter } from '../../util/retry-after.js';
 
 /** A close reason is the engine's text; it is shown trimmed and never trusted for more than a hint. */
@@ -66,7 +67,18 @@ export function handshakeError(
   status: number,
   retryAfter: string | undefined,
   where: string,
+  location?: string,
 ): CognigyResetError {
+  // The dial URL carries the token: a redirect is never followed (ws `followRedirects: false`) and fails.
+  if (status >= 300 && status < 400) {
+    return redirectError(
+      status,
+      location,
+      where,
+      `${where} at the handshake`,
+      'point --url at the final address',
+    );
+  }
   switch (status) {
     case 400:
       return new CognigyResetError(

@@ -135,6 +135,7 @@ export class RuntimeConnection {
             res.statusCode ?? 0,
             typeof retryAfter === 'string' ? retryAfter : retryAfter?.[0],
             where,
+            res.headers.location,
           ),
         );
       });

@@ -1,0 +1,152 @@
+/**
+ * Flow control with default flags (`node dist/bench/flow-control.js`): the CLI against the emulator
+ * capped at 50, 300 and 3,000 SEND frames a second (a cap it is not told), a cap halved mid-run, two
+ * processes sharing one cap, and an uncapped engine. Prints, per case, throughput ÷ cap, the share of
+ * SEND frames refused, and the time to converge; for the uncapped engine, the defaults' rate ÷ the lean
+ * pipelined client's rate, measured in the same run.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Emulator, startEmulator } from '../src/emulator/index.js';
+import { CLI } from './lib/cli-run.js';
+import { leanRun } from './lib/lean-client.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-flow-bench-'));
+const ids = (n: number, from = 1): string[] => Array.from({ length: n }, (_, i) => `session-${i + from}`);
+
+interface Run {
+  summary: Record<string, unknown> & { throughput: number; verified: number };
+  /** [seconds since start, resets finished in that interval per second] from the progress lines. */
+  intervals: [number, number][];
+}
+
+/** One `reset` child with default flags; progress every 0.5 s read from stderr. */
+function reset(emu: Emulator, name: string, list: string[]): Promise<Run> {
+  const file = join(dir, `${name}.txt`);
+  writeFileSync(file, `${list.join('\n')}\n`);
+  const child = spawn(
+    process.execPath,
+    [CLI, 'reset', '--from-file', file, '--json', '--no-audit', '--progress-interval', '0.5'],
+    {
+      env: {
+        ...process.env,
+        COGNIGY_WS_URL: emu.wsUrl,
+        COGNIGY_TENANT_ID: 'bench',
+        COGNIGY_BOT_ID: 'bench',
+        COGNIGY_API_TOKEN: 'dev-token',
+        COGNIGY_RESET_STATE: join(dir, `${name}.sqlite`),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+  return new Promise((resolve, reject) =>
+    child.once('close', (code) => {
+      if (code !== 0) return reject(new Error(`${name}: exit ${code}\n${err.slice(-2000)}`));
+      const summary = JSON.parse(out.trimEnd().split('\n').at(-1)!).summary as Run['summary'];
+      const done = [...err.matchAll(/progress: (\d+)\//g)].map((m) => Number(m[1]));
+      const intervals = done.map((d, i): [number, number] => [(i + 1) * 0.5, (d - (done[i - 1] ?? 0)) * 2]);
+      resolve({ summary, intervals });
+    }),
+  );
+}
+
+/** Seconds from `after` until the achieved rate stays within ±15 % of `target` for the rest of the run. */
+function convergedAt(intervals: [number, number][], target: number, after = 0): number | null {
+  const tail = intervals.filter(([t]) => t > after).slice(0, -1); // the last interval is the drain
+  for (let i = 0; i < tail.length; i++) {
+    if (tail.slice(i).every(([, r]) => Math.abs(r - target) <= 0.15 * target)) return tail[i]![0] - after;
+  }
+  return null;
+}
+
+const refusedOf = (emu: Emulator): number => emu.stats().answers['RATE_LIMITED'] ?? 0;
+const pct = (n: number): string => `${(n * 100).toFixed(2)} %`;
+
+async function capped(cap: number, seconds: number): Promise<void> {
+  const emu = await startEmulator({ sessions: cap * seconds, faults: { messageRate: cap } });
+  try {
+    const run = await reset(emu, `cap-${cap}`, ids(cap * seconds));
+    const refused = refusedOf(emu);
+    const conv = convergedAt(run.intervals, cap);
+    process.stdout.write(
+      `cap ${cap}/s, ${cap * seconds} sessions: throughput / cap ${(run.summary.throughput / cap).toFixed(3)}` +
+        `  refused ${pct(refused / (cap * seconds + refused))}` +
+        `  converged after ${conv === null ? 'never' : `${conv.toFixed(1)} s`}\n`,
+    );
+  } finally {
+    await emu.close();
+  }
+}
+
+async function halved(): Promise<void> {
+  const cap = 300;
+  const n = 6000;
+  const emu = await startEmulator({ sessions: n, faults: { messageRate: cap } });
+  try {
+    const running = reset(emu, 'halved', ids(n));
+    const at = 10;
+    const timer = setTimeout(() => emu.setFaults({ messageRate: cap / 2 }), at * 1000);
+    const run = await running;
+    clearTimeout(timer);
+    const refused = refusedOf(emu);
+    const conv = convergedAt(run.intervals, cap / 2, at);
+    process.stdout.write(
+      `cap ${cap}/s halved after ${at} s, ${n} sessions: refused ${pct(refused / (n + refused))}` +
+        `  converged ${conv === null ? 'never' : `${conv.toFixed(1)} s`} after the change\n`,
+    );
+  } finally {
+    await emu.close();
+  }
+}
+
+async function shared(): Promise<void> {
+  const cap = 300;
+  const each = 3000;
+  const emu = await startEmulator({ sessions: 2 * each, faults: { messageRate: cap } });
+  try {
+    const [a, b] = await Promise.all([
+      reset(emu, 'shared-a', ids(each)),
+      reset(emu, 'shared-b', ids(each, each + 1)),
+    ]);
+    const refused = refusedOf(emu);
+    process.stdout.write(
+      `two processes sharing a cap of ${cap}/s: each ${(a.summary.throughput / cap).toFixed(3)} and ` +
+        `${(b.summary.throughput / cap).toFixed(3)} of the cap  refused ${pct(refused / (2 * each + refused))}\n`,
+    );
+  } finally {
+    await emu.close();
+  }
+}
+
+async function uncapped(): Promise<void> {
+  const n = 40_000;
+  const emu = await startEmulator({ sessions: n });
+  try {
+    const lean = await leanRun({ wsUrl: emu.wsUrl, ids: ids(n), connections: 2, window: 256 });
+    const leanRate = (lean.resets / lean.ms) * 1000;
+    const run = await reset(emu, 'uncapped', ids(n));
+    process.stdout.write(
+      `uncapped emulator, ${n} sessions: defaults ${Math.round(run.summary.throughput)}/s, lean client ` +
+        `${Math.round(leanRate)}/s: ratio ${(run.summary.throughput / leanRate).toFixed(3)}\n`,
+    );
+  } finally {
+    await emu.close();
+  }
+}
+
+try {
+  await capped(50, 30);
+  await capped(300, 20);
+  await capped(3000, 20);
+  await halved();
+  await shared();
+  await uncapped();
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
