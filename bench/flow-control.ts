@@ -56,11 +56,15 @@ function reset(emu: Emulator, name: string, list: string[]): Promise<Run> {
   );
 }
 
-/** Seconds from `after` until the achieved rate stays within ±15 % of `target` for the rest of the run. */
+/**
+ * Seconds from `after` until the achieved rate, averaged over 2 s, first comes within ±10 % of `target`
+ * (progress every 0.5 s; the last interval, the drain, is left out).
+ */
 function convergedAt(intervals: [number, number][], target: number, after = 0): number | null {
-  const tail = intervals.filter(([t]) => t > after).slice(0, -1); // the last interval is the drain
-  for (let i = 0; i < tail.length; i++) {
-    if (tail.slice(i).every(([, r]) => Math.abs(r - target) <= 0.15 * target)) return tail[i]![0] - after;
+  const tail = intervals.filter(([t]) => t > after).slice(0, -1);
+  for (let i = 0; i + 4 <= tail.length; i++) {
+    const mean = tail.slice(i, i + 4).reduce((sum, [, r]) => sum + r, 0) / 4;
+    if (Math.abs(mean - target) <= 0.1 * target) return tail[i]![0] - 0.5 - after;
   }
   return null;
 }

@@ -170,12 +170,13 @@ export const ERROR_CATALOGUE = {
   CR_ERR_TRANSPORT_SOCKET_TIMEOUT: {
     kind: 'reset',
     retryable: true,
-    summary: 'no endpoint-ready or finalPing from the Socket endpoint within the deadline',
+    summary: 'the Socket endpoint did not connect within the deadline (nothing was sent)',
   },
   CR_ERR_TRANSPORT_SOCKET_SERVER: {
     kind: 'reset',
-    retryable: true,
-    summary: 'the Socket endpoint reported an internal error (Cognigy code 1008)',
+    retryable: false,
+    summary:
+      'the Socket endpoint reported an internal error (Cognigy code 1008) for the input it was sent; not sent again',
   },
   CR_ERR_TRANSPORT_SOCKET_ERROR: {
     kind: 'reset',
@@ -240,6 +241,12 @@ export const ERROR_CATALOGUE = {
     kind: 'reset',
     retryable: false,
     summary: 'the reset was aborted before it finished',
+  },
+  CR_ERR_RESET_UNCONFIRMED: {
+    kind: 'reset',
+    retryable: false,
+    summary:
+      'processInput with resetFlow was sent, but its answer never came (a timeout or a dropped connection): the Flow may or may not have restarted',
   },
 
   // The state file.

@@ -10,18 +10,37 @@ import { withFaults } from './helpers/faults.js';
 import { parseMetrics } from './helpers/metrics.js';
 
 const KEY = 'rest-key-RECOGNISABLE-77c1';
+/** A Flow many sessions share, with a default context that is not empty, as most real Flows have. */
+const FLOW_A = '9d3e2c1b-aaaa-4bbb-8ccc-000000000001';
+const FLOW_A_DEFAULT = { locale: 'en-US', step: 'start' };
 let dir: string;
 let emu: Emulator;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-rest-'));
   emu = await startEmulator({
     sessions: 500,
-    tokens: [{ token: KEY }, { token: 'no-manage', scopes: ['bot:runtime:execute'] }],
+    tokens: [{ token: KEY }, { token: 'other-project', projects: ['0123456789abcdef01234567'] }],
   });
+  emu.store.setFlowDefault(FLOW_A, FLOW_A_DEFAULT);
+  for (let i = 1; i <= 12; i++) {
+    emu.store.create({
+      sessionId: `flow-a-${i}`,
+      userId: `user-a-${i}`,
+      flowReferenceId: FLOW_A,
+      variables: { ...FLOW_A_DEFAULT, step: 'checkout', cart: [i] },
+    });
+  }
 });
 after(async () => {
   await emu.close();
   rmSync(dir, { recursive: true, force: true });
+});
+
+const flowA = (i: number): Record<string, string> => ({
+  sessionId: `flow-a-${i}`,
+  userId: `user-a-${i}`,
+  flowReferenceId: FLOW_A,
+  entrypoint: '5f1e2d3c4b5a69788796a5b4',
 });
 
 const row = (k: number): Record<string, string> => ({
@@ -60,22 +79,27 @@ const rest = (apiUrl: string, ...args: string[]): string[] => [
 ];
 
 describe('reset --transport cognigy-rest (CLI against the emulator)', () => {
-  it('resets context and NLU state, says which layers it could not clear, and audits them', async () => {
-    const file = csvFile('ok.csv', [row(1), row(2)]);
+  it("resets context and NLU state, verifies the context against the Flow's default, says what it could not clear, and audits it", async () => {
+    const file = csvFile('ok.csv', [flowA(1), flowA(2), flowA(3)]);
     const state = join(dir, 'ok.sqlite');
     const result = await runCli(rest(emu.httpUrl, '--from-file', file, '--state', state), env());
     assert.equal(result.code, 0, result.stderr);
     const { sessions } = parseJsonLines(result.stdout);
-    assert.equal(sessions.length, 2);
+    assert.equal(sessions.length, 3);
     for (const s of sessions) {
-      assert.deepEqual([s.outcome, s.verified, s.attempts, s.error], ['reset', true, 1, null]);
+      assert.deepEqual([s.outcome, s.attempts, s.error], ['reset', 1, null]);
       assert.deepEqual(s.cleared, ['variables', 'nlu']);
       assert.deepEqual(s.notCleared, ['flow', 'dialog', 'engine', 'history']);
-      assert.deepEqual(s.notVerified, ['nlu']);
     }
-    assert.deepEqual(emu.store.get('session-1')!.variables, {});
-    assert.equal(emu.store.get('session-1')!.nluContext, null);
-    assert.equal(emu.store.get('session-1')!.flowState, 'ACTIVE');
+    // The first reset of the Flow in the run defines its default; the others are checked against it.
+    assert.deepEqual(sessions.map((s) => [s.verified, s.notVerified]).sort(), [
+      [false, ['variables', 'nlu']],
+      [true, ['nlu']],
+      [true, ['nlu']],
+    ]);
+    assert.deepEqual(emu.store.get('flow-a-1')!.variables, FLOW_A_DEFAULT);
+    assert.equal(emu.store.get('flow-a-1')!.nluContext, null);
+    assert.equal(emu.store.get('flow-a-1')!.flowState, 'ACTIVE');
     const exported = await runCli(['audit', 'export', '--state', state], {});
     const records = exported.stdout
       .trim()
@@ -83,16 +107,42 @@ describe('reset --transport cognigy-rest (CLI against the emulator)', () => {
       .map((l) => JSON.parse(l));
     assert.deepEqual(
       records.map((r) => [r.transport, r.cleared, r.notCleared]),
-      [
-        ['cognigy-rest', ['variables', 'nlu'], ['flow', 'dialog', 'engine', 'history']],
-        ['cognigy-rest', ['variables', 'nlu'], ['flow', 'dialog', 'engine', 'history']],
-      ],
+      Array.from({ length: 3 }, () => [
+        'cognigy-rest',
+        ['variables', 'nlu'],
+        ['flow', 'dialog', 'engine', 'history'],
+      ]),
     );
     assert.ok(records.every((r) => /^[0-9a-f]{64}$/.test(r.directiveHash)));
     assert.doesNotMatch(
       result.stdout + result.stderr + readFileSync(state).toString('latin1'),
       new RegExp(KEY),
     );
+  });
+
+  it('with --default-context-keys, verifies every reset by the keys its context holds, the first of a Flow too', async () => {
+    const file = csvFile('keys.csv', [row(14), row(15)]);
+    const result = await runCli(
+      rest(emu.httpUrl, '--from-file', file, '--keep-nlu', '--default-context-keys', 'locale, step,retries'),
+      env(),
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const { sessions } = parseJsonLines(result.stdout);
+    assert.deepEqual(
+      sessions.map((s) => [s.outcome, s.verified, s.notVerified]),
+      [
+        ['reset', true, []],
+        ['reset', true, []],
+      ],
+    );
+    const tooFew = await runCli(
+      rest(emu.httpUrl, '--from-file', csvFile('few.csv', [flowA(10)]), '--default-context-keys', 'locale'),
+      env(),
+    );
+    assert.equal(tooFew.code, 1);
+    const [s] = parseJsonLines(tooFew.stdout).sessions;
+    assert.equal(s!.error.code, 'CR_ERR_RESET_VERIFY_VARIABLES');
+    assert.match(s!.error.message, /beyond the Flow's default: step$/);
   });
 
   it('reads JSON Lines rows, accepting the entryPoint spelling', async () => {
@@ -139,7 +189,11 @@ describe('reset --transport cognigy-rest (CLI against the emulator)', () => {
     assert.equal(r401.code, 3);
     assert.match(r401.stderr, /CR_ERR_AUTH_UNAUTHORIZED/);
     assert.doesNotMatch(r401.stdout + r401.stderr, /key-UNKNOWN-9911/);
-    const r403 = await runCli(rest(emu.httpUrl, '--from-file', file), env({ COGNIGY_API_KEY: 'no-manage' }));
+    // A 403 comes from the user's roles: here, a project the key's user may not manage.
+    const r403 = await runCli(
+      rest(emu.httpUrl, '--from-file', file),
+      env({ COGNIGY_API_KEY: 'other-project' }),
+    );
     assert.equal(r403.code, 3);
     assert.match(r403.stderr, /CR_ERR_AUTH_FORBIDDEN/);
   });
@@ -164,7 +218,7 @@ describe('reset --transport cognigy-rest (CLI against the emulator)', () => {
 
   it('recovers from 429 with Retry-After and verifies every session', async () => {
     await withFaults(emu, { restRate: 4 }, async () => {
-      const file = csvFile('rate.csv', [8, 9, 10, 11, 12, 13].map(row));
+      const file = csvFile('rate.csv', [4, 5, 6, 7, 8, 9].map(flowA));
       const metricsFile = join(dir, 'rate.prom');
       const result = await runCli(
         rest(emu.httpUrl, '--from-file', file, '--concurrency', '6', '--metrics-file', metricsFile),
@@ -172,7 +226,8 @@ describe('reset --transport cognigy-rest (CLI against the emulator)', () => {
       );
       assert.equal(result.code, 0, result.stderr);
       const { sessions, summary } = parseJsonLines(result.stdout);
-      assert.equal(summary!.verified, 6);
+      assert.equal(summary!.reset, 6);
+      assert.equal(summary!.verified, 5, "all but the Flow's first reset, which defines its default");
       assert.ok(
         sessions.some((s) => s.attempts > 1),
         'no session needed a retry',

@@ -101,7 +101,8 @@ describe('reset --transport cognigy-socket (CLI against the emulator)', () => {
         '--transport',
         'cognigy-socket',
         '--endpoint-url',
-        emu.httpUrl,
+        // The endpoint URL as Cognigy shows it, ending in the URLToken: never printed.
+        `${emu.httpUrl}/${URL_TOKEN}`,
         '--from-file',
         rows('first.csv', [50]),
         '--first-text',
@@ -124,6 +125,8 @@ describe('reset --transport cognigy-socket (CLI against the emulator)', () => {
       ],
       ['processInput', true, 'start over', { reason: 'deploy-42' }, '[REDACTED]'],
     );
+    assert.equal(printed.endpoint, emu.httpUrl);
+    assert.doesNotMatch(result.stdout + result.stderr, new RegExp(URL_TOKEN));
     const human = await runCli(
       socket('--from-file', rows('human.csv', [51])).filter((a) => a !== '--json'),
       env(),
@@ -187,53 +190,61 @@ describe('reset --transport cognigy-socket (CLI against the emulator)', () => {
     });
   });
 
-  it('retries an internal error (the 5xx of the Socket endpoint, code 1008) and then fails it', async () => {
+  it('fails an internal error (code 1008) for the input it sent, without sending it again', async () => {
+    const before = emu.stats().socket['processInput'] ?? 0;
     const result = await runCli(
-      socket('--from-file', rows('breaks.csv', ['breaks']), '--max-attempts', '2'),
+      socket('--from-file', rows('breaks.csv', ['breaks']), '--max-attempts', '3'),
       env(),
     );
     assert.equal(result.code, 1);
     const [s] = parseJsonLines(result.stdout).sessions;
-    assert.deepEqual([s!.error.code, s!.attempts], ['CR_ERR_TRANSPORT_SOCKET_SERVER', 2]);
+    assert.deepEqual([s!.error.code, s!.attempts], ['CR_ERR_TRANSPORT_SOCKET_SERVER', 1]);
+    assert.equal((emu.stats().socket['processInput'] ?? 0) - before, 1, 'the input went out once');
   });
 
-  it('fails an unknown session with CR_ERR_RESET_SESSION_NOT_FOUND (exit 1)', async () => {
+  it('reports an unknown sessionId as reset but never verified: a real endpoint starts a new conversation for it', async () => {
     const result = await runCli(socket('--from-file', rows('ghost.csv', ['ghost-1', 5])), env());
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 0, result.stderr);
     const { sessions } = parseJsonLines(result.stdout);
-    assert.equal(
-      sessions.find((s) => s.sessionId === 'ghost-1')!.error.code,
-      'CR_ERR_RESET_SESSION_NOT_FOUND',
-    );
-    assert.equal(sessions.find((s) => s.sessionId === 'session-5')!.outcome, 'reset');
+    for (const s of sessions) {
+      assert.deepEqual([s.outcome, s.verified, s.notVerified], ['reset', false, ['flow']]);
+    }
+    assert.ok((emu.stats().socket['new-session'] ?? 0) >= 1);
+    assert.equal(emu.store.get('ghost-1')!.resets, 1, 'the emulator started a conversation for it');
   });
 
-  it('retries a connection the endpoint dropped mid-input, and resets every session', async () => {
+  it('never sends processInput twice: an input whose connection dropped before its answer is unconfirmed', async () => {
     await withFaults(emu, { dropEveryFrames: 2 }, async () => {
+      const ks = [10, 11, 12, 13];
       const result = await runCli(
-        socket('--from-file', rows('drop.csv', [10, 11, 12, 13]), '--concurrency', '1'),
+        socket('--from-file', rows('drop.csv', ks), '--concurrency', '1', '--max-attempts', '5'),
         env(),
       );
-      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.code, 1);
       const { sessions } = parseJsonLines(result.stdout);
-      assert.ok(sessions.every((s) => s.outcome === 'reset'));
-      assert.ok(
-        sessions.some((s) => s.attempts > 1),
-        'no input was dropped',
-      );
-      assert.ok((emu.stats().socket['dropped'] ?? 0) > 0);
+      const unconfirmed = sessions.filter((s) => s.error?.code === 'CR_ERR_RESET_UNCONFIRMED');
+      assert.equal(unconfirmed.length, 2, 'every second input was dropped');
+      for (const s of unconfirmed) {
+        assert.deepEqual([s.outcome, s.verified, s.attempts], ['failed', false, 1]);
+        assert.match(s.error.message, /sent .* but its answer never came.*not sent again/);
+      }
+      assert.equal(sessions.filter((s) => s.outcome === 'reset').length, 2);
+      // Each Flow was started once: the dropped inputs had been processed, and none went out again.
+      for (const k of ks) assert.equal(emu.store.get(`session-${k}`)!.resets, 1, `session-${k}`);
     });
   });
 
-  it('fails with CR_ERR_TRANSPORT_SOCKET_TIMEOUT when finalPing misses the deadline on every attempt', async () => {
+  it('reports CR_ERR_RESET_UNCONFIRMED, not a retry, when finalPing misses the deadline', async () => {
     await withFaults(emu, { latencyMs: 1500 }, async () => {
       const result = await runCli(
-        socket('--from-file', rows('slow.csv', [20]), '--ack-timeout', '0.3', '--max-attempts', '2'),
+        socket('--from-file', rows('slow.csv', [20]), '--ack-timeout', '0.3', '--max-attempts', '3'),
         env(),
       );
       assert.equal(result.code, 1);
       const [s] = parseJsonLines(result.stdout).sessions;
-      assert.deepEqual([s!.error.code, s!.attempts], ['CR_ERR_TRANSPORT_SOCKET_TIMEOUT', 2]);
+      assert.deepEqual([s!.error.code, s!.attempts], ['CR_ERR_RESET_UNCONFIRMED', 1]);
+      assert.match(s!.error.message, /no finalPing within 300 ms/);
+      assert.equal(emu.store.get('session-20')!.resets, 1);
     });
   });
 });

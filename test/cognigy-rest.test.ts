@@ -2,6 +2,9 @@ import * as assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CognigyResetError } from '../src/errors.js';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
+import { SEED_ENTRYPOINT } from '../src/emulator/store.js';
+import { createResetter } from '../src/reset/create-resetter.js';
+import { CognigyRestTransport } from '../src/transports/cognigy-rest/transport.js';
 import { OAuth2TokenProvider } from '../src/transports/auth/oauth2.js';
 import { CognigyRestClient } from '../src/transports/cognigy-rest/client.js';
 import { DEFAULT_RETRY_POLICY } from '../src/reset/retry-policy.js';
@@ -15,7 +18,12 @@ let emu: Emulator;
 before(async () => {
   emu = await startEmulator({
     sessions: 100,
-    tokens: [{ token: KEY }, { token: 'dev-token' }, { token: 'read-only', scopes: ['bot:runtime:execute'] }],
+    tokens: [
+      { token: KEY },
+      { token: 'dev-token' },
+      { token: 'runtime-only', scopes: ['bot:runtime:execute'] },
+      { token: 'other-project', projects: ['0123456789abcdef01234567'] },
+    ],
   });
   emu.store.create({ sessionId: 'odd id/with space?', userId: 'u-odd' });
 });
@@ -42,6 +50,15 @@ const target = (k: number) => ({
   entrypoint: '5f1e2d3c4b5a69788796a5b4',
 });
 
+/** A seeded session whose Flow's default context is empty, or not. */
+function seededWhoseDefault(empty: boolean, from = 1): number {
+  for (let k = from; k <= 100; k++) {
+    const isEmpty = Object.keys(emu.store.flowDefault(target(k).flowReferenceId)).length === 0;
+    if (isEmpty === empty) return k;
+  }
+  throw new Error('no such seeded session');
+}
+
 async function rejection(promise: Promise<unknown>): Promise<CognigyResetError> {
   try {
     await promise;
@@ -53,30 +70,84 @@ async function rejection(promise: Promise<unknown>): Promise<CognigyResetError> 
 }
 
 describe('emulator REST door (Cognigy REST API v2.0 sessions)', () => {
-  it('resets the context to the Flow default, visible through the runtime door too', async () => {
-    const t = target(1);
+  it("resets the context to the Flow's default context, not empty, visible through the runtime door too", async () => {
+    const k = seededWhoseDefault(false);
+    const t = target(k);
+    const flowDefault = emu.store.flowDefault(t.flowReferenceId);
+    assert.notDeepEqual(flowDefault, {});
+    assert.notDeepEqual(emu.store.get(t.sessionId)!.variables, flowDefault, 'the session has moved on');
     const res = await post(`/new/v2.0/sessions/${t.sessionId}/context/reset`, {
       userId: t.userId,
       flowReferenceId: t.flowReferenceId,
       entrypoint: t.entrypoint,
     });
     assert.equal(res.status, 200);
-    assert.deepEqual(res.body, {});
+    assert.deepEqual(res.body, flowDefault);
     const client = await dial(emu.wsUrl);
-    const state = await client.request(stateCheck('session-1'));
-    assert.deepEqual(state['variables'], {});
+    const state = await client.request(stateCheck(t.sessionId));
+    assert.deepEqual(state['variables'], flowDefault);
     assert.equal(state['flowState'], 'ACTIVE', 'a context reset does not move the flow');
     client.close();
+    const view = (await (await fetch(`${emu.httpUrl}/emulator/sessions/${t.sessionId}`)).json()) as {
+      flowDefaultContext: unknown;
+    };
+    assert.deepEqual(view.flowDefaultContext, flowDefault);
+    // Most seeded Flows have a default context; some have none.
+    const empties = Array.from({ length: 100 }, (_, i) => target(i + 1)).filter(
+      (x) => Object.keys(emu.store.flowDefault(x.flowReferenceId)).length === 0,
+    ).length;
+    assert.ok(empties > 0 && empties < 50, `${empties} of 100 seeded Flows have an empty default`);
+    const e = target(seededWhoseDefault(true));
+    const emptied = await post(`/new/v2.0/sessions/${e.sessionId}/context/reset`, {
+      userId: e.userId,
+      flowReferenceId: e.flowReferenceId,
+      entrypoint: e.entrypoint,
+    });
+    assert.deepEqual(emptied.body, {});
   });
 
-  it('accepts the entryPoint spelling, paths without /new, and a Bearer token', async () => {
+  it("refuses a context reset whose body spells only entryPoint (the reference pages'), with a 400/1000 problem", async () => {
     const t = target(2);
-    const res = await post(
-      `/v2.0/sessions/${t.sessionId}/context/reset`,
-      { userId: t.userId, flowReferenceId: t.flowReferenceId, entryPoint: t.entrypoint },
-      { authorization: 'Bearer dev-token' },
+    const before = structuredClone(emu.store.get(t.sessionId)!.variables);
+    const res = await post(`/new/v2.0/sessions/${t.sessionId}/context/reset`, {
+      userId: t.userId,
+      flowReferenceId: t.flowReferenceId,
+      entryPoint: t.entrypoint,
+    });
+    assert.equal(res.status, 400);
+    assert.match(res.type!, /application\/problem\+json/);
+    assert.deepEqual(
+      [res.body['status'], res.body['code'], res.body['title'], res.body['detail']],
+      [400, 1000, 'Bad Request', 'missing argument: entrypoint'],
     );
+    assert.deepEqual(emu.store.get(t.sessionId)!.variables, before, 'nothing was reset');
+  });
+
+  it('serves the paths without /new too', async () => {
+    const t = target(2);
+    const res = await post(`/v2.0/sessions/${t.sessionId}/context/reset`, {
+      userId: t.userId,
+      flowReferenceId: t.flowReferenceId,
+      entrypoint: t.entrypoint,
+    });
     assert.equal(res.status, 200);
+  });
+
+  it('takes an OAuth2 access token as Bearer, but never an API key as Bearer nor a token as X-API-Key', async () => {
+    const issued = await fetch(`${emu.httpUrl}/auth/oauth2/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials&client_id=dev-client&client_secret=dev-secret',
+    });
+    const { access_token: token } = (await issued.json()) as { access_token: string };
+    const path = '/new/v2.0/sessions/session-9/state/reset';
+    const body = { userId: 'user-9' };
+    assert.equal((await post(path, body, { authorization: `Bearer ${token}` })).status, 200);
+    const keyAsBearer = await post(path, body, { authorization: `Bearer ${KEY}` });
+    assert.deepEqual([keyAsBearer.status, keyAsBearer.body['code']], [401, 401]);
+    assert.doesNotMatch(JSON.stringify(keyAsBearer.body), new RegExp(KEY));
+    assert.equal((await post(path, body, { 'x-api-key': token })).status, 401);
+    assert.equal((await post(`${path}?api_key=${encodeURIComponent(KEY)}`, body, {})).status, 200);
   });
 
   it('resets and injects the NLU state and injects context', async () => {
@@ -116,16 +187,23 @@ describe('emulator REST door (Cognigy REST API v2.0 sessions)', () => {
     const noKey = await post('/new/v2.0/sessions/session-4/state/reset', { userId: 'user-4' }, {});
     assert.equal(noKey.status, 401);
     assert.doesNotMatch(JSON.stringify(noKey.body), new RegExp(KEY));
-    assert.equal(
-      (
-        await post(
-          '/new/v2.0/sessions/session-4/state/reset',
-          { userId: 'user-4' },
-          { 'x-api-key': 'read-only' },
-        )
-      ).status,
-      403,
+  });
+
+  it("answers 403 from the user's roles (a project the key may not manage), and invents no session:manage scope", async () => {
+    const forbidden = await post(
+      '/new/v2.0/sessions/session-4/state/reset',
+      { userId: 'user-4' },
+      { 'x-api-key': 'other-project' },
     );
+    assert.deepEqual([forbidden.status, forbidden.body['code']], [403, 403]);
+    assert.match(forbidden.type!, /application\/problem\+json/);
+    // A key is not a runtime token: the runtime door's scopes mean nothing here.
+    const runtimeOnly = await post(
+      '/new/v2.0/sessions/session-4/state/reset',
+      { userId: 'user-4' },
+      { 'x-api-key': 'runtime-only' },
+    );
+    assert.equal(runtimeOnly.status, 200);
   });
 
   it('answers 429 with Retry-After past the restRate fault', async () => {
@@ -146,7 +224,10 @@ describe('CognigyRestClient', () => {
     new CognigyRestClient({ apiUrl: emu.httpUrl, apiKey: KEY, ratePerSec: 0, ...extra });
 
   it('resets context and state, URL-encoding the session id', async () => {
-    assert.deepEqual(await client().resetContext(target(10)), {});
+    assert.deepEqual(
+      await client().resetContext(target(10)),
+      emu.store.flowDefault(target(10).flowReferenceId),
+    );
     await client().resetState(target(11));
     const odd = emu.store.get('odd id/with space?')!;
     await client().resetState({ sessionId: odd.sessionId, userId: 'u-odd' });
@@ -250,5 +331,93 @@ describe('CognigyRestClient', () => {
     assert.equal(parseRetryAfter('Wed, 25 Nov 2026 12:00:05 GMT', now), 5000);
     assert.equal(parseRetryAfter('Wed, 25 Nov 2026 11:00:00 GMT', now), 0);
     assert.equal(parseRetryAfter('soon', now), undefined);
+  });
+});
+
+describe("CognigyRestTransport: verified when the context is the Flow's default", () => {
+  const FLOW = '2b5c1f0e-1111-4222-8333-444455556666';
+  const DEFAULT = { locale: 'de-DE', greeting: { shown: false }, retries: 0 };
+  const row = (i: number) => ({
+    sessionId: `shared-flow-${i}`,
+    userId: `shared-user-${i}`,
+    flowReferenceId: FLOW,
+    entrypoint: SEED_ENTRYPOINT,
+  });
+  before(() => {
+    emu.store.setFlowDefault(FLOW, DEFAULT);
+    for (let i = 1; i <= 3; i++) {
+      const r = row(i);
+      emu.store.create({
+        sessionId: r.sessionId,
+        userId: r.userId,
+        flowReferenceId: FLOW,
+        variables: { ...DEFAULT, locale: 'en-GB', customer: `Customer ${i}` },
+      });
+    }
+  });
+  const resetterFor = (apiUrl: string, extra: { defaultContextKeys?: string[] } = {}) =>
+    createResetter({
+      transport: new CognigyRestTransport({ apiUrl, apiKey: KEY, ratePerSec: 0, ...extra }),
+      plan: { keepNlu: true },
+    });
+
+  it("learns each Flow's default from its first reset in the run, then verifies the others against it, no flag needed", async () => {
+    const resetter = resetterFor(emu.httpUrl);
+    try {
+      const [first, second, third] = [
+        await resetter.pipeline.reset(row(1)),
+        await resetter.pipeline.reset(row(2)),
+        await resetter.pipeline.reset(row(3)),
+      ];
+      assert.deepEqual([first.outcome, first.verified, first.notVerified], ['reset', false, ['variables']]);
+      for (const o of [second, third]) {
+        assert.deepEqual([o.outcome, o.verified, o.notVerified, o.error], ['reset', true, [], null]);
+      }
+      assert.deepEqual(emu.store.get('shared-flow-3')!.variables, DEFAULT);
+    } finally {
+      await resetter.close();
+    }
+  });
+
+  it("fails a reset whose context still holds the session's own values, naming the keys and never the values", async () => {
+    const api = await scriptedApi();
+    const resetter = resetterFor(api.url);
+    try {
+      api.script = [
+        { json: DEFAULT },
+        { json: { ...DEFAULT, locale: 'en-GB', customer: 'Customer SECRET-NAME' } },
+      ];
+      const first = await resetter.pipeline.reset(row(1));
+      const second = await resetter.pipeline.reset(row(2));
+      assert.equal(first.outcome, 'reset');
+      assert.deepEqual(
+        [second.outcome, second.verified, second.error?.code],
+        ['failed', false, 'CR_ERR_RESET_VERIFY_VARIABLES'],
+      );
+      assert.match(
+        second.error!.message,
+        /differs in 2 key\(s\) from the Flow's default.*: locale, customer$/,
+      );
+      assert.doesNotMatch(second.error!.message, /SECRET-NAME|en-GB/);
+    } finally {
+      await resetter.close();
+      api.close();
+    }
+  });
+
+  it('with defaultContextKeys, verifies the first reset too, by the keys it holds', async () => {
+    const api = await scriptedApi();
+    const resetter = resetterFor(api.url, { defaultContextKeys: ['locale', 'greeting', 'retries'] });
+    try {
+      api.script = [{ json: DEFAULT }, { json: { ...DEFAULT, customer: 'x' } }];
+      const first = await resetter.pipeline.reset(row(1));
+      assert.deepEqual([first.outcome, first.verified, first.notVerified], ['reset', true, []]);
+      const second = await resetter.pipeline.reset(row(2));
+      assert.equal(second.error?.code, 'CR_ERR_RESET_VERIFY_VARIABLES');
+      assert.match(second.error.message, /beyond the Flow's default: customer$/);
+    } finally {
+      await resetter.close();
+      api.close();
+    }
   });
 });

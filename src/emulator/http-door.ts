@@ -125,7 +125,13 @@ export function inspectionRoutes(ctx: EmulatorContext): Route[] {
       handler: (_req, [id]) => {
         const session = ctx.store.get(decodeURIComponent(id!));
         if (session === undefined) throw new HttpError(404, 'CR_EMU_ERR_NOT_FOUND', 'no such session');
-        return { status: 200, body: sessionView(session) };
+        return {
+          status: 200,
+          body: {
+            ...sessionView(session),
+            flowDefaultContext: ctx.store.flowDefault(session.flowReferenceId),
+          },
+        };
       },
     },
     {

@@ -1,8 +1,9 @@
 /**
  * The emulator's OAuth2 token endpoint, as Cognigy's `POST /auth/oauth2/token`: form-encoded, grants
  * `client_credentials` and `refresh_token`, answering `{access_token, token_type, expires_in,
- * refresh_token}`. Tokens it issues are accepted on every door until they expire, so a short TTL lets a
- * test expire a token in the middle of a job. Errors follow RFC 6749 and never echo a secret.
+ * refresh_token}`. Tokens it issues are accepted until they expire on the runtime door and, as
+ * `Authorization: Bearer` only, on the REST door, so a short TTL lets a test expire a token in the middle
+ * of a job. Errors follow RFC 6749 and never echo a secret.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';

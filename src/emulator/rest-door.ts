@@ -1,21 +1,25 @@
 /**
  * Cognigy's REST API v2.0 session operations, over the same session store as the runtime door, so a
  * reset through one door is visible through the others:
- *   POST [/new]/v2.0/sessions/{id}/context/reset   {userId, flowReferenceId, entrypoint|entryPoint} → context
- *   POST [/new]/v2.0/sessions/{id}/state/reset     {userId}                                          → {}
- *   POST [/new]/v2.0/sessions/{id}/context/inject  {userId, context}                                 → context
- *   POST [/new]/v2.0/sessions/{id}/state/inject    {userId, state}                                   → {state}
- * Credentials: `X-API-Key`, `?api_key=`, or `Authorization: Bearer` (tokens from the OAuth2 endpoint).
+ *   POST [/new]/v2.0/sessions/{id}/context/reset   {userId, flowReferenceId, entrypoint} → the Flow's default context
+ *   POST [/new]/v2.0/sessions/{id}/state/reset     {userId}                              → {}
+ *   POST [/new]/v2.0/sessions/{id}/context/inject  {userId, context}                     → context
+ *   POST [/new]/v2.0/sessions/{id}/state/inject    {userId, state}                       → {state}
+ * The context reset takes the field as the official client's types spell it, `entrypoint`: a body with
+ * only `entryPoint` (the reference pages' spelling) is refused with 400/1000, so a client that drifts to
+ * it is caught here. Credentials: an API key as `X-API-Key` or `?api_key=`, an OAuth2 access token (from
+ * the token endpoint) as `Authorization: Bearer`, never one in the other's place. No scope is checked
+ * here: a 403 comes from the user's roles, modelled as the projects a key may manage (`TokenSpec.projects`).
  * Errors are RFC 7807 problems with Cognigy's numeric `code` (1000 missing argument, 1002 not found,
  * 1004 conflict, 1005 invalid argument) and a `traceId`; a session whose Flow execution never ends
  * (`stuck`) answers resets with 409; past the `restRate` fault, 429 with `Retry-After`.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { SCOPE_SESSION_MANAGE } from '../protocol/index.js';
 import { type EmulatorContext, rateLimit } from './context.js';
 import { type HttpResult, readBodyText, type Route } from './http-door.js';
 import { bump } from './stats.js';
+import type { TokenGrant, TokenRegistry } from './tokens.js';
 
 const MAX_BODY_BYTES = 60 * 1024;
 const TITLES: Record<number, string> = {
@@ -55,12 +59,21 @@ async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> 
   return body;
 }
 
-function credential(req: IncomingMessage, url: URL): string | undefined {
+/** The caller's grant: an API key where keys go, an OAuth2 access token where tokens go, or nothing. */
+function credential(
+  req: IncomingMessage,
+  url: URL,
+  tokens: TokenRegistry,
+): { key: string; grant: TokenGrant } | undefined {
+  const found = (key: string | undefined, kind: TokenGrant['kind']) => {
+    const grant = tokens.check(key);
+    return grant?.kind === kind ? { key: key!, grant } : undefined;
+  };
   const apiKey = req.headers['x-api-key'];
-  if (typeof apiKey === 'string' && apiKey !== '') return apiKey;
+  if (typeof apiKey === 'string' && apiKey !== '') return found(apiKey, 'key');
   const auth = req.headers.authorization;
-  if (typeof auth === 'string' && /^Bearer /i.test(auth)) return auth.slice(7).trim();
-  return url.searchParams.get('api_key') ?? undefined;
+  if (typeof auth === 'string' && /^Bearer /i.test(auth)) return found(auth.slice(7).trim(), 'oauth');
+  return found(url.searchParams.get('api_key') ?? undefined, 'key');
 }
 
 function requireString(body: Record<string, unknown>, name: string): string {
@@ -78,12 +91,10 @@ export function restRoutes(ctx: EmulatorContext): Route[] {
   const handle = async (req: IncomingMessage, id: string, url: URL, op: Operation): Promise<HttpResult> => {
     const traceId = `trace-${randomBytes(8).toString('hex')}`;
     try {
-      const key = credential(req, url);
-      const grant = ctx.tokens.check(key);
-      if (grant === undefined) throw new Problem(401, 401, 'API key or token missing, unknown or expired');
-      if (!grant.scopes.has(SCOPE_SESSION_MANAGE))
-        throw new Problem(403, 403, 'not allowed to manage sessions');
-      const wait = rateLimit(ctx, 'rest', key!, ctx.faults.restRate);
+      const caller = credential(req, url, ctx.tokens);
+      if (caller === undefined) throw new Problem(401, 401, 'API key or token missing, unknown or expired');
+      const { key, grant } = caller;
+      const wait = rateLimit(ctx, 'rest', key, ctx.faults.restRate);
       if (wait > 0) {
         throw new Problem(429, 429, 'rate limit exceeded', {
           'Retry-After': String(Math.max(1, Math.ceil(wait / 1000))),
@@ -95,6 +106,9 @@ export function restRoutes(ctx: EmulatorContext): Route[] {
       if (session === undefined || session.userId !== userId) {
         throw new Problem(404, 1002, 'no session with this sessionId for this userId');
       }
+      if (grant.projects !== undefined && !grant.projects.has(session.entrypoint)) {
+        throw new Problem(403, 403, "the user's roles do not allow managing this project's sessions");
+      }
       if (session.blockingMs === null && op.endsWith('/reset')) {
         throw new Problem(409, 1004, 'a Flow execution that does not end is in progress for this session');
       }
@@ -102,10 +116,7 @@ export function restRoutes(ctx: EmulatorContext): Route[] {
       switch (op) {
         case 'context/reset': {
           const flowReferenceId = requireString(body, 'flowReferenceId');
-          const entrypoint =
-            body['entrypoint'] !== undefined
-              ? requireString(body, 'entrypoint')
-              : requireString(body, 'entryPoint');
+          const entrypoint = requireString(body, 'entrypoint');
           if (flowReferenceId !== session.flowReferenceId) throw new Problem(404, 1002, 'flow not found');
           if (entrypoint !== session.entrypoint)
             throw new Problem(404, 1002, 'project (entrypoint) not found');

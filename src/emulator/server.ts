@@ -37,6 +37,12 @@ export interface EmulatorOptions {
   urlToken?: string;
   /** URLTokens of disabled endpoints: refused with 403. @default [] */
   disabledUrlTokens?: string[];
+  /** The Socket endpoint emits `endpoint-ready` (Cognigy.AI 4.79 and later). @default true */
+  endpointReady?: boolean;
+  /** The Socket endpoint sends `finalPing` as an `output` of type `finalPing`, as older ones do. @default false */
+  finalPingAsOutput?: boolean;
+  /** The Socket endpoint's path prefix (on-prem): Socket.IO at `<prefix>/socket.io/`. @default '' */
+  socketPathPrefix?: string;
   /** The OAuth2 token endpoint's clients, token lifetime and accepted refresh tokens. */
   oauth?: Partial<OAuthSettings>;
 }
@@ -98,17 +104,18 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       socket.destroy();
       return;
     }
-    if (url.pathname.startsWith('/socket.io/')) return; // the Socket endpoint's own upgrade listener
+    if (url.pathname.startsWith(socketDoor.path)) return; // the Socket endpoint's own upgrade listener
     if (url.pathname === WS_PATH) runtime.handleUpgrade(req, socket, head, url);
     else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
   });
   server.on('clientError', (_err, socket) => socket.destroy());
-  const socketDoor = new SocketDoor(
-    ctx,
-    server,
-    options.urlToken ?? DEFAULT_URL_TOKEN,
-    options.disabledUrlTokens,
-  );
+  const socketDoor = new SocketDoor(ctx, server, {
+    urlToken: options.urlToken ?? DEFAULT_URL_TOKEN,
+    disabledUrlTokens: options.disabledUrlTokens,
+    endpointReady: options.endpointReady,
+    finalPingAsOutput: options.finalPingAsOutput,
+    pathPrefix: options.socketPathPrefix,
+  });
 
   const host = options.host ?? '127.0.0.1';
   await listenOn(server, options.port ?? 0, host, '--port');

@@ -1,13 +1,16 @@
 /**
  * The Cognigy Socket endpoint, what `@cognigy/socket-client` speaks: a Socket.IO v4 server with
- * `allowEIO3` (the official client 4.9.2 is Engine.IO v3) on `/socket.io/`, over the same session store.
- * The handshake query (`sessionId`, `urlToken`, `userId`, `testMode`, `emitWithAck`) arrives URL-encoded
- * twice and is decoded once more. After connecting it emits `endpoint-ready` (without it the official
- * client never resolves `connect()`). `processInput` with `resetFlow: true` restarts the session's Flow;
- * each input is answered with `typingStatus` on, `output`, `typingStatus` off and `finalPing`. An unknown
- * session gets an `output` of type `error` (code 1002), an engine-error session one with code 1008 (an
- * internal error). At the handshake a wrong URLToken is refused (401), a disabled endpoint's (403), and past
- * the `handshakeRate` fault a connection is refused with 429 and `retryAfterMs`.
+ * `allowEIO3` (the official client 4.9.2 is Engine.IO v3) on `<prefix>/socket.io/`, over the same session
+ * store. The handshake query (`sessionId`, `urlToken`, `userId`, `testMode`, `emitWithAck`) arrives
+ * URL-encoded twice and is decoded once more. After connecting it emits `endpoint-ready` (Cognigy.AI 4.79
+ * and later; `endpointReady: false` models an older tenant that never sends it). `processInput` with
+ * `resetFlow: true` restarts the session's Flow; each input is answered with `typingStatus` on, `output`,
+ * `typingStatus` off and `finalPing` (as an `output` of type `finalPing` with `finalPingAsOutput`, as
+ * older endpoints send it). A sessionId the store does not know starts a new conversation, as on a real
+ * endpoint: there is no "not found". An engine-error session gets an `output` of type `error` (code 1008,
+ * an internal error). At the handshake a wrong URLToken is refused (401), a disabled endpoint's (403), and
+ * past the `handshakeRate` fault a connection is refused with 429 and `retryAfterMs`. The `dropEveryFrames`
+ * fault drops the connection after an input was processed, before its answers: the Flow did restart.
  */
 import type { Server as HttpServer } from 'node:http';
 import { Server, type Socket } from 'socket.io';
@@ -15,6 +18,24 @@ import { type EmulatorContext, rateLimit } from './context.js';
 import { bump } from './stats.js';
 
 export const DEFAULT_URL_TOKEN = 'dev-url-token';
+
+export interface SocketDoorOptions {
+  urlToken: string;
+  /** @default [] */
+  disabledUrlTokens?: readonly string[] | undefined;
+  /** Emit `endpoint-ready` after connecting (Cognigy.AI 4.79 and later). @default true */
+  endpointReady?: boolean | undefined;
+  /** Send `finalPing` as an `output` of type `finalPing`, as older endpoints do. @default false */
+  finalPingAsOutput?: boolean | undefined;
+  /** A path prefix, as on-prem endpoints have: Socket.IO is served at `<prefix>/socket.io/`. @default '' */
+  pathPrefix?: string | undefined;
+}
+
+/** The Socket.IO path for a prefix, as the official client builds it: the prefix plus `/socket.io`. */
+export function socketIoPath(prefix: string | undefined): string {
+  const trimmed = (prefix ?? '').replace(/^\/+|\/+$/g, '');
+  return trimmed === '' ? '/socket.io/' : `/${trimmed}/socket.io/`;
+}
 
 function decodeAgain(value: unknown): string {
   const text = Array.isArray(value) ? String(value[0] ?? '') : typeof value === 'string' ? value : '';
@@ -41,18 +62,20 @@ export class SocketDoor {
   #inputs = 0;
 
   readonly #disabled: ReadonlySet<string>;
+  readonly #endpointReady: boolean;
+  readonly #finalPingAsOutput: boolean;
+  /** Where Socket.IO listens, for the HTTP server's upgrade routing. */
+  readonly path: string;
 
-  constructor(
-    ctx: EmulatorContext,
-    server: HttpServer,
-    urlToken: string,
-    disabledUrlTokens: readonly string[] = [],
-  ) {
+  constructor(ctx: EmulatorContext, server: HttpServer, options: SocketDoorOptions) {
     this.#ctx = ctx;
-    this.#urlToken = urlToken;
-    this.#disabled = new Set(disabledUrlTokens);
+    this.#urlToken = options.urlToken;
+    this.#disabled = new Set(options.disabledUrlTokens ?? []);
+    this.#endpointReady = options.endpointReady ?? true;
+    this.#finalPingAsOutput = options.finalPingAsOutput ?? false;
+    this.path = socketIoPath(options.pathPrefix);
     this.#io = new Server(server, {
-      path: '/socket.io/',
+      path: this.path,
       allowEIO3: true,
       serveClient: false,
       destroyUpgrade: false,
@@ -96,33 +119,49 @@ export class SocketDoor {
         return;
       }
       const { faults } = ctx;
-      if (faults.dropEveryFrames > 0 && ++this.#inputs % faults.dropEveryFrames === 0) {
-        bump(ctx.stats.socket, 'dropped');
-        socket.conn.close(); // the input was received, its answers are lost
-        return;
+      const drop = faults.dropEveryFrames > 0 && ++this.#inputs % faults.dropEveryFrames === 0;
+      let session = ctx.store.get(sessionId);
+      if (session === undefined) {
+        // A real endpoint starts a new conversation for a sessionId it has not seen.
+        bump(ctx.stats.socket, 'new-session');
+        ctx.store.create({
+          sessionId,
+          userId: handshake.userId,
+          variables: {},
+          history: [],
+          nluContext: null,
+        });
+        session = ctx.store.get(sessionId)!;
       }
-      const session = ctx.store.get(sessionId);
-      const answer = (): void => {
-        if (session === undefined) {
-          bump(ctx.stats.socket, 'not-found');
-          socket.emit('output', { type: 'error', data: { code: 1002, error: 'no such session' } });
-          socket.emit('finalPing', { type: 'regular' });
-          return;
-        }
-        if (session.engineError) {
+      const finalPing = (): void => {
+        if (this.#finalPingAsOutput) socket.emit('output', { type: 'finalPing', data: { type: 'regular' } });
+        else socket.emit('finalPing', { type: 'regular' });
+      };
+      if (session.engineError) {
+        const fail = (): void => {
           bump(ctx.stats.socket, 'internal-error');
           socket.emit('output', {
             type: 'error',
             data: { code: 1008, error: 'internal error while executing the Flow' },
           });
-          socket.emit('finalPing', { type: 'regular' });
-          return;
-        }
-        if (input.resetFlow === true) {
-          ctx.store.resetFlow(sessionId);
-          bump(ctx.stats.socket, 'resetFlow');
-        }
-        const text = typeof input.text === 'string' && input.text !== '' ? input.text : undefined;
+          finalPing();
+        };
+        if (faults.latencyMs > 0) setTimeout(fail, faults.latencyMs);
+        else fail();
+        return;
+      }
+      // The input is processed when it arrives; the answers follow after the latency fault, or are lost.
+      if (input.resetFlow === true) {
+        ctx.store.resetFlow(sessionId);
+        bump(ctx.stats.socket, 'resetFlow');
+      }
+      if (drop) {
+        bump(ctx.stats.socket, 'dropped');
+        socket.conn.close();
+        return;
+      }
+      const text = typeof input.text === 'string' && input.text !== '' ? input.text : undefined;
+      const answer = (): void => {
         socket.emit('typingStatus', { status: 'typingOn' });
         socket.emit('output', {
           type: 'output',
@@ -132,12 +171,12 @@ export class SocketDoor {
           },
         });
         socket.emit('typingStatus', { status: 'typingOff' });
-        socket.emit('finalPing', { type: 'regular' });
+        finalPing();
       };
       if (faults.latencyMs > 0) setTimeout(answer, faults.latencyMs);
       else answer();
     });
-    socket.emit('endpoint-ready');
+    if (this.#endpointReady) socket.emit('endpoint-ready');
   }
 
   async close(): Promise<void> {

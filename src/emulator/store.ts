@@ -1,6 +1,8 @@
 /**
  * The emulator's session store: one store behind every door. Seeded sessions (`session-1` … `session-N`)
- * are made on first use, so a million seeded sessions cost nothing until they are touched.
+ * are made on first use, so a million seeded sessions cost nothing until they are touched. Each Flow has a
+ * default context (what a REST context reset puts back, as on a real tenant): set with `setFlowDefault`,
+ * or else derived from the Flow's reference id, non-empty for most Flows.
  */
 import type { ResetDirective } from '../protocol/index.js';
 import { hashUnit } from './prng.js';
@@ -83,6 +85,15 @@ function seededFlowReferenceId(k: number): string {
   return `7c0e5a4e-0000-4000-8000-${k.toString(16).padStart(12, '0')}`;
 }
 
+/**
+ * The default context of a Flow nobody set one for: empty for about one Flow in five (a Flow whose
+ * context editor was never touched), otherwise a few keys, as a real Flow's context tab holds.
+ */
+export function derivedFlowDefault(flowReferenceId: string): Record<string, unknown> {
+  if (hashUnit(flowReferenceId, 0x5eed) < 0.2) return {};
+  return { locale: 'en-US', step: 'start', retries: 0 };
+}
+
 function matches(record: SessionRecord, tenant: string | undefined, botId: string | undefined): boolean {
   if (tenant === undefined) return true;
   return (
@@ -94,6 +105,7 @@ export class SessionStore {
   readonly #sessions = new Map<string, SessionRecord>();
   /** Seeded ids that were deleted, so they are not made again on the next look-up. */
   readonly #deleted = new Set<string>();
+  readonly #flowDefaults = new Map<string, Record<string, unknown>>();
   #seed: SeedOptions;
   #now: () => number;
 
@@ -142,14 +154,21 @@ export class SessionStore {
     const k = Number(m[1]);
     if (k > this.#seed.count) return undefined;
     const blocking = this.#seed.blockingShare > 0 && hashUnit(id, this.#seed.seed) < this.#seed.blockingShare;
+    const flowReferenceId = seededFlowReferenceId(k);
     const record = this.#build({
       sessionId: id,
       tenant: this.#seed.tenant,
       botId: this.#seed.botId,
       userId: `user-${k}`,
-      flowReferenceId: seededFlowReferenceId(k),
+      flowReferenceId,
       entrypoint: SEED_ENTRYPOINT,
-      variables: { customerName: `Customer ${k}`, orderId: `ORD-${100000 + k}`, step: 'collect-address' },
+      // The session started from its Flow's default context and has moved on from it.
+      variables: {
+        ...this.flowDefault(flowReferenceId),
+        customerName: `Customer ${k}`,
+        orderId: `ORD-${100000 + k}`,
+        step: 'collect-address',
+      },
       history: [
         { role: 'user', text: 'Where is my order?' },
         { role: 'bot', text: 'Let me look that up. What is your order number?' },
@@ -260,10 +279,21 @@ export class SessionStore {
     record.updatedAt = new Date(this.#now()).toISOString();
   }
 
-  /** REST `context/reset`: the context (variables) back to the Flow's default, which is empty. */
+  /** The default context of a Flow: the one set for it, or else derived from its reference id. */
+  flowDefault(flowReferenceId: string): Record<string, unknown> {
+    const set = this.#flowDefaults.get(flowReferenceId);
+    return set === undefined ? derivedFlowDefault(flowReferenceId) : structuredClone(set);
+  }
+
+  /** Sets the default context of a Flow (what a REST context reset of its sessions returns). */
+  setFlowDefault(flowReferenceId: string, context: Record<string, unknown>): void {
+    this.#flowDefaults.set(flowReferenceId, structuredClone(context));
+  }
+
+  /** REST `context/reset`: the context (variables) back to the default context of the session's Flow. */
   resetContext(sessionId: string): Record<string, unknown> {
     const record = this.get(sessionId)!;
-    record.variables = {};
+    record.variables = this.flowDefault(record.flowReferenceId);
     record.resets++;
     record.updatedAt = new Date(this.#now()).toISOString();
     return record.variables;

@@ -1,4 +1,8 @@
-/** The emulator's token registry: which tokens it accepts, with which scopes, until when. */
+/**
+ * The emulator's token registry: which tokens it accepts, with which scopes, until when. A token is either
+ * an API key (given to the emulator: the REST door takes it as `X-API-Key` or `?api_key=` only) or an
+ * OAuth2 access token its token endpoint issued (the REST door takes it as `Authorization: Bearer` only).
+ */
 import { randomBytes } from 'node:crypto';
 import { SCOPE_RUNTIME_EXECUTE, SCOPE_SESSION_MANAGE } from '../protocol/index.js';
 
@@ -11,11 +15,20 @@ export interface TokenSpec {
   scopes?: readonly string[];
   /** Milliseconds since the epoch after which the token is expired. @default never */
   expiresAt?: number;
+  /**
+   * The projects (entrypoints) in which the token's user holds a role that may manage sessions: the REST
+   * door answers 403 for a session of any other project, as a real tenant does. @default every project
+   */
+  projects?: readonly string[];
 }
 
 export interface TokenGrant {
   scopes: ReadonlySet<string>;
   expiresAt: number | undefined;
+  /** `key`: an API key; `oauth`: an access token the OAuth2 endpoint issued. */
+  kind: 'key' | 'oauth';
+  /** undefined: every project. */
+  projects: ReadonlySet<string> | undefined;
 }
 
 /** Parses `TOKEN[:scope,scope]`, the `--token` flag's form. */
@@ -39,10 +52,12 @@ export class TokenRegistry {
     for (const spec of specs) this.add(spec);
   }
 
-  add(spec: TokenSpec): void {
+  add(spec: TokenSpec, kind: TokenGrant['kind'] = 'key'): void {
     this.#grants.set(spec.token, {
       scopes: new Set(spec.scopes ?? DEFAULT_SCOPES),
       expiresAt: spec.expiresAt,
+      kind,
+      projects: spec.projects === undefined ? undefined : new Set(spec.projects),
     });
   }
 
@@ -53,7 +68,7 @@ export class TokenRegistry {
   ): { token: string; expiresAt: number | undefined } {
     const token = `emu_${randomBytes(18).toString('base64url')}`;
     const expiresAt = ttlMs === undefined ? undefined : this.#now() + ttlMs;
-    this.add({ token, scopes, expiresAt });
+    this.add({ token, scopes, expiresAt }, 'oauth');
     return { token, expiresAt };
   }
 

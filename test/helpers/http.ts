@@ -2,11 +2,15 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 
-/** `ok`: 200 `{}`; `hang`: never answer; `drop`: cut the connection; or an RFC 7807 problem. */
+/**
+ * `ok`: 200 `{}`; `hang`: never answer; `drop`: cut the connection; `{json}`: 200 with that body; or an
+ * RFC 7807 problem.
+ */
 export type Step =
   | 'ok'
   | 'hang'
   | 'drop'
+  | { json: unknown }
   | { status: number; problem: Record<string, unknown>; retryAfterDateMs?: number; retryAfterSec?: number };
 
 export interface ScriptedApi {
@@ -27,6 +31,8 @@ export async function scriptedApi(): Promise<ScriptedApi> {
     if (step === 'hang') return;
     if (step === 'drop') return req.socket.destroy();
     if (step === 'ok') return res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    if ('json' in step)
+      return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(step.json));
     const headers: Record<string, string> = { 'content-type': 'application/problem+json' };
     // An HTTP-date Retry-After, computed when the answer is sent.
     if (step.retryAfterDateMs !== undefined) {

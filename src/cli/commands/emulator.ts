@@ -26,6 +26,9 @@ interface EmulatorFlags {
   tokenTtl: number;
   urlToken: string;
   disabledUrlToken?: string[];
+  endpointReady: boolean;
+  legacyFinalPing: boolean;
+  socketPathPrefix?: string;
 }
 
 /** `--token TOKEN[:scope,scope]`: a token that is not empty. */
@@ -130,8 +133,21 @@ export function emulatorCommand(): Command {
       numberIn(1, 86_400 * 365),
       3600,
     )
+    .option('--no-endpoint-ready', 'the Socket endpoint never emits endpoint-ready (Cognigy.AI before 4.79)')
+    .option(
+      '--legacy-final-ping',
+      "the Socket endpoint sends finalPing as an output of type 'finalPing'",
+      false,
+    )
+    .option(
+      '--socket-path-prefix <path>',
+      'serve the Socket endpoint at <path>/socket.io/, as on-prem endpoints',
+    )
     .action(async (flags: EmulatorFlags) => {
       const emulator = await startEmulator({
+        endpointReady: flags.endpointReady,
+        finalPingAsOutput: flags.legacyFinalPing,
+        ...(flags.socketPathPrefix === undefined ? {} : { socketPathPrefix: flags.socketPathPrefix }),
         host: flags.host,
         port: flags.port,
         sessions: flags.sessions,

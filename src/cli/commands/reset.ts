@@ -229,7 +229,7 @@ export function resetCommand(): Command {
     .option('--first-data <json>', 'with cognigy-socket: data (a JSON object) sent with the first input')
     .option(
       '--default-context-keys <keys>',
-      "keys of the Flow's default context (comma-separated): allowed after a REST context reset",
+      "keys of the Flow's default context (comma-separated): allowed after a REST context reset (unset: each Flow's default is what its first reset in the run returned)",
     )
     .option('--url <url>', `engine base or ws URL (env COGNIGY_WS_URL; default ${DEFAULT_WS_URL})`)
     .option('--tenant <id>', 'tenant id (env COGNIGY_TENANT_ID)')
@@ -355,7 +355,8 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   const rest = flags.transport === 'cognigy-rest';
   const socket = flags.transport === 'cognigy-socket';
   const apiKey = rest && !flags.dryRun ? env['COGNIGY_API_KEY'] || undefined : undefined;
-  const urlToken = socket && !flags.dryRun ? env['COGNIGY_URL_TOKEN'] || undefined : undefined;
+  // Read in a dry run too: the endpoint URL may end in the URLToken, which the printed endpoint leaves out.
+  const urlToken = socket ? env['COGNIGY_URL_TOKEN'] || undefined : undefined;
   const staticToken =
     flags.dryRun || socket || (rest && apiKey !== undefined) ? undefined : readToken(flags, env);
   const oauth2 = flags.dryRun || socket ? undefined : oauth2FromEnv(env, staticToken);
@@ -436,10 +437,14 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       timeoutMs: flags.ackTimeout * 1000,
       retry: { ...DEFAULT_RETRY_POLICY, maxAttempts: flags.maxAttempts },
       ...(flags.rate === undefined ? {} : { ratePerSec: flags.rate }),
-      defaultContextKeys: (flags.defaultContextKeys ?? '')
-        .split(',')
-        .map((k) => k.trim())
-        .filter((k) => k !== ''),
+      // Unset, the transport learns each Flow's default from its first reset in the run.
+      defaultContextKeys:
+        flags.defaultContextKeys === undefined
+          ? undefined
+          : flags.defaultContextKeys
+              .split(',')
+              .map((k) => k.trim())
+              .filter((k) => k !== ''),
     });
   }
 

@@ -1,11 +1,10 @@
 /**
  * The Cognigy REST transport: a reset is a context reset (variables back to the Flow's default) and, when
  * the plan clears NLU, a state reset. It cannot clear the flow position, dialog or engine state, or the
- * history: every outcome says so. Verification reads the context the reset returns: it must hold no keys
- * beyond the Flow's default (`defaultContextKeys`). The NLU state reset answers `{}`, so it is cleared
- * but cannot be read back (`notVerified`).
+ * history: every outcome says so. Verification reads the context the reset returns: it must be the Flow's
+ * default, learned or stated as `flow-defaults.ts` says. The NLU state reset answers `{}`, so it is
+ * cleared but cannot be read back (`notVerified`).
  */
-import { CognigyResetError } from '../../errors.js';
 import type { Layer, ResetPlan } from '../../reset/plan.js';
 import type {
   RequestOptions,
@@ -15,21 +14,25 @@ import type {
   Transport,
 } from '../transport.js';
 import { CognigyRestClient, type CognigyRestOptions } from './client.js';
+import { FlowDefaults } from './flow-defaults.js';
 
 export interface RestTransportOptions extends CognigyRestOptions {
-  /** Keys the Flow's default context holds; anything else after a reset fails verification. @default [] */
-  defaultContextKeys?: readonly string[];
+  /**
+   * Keys the Flow's default context holds; anything else after a reset fails verification. Unset, the
+   * default is learned from the first reset of each Flow in the run. @default undefined
+   */
+  defaultContextKeys?: readonly string[] | undefined;
 }
 
 export class CognigyRestTransport implements Transport {
   readonly name = 'cognigy-rest';
   readonly capabilities: ReadonlySet<Layer> = new Set<Layer>(['variables', 'nlu']);
   readonly client: CognigyRestClient;
-  readonly #defaults: ReadonlySet<string>;
+  readonly #defaults: FlowDefaults;
 
   constructor(options: RestTransportOptions) {
     this.client = new CognigyRestClient(options);
-    this.#defaults = new Set(options.defaultContextKeys ?? []);
+    this.#defaults = new FlowDefaults(options.defaultContextKeys);
   }
 
   requiredFields(plan: ResetPlan): TargetField[] {
@@ -74,25 +77,23 @@ export class CognigyRestTransport implements Transport {
       entrypoint: target.entrypoint,
     };
     const notVerified: Layer[] = [];
+    let verified = false;
     if (plan.cleared.includes('variables')) {
       const context = await this.client.resetContext(rest, options.signal, options.beforeRetry);
-      const extra = Object.keys(context).filter((key) => !this.#defaults.has(key));
-      if (options.verify && extra.length > 0) {
-        throw new CognigyResetError(
-          'CR_ERR_RESET_VERIFY_VARIABLES',
-          `the context still holds ${extra.length} key(s) beyond the Flow's default: ${extra.slice(0, 5).join(', ')}`,
-        );
-      }
+      // The first reset of a Flow defines its default (see flow-defaults.ts): it cannot verify itself.
+      if (
+        options.verify &&
+        this.#defaults.judge(rest.flowReferenceId!, rest.entrypoint!, context) === 'verified'
+      )
+        verified = true;
+      else notVerified.push('variables');
     }
     if (plan.cleared.includes('nlu')) {
       await this.client.resetState(rest, options.signal, options.beforeRetry);
       notVerified.push('nlu');
     }
-    return {
-      // Only the context can be read back; a plan that clears nothing here verifies nothing.
-      verified: plan.cleared.includes('variables'),
-      notVerified,
-    };
+    // Only the context can be read back; a plan that clears nothing here verifies nothing.
+    return { verified, notVerified };
   }
 
   close(): Promise<void> {

@@ -1,10 +1,16 @@
 /**
  * The Cognigy Socket transport (the Socket endpoint `@cognigy/socket-client` speaks): resets a session's flow position through a Socket.IO
  * endpoint. Per session: connect with its sessionId, userId and the endpoint's URLToken (query values
- * URL-encoded, as the official client sends them), wait for `endpoint-ready`, emit `processInput` with
- * `resetFlow: true` (optionally with a first text or data), and count the reset as applied when
- * `finalPing` arrives within the deadline. `error` outputs and `exception` events become coded errors.
- * Only the flow position is cleared, and nothing can be read back: every outcome says so.
+ * URL-encoded, as the official client sends them) at `<prefix>/socket.io`, wait for `endpoint-ready`
+ * (Cognigy.AI 4.79 and later; an older tenant never sends it, so after a short wait it goes on), emit
+ * `processInput` with `resetFlow: true` (optionally with a first text or data), and count the reset as
+ * applied when `finalPing` arrives within the deadline, as an event or as an `output` of type `finalPing`.
+ *
+ * Each `processInput` with `resetFlow` starts the Flow once more, with its outputs and analytics, so it is
+ * sent at most once per reset: what fails before it was sent (a refused or dropped connection) is retried;
+ * once it was sent, a missing answer is `CR_ERR_RESET_UNCONFIRMED` and an error answer is final. Only the
+ * flow position is cleared, and nothing can be read back, nor whether the session existed (a new sessionId
+ * starts a new conversation): every outcome says `verified: false`.
  */
 import { io, type Socket } from 'socket.io-client';
 import { CognigyResetError } from '../../errors.js';
@@ -12,7 +18,6 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy, waitToRetry } from '../../reset
 import type { Layer, ResetPlan } from '../../reset/plan.js';
 import { checkedUrl } from '../../util/loopback.js';
 import { onAbort } from '../../util/on-abort.js';
-import { redactUrl } from '../../util/redact.js';
 import type {
   RequestOptions,
   SessionTarget,
@@ -20,6 +25,11 @@ import type {
   TargetResetResult,
   Transport,
 } from '../transport.js';
+import { outputError, unconfirmed } from './answer-errors.js';
+import { type SocketEndpoint, socketEndpoint } from './endpoint-url.js';
+
+/** How long to wait for `endpoint-ready` before sending anyway (tenants before 4.79 never send it). */
+export const DEFAULT_READY_WAIT_MS = 2000;
 
 export interface SocketTransportOptions {
   /** The endpoint URL, e.g. `https://endpoint-trial.cognigy.ai/<URLToken>` or its origin. */
@@ -33,12 +43,19 @@ export interface SocketTransportOptions {
   retry?: RetryPolicy;
   /** @default false */
   allowInsecure?: boolean;
+  /** How long to wait for `endpoint-ready` after connecting before sending anyway. @default 2000 */
+  readyWaitMs?: number;
+}
+
+/** Where one attempt got to: whether `processInput` went out on the wire. */
+interface Attempt {
+  sent: boolean;
 }
 
 export class CognigySocketTransport implements Transport {
   readonly name = 'cognigy-socket';
   readonly capabilities: ReadonlySet<Layer> = new Set<Layer>(['flow']);
-  readonly #origin: string;
+  readonly #endpoint: SocketEndpoint;
   readonly #where: string;
   readonly #o: SocketTransportOptions;
   readonly #retry: RetryPolicy;
@@ -54,8 +71,8 @@ export class CognigySocketTransport implements Transport {
     if (options.urlToken === '') {
       throw new CognigyResetError('CR_ERR_AUTH_NO_TOKEN', 'no URLToken: set COGNIGY_URL_TOKEN');
     }
-    this.#origin = url.origin.replace(/^ws/, 'http');
-    this.#where = redactUrl(this.#origin);
+    this.#endpoint = socketEndpoint(url, options.urlToken);
+    this.#where = this.#endpoint.where;
     this.#o = options;
     this.#retry = options.retry ?? DEFAULT_RETRY_POLICY;
   }
@@ -92,20 +109,27 @@ export class CognigySocketTransport implements Transport {
     options: RequestOptions & { verify: boolean },
   ): Promise<TargetResetResult> {
     for (let attempt = 1; ; attempt++) {
+      const state: Attempt = { sent: false };
       try {
-        await this.#once(target, options);
+        await this.#once(target, options, state);
+        // Neither the flow position nor the session's existence can be read back.
         return { verified: false, notVerified: ['flow'] };
       } catch (err) {
+        // Sent once is sent: sending again would start the Flow once more.
+        if (state.sent) throw unconfirmed(err, this.#where);
         await waitToRetry(err, attempt, { policy: this.#retry, ...options });
       }
     }
   }
 
-  /** One connection: endpoint-ready, processInput with resetFlow, finalPing, within the deadline. */
-  #once(target: SessionTarget, options: RequestOptions): Promise<void> {
+  /**
+   * One connection: endpoint-ready (or the ready wait), processInput with resetFlow, finalPing. Each phase
+   * has the deadline: connecting and the wait for endpoint-ready, then the answer.
+   */
+  #once(target: SessionTarget, options: RequestOptions, state: Attempt): Promise<void> {
     return new Promise((resolve, reject) => {
-      const socket = io(this.#origin, {
-        path: '/socket.io/',
+      const socket = io(this.#endpoint.origin, {
+        path: this.#endpoint.path,
         transports: ['websocket'],
         reconnection: false,
         forceNew: true,
@@ -119,9 +143,9 @@ export class CognigySocketTransport implements Transport {
         },
       });
       this.#open.add(socket);
-      let sent = false;
       const finish = (err?: CognigyResetError): void => {
         clearTimeout(timer);
+        clearTimeout(readyWait);
         unregister();
         this.#open.delete(socket);
         socket.removeAllListeners();
@@ -129,17 +153,25 @@ export class CognigySocketTransport implements Transport {
         if (err === undefined) resolve();
         else reject(err);
       };
-      const timer = setTimeout(
-        () =>
-          finish(
-            new CognigyResetError(
-              'CR_ERR_TRANSPORT_SOCKET_TIMEOUT',
-              `${this.#where}: no ${sent ? 'finalPing' : 'endpoint-ready'} within ${options.timeoutMs} ms`,
-            ),
+      const expire = (): void =>
+        finish(
+          new CognigyResetError(
+            'CR_ERR_TRANSPORT_SOCKET_TIMEOUT',
+            `${this.#where}: ${state.sent ? 'no finalPing' : 'not connected'} within ${options.timeoutMs} ms`,
           ),
-        options.timeoutMs,
-      );
+        );
+      let timer = setTimeout(expire, options.timeoutMs);
       timer.unref();
+      let readyWait: NodeJS.Timeout | undefined;
+      const send = (): void => {
+        if (state.sent) return;
+        clearTimeout(readyWait);
+        state.sent = true;
+        clearTimeout(timer);
+        timer = setTimeout(expire, options.timeoutMs);
+        timer.unref();
+        socket.emit('processInput', this.#payload(target));
+      };
       const unregister = onAbort(options.signal, () =>
         finish(new CognigyResetError('CR_ERR_RESET_ABORTED', 'the reset was aborted')),
       );
@@ -189,14 +221,24 @@ export class CognigySocketTransport implements Transport {
           );
         }
       });
-      socket.once('endpoint-ready', () => {
-        sent = true;
-        socket.emit('processInput', this.#payload(target));
+      socket.on('connect', () => {
+        // Tenants before 4.79 never emit endpoint-ready: after a short wait, send anyway.
+        readyWait = setTimeout(
+          send,
+          Math.min(this.#o.readyWaitMs ?? DEFAULT_READY_WAIT_MS, options.timeoutMs / 2),
+        );
+        readyWait.unref();
       });
+      socket.once('endpoint-ready', send);
       socket.on(
         'output',
         (reply: { type?: unknown; data?: { code?: unknown; error?: unknown } }, ack?: () => void) => {
           if (typeof ack === 'function') ack();
+          // Older endpoints send the end of the answer as an output of type finalPing.
+          if (reply?.type === 'finalPing') {
+            if (state.sent) finish();
+            return;
+          }
           if (reply?.type !== 'error') return;
           const code = reply.data?.code;
           const message =
@@ -210,7 +252,7 @@ export class CognigySocketTransport implements Transport {
       });
       socket.on('finalPing', (_reply: unknown, ack?: () => void) => {
         if (typeof ack === 'function') ack();
-        if (sent) finish();
+        if (state.sent) finish();
       });
     });
   }
@@ -220,23 +262,4 @@ export class CognigySocketTransport implements Transport {
     this.#open.clear();
     return Promise.resolve();
   }
-}
-
-/** An `error` output: 1002 is an unknown session, 1008 an internal error (retried), anything else final. */
-function outputError(code: unknown, message: string): CognigyResetError {
-  if (code === 1002) {
-    return new CognigyResetError('CR_ERR_RESET_SESSION_NOT_FOUND', `${message} (Cognigy code 1002)`, {
-      cognigyCode: 1002,
-    });
-  }
-  if (code === 1008) {
-    return new CognigyResetError('CR_ERR_TRANSPORT_SOCKET_SERVER', `${message} (Cognigy code 1008)`, {
-      cognigyCode: 1008,
-    });
-  }
-  return new CognigyResetError(
-    'CR_ERR_TRANSPORT_SOCKET_ERROR',
-    message,
-    typeof code === 'number' ? { cognigyCode: code } : {},
-  );
 }
