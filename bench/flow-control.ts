@@ -9,7 +9,9 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
+import { startChild } from './lib/child.js';
 import { CLI } from './lib/cli-run.js';
 import { leanRun } from './lib/lean-client.js';
 
@@ -23,7 +25,7 @@ interface Run {
 }
 
 /** One `reset` child with default flags; progress every 0.5 s read from stderr. */
-function reset(emu: Emulator, name: string, list: string[]): Promise<Run> {
+function reset(emu: Pick<Emulator, 'wsUrl'>, name: string, list: string[]): Promise<Run> {
   const file = join(dir, `${name}.txt`);
   writeFileSync(file, `${list.join('\n')}\n`);
   const child = spawn(
@@ -128,19 +130,22 @@ async function shared(): Promise<void> {
   }
 }
 
-async function uncapped(): Promise<void> {
+/** Uncapped: the defaults against the lean pipelined client, on the emulator and on a lean engine. */
+async function uncapped(engineName: string, args: string[]): Promise<void> {
   const n = 40_000;
-  const emu = await startEmulator({ sessions: n });
+  // The engine in a process of its own: the lean client and the CLI each get the other core.
+  const engine = await startChild(process.execPath, args);
   try {
-    const lean = await leanRun({ wsUrl: emu.wsUrl, ids: ids(n), connections: 2, window: 256 });
+    const wsUrl = engine.info['wsUrl']!;
+    const lean = await leanRun({ wsUrl, ids: ids(n), connections: 2, window: 256 });
     const leanRate = (lean.resets / lean.ms) * 1000;
-    const run = await reset(emu, 'uncapped', ids(n));
+    const run = await reset({ wsUrl }, `uncapped-${engineName}`, ids(n));
     process.stdout.write(
-      `uncapped emulator, ${n} sessions: defaults ${Math.round(run.summary.throughput)}/s, lean client ` +
+      `uncapped ${engineName}, ${n} sessions: defaults ${Math.round(run.summary.throughput)}/s, lean client ` +
         `${Math.round(leanRate)}/s: ratio ${(run.summary.throughput / leanRate).toFixed(3)}\n`,
     );
   } finally {
-    await emu.close();
+    await engine.stop();
   }
 }
 
@@ -150,7 +155,8 @@ try {
   await capped(3000, 20);
   await halved();
   await shared();
-  await uncapped();
+  await uncapped('emulator', [CLI, 'emulator', '--sessions', '40000']);
+  await uncapped('lean engine', [fileURLToPath(new URL('./lib/lean-engine.js', import.meta.url))]);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -140,6 +140,51 @@ describe('adaptive rate (simulated clock)', () => {
     assert.ok(refused / sent <= 0.02, `${refused} of ${sent} refused`);
   });
 
+  it('two clients sharing one cap even out their shares, though one started 8 s later', () => {
+    const clock = new Clock();
+    const cap = 300;
+    const engine = new TokenBucket(cap, cap, clock.t);
+    const first = new AdaptiveRate({ now: clock.now });
+    const late = new AdaptiveRate({ now: clock.now });
+    const answers: { at: number; sentAt: number; ok: boolean; pacer: AdaptiveRate }[] = [];
+    const next = new Map<AdaptiveRate, number>([
+      [first, clock.t],
+      [late, clock.t + 8_000],
+    ]);
+    const tail = new Map<AdaptiveRate, number>([
+      [first, 0],
+      [late, 0],
+    ]);
+    const end = clock.t + 40_000;
+    let sent = 0;
+    let refused = 0;
+    while (clock.t < end) {
+      answers.sort((a, b) => a.at - b.at);
+      while (answers.length > 0 && answers[0]!.at <= clock.t) {
+        const a = answers.shift()!;
+        if (a.ok) {
+          a.pacer.accepted(a.sentAt, clock.t);
+          if (end - clock.t <= 10_000) tail.set(a.pacer, tail.get(a.pacer)! + 1);
+        } else {
+          a.pacer.refused(a.sentAt, clock.t);
+          refused++;
+        }
+      }
+      for (const pacer of [first, late]) {
+        if (next.get(pacer)! > clock.t) continue;
+        const sentAt = clock.t + pacer.reserve(clock.t);
+        answers.push({ at: sentAt + 2, sentAt, ok: engine.tryTake(sentAt + 1) === 0, pacer });
+        sent++;
+        next.set(pacer, sentAt);
+      }
+      clock.t += 0.25;
+    }
+    for (const [pacer, n] of tail) {
+      assert.ok(n / 10 >= 0.4 * cap, `${pacer === late ? 'the late' : 'the first'} client had ${n / 10}/s`);
+    }
+    assert.ok(refused / sent <= 0.02, `${refused} of ${sent} refused`);
+  });
+
   it('one budget per engine and tenant in a process; a fixed rate ignores answers', () => {
     assert.equal(sharedAdaptiveRate('ws|a|t'), sharedAdaptiveRate('ws|a|t'));
     assert.notEqual(sharedAdaptiveRate('ws|a|t'), sharedAdaptiveRate('ws|a|u'));

@@ -36,6 +36,8 @@ export interface AdaptiveRateOptions {
 
 const SLOT_MS = 100;
 const SLOTS = 10; // one second of accepted sends
+/** How much of the peak estimate survives each cut: a cap that fell is forgotten after a few cuts. */
+const PEAK_DECAY = 0.9;
 
 export class AdaptiveRate implements SendPacer {
   readonly adapts = true;
@@ -52,6 +54,8 @@ export class AdaptiveRate implements SendPacer {
   #startedAt: number;
   /** The estimate of the engine's cap at the last cut, and the cubic's constants. */
   #wMax = 0;
+  /** The largest estimate lately (decays at each cut): the probe's scale. */
+  #peak = 0;
   #cutAt = -Infinity;
   #k = 0;
   #c = 0;
@@ -104,7 +108,7 @@ export class AdaptiveRate implements SendPacer {
       rate = this.#initialRate * 2 ** ((now - this.#startedAt) / this.#rampMs);
     } else {
       const t = (now - this.#cutAt) / 1000 - this.#k;
-      rate = this.#wMax * (1 + this.#c * t * t * t);
+      rate = this.#wMax + this.#peak * this.#c * t * t * t;
     }
     // Never far ahead of what is used: twice the accepted rate, and never below the first rate.
     const used = Math.max(this.#initialRate, this.#wMax * this.#beta, 2 * this.acceptedRate(now));
@@ -148,9 +152,14 @@ export class AdaptiveRate implements SendPacer {
     this.#cutAt = now;
     this.#phase = 'probe';
     this.#cuts++;
-    // K: seconds back to the estimate; the cycle spans at least `sendsPerProbe` sends.
-    this.#k = Math.max(this.#minProbeSec, this.#sendsPerProbe / estimate);
-    this.#c = (1 - this.#beta) / this.#k ** 3;
+    // The probe grows in absolute terms on the scale of the largest recent estimate, as CUBIC's does: a
+    // client holding a small share of a shared cap (a smaller estimate than its peak) returns to it sooner
+    // and then grows as fast as a large one, so shares even out instead of keeping their ratio.
+    this.#peak = Math.max(estimate, this.#peak * PEAK_DECAY);
+    // K for the peak: seconds back to it, so a cycle spans at least `sendsPerProbe` sends.
+    const kPeak = Math.max(this.#minProbeSec, this.#sendsPerProbe / this.#peak);
+    this.#c = (1 - this.#beta) / kPeak ** 3;
+    this.#k = kPeak * Math.cbrt(estimate / this.#peak);
     this.#tokens = Math.min(this.#tokens, 0);
     return true;
   }
