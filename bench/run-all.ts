@@ -12,6 +12,7 @@ const BENCHES = [
   'webhook-overhead',
   'cpu-per-reset',
   'rss-million',
+  'selectors',
 ];
 
 let failed = 0;
