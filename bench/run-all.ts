@@ -13,6 +13,7 @@ const BENCHES = [
   'cpu-per-reset',
   'rss-million',
   'flow-control',
+  'selectors',
 ];
 
 let failed = 0;

@@ -296,6 +296,43 @@ export const ERROR_CATALOGUE = {
     summary: 'an output file (--metrics-file) could not be written at the end of the run',
   },
 
+  // Selectors: finding the sessions to reset in Cognigy's OData analytics data.
+  CR_ERR_SELECT_UNAUTHORIZED: {
+    kind: 'auth',
+    retryable: false,
+    summary: "the OData endpoint or the REST API answered 401/403 to the selector's key",
+  },
+  CR_ERR_SELECT_REFUSED: {
+    kind: 'usage',
+    retryable: false,
+    summary: "the OData endpoint refused the selector's query (400 or another 4xx)",
+  },
+  CR_ERR_SELECT_UNAVAILABLE: {
+    kind: 'reset',
+    retryable: true,
+    summary: 'the OData endpoint kept failing (5xx, 429, timeout or no connection) after the retries',
+  },
+  CR_ERR_SELECT_BAD_ANSWER: {
+    kind: 'reset',
+    retryable: false,
+    summary: 'the OData endpoint or the REST API answered with a body of an unknown shape',
+  },
+  CR_ERR_SELECT_LOOKUP: {
+    kind: 'reset',
+    retryable: false,
+    summary: 'a REST read that completes a row (endpoint or Flow) failed',
+  },
+  CR_ERR_SELECT_UNCONFIRMED: {
+    kind: 'usage',
+    retryable: false,
+    summary: 'reset with a selector, without --dry-run, --expect or --yes: nothing was sent',
+  },
+  CR_ERR_SELECT_COUNT_MISMATCH: {
+    kind: 'usage',
+    retryable: false,
+    summary: 'the selector matched a count outside --expect ± --expect-margin: nothing was sent',
+  },
+
   // The emulator's own reasons (close reasons and HTTP error bodies).
   CR_EMU_ERR_NOT_FOUND: { kind: 'usage', retryable: false, summary: 'emulator: no such route or session' },
   CR_EMU_ERR_BAD_REQUEST: { kind: 'usage', retryable: false, summary: 'emulator: malformed request body' },

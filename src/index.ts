@@ -38,6 +38,7 @@ export {
   type ErrorKind,
 } from './errors.js';
 export * from './protocol/index.js';
+export * from './select/index.js';
 export {
   CognigyRestClient,
   DEFAULT_REST_RATE_PER_SEC,

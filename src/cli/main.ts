@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { emulatorCommand } from './commands/emulator.js';
 import { resetCommand } from './commands/reset.js';
 import { auditCommand } from './commands/audit.js';
+import { sessionsCommand } from './commands/sessions.js';
 import { CognigyResetError, type ErrorCode } from '../errors.js';
 import { errorLine, EXIT_USAGE, exitCodeFor } from './exit-codes.js';
 import { stdoutGone } from './stdout-gone.js';
@@ -54,6 +55,7 @@ function program(): Command {
   root.addCommand(resetCommand());
   root.addCommand(emulatorCommand());
   root.addCommand(auditCommand());
+  root.addCommand(sessionsCommand());
   const override = (command: Command): void => {
     // Commander's own message is printed by main(), with a stable code like every other error.
     command.exitOverride().configureOutput({ outputError: () => undefined });

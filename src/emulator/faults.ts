@@ -19,6 +19,12 @@ export interface EmulatorFaults {
   handshakeRate: number;
   /** REST API requests per second per credential before 429 with Retry-After. 0 = unlimited. @default 0 */
   restRate: number;
+  /** Every Nth OData request answers 503. 0 = never. @default 0 */
+  odataFailEvery: number;
+  /** From the Nth OData request after this is set, every one answers 500 (an outage). 0 = never. @default 0 */
+  odataFailFrom: number;
+  /** 1: answer 500 instead of an empty OData page, as some Cognigy versions do past the end. @default 0 */
+  odataEmpty500: number;
 }
 
 export const DEFAULT_FAULTS: Readonly<EmulatorFaults> = Object.freeze({
@@ -31,6 +37,9 @@ export const DEFAULT_FAULTS: Readonly<EmulatorFaults> = Object.freeze({
   messageRate: 0,
   handshakeRate: 0,
   restRate: 0,
+  odataFailEvery: 0,
+  odataFailFrom: 0,
+  odataEmpty500: 0,
 });
 
 const LIMITS: Record<keyof EmulatorFaults, { min: number; max: number; integer: boolean }> = {
@@ -43,6 +52,9 @@ const LIMITS: Record<keyof EmulatorFaults, { min: number; max: number; integer: 
   messageRate: { min: 0, max: 1e9, integer: false },
   handshakeRate: { min: 0, max: 1e9, integer: false },
   restRate: { min: 0, max: 1e9, integer: false },
+  odataFailEvery: { min: 0, max: Number.MAX_SAFE_INTEGER, integer: true },
+  odataFailFrom: { min: 0, max: Number.MAX_SAFE_INTEGER, integer: true },
+  odataEmpty500: { min: 0, max: 1, integer: true },
 };
 
 /** Checks a partial fault set; returns the problem, naming the field, or undefined. */

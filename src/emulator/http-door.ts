@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type EmulatorContext, applyFaults } from './context.js';
 import { type EmulatorFaults, faultsProblem } from './faults.js';
+import { executedSteps, startedOn } from './steps.js';
 import { type SessionSpec, sessionView } from './store.js';
 
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -125,11 +126,14 @@ export function inspectionRoutes(ctx: EmulatorContext): Route[] {
       handler: (_req, [id]) => {
         const session = ctx.store.get(decodeURIComponent(id!));
         if (session === undefined) throw new HttpError(404, 'CR_EMU_ERR_NOT_FOUND', 'no such session');
+        const { sessionId } = session;
         return {
           status: 200,
           body: {
             ...sessionView(session),
             flowDefaultContext: ctx.store.flowDefault(session.flowReferenceId),
+            endpointReferenceId: startedOn(ctx.store, sessionId, ctx.faults.seed),
+            executedSteps: executedSteps(ctx.store, sessionId, ctx.faults.seed),
           },
         };
       },

@@ -9,7 +9,9 @@ import { type EmulatorContext, applyFaults } from './context.js';
 import { DEFAULT_FAULTS, type EmulatorFaults, faultsProblem } from './faults.js';
 import { dispatch, inspectionRoutes, type Route } from './http-door.js';
 import { DEFAULT_OAUTH, type OAuthSettings, oauthRoutes } from './oauth-door.js';
+import { odataRoutes } from './odata-door.js';
 import { createRandom } from './prng.js';
+import { resourceRoutes } from './resource-door.js';
 import { restRoutes } from './rest-door.js';
 import { RuntimeDoor } from './runtime-door.js';
 import { DEFAULT_URL_TOKEN, SocketDoor } from './socket-door.js';
@@ -86,6 +88,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     ...inspectionRoutes(ctx),
     ...restRoutes(ctx),
     ...oauthRoutes(ctx, { ...DEFAULT_OAUTH, ...options.oauth }),
+    ...odataRoutes(ctx),
+    ...resourceRoutes(ctx),
   ];
   const sockets = new Set<Socket>();
   const server: Server = createServer({ keepAliveTimeout: 5000 }, (req, res) => {

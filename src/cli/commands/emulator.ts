@@ -22,6 +22,9 @@ interface EmulatorFlags {
   messageRate: number;
   handshakeRate: number;
   restRate: number;
+  odataFailEvery: number;
+  odataFailFrom: number;
+  odataEmpty500: boolean;
   oauthClient?: { clientId: string; clientSecret: string }[];
   tokenTtl: number;
   urlToken: string;
@@ -121,6 +124,14 @@ export function emulatorCommand(): Command {
       numberIn(0, 1e9),
       0,
     )
+    .option('--odata-fail-every <n>', 'every Nth OData request answers 503 (0: never)', integerIn(0, 1e9), 0)
+    .option(
+      '--odata-fail-from <n>',
+      'from the Nth OData request on, all answer 500 (0: never)',
+      integerIn(0, 1e9),
+      0,
+    )
+    .option('--odata-empty-500', 'answer 500 instead of an empty OData page', false)
     .addOption(
       new Option(
         '--oauth-client <id:secret>',
@@ -171,6 +182,9 @@ export function emulatorCommand(): Command {
           messageRate: flags.messageRate,
           handshakeRate: flags.handshakeRate,
           restRate: flags.restRate,
+          odataFailEvery: flags.odataFailEvery,
+          odataFailFrom: flags.odataFailFrom,
+          odataEmpty500: flags.odataEmpty500 ? 1 : 0,
         },
       });
       for (const warning of warnings(flags))

@@ -59,6 +59,8 @@ import { pacerFor, paceSummary } from '../pace.js';
 import { createProgress } from '../progress.js';
 import { humanSummary } from '../summary.js';
 import { LineWriter } from '../line-writer.js';
+import { checkConfirmed, reasonWithSelector, selectForReset, type Selection } from '../select-for-reset.js';
+import { addSelectorOptions, hasSelector } from '../selector-options.js';
 
 interface ResetFlags {
   url?: string;
@@ -103,6 +105,17 @@ interface ResetFlags {
   firstData?: string;
   apiUrl?: string;
   defaultContextKeys?: string;
+  flow?: string;
+  endpoint?: string;
+  node?: string;
+  since?: string;
+  until?: string;
+  odataUrl?: string;
+  odataKeyFile?: string;
+  pageSize: number;
+  expect?: number;
+  expectMargin: number;
+  yes: boolean;
 }
 
 export const DEFAULT_STATE_FILE = 'cognigy-reset.sqlite';
@@ -210,7 +223,7 @@ function analyticsLine(stats: WebhookStats): string {
 }
 
 export function resetCommand(): Command {
-  return new Command('reset')
+  const command = new Command('reset')
     .description(
       'reset sessions: validate, send, acknowledge, verify (ids as arguments, TARGET_SESSION_ID, or --from-file rows)',
     )
@@ -324,6 +337,19 @@ export function resetCommand(): Command {
     .action(async (ids: string[], flags: ResetFlags) => {
       process.exitCode = await runReset(ids, flags, process.env);
     });
+  return addSelectorOptions(command, { withApiUrl: false })
+    .option(
+      '--expect <n>',
+      'with a selector: send only if it matches N sessions (± --expect-margin)',
+      integerIn(0, Number.MAX_SAFE_INTEGER),
+    )
+    .option(
+      '--expect-margin <percent>',
+      'how far the count may be from --expect, in percent of it',
+      numberIn(0, 100),
+      5,
+    )
+    .option('--yes', 'with a selector: send to every session it matches, whatever the count', false);
 }
 
 const JOB_ID_MAX = 128;
@@ -408,6 +434,27 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       { field: '--max-duration', cause: probe },
     );
   }
+  let selection: Selection | undefined;
+  if (hasSelector(flags)) {
+    if (ids.length > 0 || flags.fromFile !== undefined) {
+      throw new CognigyResetError(
+        'CR_ERR_OPT_INVALID',
+        'give sessions by a selector (--flow, --endpoint, --node) or as ids / --from-file, not both',
+        { field: '--from-file' },
+      );
+    }
+    if (flags.job !== undefined) {
+      // A job resumes by input position; a selector's list can change between runs (new analytics data).
+      throw new CognigyResetError(
+        'CR_ERR_OPT_INVALID',
+        'a selector cannot drive a resumable --job (its list can change between runs): write the list with `sessions list > FILE`, then `reset --from-file FILE --job ID`',
+        { field: '--job' },
+      );
+    }
+    selection = await selectForReset(flags, env, log, secrets);
+    if (flags.dryRun) return printSelection(selection, flags.json, out);
+    checkConfirmed(selection, flags);
+  }
   // Where the chosen transport goes: --url, --api-url or --endpoint-url (each also from its env variable).
   const targetUrl = rest
     ? setting(flags.apiUrl, env, 'COGNIGY_API_URL', '--transport cognigy-rest needs --api-url')
@@ -486,7 +533,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   });
   const input = await inputSource(
     ids,
-    flags.fromFile,
+    selection?.path ?? flags.fromFile,
     env,
     process.stdin,
     resetter.transport.requiredFields(resetter.plan),
@@ -589,7 +636,10 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   }
   const auditContext: AuditContext = {
     actor,
-    reason: flags.reason ?? null,
+    reason:
+      selection === undefined
+        ? (flags.reason ?? null)
+        : reasonWithSelector(flags.reason, selection.description),
     jobId: flags.job ?? null,
     tenant,
     botId,
@@ -806,6 +856,17 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   const code = exitCodeOf(summary, flags.dryRun, log);
   // A run that went well but could not write its metrics file still says so.
   return code === EXIT_OK && lateError !== undefined ? exitCodeFor(lateError) : code;
+}
+
+/** `--dry-run` with a selector: the count and the first rows; nothing is sent. */
+function printSelection(selection: Selection, json: boolean, out: LineWriter): number {
+  const { count, first, description } = selection;
+  if (!json)
+    out.write(`${count} sessions match ${description}${count > 0 ? `; the first ${first.length}:` : ''}`);
+  for (const row of first) out.write(JSON.stringify(row));
+  if (json) out.write(JSON.stringify({ summary: { dryRun: true, selector: description, count } }));
+  out.flush();
+  return EXIT_OK;
 }
 
 function exitCodeOf(summary: BulkSummary, dryRun: boolean, log: Logger): number {
