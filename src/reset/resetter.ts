@@ -16,7 +16,13 @@ import { compileDirective, type CompiledDirective } from './compile.js';
 import { type AnalyticsErrorMessage, CHANNELS, type DoneMessage } from './events.js';
 import { blankOutcome, errorOf, type ResetOutcome } from './outcome.js';
 import type { ResetPlan } from './plan.js';
-import { DEFAULT_RETRY_POLICY, retryDelay, type RetryPolicy, shouldRetry } from './retry-policy.js';
+import {
+  boundedRetryAfter,
+  DEFAULT_RETRY_POLICY,
+  retryDelay,
+  type RetryPolicy,
+  shouldRetry,
+} from './retry-policy.js';
 import { verdictFor } from './verify.js';
 
 /**
@@ -261,7 +267,7 @@ export class ResetPipeline {
       await this.gate.wait(signal);
       if (this.#bucket !== undefined) {
         const wait = this.#bucket.reserve();
-        if (wait > 0) await sleep(wait, undefined, { signal, ref: false });
+        if (wait > 0) await sleep(wait, undefined, { signal });
       }
     })();
   }
@@ -323,13 +329,15 @@ export class ResetPipeline {
     attempt: number,
     signal: AbortSignal | undefined,
   ): Promise<void> {
-    if (signal?.aborted === true || !shouldRetry(this.#o.retry, err, attempt)) throw err;
+    // An engine that asks to wait past the bound fails the request: it never holds the job (the gate).
+    const bounded = boundedRetryAfter(this.#o.retry, err);
+    if (signal?.aborted === true || !shouldRetry(this.#o.retry, bounded, attempt)) throw bounded;
     const delay = retryDelay(this.#o.retry, attempt, err, this.#o.random);
     const code = (err as CognigyResetError).code;
     // A storm of "slow down" answers slows the whole job, not only this request.
     if (RATE_CODES.has(code)) this.gate.pause(delay);
     if (CHANNELS.retry.hasSubscribers) CHANNELS.retry.publish({ sessionId, attempt, code, delayMs: delay });
-    await sleep(delay, undefined, { signal, ref: false });
+    await sleep(delay, undefined, { signal });
   }
 
   /** One state check, retrying transport failures (drops, timeouts) under the same policy. */
@@ -404,7 +412,7 @@ export class ResetPipeline {
           `the flow was still ACTIVE ${this.#o.verifyTimeoutMs} ms after the acknowledgement`,
         );
       }
-      await sleep(Math.min(delay, left), undefined, { signal, ref: false });
+      await sleep(Math.min(delay, left), undefined, { signal });
       delay = Math.min(delay * 2, this.#o.pollMaxMs);
     }
   }
