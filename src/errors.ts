@@ -183,6 +183,12 @@ export const ERROR_CATALOGUE = {
     retryable: false,
     summary: 'the Socket endpoint answered with an error output or an exception',
   },
+  CR_ERR_TRANSPORT_BODY_TOO_LARGE: {
+    kind: 'reset',
+    retryable: false,
+    summary:
+      'an HTTP answer (REST API, OAuth2 token endpoint) was larger than its bound (REST 4 MiB, token 64 KiB)',
+  },
   CR_ERR_TRANSPORT_REST_UNEXPECTED: {
     kind: 'reset',
     retryable: false,
@@ -237,6 +243,12 @@ export const ERROR_CATALOGUE = {
     retryable: false,
     summary: 'a cleared state layer (dialog or engine) did not reach its reset value',
   },
+  CR_ERR_RESET_RETRY_AFTER_TOO_LONG: {
+    kind: 'reset',
+    retryable: false,
+    summary:
+      'the engine asked to wait (Retry-After or retryAfterMs) longer than the retry policy waits (5 minutes)',
+  },
   CR_ERR_RESET_ABORTED: {
     kind: 'reset',
     retryable: false,
@@ -282,6 +294,14 @@ export const ERROR_CATALOGUE = {
     summary: 'the job is being run by another process on this host',
   },
 
+  // Audit verification.
+  CR_ERR_AUDIT_BAD_LINE: {
+    kind: 'internal',
+    retryable: false,
+    summary:
+      'a line of an exported audit file is not an audit record (not JSON, not an object, a field missing, added or of the wrong type)',
+  },
+
   // The command line.
   CR_ERR_CLI_USAGE: { kind: 'usage', retryable: false, summary: 'the command line could not be parsed' },
   CR_ERR_CLI_INPUT: { kind: 'usage', retryable: false, summary: 'the input file could not be read' },
@@ -290,10 +310,20 @@ export const ERROR_CATALOGUE = {
     retryable: false,
     summary: 'an input line is not valid UTF-8',
   },
+  CR_ERR_CLI_LINE_TOO_LONG: {
+    kind: 'usage',
+    retryable: false,
+    summary: 'an input line is longer than 1 MiB: no session id or row is that long',
+  },
   CR_ERR_CLI_OUTPUT: {
     kind: 'internal',
     retryable: false,
     summary: 'an output file (--metrics-file) could not be written at the end of the run',
+  },
+  CR_ERR_CLI_STALLED: {
+    kind: 'internal',
+    retryable: false,
+    summary: 'the command stopped making progress: nothing it waited on could still happen',
   },
 
   // Selectors: finding the sessions to reset in Cognigy's OData analytics data.

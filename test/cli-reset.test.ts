@@ -352,7 +352,7 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
     assert.equal(sessions.find((s) => s.outcome === 'failed')!.error.code, 'CR_ERR_OPT_SESSION_ID');
   });
 
-  it('fails an over-long stdin line alone (CR_ERR_CLI_INPUT) and resets the lines around it', async () => {
+  it('fails an over-long stdin line alone (CR_ERR_CLI_LINE_TOO_LONG) and resets the lines around it', async () => {
     const result = await runCli(['reset', '--from-file', '-', '--json'], envFor(emu), {
       stdin: `session-40\n${'x'.repeat(1_100_000)}\nsession-41\n`,
     });
@@ -360,7 +360,7 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
     const { sessions } = parseJsonLines(result.stdout);
     assert.equal(sessions.length, 3);
     assert.equal(sessions.filter((s) => s.outcome === 'reset').length, 2);
-    assert.equal(sessions.find((s) => s.outcome === 'failed')!.error.code, 'CR_ERR_CLI_INPUT');
+    assert.equal(sessions.find((s) => s.outcome === 'failed')!.error.code, 'CR_ERR_CLI_LINE_TOO_LONG');
   });
 
   it('exits 2 with CR_ERR_STATE_OPEN when the state file cannot be created, and sends nothing', async () => {

@@ -19,8 +19,12 @@ import { type OutboxInput, outboxRemover } from '../state/batch-sql.js';
 import type { StateDb } from '../state/state-file.js';
 import type { Statement } from 'better-sqlite3';
 import { fetchNoRedirect, isRedirect, redirectOrigin } from '../util/no-redirect.js';
-import { parseRetryAfter } from '../util/retry-after.js';
+import { MAX_RETRY_AFTER_MS, parseRetryAfter } from '../util/retry-after.js';
+import { readBoundedText } from '../util/http-body.js';
 import { sha256 } from '../util/sha256.js';
+
+/** The most of a tracker's answer read (and dropped): only its status counts. */
+const MAX_WEBHOOK_BODY_BYTES = 64 * 1024;
 
 export interface WebhookOptions {
   url: string;
@@ -232,7 +236,10 @@ export class WebhookDeliverer {
         // follow to another host.
         signal,
       });
-      await response.arrayBuffer().catch(() => undefined);
+      // Only the status matters: the body is read up to a bound, so an endless one costs nothing.
+      await readBoundedText(response, MAX_WEBHOOK_BODY_BYTES, () => new Error('too large')).catch(
+        () => undefined,
+      );
       if (response.ok) return { ok: true };
       const redirect = isRedirect(response.status);
       return {
@@ -309,6 +316,10 @@ export class WebhookDeliverer {
       this.#o.onFailure?.({ reason: result.reason, retryable: result.retryable });
       if (!result.retryable) {
         this.stats.stopped = `the tracker refused them: ${result.reason}`;
+        return;
+      }
+      if ((result.retryAfterMs ?? 0) > MAX_RETRY_AFTER_MS) {
+        this.stats.stopped = `the tracker asked to wait longer than ${MAX_RETRY_AFTER_MS / 1000} s (Retry-After)`;
         return;
       }
       failures++;

@@ -129,6 +129,50 @@ export function parseCanonical(seq: number, text: string, hash: string): AuditRe
   };
 }
 
+/** The fields of an exported record: exactly these, each covered by the hash (`hash` is the hash). */
+const RECORD_FIELDS: Record<keyof AuditRecord, (v: unknown) => boolean> = {
+  seq: Number.isSafeInteger,
+  ts: isText,
+  actor: isText,
+  reason: isTextOrNull,
+  jobId: isTextOrNull,
+  tenant: isText,
+  botId: isText,
+  sessionId: isText,
+  transport: isText,
+  cleared: isList,
+  notCleared: isList,
+  outcome: isText,
+  verified: (v) => typeof v === 'boolean',
+  errorCode: isTextOrNull,
+  attempts: (v) => typeof v === 'number',
+  latencyMs: (v) => typeof v === 'number',
+  requestId: isTextOrNull,
+  directiveHash: isTextOrNull,
+  prevHash: isText,
+  hash: isText,
+};
+
+/**
+ * Why `value` (a parsed line of an export) is not an audit record, or undefined when it is one: a JSON
+ * object with exactly the record's fields, each of its type. A field the hash does not cover is refused,
+ * so nothing can ride along in a verified export.
+ */
+export function recordShapeProblem(value: unknown): string | undefined {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return 'not a JSON object';
+  const fields = value as Record<string, unknown>;
+  const extra = Object.keys(fields).filter((key) => !Object.hasOwn(RECORD_FIELDS, key));
+  if (extra.length > 0) {
+    const shown = extra.slice(0, 3).map((key) => JSON.stringify(key.slice(0, 40)));
+    return `field ${shown.join(', ')} is not part of an audit record (not covered by its hash)`;
+  }
+  for (const [key, valid] of Object.entries(RECORD_FIELDS)) {
+    if (!Object.hasOwn(fields, key)) return `field ${key} is missing`;
+    if (!valid(fields[key])) return `field ${key} has the wrong type`;
+  }
+  return undefined;
+}
+
 export function recordHash(r: AuditFields): string {
   return sha256(canonical(r));
 }
@@ -150,6 +194,8 @@ export class ChainChecker {
 
   /** With `allowGaps` (a filtered export), a jump in `seq` starts a new run: links are checked within runs. */
   readonly #allowGaps: boolean;
+  /** Jumps in `seq` let through by `allowGaps` (a first record after seq 1 counts as one). */
+  gaps = 0;
   /** A hash kept from an earlier verify, which a verified record must carry (`anchorProblem`). */
   readonly #anchor: string | undefined;
   /** The seq of the verified record that carries the anchor. */
@@ -174,7 +220,8 @@ export class ChainChecker {
 
   check(r: AuditRecord): ChainProblem | undefined {
     const at = { seq: r.seq, sessionId: r.sessionId };
-    if (this.#allowGaps && this.#prevSeq !== undefined && r.seq > this.#prevSeq + 1) {
+    if (this.#allowGaps && (this.#prevSeq ?? 0) + 1 < r.seq) {
+      this.gaps++;
       this.#prevSeq = undefined;
       this.#prevHash = undefined;
     }

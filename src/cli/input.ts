@@ -5,6 +5,7 @@
  * is known for the ETA.
  */
 import { createReadStream, type Stats, statSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { CognigyResetError } from '../errors.js';
 import { sessionIdProblem } from '../protocol/index.js';
 import { parse as parseCsv } from 'csv-parse/sync';
@@ -140,8 +141,8 @@ export interface InputSource {
   /** Known up front for arguments and regular files; undefined for stdin and pipes. */
   total: number | undefined;
   describe: string;
-  /** Batches of targets, in input order. */
-  targets(): AsyncGenerator<BulkTarget[]>;
+  /** Batches of targets, in input order; `stop` closes the input, even in the middle of a read. */
+  targets(stop?: AbortSignal): AsyncGenerator<BulkTarget[]>;
 }
 
 type Format = 'lines' | 'csv' | 'jsonl';
@@ -288,7 +289,7 @@ async function prescan(path: string, required: readonly TargetField[]): Promise<
   for await (const batch of readLineBatches(openFile(path), path)) {
     for (const { text, line, tooLong } of batch) {
       if (tooLong === true)
-        throw new CognigyResetError('CR_ERR_CLI_INPUT', `${path} line ${line} is longer than 1 MiB`);
+        throw new CognigyResetError('CR_ERR_CLI_LINE_TOO_LONG', `${path} line ${line} is longer than 1 MiB`);
       const row = parser.parse(text, line);
       if (row === undefined) continue;
       if (row.problem !== undefined) throw row.problem;
@@ -303,6 +304,26 @@ async function* rows(
   input: NodeJS.ReadableStream,
   where: string,
   required: readonly TargetField[],
+  stop?: AbortSignal,
+): AsyncGenerator<BulkTarget[]> {
+  // An idle stdin, or a line that never ends, must not hold a stopped run: the stream is closed under
+  // the read that waits on it, and the input ends there.
+  const close = (): void => void (input as Readable).destroy();
+  if (stop?.aborted === true) close();
+  stop?.addEventListener('abort', close, { once: true });
+  try {
+    yield* rowsOf(input, where, required);
+  } catch (err) {
+    if (stop?.aborted !== true) throw err;
+  } finally {
+    stop?.removeEventListener('abort', close);
+  }
+}
+
+async function* rowsOf(
+  input: NodeJS.ReadableStream,
+  where: string,
+  required: readonly TargetField[],
 ): AsyncGenerator<BulkTarget[]> {
   const parser = new RowParser(required, where);
   let index = 0;
@@ -313,7 +334,10 @@ async function* rows(
         batch.push({
           sessionId: text,
           index: index++,
-          problem: new CognigyResetError('CR_ERR_CLI_INPUT', `${where} line ${line} is longer than 1 MiB`),
+          problem: new CognigyResetError(
+            'CR_ERR_CLI_LINE_TOO_LONG',
+            `${where} line ${line} is longer than 1 MiB`,
+          ),
         });
         continue;
       }
@@ -376,7 +400,11 @@ export async function inputSource(
     };
   }
   if (fromFile === '-') {
-    return { total: undefined, describe: 'stdin', targets: () => rows(stdin, 'stdin', required) };
+    return {
+      total: undefined,
+      describe: 'stdin',
+      targets: (stop) => rows(stdin, 'stdin', required, stop),
+    };
   }
   let stat: Stats;
   try {
@@ -386,5 +414,9 @@ export async function inputSource(
   }
   if (stat.isDirectory()) throw cannotRead(`--from-file ${fromFile}`, 'it is a directory');
   const total = stat.isFile() ? await prescan(fromFile, required) : undefined;
-  return { total, describe: fromFile, targets: () => rows(openFile(fromFile), fromFile, required) };
+  return {
+    total,
+    describe: fromFile,
+    targets: (stop) => rows(openFile(fromFile), fromFile, required, stop),
+  };
 }

@@ -2,12 +2,15 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { emulatorCommand } from './commands/emulator.js';
-import { resetCommand } from './commands/reset.js';
+import { resetCommand, STALLED } from './commands/reset.js';
 import { auditCommand } from './commands/audit.js';
 import { sessionsCommand } from './commands/sessions.js';
 import { CognigyResetError, type ErrorCode } from '../errors.js';
-import { errorLine, EXIT_USAGE, exitCodeFor } from './exit-codes.js';
+import { errorLine, EXIT_FAILED, EXIT_USAGE, exitCodeFor } from './exit-codes.js';
 import { stdoutGone } from './stdout-gone.js';
+
+/** Node's exit code for a top-level await that never settled. */
+const NODE_UNSETTLED_AWAIT = 13;
 
 /** The stable code of a command line commander could not parse. */
 function usageCode(commanderCode: string): ErrorCode {
@@ -92,6 +95,14 @@ async function main(argv: string[]): Promise<number> {
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code !== 'EPIPE') process.stderr.write(`cognigy-reset: stdout: ${err.code ?? err.message}\n`);
   stdoutGone.abort();
+});
+
+// Node ends a process whose top-level await never settled with exit 13, silently. A command that ends
+// that way gets a coded line and a documented exit code instead (`reset` prints its summary before).
+process.on('exit', () => {
+  if (process.exitCode !== NODE_UNSETTLED_AWAIT) return;
+  process.stderr.write(errorLine(new CognigyResetError('CR_ERR_CLI_STALLED', STALLED)));
+  process.exitCode = EXIT_FAILED;
 });
 
 process.exitCode = await main(process.argv);

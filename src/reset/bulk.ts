@@ -7,6 +7,7 @@ import { type CognigyResetError, isCognigyResetError } from '../errors.js';
 import { CHANNELS, type DoneMessage } from './events.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { blankOutcome, errorOf, type ResetOutcome } from './outcome.js';
+import { onAbort } from '../util/on-abort.js';
 import type { ResetPipeline } from './resetter.js';
 import type { SessionTarget } from '../transports/transport.js';
 
@@ -33,6 +34,11 @@ export interface BulkOptions {
   stop?: AbortSignal | undefined;
   /** Abort the resets in flight too. */
   signal?: AbortSignal | undefined;
+  /**
+   * End the run at once, its reason (a `CognigyResetError`) the summary's `fatal`: what was reported is
+   * counted; resets still in flight are not waited for. For a run that can no longer settle by itself.
+   */
+  halt?: AbortSignal | undefined;
   ledger?: JobLedger | undefined;
   /**
    * Makes an outcome durable (job row, audit record, outbox event); awaited before the outcome is counted
@@ -121,6 +127,15 @@ export async function runBulk(
   };
   const iterator =
     Symbol.asyncIterator in targets ? targets[Symbol.asyncIterator]() : targets[Symbol.iterator]();
+  // Settles when the run must stop taking sessions: a worker waiting on the input (an idle stdin, a line
+  // that never ends) stops waiting then, instead of when the next line comes.
+  const unlisten: (() => void)[] = [];
+  const stopping = new Promise<'stop'>((resolve) => {
+    for (const signal of [options.stop, options.signal, options.halt])
+      unlisten.push(onAbort(signal, () => resolve('stop')));
+  });
+  /** A worker stopped waiting for the input: what the input held after that was never seen. */
+  let gaveUp = false;
   let exhausted = false;
   let fatal = false;
   // Targets pulled but not yet taken: a batch from the source is handed out without a wait per target.
@@ -141,7 +156,9 @@ export async function runBulk(
     while (queued >= queue.length) {
       if (exhausted) return undefined;
       pulling ??= refill().finally(() => (pulling = undefined));
-      await pulling;
+      const first = await Promise.race([pulling.then(() => 'input' as const), stopping]);
+      if (first === 'stop') gaveUp = true;
+      if (isStopped()) return undefined;
     }
     return queue[queued++];
   };
@@ -281,25 +298,37 @@ export async function runBulk(
     }
   };
 
+  const isStopped = (): boolean =>
+    options.stop?.aborted === true || options.signal?.aborted === true || options.halt?.aborted === true;
   const worker = async (): Promise<void> => {
     for (;;) {
-      if (
-        fatal ||
-        reportError !== undefined ||
-        options.stop?.aborted === true ||
-        options.signal?.aborted === true
-      ) {
-        return;
-      }
+      if (fatal || reportError !== undefined || isStopped()) return;
       const target = queued < queue.length ? queue[queued++] : await take();
       if (target === undefined) return;
       await one(target);
     }
   };
 
+  // Resolves with the halt's reason; never settles without a halt.
+  const halted = new Promise<Error>((resolve) =>
+    unlisten.push(
+      onAbort(options.halt, () =>
+        resolve(options.halt!.reason instanceof Error ? options.halt!.reason : new Error('halted')),
+      ),
+    ),
+  );
+  let drained = false;
   try {
-    await Promise.all(Array.from({ length: concurrency }, worker));
-    while (reports.size > 0) await Promise.all(reports);
+    const workers = Promise.all(Array.from({ length: concurrency }, worker));
+    let stuck = await Promise.race([workers.then(() => undefined), halted]);
+    // Taken now: a pull the workers stopped waiting for may still end the input later.
+    drained = !gaveUp && exhausted && queued >= queue.length;
+    while (stuck === undefined && reports.size > 0)
+      stuck = await Promise.race([Promise.all(reports).then(() => undefined), halted]);
+    if (stuck !== undefined) {
+      reportError ??= stuck;
+      fatal = true;
+    }
     // A coded failure to persist (the state file could not be written) ends the run like any fatal stop:
     // the summary counts what was reported, and says why it stopped. Anything else is rethrown.
     if (reportError !== undefined) {
@@ -308,11 +337,14 @@ export async function runBulk(
       summary.fatal = errorOf(reportError);
     }
   } finally {
-    if (!exhausted) await iterator.return?.();
+    for (const off of unlisten) off();
+    // An async generator still inside a pull would run return() only once that pull settles: the
+    // source's owner closes its stream instead (on the same stop signal).
+    if (!exhausted && pulling === undefined && options.halt?.aborted !== true) await iterator.return?.();
+    else if (!exhausted) void Promise.resolve(iterator.return?.()).catch(() => undefined);
   }
   // Aborting the resets in flight (a second Ctrl-C) interrupts a run even when every session was taken.
-  summary.interrupted =
-    (!(exhausted && queued >= queue.length) || options.signal?.aborted === true) && !fatal;
+  summary.interrupted = (!drained || options.signal?.aborted === true) && !fatal;
   summary.durationMs = performance.now() - started;
   const finished = summary.reset + summary.failed;
   summary.throughput =

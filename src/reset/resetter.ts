@@ -16,7 +16,13 @@ import { type AnalyticsErrorMessage, CHANNELS, type DoneMessage } from './events
 import { FixedRate, type SendPacer } from './flow-control/pacer.js';
 import { blankOutcome, errorOf, type ResetOutcome } from './outcome.js';
 import type { ResetPlan } from './plan.js';
-import { DEFAULT_RETRY_POLICY, retryDelay, type RetryPolicy, shouldRetry } from './retry-policy.js';
+import {
+  boundedRetryAfter,
+  DEFAULT_RETRY_POLICY,
+  retryDelay,
+  type RetryPolicy,
+  shouldRetry,
+} from './retry-policy.js';
 import { verdictFor } from './verify.js';
 
 /**
@@ -269,7 +275,7 @@ export class ResetPipeline {
         const reservedAt = performance.now();
         if (this.pacer === undefined) return reservedAt;
         const wait = this.pacer.reserve(reservedAt);
-        if (wait > 0) await sleep(wait, undefined, { signal, ref: false });
+        if (wait > 0) await sleep(wait, undefined, { signal });
         if (!this.pacer.slowedSince(reservedAt)) return reservedAt;
         await this.gate.wait(signal);
       }
@@ -344,7 +350,9 @@ export class ResetPipeline {
     attempt: number,
     signal: AbortSignal | undefined,
   ): Promise<void> {
-    if (signal?.aborted === true || !shouldRetry(this.#o.retry, err, attempt)) throw err;
+    // An engine that asks to wait past the bound fails the request: it never holds the job (the gate).
+    const bounded = boundedRetryAfter(this.#o.retry, err);
+    if (signal?.aborted === true || !shouldRetry(this.#o.retry, bounded, attempt)) throw bounded;
     const delay = retryDelay(this.#o.retry, attempt, err, this.#o.random);
     const code = (err as CognigyResetError).code;
     // A storm of "slow down" answers slows the whole job, not only this request. A pacer that hears the
@@ -354,7 +362,7 @@ export class ResetPipeline {
       this.gate.pause(this.pacer?.adapts === true ? (asked ?? 0) : delay);
     }
     if (CHANNELS.retry.hasSubscribers) CHANNELS.retry.publish({ sessionId, attempt, code, delayMs: delay });
-    await sleep(delay, undefined, { signal, ref: false });
+    await sleep(delay, undefined, { signal });
   }
 
   /** One state check, retrying transport failures (drops, timeouts) under the same policy. */
@@ -429,7 +437,7 @@ export class ResetPipeline {
           `the flow was still ACTIVE ${this.#o.verifyTimeoutMs} ms after the acknowledgement`,
         );
       }
-      await sleep(Math.min(delay, left), undefined, { signal, ref: false });
+      await sleep(Math.min(delay, left), undefined, { signal });
       delay = Math.min(delay * 2, this.#o.pollMaxMs);
     }
   }

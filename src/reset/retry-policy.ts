@@ -1,10 +1,12 @@
 /**
  * The retry policy, as data in one place: which codes retry, how many attempts, and the backoff
  * (exponential with full jitter, never shorter than what the engine asked for with Retry-After or
- * retryAfterMs). Programmer errors and 4xx other than 429 never retry.
+ * retryAfterMs). Programmer errors and 4xx other than 429 never retry. Every wait a reset awaits is a
+ * ref'd timer: it may be the only thing left holding the event loop (all requests backing off at once).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CognigyResetError, ERROR_CATALOGUE, type ErrorCode } from '../errors.js';
+import { MAX_RETRY_AFTER_MS } from '../util/retry-after.js';
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. @default 5 */
@@ -17,6 +19,28 @@ export interface RetryPolicy {
   readonly maxDelayMs: number;
   /** Codes that retry. @default every code the catalogue marks retryable */
   readonly retryOn: ReadonlySet<ErrorCode>;
+  /**
+   * The longest wait the engine may ask for (`Retry-After`, `retryAfterMs`); a longer one fails the
+   * request with `CR_ERR_RESET_RETRY_AFTER_TOO_LONG` instead of holding it. @default 300000
+   */
+  readonly maxRetryAfterMs?: number;
+}
+
+/**
+ * `err` itself, or the error that replaces it when the wait it asks for is past the policy's bound (or
+ * is no finite number of milliseconds at all).
+ */
+export function boundedRetryAfter(policy: RetryPolicy, err: unknown): unknown {
+  const asked = err instanceof CognigyResetError ? err.retryAfterMs : undefined;
+  const max = policy.maxRetryAfterMs ?? MAX_RETRY_AFTER_MS;
+  if (asked === undefined || asked <= max) return err;
+  const shown = Number.isFinite(asked) ? `${Math.round(asked / 1000)} s` : 'for ever';
+  const status = (err as CognigyResetError).status;
+  return new CognigyResetError(
+    'CR_ERR_RESET_RETRY_AFTER_TOO_LONG',
+    `${(err as Error).message}: it asked to wait ${shown}, longer than the ${max / 1000} s this run waits`,
+    { cause: err, retryAfterMs: asked, ...(status === undefined ? {} : { status }) },
+  );
 }
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
@@ -68,6 +92,7 @@ export async function waitToRetry(
   },
 ): Promise<void> {
   if (options.beforeRetry !== undefined) return options.beforeRetry(err, attempt);
-  if (options.signal?.aborted === true || !shouldRetry(options.policy, err, attempt)) throw err;
-  await sleep(retryDelay(options.policy, attempt, err), undefined, { signal: options.signal, ref: false });
+  const bounded = boundedRetryAfter(options.policy, err);
+  if (options.signal?.aborted === true || !shouldRetry(options.policy, bounded, attempt)) throw bounded;
+  await sleep(retryDelay(options.policy, attempt, bounded), undefined, { signal: options.signal });
 }

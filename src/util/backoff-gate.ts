@@ -27,7 +27,9 @@ export class BackoffGate {
   /** Resolves when the gate is open; rejects with the signal's reason when aborted first. */
   async wait(signal?: AbortSignal): Promise<void> {
     for (let left = this.remaining(); left > 0; left = this.remaining()) {
-      await sleep(left, undefined, { signal, ref: false });
+      // A ref'd timer: when every request of a run waits here, this wait is all that keeps the process
+      // alive; an unref'd one lets Node end with the run unsettled (exit 13, no summary).
+      await sleep(left, undefined, { signal });
     }
   }
 }

@@ -2,10 +2,11 @@
 import { createReadStream, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { type AuditRecord, ChainChecker } from '../../audit/chain.js';
+import { type AuditRecord, ChainChecker, GENESIS_HASH, recordShapeProblem } from '../../audit/chain.js';
+import { errorLine } from '../exit-codes.js';
 import { auditRecords, csvHeader, csvLine, verifyAudit } from '../../audit/store.js';
 import { CognigyResetError } from '../../errors.js';
-import { openStateFile } from '../../state/state-file.js';
+import { openStateReadOnly, sqliteStateError } from '../../state/state-read.js';
 import { isDate, isDateTime } from '../../protocol/schemas.js';
 import { readLines } from '../input.js';
 import { stdoutGone } from '../stdout-gone.js';
@@ -49,19 +50,38 @@ function anchorHash(value: string): string {
   return hash;
 }
 
-/** Verifies an exported JSONL file offline: each record's hash, and the links between consecutive ones. */
-async function verifyFile(path: string, anchor: string | undefined): Promise<number> {
-  const checker = new ChainChecker(undefined, true, anchor);
+/** A line that is no audit record: a coded error, on stdout as the verdict and on stderr. */
+function badLine(path: string, line: number, problem: string): number {
+  const error = new CognigyResetError('CR_ERR_AUDIT_BAD_LINE', `${path} line ${line}: ${problem}`);
+  process.stdout.write(`${JSON.stringify({ ok: false, line, code: error.code, problem })}\n`);
+  process.stderr.write(errorLine(error));
+  return 1;
+}
+
+/**
+ * Verifies an exported JSONL file offline: each record's fields and hash, and the links between
+ * consecutive ones, from the genesis hash. A gap in `seq` fails it: nothing in the file proves that a
+ * missing record was filtered out rather than deleted. `allowGaps` (a filtered export) accepts gaps and
+ * checks the links within each run of consecutive records; the verdict then says it is not complete.
+ */
+async function verifyFile(path: string, anchor: string | undefined, allowGaps: boolean): Promise<number> {
+  const checker = new ChainChecker(
+    allowGaps ? undefined : { prevHash: GENESIS_HASH, seq: 1 },
+    allowGaps,
+    anchor,
+  );
   let lineNo = 0;
   for await (const { text, line } of readLines(createReadStream(path), path)) {
     lineNo = line;
-    let record: AuditRecord;
+    let value: unknown;
     try {
-      record = JSON.parse(text) as AuditRecord;
+      value = JSON.parse(text);
     } catch {
-      process.stdout.write(`${JSON.stringify({ ok: false, line, problem: 'not JSON' })}\n`);
-      return 1;
+      return badLine(path, line, 'not JSON');
     }
+    const shape = recordShapeProblem(value);
+    if (shape !== undefined) return badLine(path, line, shape);
+    const record = value as AuditRecord;
     const problem = checker.check(record);
     if (problem !== undefined) {
       process.stdout.write(`${JSON.stringify({ ok: false, line, firstBad: problem })}\n`);
@@ -76,11 +96,22 @@ async function verifyFile(path: string, anchor: string | undefined): Promise<num
   // The last record the file holds: a file cut short verifies on its own, so an auditor compares this
   // with a headHash kept from `audit verify --state` (or passes it as --anchor). anchorSeq is left out
   // of the line when undefined (no --anchor).
-  const { count: records, anchorSeq, lastSeq, lastHash } = checker;
+  const { count: records, anchorSeq, lastSeq, lastHash, gaps } = checker;
+  // With --allow-gaps, `complete` says whether the file is one unbroken chain from the genesis hash.
+  const extent = allowGaps ? { gaps, complete: gaps === 0 } : {};
   process.stdout.write(
-    `${JSON.stringify({ ok: true, records, lines: lineNo, lastSeq, lastHash, anchorSeq })}\n`,
+    `${JSON.stringify({ ok: true, records, lines: lineNo, lastSeq, lastHash, anchorSeq, ...extent })}\n`,
   );
   return 0;
+}
+
+/** Runs `read`; an SQLite error it meets becomes a coded state error. */
+function verifyOrCoded<T>(read: () => T, path: string): T {
+  try {
+    return read();
+  } catch (err) {
+    throw sqliteStateError(path, err) ?? err;
+  }
 }
 
 export function auditCommand(): Command {
@@ -91,18 +122,29 @@ export function auditCommand(): Command {
     .option('--state <path>', `the state file (env COGNIGY_RESET_STATE; default ./${DEFAULT_STATE_FILE})`)
     .option('--file <path>', 'verify an exported JSONL file instead (offline)')
     .option(
+      '--allow-gaps',
+      'with --file: accept gaps in seq (a filtered export); the verdict says it is not complete',
+      false,
+    )
+    .option(
       '--anchor <hash>',
       'a headHash kept from an earlier verify: the chain must still hold the record with that hash',
       anchorHash,
     )
-    .action(async (flags: { state?: string; file?: string; anchor?: string }) => {
+    .action(async (flags: { state?: string; file?: string; anchor?: string; allowGaps: boolean }) => {
       if (flags.file !== undefined) {
-        process.exitCode = await verifyFile(flags.file, flags.anchor);
+        process.exitCode = await verifyFile(flags.file, flags.anchor, flags.allowGaps);
         return;
       }
-      const db = openStateFile(statePath(flags.state));
+      if (flags.allowGaps) {
+        throw new CognigyResetError('CR_ERR_OPT_INVALID', '--allow-gaps applies to --file only', {
+          field: '--allow-gaps',
+        });
+      }
+      const path = statePath(flags.state);
+      const state = openStateReadOnly(path);
       try {
-        const result = verifyAudit(db, flags.anchor);
+        const result = verifyOrCoded(() => verifyAudit(state.db, flags.anchor), path);
         // anchorSeq is left out of the line when undefined (no --anchor).
         const { records, headSeq, headHash, anchorSeq } = result;
         process.stdout.write(
@@ -114,7 +156,7 @@ export function auditCommand(): Command {
         );
         process.exitCode = result.ok ? 0 : 1;
       } finally {
-        db.close();
+        state.close();
       }
     });
   audit
@@ -144,17 +186,22 @@ export function auditCommand(): Command {
             { field: '--since' },
           );
         }
-        const db = openStateFile(statePath(flags.state));
+        const path = statePath(flags.state);
+        const state = openStateReadOnly(path);
         const out = new LineWriter(process.stdout, stdoutGone.signal);
         try {
           if (flags.format === 'csv') out.write(csvHeader());
-          for (const record of auditRecords(db, {
-            sessionId: flags.session,
-            jobId: flags.job,
-            since: flags.since,
-            until: flags.until,
-            outcome: flags.outcome,
-          })) {
+          for (const record of verifyOrCoded(
+            () =>
+              auditRecords(state.db, {
+                sessionId: flags.session,
+                jobId: flags.job,
+                since: flags.since,
+                until: flags.until,
+                outcome: flags.outcome,
+              }),
+            path,
+          )) {
             out.write(flags.format === 'csv' ? csvLine(record) : safeJson(record));
             // A slow reader is waited for: the export never holds more than a few writes in memory.
             const drained = out.drained();
@@ -163,8 +210,11 @@ export function auditCommand(): Command {
             if (out.closed) break;
           }
           out.flush();
+        } catch (err) {
+          out.flush();
+          throw sqliteStateError(path, err) ?? err;
         } finally {
-          db.close();
+          state.close();
         }
       },
     );

@@ -353,6 +353,8 @@ export function resetCommand(): Command {
 }
 
 const JOB_ID_MAX = 128;
+export const STALLED =
+  'the run stopped making progress: nothing it waited on could still happen (resets in flight are not counted)';
 const IDENTIFIER_MAX = 256;
 
 /**
@@ -684,6 +686,15 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   };
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
+  // Nothing holds the event loop, yet the run has not settled: it never will. It ends here, with a coded
+  // error and its summary, instead of Node's exit 13 with neither.
+  const halt = new AbortController();
+  const onBeforeExit = (): void => {
+    if (halt.signal.aborted) return;
+    halt.abort(new CognigyResetError('CR_ERR_CLI_STALLED', STALLED));
+    abort.abort();
+  };
+  process.on('beforeExit', onBeforeExit);
   // Nobody reads the outcomes any more (`| head`): stop taking new sessions, as on a first Ctrl-C.
   const onStdoutGone = (): void => {
     if (stop.signal.aborted) return;
@@ -766,10 +777,11 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     if (!flags.dryRun) {
       log.info({ url, tenant, botId, total: input.total, input: input.describe }, 'reset run starting');
     }
-    summary = await resetter.run(input.targets(), {
+    summary = await resetter.run(input.targets(stop.signal), {
       concurrency: flags.concurrency,
       stop: stop.signal,
       signal: abort.signal,
+      halt: halt.signal,
       ledger: job,
       persist,
       dryRun: flags.dryRun,
@@ -783,6 +795,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     unsubscribe(CHANNELS.paceCut.name, onPaceCut);
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);
+    process.off('beforeExit', onBeforeExit);
     stdoutGone.signal.removeEventListener('abort', onStdoutGone);
     await resetter.close();
     // From here the deliverer deletes what it delivers itself: no reset is left to hold up, and the

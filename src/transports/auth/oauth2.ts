@@ -4,10 +4,14 @@
  * refresh is shared by every caller that asks while it runs.
  */
 import { CognigyResetError } from '../../errors.js';
+import { readBoundedText } from '../../util/http-body.js';
 import { checkedUrl } from '../../util/loopback.js';
 import { fetchNoRedirect, refusedRedirect } from '../../util/no-redirect.js';
 import { redactUrl } from '../../util/redact.js';
 import type { TokenProvider } from './token-provider.js';
+
+/** The largest token answer read: a token, its type, lifetime and refresh token fit many times over. */
+export const MAX_TOKEN_BODY_BYTES = 64 * 1024;
 
 export interface OAuth2Options {
   /** The token endpoint, e.g. `https://api-trial.cognigy.ai/auth/oauth2/token`. */
@@ -160,8 +164,20 @@ export class OAuth2TokenProvider implements TokenProvider {
     if (redirect !== undefined) throw redirect;
     let json: unknown;
     try {
-      json = await response.json();
+      json = JSON.parse(
+        await readBoundedText(
+          response,
+          MAX_TOKEN_BODY_BYTES,
+          () =>
+            new CognigyResetError(
+              'CR_ERR_TRANSPORT_BODY_TOO_LARGE',
+              `token endpoint ${where} answered ${response.status} with a body over ${MAX_TOKEN_BODY_BYTES / 1024} KiB`,
+              { status: response.status },
+            ),
+        ),
+      );
     } catch (cause) {
+      if (cause instanceof CognigyResetError) throw cause;
       throw new CognigyResetError(
         'CR_ERR_AUTH_REFRESH_FAILED',
         `token endpoint ${where} answered ${response.status} without JSON`,

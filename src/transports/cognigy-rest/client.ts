@@ -17,9 +17,13 @@ import {
 import { checkedUrl } from '../../util/loopback.js';
 import { fetchNoRedirect, refusedRedirect } from '../../util/no-redirect.js';
 import { redactUrl } from '../../util/redact.js';
+import { readBoundedText } from '../../util/http-body.js';
 import { TokenBucket } from '../../util/token-bucket.js';
 import type { TokenProvider } from '../auth/token-provider.js';
 import { problemError } from './problem.js';
+
+/** The largest answer body read; Cognigy's contexts go up to 1.5 MB on shared SaaS. */
+export const MAX_REST_BODY_BYTES = 4 * 1024 * 1024;
 
 /** Shared SaaS allows 1,000 API requests per 5 minutes per source IP. */
 export const DEFAULT_REST_RATE_PER_SEC = 1000 / 300;
@@ -160,7 +164,7 @@ export class CognigyRestClient {
       signal?.throwIfAborted();
       if (this.#bucket !== undefined) {
         const wait = this.#bucket.reserve();
-        if (wait > 0) await sleep(wait, undefined, { signal, ref: false });
+        if (wait > 0) await sleep(wait, undefined, { signal });
       }
       const { headers, token } = await this.#headers(refreshFrom, signal);
       refreshFrom = undefined;
@@ -192,7 +196,36 @@ export class CognigyRestClient {
       }
       const redirect = await refusedRedirect(response, url, what, 'point --api-url at the final address');
       if (redirect !== undefined) throw redirect;
-      const text = await response.text();
+      let text: string;
+      try {
+        text = await readBoundedText(
+          response,
+          MAX_REST_BODY_BYTES,
+          () =>
+            new CognigyResetError(
+              'CR_ERR_TRANSPORT_BODY_TOO_LARGE',
+              `${what} answered ${response.status} with a body over ${MAX_REST_BODY_BYTES / 1024 / 1024} MiB`,
+              { status: response.status },
+            ),
+        );
+      } catch (cause) {
+        if (cause instanceof CognigyResetError) throw cause;
+        // Cut off while the body came: by the deadline, by the caller, or by the network.
+        const err =
+          signal?.aborted === true
+            ? new CognigyResetError('CR_ERR_RESET_ABORTED', `${what} was aborted`, { cause })
+            : (cause as Error).name === 'TimeoutError'
+              ? new CognigyResetError(
+                  'CR_ERR_TRANSPORT_REST_TIMEOUT',
+                  `${what}: the answer did not end within ${this.#timeoutMs} ms`,
+                  { cause },
+                )
+              : new CognigyResetError('CR_ERR_TRANSPORT_CONNECT', `${what}: the answer was cut off`, {
+                  cause,
+                });
+        await waitToRetry(err, attempt, { policy: this.#retry, signal, beforeRetry });
+        continue;
+      }
       let json: unknown;
       try {
         json = text === '' ? {} : JSON.parse(text);

@@ -15,6 +15,7 @@ import {
 } from '../../protocol/index.js';
 import { LAYERS, type Layer } from '../../reset/plan.js';
 import { BackoffGate } from '../../util/backoff-gate.js';
+import { MAX_RETRY_AFTER_MS } from '../../util/retry-after.js';
 import type { TokenProvider } from '../auth/token-provider.js';
 import type { RequestOptions, TargetField, Transport } from '../transport.js';
 import { type ConnectionOptions, type Expect, RuntimeConnection } from './connection.js';
@@ -181,7 +182,8 @@ export class RuntimeWsTransport implements Transport {
         return RuntimeConnection.open({ ...this.#opts, token: fresh }, signal);
       }
       if (err instanceof CognigyResetError && err.code === 'CR_ERR_TRANSPORT_RATE_LIMITED') {
-        this.#gate.pause(err.retryAfterMs ?? 1000);
+        // Past the bound, the request fails (the pipeline's retry policy says so); the job is not held.
+        if ((err.retryAfterMs ?? 0) <= MAX_RETRY_AFTER_MS) this.#gate.pause(err.retryAfterMs ?? 1000);
       }
       throw err;
     }
