@@ -253,9 +253,12 @@ describe('audit log', () => {
     };
     assert.equal(cutCheck.lastSeq, 2);
     assert.notEqual(head.headSeq, 2, 'the fixture log is too short to cut');
+    // An export with a record left out (by a filter, or deleted): nothing in it proves which, so it is
+    // accepted only when asked to. The second record goes, so the gap does not depend on the order in
+    // which the fixture's outcomes were recorded.
     const filtered = join(dir, 'filtered.jsonl');
-    writeFileSync(filtered, (await exportJsonl(state, '--outcome', 'reset')).stdout);
-    // A filtered export has gaps nothing in it proves were filtered: accepted only when asked to.
+    const all = readFileSync(whole, 'utf8').trimEnd().split('\n');
+    writeFileSync(filtered, [all[0], ...all.slice(2)].join('\n') + '\n');
     assert.equal((await runCli(['audit', 'verify', '--file', filtered], {})).code, 1);
     const ok = await runCli(['audit', 'verify', '--file', filtered, '--allow-gaps'], {});
     assert.equal(ok.code, 0, ok.stdout);
