@@ -228,6 +228,17 @@ export const ERROR_CATALOGUE = {
     retryable: false,
     summary: 'a cleared state layer (dialog or engine) did not reach its reset value',
   },
+  CR_ERR_RESET_DUPLICATE: {
+    kind: 'reset',
+    retryable: false,
+    summary: 'the input lists a session again: skipped, as a job resets each session at most once',
+  },
+  CR_ERR_RESET_RESUME_UNSURE: {
+    kind: 'reset',
+    retryable: false,
+    summary:
+      'on resume, a session an interrupted run may have reset could not be told apart from one not reset: not sent again',
+  },
   CR_ERR_RESET_ABORTED: {
     kind: 'reset',
     retryable: false,

@@ -8,6 +8,7 @@ import { CHANNELS, type DoneMessage } from './events.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { blankOutcome, errorOf, type ResetOutcome } from './outcome.js';
 import type { ResetPipeline } from './resetter.js';
+import { type SeenIds, SeenIdsInMemory } from './seen-ids.js';
 import type { SessionTarget } from '../transports/transport.js';
 
 export interface BulkTarget extends SessionTarget {
@@ -47,7 +48,15 @@ export interface BulkOptions {
    * instead of failing every session left. 0 never stops. @default 32
    */
   maxUnreachable?: number;
-  /** Called once per session, after the ledger made the outcome durable. */
+  /**
+   * The sessions taken so far: a session listed again is skipped (CR_ERR_RESET_DUPLICATE), never reset
+   * twice. @default an in-memory set (see SeenIds for a stream of millions)
+   */
+  seen?: SeenIds | undefined;
+  /**
+   * Called once per session, after the ledger made the outcome durable; or, when it could not
+   * (`persist` failed), with the outcome marked `audited: false`, so no reset goes unreported.
+   */
   onOutcome?:
     ((outcome: ResetOutcome, index: number, target: BulkTarget) => void | Promise<void>) | undefined;
 }
@@ -68,6 +77,8 @@ export interface BulkSummary {
   throughput: number;
   interrupted: boolean;
   fatal: { code: string; message: string } | null;
+  /** Outcomes reported without their record: the state file could not be written (`audited: false`). */
+  notAudited: number;
 }
 
 const UNREACHABLE = new Set(['CR_ERR_TRANSPORT_CONNECT', 'CR_ERR_TRANSPORT_SOCKET_CONNECT']);
@@ -117,7 +128,9 @@ export async function runBulk(
     throughput: 0,
     interrupted: false,
     fatal: null,
+    notAudited: 0,
   };
+  const seen: SeenIds = options.seen ?? new SeenIdsInMemory();
   const iterator =
     Symbol.asyncIterator in targets ? targets[Symbol.asyncIterator]() : targets[Symbol.iterator]();
   let exhausted = false;
@@ -152,8 +165,16 @@ export async function runBulk(
   const one = async (target: BulkTarget): Promise<void> => {
     let outcome: ResetOutcome;
     let viaPipeline = false;
-    const state = ledger?.lookup(target.sessionId, target.index) ?? 'new';
-    if (target.problem !== undefined) {
+    const first = seen.firstIndex(target.sessionId, target.index);
+    // A repeat is settled here and recorded nowhere: a ledger row for it would stand for the first.
+    const state = first !== undefined ? 'done' : (ledger?.lookup(target.sessionId, target.index) ?? 'new');
+    if (first !== undefined) {
+      outcome = blankOutcome(target.sessionId, 'skipped', [], pipeline.plan.notClearable);
+      outcome.error = {
+        code: 'CR_ERR_RESET_DUPLICATE',
+        message: `input item ${target.index + 1} lists the session of item ${first + 1} again: skipped (a job resets each session at most once)`,
+      };
+    } else if (target.problem !== undefined) {
       outcome = blankOutcome(target.sessionId, 'failed', [], pipeline.plan.notClearable);
       outcome.error = errorOf(target.problem);
     } else if (state === 'done') {
@@ -204,8 +225,16 @@ export async function runBulk(
       group = list;
       groups.set(durable, list);
       // A failed commit stops the run; the workers stop, and the summary names the error.
+      // It is still reported, marked as not audited: the engine may have applied it.
       const done: Promise<void> = durable
-        .then(() => deliverAll(list))
+        .then(
+          () => deliverAll(list),
+          (err: unknown) => {
+            stopWith(err);
+            for (const r of list) r.outcome.audited = false;
+            return deliverAll(list);
+          },
+        )
         .catch((err: unknown) => {
           stopWith(err);
         })
@@ -253,6 +282,7 @@ export async function runBulk(
 
   const count = (outcome: ResetOutcome): void => {
     summary.total++;
+    if (outcome.audited === false) summary.notAudited++;
     if (outcome.outcome === 'skipped') summary.skipped++;
     else if (outcome.outcome === 'failed') summary.failed++;
     else summary.reset++;
@@ -308,6 +338,7 @@ export async function runBulk(
     }
   } finally {
     if (!exhausted) await iterator.return?.();
+    if (options.seen === undefined) seen.close?.();
   }
   summary.interrupted = !(exhausted && queued >= queue.length) && !fatal;
   summary.durationMs = performance.now() - started;
