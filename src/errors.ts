@@ -249,6 +249,17 @@ export const ERROR_CATALOGUE = {
     summary:
       'the engine asked to wait (Retry-After or retryAfterMs) longer than the retry policy waits (5 minutes)',
   },
+  CR_ERR_RESET_DUPLICATE: {
+    kind: 'reset',
+    retryable: false,
+    summary: 'the input lists a session again: skipped, as a job resets each session at most once',
+  },
+  CR_ERR_RESET_RESUME_UNSURE: {
+    kind: 'reset',
+    retryable: false,
+    summary:
+      'on resume, a session an interrupted run may have reset could not be told apart from one not reset: not sent again',
+  },
   CR_ERR_RESET_ABORTED: {
     kind: 'reset',
     retryable: false,

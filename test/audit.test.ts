@@ -611,7 +611,7 @@ describe('audit log under a crash', () => {
 });
 
 describe('a state file write that fails mid-run', () => {
-  it('stops the run with CR_ERR_STATE_WRITE and exits; nothing is reported without its audit record', async () => {
+  it('stops the run with CR_ERR_STATE_WRITE and exits; nothing is reported without its audit record or the mark saying it has none', async () => {
     const state = join(dir, 'write-fails.sqlite');
     const first = await runCli(['reset', ...range(5, 4001), '--json', '--state', state], env());
     assert.equal(first.code, 0, first.stderr);
@@ -629,10 +629,15 @@ describe('a state file write that fails mid-run', () => {
     assert.equal(result.code, 1, result.stderr);
     assert.match(result.stderr, /CR_ERR_STATE_WRITE: state file write failed: disk I\/O error \(injected\)/);
     assert.ok(!result.stdout.includes(SECRET) && !result.stderr.includes(SECRET));
-    const { sessions: printed, summary } = parseJsonLines(result.stdout);
-    assert.ok(printed.length <= 995, `${printed.length} outcomes reported; only 995 could be recorded`);
+    const { sessions: lines, summary } = parseJsonLines(result.stdout);
+    // What the engine applied after the failure is reported too, marked as having no audit record.
+    const printed = lines.filter((line) => line['audited'] !== false);
+    const unrecorded = lines.length - printed.length;
+    assert.ok(printed.length <= 995, `${printed.length} outcomes reported as audited; only 995 could be`);
+    assert.ok(unrecorded > 0, 'the outcomes whose commit failed are reported, marked');
     // The run still ends with its summary: what was reported, and why it stopped.
-    assert.equal(summary!.total, printed.length);
+    assert.equal(summary!.total, lines.length);
+    assert.equal(summary!.notAudited, unrecorded);
     assert.equal(summary!.fatal.code, 'CR_ERR_STATE_WRITE');
     assert.equal(summary!.interrupted, false);
     assertEachAudited(state, printed);

@@ -27,6 +27,11 @@ export function humanSummary(
       `cleared: ${extra.layers.cleared.join(', ') || 'nothing'}  not clearable by this transport: ${extra.layers.notCleared.join(', ')}`,
     );
   }
+  if (summary.notAudited > 0) {
+    lines.push(
+      `not audited: ${summary.notAudited} outcomes (the state file could not record them; each is listed above, marked "not audited")`,
+    );
+  }
   if (summary.fatal !== null) {
     lines.push(`stopped: ${summary.fatal.code}: ${summary.fatal.message}`);
     if (extra.jobId !== undefined)

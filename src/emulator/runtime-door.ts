@@ -154,8 +154,11 @@ export class RuntimeDoor {
 
   #close(conn: Connection, code: number, text: string): void {
     if (conn.closing) return;
+    // Like an engine that answers in order: the requests before the one that closes it are answered.
+    if (conn.timer !== undefined) clearTimeout(conn.timer);
+    conn.timer = undefined;
+    for (const queued of conn.queue.splice(0)) this.#send(conn, queued.text);
     conn.closing = true;
-    conn.queue.length = 0;
     conn.ws.close(code, reason(text));
   }
 

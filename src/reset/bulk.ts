@@ -9,6 +9,7 @@ import { LatencyHistogram } from './latency-histogram.js';
 import { blankOutcome, errorOf, type ResetOutcome } from './outcome.js';
 import { onAbort } from '../util/on-abort.js';
 import type { ResetPipeline } from './resetter.js';
+import { type SeenIds, SeenIdsInMemory } from './seen-ids.js';
 import type { SessionTarget } from '../transports/transport.js';
 
 export interface BulkTarget extends SessionTarget {
@@ -53,7 +54,15 @@ export interface BulkOptions {
    * instead of failing every session left. 0 never stops. @default 32
    */
   maxUnreachable?: number;
-  /** Called once per session, after the ledger made the outcome durable. */
+  /**
+   * The sessions taken so far: a session listed again is skipped (CR_ERR_RESET_DUPLICATE), never reset
+   * twice. @default an in-memory set (see SeenIds for a stream of millions)
+   */
+  seen?: SeenIds | undefined;
+  /**
+   * Called once per session, after the ledger made the outcome durable; or, when it could not
+   * (`persist` failed), with the outcome marked `audited: false`, so no reset goes unreported.
+   */
   onOutcome?:
     ((outcome: ResetOutcome, index: number, target: BulkTarget) => void | Promise<void>) | undefined;
 }
@@ -74,6 +83,8 @@ export interface BulkSummary {
   throughput: number;
   interrupted: boolean;
   fatal: { code: string; message: string } | null;
+  /** Outcomes reported without their record: the state file could not be written (`audited: false`). */
+  notAudited: number;
 }
 
 const UNREACHABLE = new Set(['CR_ERR_TRANSPORT_CONNECT', 'CR_ERR_TRANSPORT_SOCKET_CONNECT']);
@@ -124,7 +135,9 @@ export async function runBulk(
     throughput: 0,
     interrupted: false,
     fatal: null,
+    notAudited: 0,
   };
+  const seen: SeenIds = options.seen ?? new SeenIdsInMemory();
   const iterator =
     Symbol.asyncIterator in targets ? targets[Symbol.asyncIterator]() : targets[Symbol.iterator]();
   // Settles when the run must stop taking sessions: a worker waiting on the input (an idle stdin, a line
@@ -170,8 +183,16 @@ export async function runBulk(
   const one = async (target: BulkTarget): Promise<void> => {
     let outcome: ResetOutcome;
     let viaPipeline = false;
-    const state = ledger?.lookup(target.sessionId, target.index) ?? 'new';
-    if (target.problem !== undefined) {
+    const first = seen.firstIndex(target.sessionId, target.index);
+    // A repeat is settled here and recorded nowhere: a ledger row for it would stand for the first.
+    const state = first !== undefined ? 'done' : (ledger?.lookup(target.sessionId, target.index) ?? 'new');
+    if (first !== undefined) {
+      outcome = blankOutcome(target.sessionId, 'skipped', [], pipeline.plan.notClearable);
+      outcome.error = {
+        code: 'CR_ERR_RESET_DUPLICATE',
+        message: `input item ${target.index + 1} lists the session of item ${first + 1} again: skipped (a job resets each session at most once)`,
+      };
+    } else if (target.problem !== undefined) {
       outcome = blankOutcome(target.sessionId, 'failed', [], pipeline.plan.notClearable);
       outcome.error = errorOf(target.problem);
     } else if (state === 'done') {
@@ -222,8 +243,16 @@ export async function runBulk(
       group = list;
       groups.set(durable, list);
       // A failed commit stops the run; the workers stop, and the summary names the error.
+      // It is still reported, marked as not audited: the engine may have applied it.
       const done: Promise<void> = durable
-        .then(() => deliverAll(list))
+        .then(
+          () => deliverAll(list),
+          (err: unknown) => {
+            stopWith(err);
+            for (const r of list) r.outcome.audited = false;
+            return deliverAll(list);
+          },
+        )
         .catch((err: unknown) => {
           stopWith(err);
         })
@@ -271,6 +300,7 @@ export async function runBulk(
 
   const count = (outcome: ResetOutcome): void => {
     summary.total++;
+    if (outcome.audited === false) summary.notAudited++;
     if (outcome.outcome === 'skipped') summary.skipped++;
     else if (outcome.outcome === 'failed') summary.failed++;
     else summary.reset++;
@@ -342,6 +372,7 @@ export async function runBulk(
     // source's owner closes its stream instead (on the same stop signal).
     if (!exhausted && pulling === undefined && options.halt?.aborted !== true) await iterator.return?.();
     else if (!exhausted) void Promise.resolve(iterator.return?.()).catch(() => undefined);
+    if (options.seen === undefined) seen.close?.();
   }
   // Aborting the resets in flight (a second Ctrl-C) interrupts a run even when every session was taken.
   summary.interrupted = (!drained || options.signal?.aborted === true) && !fatal;

@@ -31,6 +31,8 @@ export interface ResetOutcome {
    * records. Absent when nothing was sent. The text itself is in the `done` diagnostics message.
    */
   directiveHash?: string | undefined;
+  /** `false` when the state file could not record this outcome (its audit record, its job row). */
+  audited?: boolean | undefined;
 }
 
 /**
@@ -47,6 +49,8 @@ export function outcomeLine(outcome: ResetOutcome): Record<string, unknown> {
     attempts: outcome.attempts,
     error: outcome.error,
   };
+  // The contract's fields stay as they are; an outcome the state file could not record says so.
+  if (outcome.audited === false) line['audited'] = false;
   if (outcome.notCleared.length > 0) {
     line['cleared'] = outcome.cleared;
     line['notCleared'] = outcome.notCleared;

@@ -23,7 +23,7 @@ import {
   type RetryPolicy,
   shouldRetry,
 } from './retry-policy.js';
-import { verdictFor } from './verify.js';
+import { priorStateOf, verdictFor } from './verify.js';
 
 /**
  * The seed's analytics callback: `(sessionId, latency, success)`. It may be async. What it throws or
@@ -190,7 +190,8 @@ export class ResetPipeline {
     const started = performance.now();
     const target = typeof session === 'string' ? { sessionId: session } : session;
     const sessionId = target.sessionId;
-    const outcome = blankOutcome(sessionId, 'failed', this.plan.cleared, this.plan.notClearable);
+    // Nothing is cleared until the engine says it applied the directive (or a check shows it was).
+    const outcome = blankOutcome(sessionId, 'failed', [], this.plan.notClearable);
     // The text last sent: its hash goes on the outcome, the text only to the `done` subscribers.
     const sent: Sent = { text: undefined, firstState: undefined };
     if (CHANNELS.start.hasSubscribers) CHANNELS.start.publish({ sessionId });
@@ -204,6 +205,7 @@ export class ResetPipeline {
       } else {
         await this.#sendWithRetries(sessionId, outcome, call.signal, sent);
         outcome.outcome = 'reset';
+        outcome.cleared = this.plan.cleared;
         if (this.#o.verify) {
           await this.#verify(sessionId, outcome, call.signal, sent.firstState);
           outcome.verified = true;
@@ -257,6 +259,7 @@ export class ResetPipeline {
     });
     this.pacer?.accepted(sentAt);
     outcome.outcome = 'reset';
+    outcome.cleared = this.plan.cleared;
     outcome.verified = this.#o.verify && result.verified;
     outcome.notVerified = result.notVerified;
   }
@@ -386,6 +389,13 @@ export class ResetPipeline {
     }
   }
 
+  /**
+   * A resume's check before sending, for a session an interrupted run may have reset without recording
+   * it. Sending again would reset it a second time, so a session found reset but still finishing a
+   * blocking call (`pending`) is not sent: its flow is polled until it leaves ACTIVE. When the check
+   * cannot tell (`unknown`), the flow is polled the same way, and a flow still ACTIVE at the deadline
+   * fails with CR_ERR_RESET_RESUME_UNSURE, nothing sent: the record says so, and a human decides.
+   */
   async #alreadyReset(
     sessionId: string,
     outcome: ResetOutcome,
@@ -393,7 +403,27 @@ export class ResetPipeline {
   ): Promise<boolean> {
     const answer = await this.#check(sessionId, outcome, signal);
     if (answer.kind === 'status') return false; // SESSION_NOT_FOUND: the SEND will say so
-    return verdictFor(answer, this.plan).kind === 'verified';
+    const prior = priorStateOf(answer, this.plan);
+    if (prior === 'not-reset') return false;
+    if (prior === 'reset') {
+      outcome.cleared = this.plan.cleared;
+      return true;
+    }
+    outcome.cleared = prior === 'pending' ? this.plan.cleared.filter((layer) => layer !== 'flow') : [];
+    try {
+      await this.#verify(sessionId, outcome, signal);
+    } catch (err) {
+      if (prior === 'unknown' && isCognigyResetError(err) && err.code === 'CR_ERR_RESET_VERIFY_ACTIVE') {
+        throw new CognigyResetError(
+          'CR_ERR_RESET_RESUME_UNSURE',
+          'an interrupted run may have reset this session without recording it, and its state cannot tell (the flow stayed ACTIVE and the engine reports no other layer): not sent again',
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+    outcome.cleared = this.plan.cleared;
+    return true;
   }
 
   async #verify(
@@ -429,9 +459,13 @@ export class ResetPipeline {
         CHANNELS.poll.publish({ sessionId, poll: outcome.polls, flowState: answer.flowState });
       const verdict = verdictFor(answer, this.plan);
       if (verdict.kind === 'verified') return;
-      if (verdict.kind === 'failed') throw new CognigyResetError(verdict.code, verdict.message);
+      if (verdict.kind === 'failed') {
+        outcome.cleared = outcome.cleared.filter((layer) => layer !== verdict.layer);
+        throw new CognigyResetError(verdict.code, verdict.message);
+      }
       const left = deadline - performance.now();
       if (left <= 0) {
+        outcome.cleared = outcome.cleared.filter((layer) => layer !== 'flow');
         throw new CognigyResetError(
           'CR_ERR_RESET_VERIFY_ACTIVE',
           `the flow was still ACTIVE ${this.#o.verifyTimeoutMs} ms after the acknowledgement`,

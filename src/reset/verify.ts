@@ -5,10 +5,13 @@
  */
 import type { ErrorCode } from '../errors.js';
 import { STATE_RESET_VALUES, type StateAnswer } from '../protocol/index.js';
-import type { ResetPlan } from './plan.js';
+import type { Layer, ResetPlan } from './plan.js';
 
+/** `failed` names the layer the check found not cleared. */
 export type Verdict =
-  { kind: 'verified' } | { kind: 'pending' } | { kind: 'failed'; code: ErrorCode; message: string };
+  | { kind: 'verified' }
+  | { kind: 'pending' }
+  | { kind: 'failed'; code: ErrorCode; message: string; layer: Layer };
 
 export function verdictFor(state: StateAnswer, plan: ResetPlan): Verdict {
   // A handful of layers: a lookup in the plan's own list, no Set made per state check.
@@ -19,6 +22,7 @@ export function verdictFor(state: StateAnswer, plan: ResetPlan): Verdict {
       kind: 'failed',
       code: 'CR_ERR_RESET_VERIFY_STATE',
       message: `flowState is ${JSON.stringify(state.flowState.slice(0, 32))}, expected "RESET"`,
+      layer: 'flow',
     };
   }
   if (clears.includes('variables') && Object.keys(state.variables).length > 0) {
@@ -26,6 +30,7 @@ export function verdictFor(state: StateAnswer, plan: ResetPlan): Verdict {
       kind: 'failed',
       code: 'CR_ERR_RESET_VERIFY_VARIABLES',
       message: `${Object.keys(state.variables).length} variable(s) remain after the reset`,
+      layer: 'variables',
     };
   }
   if (clears.includes('history') && state.historyLength !== undefined && state.historyLength > 0) {
@@ -33,6 +38,7 @@ export function verdictFor(state: StateAnswer, plan: ResetPlan): Verdict {
       kind: 'failed',
       code: 'CR_ERR_RESET_VERIFY_HISTORY',
       message: `${state.historyLength} history turn(s) remain`,
+      layer: 'history',
     };
   }
   if (
@@ -45,6 +51,7 @@ export function verdictFor(state: StateAnswer, plan: ResetPlan): Verdict {
       kind: 'failed',
       code: 'CR_ERR_RESET_VERIFY_NLU',
       message: 'NLU context remains after the reset',
+      layer: 'nlu',
     };
   }
   if (
@@ -56,6 +63,7 @@ export function verdictFor(state: StateAnswer, plan: ResetPlan): Verdict {
       kind: 'failed',
       code: 'CR_ERR_RESET_VERIFY_STATE',
       message: `dialogState is ${JSON.stringify(state.dialogState.slice(0, 32))}`,
+      layer: 'dialog',
     };
   }
   if (
@@ -67,7 +75,35 @@ export function verdictFor(state: StateAnswer, plan: ResetPlan): Verdict {
       kind: 'failed',
       code: 'CR_ERR_RESET_VERIFY_STATE',
       message: `engineState is ${JSON.stringify(state.engineState.slice(0, 32))}`,
+      layer: 'engine',
     };
   }
   return { kind: 'verified' };
+}
+
+/**
+ * What a state check says of a session that has not been seen reset in this run (a resume's check
+ * before sending): `reset` (verified), `pending` (the flow is still ACTIVE, but every other layer the
+ * plan clears that the engine reports is clear, and at least one is reported: reset, finishing a
+ * blocking call), `not-reset` (a layer the plan clears is not clear), or `unknown` (the flow is ACTIVE
+ * and the engine reports no other layer the plan clears, so the check cannot tell).
+ */
+export type PriorState = 'reset' | 'pending' | 'not-reset' | 'unknown';
+
+export function priorStateOf(state: StateAnswer, plan: ResetPlan): PriorState {
+  const verdict = verdictFor(state, plan);
+  if (verdict.kind === 'verified') return 'reset';
+  if (verdict.kind === 'failed') return 'not-reset';
+  const clears = plan.cleared;
+  const seen: boolean[] = [];
+  if (clears.includes('variables')) seen.push(Object.keys(state.variables).length === 0);
+  if (clears.includes('history') && state.historyLength !== undefined) seen.push(state.historyLength === 0);
+  if (clears.includes('nlu') && state.nluContext !== undefined)
+    seen.push(state.nluContext === null || Object.keys(state.nluContext).length === 0);
+  if (clears.includes('dialog') && state.dialogState !== undefined)
+    seen.push(state.dialogState === STATE_RESET_VALUES.dialogState);
+  if (clears.includes('engine') && state.engineState !== undefined)
+    seen.push(state.engineState === STATE_RESET_VALUES.engineState);
+  if (seen.length === 0) return 'unknown';
+  return seen.every(Boolean) ? 'pending' : 'not-reset';
 }

@@ -37,8 +37,6 @@ export interface BatchMessage {
 /** Values `pushOutcome` adds per outcome. */
 export const OUTCOME_VALUES = 13;
 
-const NONE: readonly string[] = [];
-
 /**
  * Appends what one outcome makes durable — its job-ledger row, its audit record, or both — to a batch:
  * values and references only (the audit context and the layer list are the same objects for a whole run,
@@ -60,8 +58,8 @@ export function pushOutcome(
     outcome.latencyMs,
     outcome.requestId ?? null,
     outcome.directiveHash ?? null,
-    // A session that failed before anything was sent cleared nothing.
-    outcome.outcome === 'failed' && outcome.attempts === 0 ? NONE : outcome.cleared,
+    // What the engine acknowledged and no check contradicted: a failed reset lists none, or those it did.
+    outcome.cleared,
     job?.jobId ?? null,
     job?.index ?? null,
     audit ?? null,
@@ -193,4 +191,20 @@ export function batchWriter(db: Database): (batch: BatchMessage) => string | und
       return (err as Error).message;
     }
   };
+}
+
+/**
+ * Proves the connection can write before anything is sent: SQLite opens a file it may not write
+ * read-only without a word, and a run would learn it only at its first commit, with resets applied.
+ * A row is written and rolled back: no byte of the database changes.
+ */
+export function probeWritable(db: Database): void {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    db.prepare(
+      "INSERT INTO job_runs (job_id, host, pid, process_start, started_at) VALUES (?, '', 0, NULL, '')",
+    ).run(`\u0000write-probe-${process.pid}-${Date.now()}`);
+  } finally {
+    db.exec('ROLLBACK');
+  }
 }

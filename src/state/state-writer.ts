@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { CognigyResetError } from '../errors.js';
 import type { ResetOutcome } from '../reset/outcome.js';
 import type { AuditContext } from '../audit/record.js';
-import { type BatchMessage, batchWriter, type OutboxInput, pushOutcome } from './batch-sql.js';
+import { type BatchMessage, batchWriter, type OutboxInput, probeWritable, pushOutcome } from './batch-sql.js';
 import type { StateDb } from './state-file.js';
 
 /**
@@ -59,6 +59,12 @@ export class StateWriter {
   /** `thread: true` commits on a worker thread opened on `path`; otherwise on `db`, in this thread. */
   constructor(options: { db: StateDb; path: string; thread: boolean }) {
     if (!options.thread) {
+      try {
+        probeWritable(options.db);
+      } catch (err) {
+        this.#ready = Promise.reject(notWritable(options.path, err));
+        this.#ready.catch(() => undefined);
+      }
       this.#writeHere = batchWriter(options.db);
       return;
     }
@@ -73,10 +79,13 @@ export class StateWriter {
       this.#onReady = { resolve, reject };
     });
     this.#ready.catch(() => undefined);
-    type Reply = { id: number; ok: boolean; message?: string; deliveredError?: string } | { ready: true };
+    type Reply =
+      | { id: number; ok: boolean; message?: string; deliveredError?: string }
+      | { ready: boolean; message?: string };
     worker.on('message', (message: Reply) => {
       if ('ready' in message) {
-        this.#onReady?.resolve();
+        if (message.ready) this.#onReady?.resolve();
+        else this.#fail(notWritable(options.path, new Error(message.message ?? 'error')));
         return;
       }
       const waiter = this.#pending.get(message.id);
@@ -201,5 +210,22 @@ export class StateWriter {
       this.#worker.postMessage({ close: true });
       await this.#exited;
     }
+  }
+}
+
+export function notWritable(path: string, cause: unknown): CognigyResetError {
+  return new CognigyResetError(
+    'CR_ERR_STATE_OPEN',
+    `cannot write the state file ${path}: ${(cause as Error).message}; nothing was sent`,
+    { cause },
+  );
+}
+
+/** Throws CR_ERR_STATE_OPEN unless `db` can write the state file at `path`. */
+export function checkWritable(db: StateDb, path: string): void {
+  try {
+    probeWritable(db);
+  } catch (err) {
+    throw notWritable(path, err);
   }
 }

@@ -19,7 +19,8 @@ import { CHANNELS } from '../../reset/events.js';
 import { outcomeLine, type ResetOutcome } from '../../reset/outcome.js';
 import { DEFAULT_RETRY_POLICY } from '../../reset/retry-policy.js';
 import { JobStore } from '../../state/job-store.js';
-import { StateWriter } from '../../state/state-writer.js';
+import { SeenIdsFile } from '../../state/seen-ids-file.js';
+import { checkWritable, StateWriter } from '../../state/state-writer.js';
 import { type AuditContext, resolveActor } from '../../audit/record.js';
 import { checkMetricsFile, ResetMetrics } from '../../analytics/metrics.js';
 import {
@@ -50,6 +51,7 @@ import {
   exitCodeForCode,
 } from '../exit-codes.js';
 import { inputSource } from '../input.js';
+import { refuseOutputCollisions } from '../output-paths.js';
 import { stdoutGone } from '../stdout-gone.js';
 import type { Logger } from 'pino';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.js';
@@ -542,7 +544,19 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   );
 
   // Served before the state file opens: a port that cannot be served stops the run with nothing written.
-  if (flags.metricsFile !== undefined) checkMetricsFile(flags.metricsFile);
+  if (flags.metricsFile !== undefined) {
+    checkMetricsFile(flags.metricsFile);
+    // Checked whether or not this run opens the state file: it may hold earlier runs' audit log.
+    refuseOutputCollisions(
+      [{ option: '--metrics-file', path: flags.metricsFile }],
+      resolve(flags.state ?? env['COGNIGY_RESET_STATE'] ?? DEFAULT_STATE_FILE),
+      [
+        { option: '--from-file', path: flags.fromFile ?? '-' },
+        { option: '--token-file', path: flags.tokenFile ?? '' },
+        { option: '--analytics-token-file', path: flags.analyticsTokenFile ?? '' },
+      ].filter((input) => input.path !== '' && input.path !== '-'),
+    );
+  }
   let metricsServer: Server | undefined;
   const metrics =
     flags.metricsPort !== undefined || flags.metricsFile !== undefined ? new ResetMetrics() : undefined;
@@ -574,6 +588,8 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     const statePath = resolve(flags.state ?? env['COGNIGY_RESET_STATE'] ?? DEFAULT_STATE_FILE);
     db = openStateFile(statePath);
     try {
+      // Before the job is claimed, and before anything is sent: a file SQLite opened read-only says so here.
+      checkWritable(db, statePath);
       if (flags.job !== undefined) {
         job = new JobStore(db, flags.job, {
           transport: resetter.transport.name,
@@ -597,6 +613,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       // Nothing is sent before the writer thread holds the state file open.
       await writer.ready();
     } catch (err) {
+      await writer?.close().catch(() => undefined);
       job?.release();
       db.close();
       throw err;
@@ -762,18 +779,21 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       const directive = outcome.error === null ? resetter.pipeline.describe(target) : null;
       out.write(safeJson(flags.json ? { ...outcomeLine(outcome), directive } : (directive ?? outcome.error)));
     } else if (flags.json) out.write(safeJson(outcomeLine(outcome)));
-    else if (outcome.outcome === 'failed') {
+    else if (outcome.audited === false || outcome.outcome === 'failed' || outcome.error !== null) {
       // The id may be a malformed line of the input, the message an engine's reason: shown, never obeyed.
-      out.write(
-        terminalSafe(`failed ${outcome.sessionId}: ${outcome.error?.code}: ${outcome.error?.message}`),
-      );
+      const why = outcome.error === null ? '' : `: ${outcome.error.code}: ${outcome.error.message}`;
+      const mark = outcome.audited === false ? ' (not audited: the state file could not record it)' : '';
+      out.write(terminalSafe(`${outcome.outcome} ${outcome.sessionId}${why}${mark}`));
     }
     return out.drained();
   };
 
   let summary!: BulkSummary;
   let lateError: unknown;
+  // A session listed twice is reset once; the set lives in a temporary file, flat in memory.
+  let seen: SeenIdsFile | undefined;
   try {
+    seen = new SeenIdsFile();
     if (!flags.dryRun) {
       log.info({ url, tenant, botId, total: input.total, input: input.describe }, 'reset run starting');
     }
@@ -786,9 +806,11 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       persist,
       dryRun: flags.dryRun,
       maxUnreachable: flags.maxUnreachable,
+      seen,
       onOutcome,
     });
   } finally {
+    seen?.close();
     progress.stop();
     unsubscribe(CHANNELS.retry.name, onRetry);
     unsubscribe(CHANNELS.done.name, onDone);

@@ -46,6 +46,16 @@ interface Watched {
   unregister: () => void;
 }
 
+/**
+ * Closes that one request caused (an invalid directive, a frame too big, an engine error on one
+ * session). A close about the connection itself (credentials, expiry, a drop) fails every request alike.
+ */
+const BLAMES_ONE_REQUEST = new Set([
+  'CR_ERR_TRANSPORT_POLICY',
+  'CR_ERR_TRANSPORT_TOO_BIG',
+  'CR_ERR_TRANSPORT_ENGINE_ERROR',
+]);
+
 function aborted(): CognigyResetError {
   return new CognigyResetError('CR_ERR_RESET_ABORTED', 'the request was aborted');
 }
@@ -338,7 +348,22 @@ export class RuntimeConnection {
     this.#closedWith = err;
     clearInterval(this.#keepalive);
     if (this.#sweepTimer !== undefined) clearTimeout(this.#sweepTimer);
-    for (const entry of this.#pending.splice(0)) this.#settle(entry, err);
+    const pending = this.#pending.splice(0);
+    if (BLAMES_ONE_REQUEST.has(err.code)) {
+      // Answers come in order, so the close was caused by the oldest unanswered request: it alone gets
+      // the close's code. The engine never processed the requests behind it; they are retried.
+      if (pending[0] !== undefined) this.#settle(pending[0], err);
+      const behind = new CognigyResetError(
+        'CR_ERR_TRANSPORT_DROPPED',
+        `the connection closed (${err.closeCode ?? '?'}) for an earlier request on it; this one is sent again`,
+        err.closeCode === undefined ? {} : { closeCode: err.closeCode },
+      );
+      for (const entry of pending.slice(1)) this.#settle(entry, behind);
+      // A request that still finds this connection is not to blame either.
+      this.#closedWith = behind;
+    } else {
+      for (const entry of pending) this.#settle(entry, err);
+    }
     this.#onDrained?.();
     for (const listener of this.#closeListeners.splice(0)) listener(err);
   }
