@@ -45,6 +45,10 @@ for (let loop = 0; loop < loops; loop++) {
         '20',
         '--connections',
         '1',
+        // All at once on one connection: a fixed rate, not the adaptive rate's gentle start.
+        '--rate',
+        '100000',
+        '--fixed-rate',
         '--state',
         join(dir, `state-${loop}.sqlite`),
       ],

@@ -22,8 +22,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
-import { CLI, type CliResult, cliEnv, runCli } from './helpers/cli.js';
-import { withDeadline } from './helpers/ws.js';
+import { CLI, type CliResult, cliEnv, collectRun, runCli } from './helpers/cli.js';
 
 const TOKEN = 'tok-HOSTILE-AUDIT-9f8e';
 let dir: string;
@@ -144,17 +143,7 @@ function runAsReader(args: string[]): Promise<CliResult> {
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  const done = new Promise<CliResult>((resolve) =>
-    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
-  );
-  return withDeadline(done, 60_000, 'audit command').catch((err: unknown) => {
-    child.kill('SIGKILL');
-    throw err;
-  });
+  return collectRun(child, 60_000, 'audit command');
 }
 
 describe('audit verify and audit export are read-only', () => {

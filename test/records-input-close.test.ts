@@ -7,32 +7,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type Emulator, startEmulator } from '../src/emulator/index.js';
+import { startEmulator } from '../src/emulator/index.js';
 import { parseJsonLines, runCli } from './helpers/cli.js';
+import { auditRecords, emuEnv } from './helpers/records.js';
 import { hostileEnv, startHostileEngine } from './helpers/hostile-engine.js';
 
 let dir: string;
 before(() => (dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-records-'))));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-function emuEnv(emu: Emulator, state: string): Record<string, string> {
-  return {
-    COGNIGY_WS_URL: emu.wsUrl,
-    COGNIGY_TENANT_ID: 'tenant-1',
-    COGNIGY_BOT_ID: 'bot-1',
-    COGNIGY_API_TOKEN: 'dev-token',
-    COGNIGY_RESET_STATE: state,
-  };
-}
-
-async function auditRecords(state: string): Promise<Record<string, any>[]> {
-  const result = await runCli(['audit', 'export', '--state', state], {});
-  assert.equal(result.code, 0, result.stderr);
-  return result.stdout
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Record<string, any>);
-}
 
 describe('a job resets each distinct session at most once', () => {
   it('skips repeats with CR_ERR_RESET_DUPLICATE, resets each session once, audits each once', async (t) => {
@@ -90,7 +72,18 @@ describe('a close is blamed on the request that caused it', () => {
       t.after(() => engine.close());
       const state = join(dir, `blame-${what}.sqlite`);
       const result = await runCli(
-        ['reset', ...ids, '--json', '--concurrency', '20', '--connections', '1', '--max-attempts', '3'],
+        // All 20 at once on one connection: a fixed rate, not the adaptive rate's gentle start.
+        [
+          'reset',
+          ...ids,
+          '--json',
+          '--concurrency',
+          '20',
+          '--connections',
+          '1',
+          '--max-attempts',
+          '3',
+        ].concat(['--rate', '100000', '--fixed-rate']),
         { ...hostileEnv(engine), COGNIGY_RESET_STATE: state },
       );
       assert.equal(result.code, 1, result.stderr);

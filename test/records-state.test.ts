@@ -10,8 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
-import { CLI, type CliResult, cliEnv, parseJsonLines, runCli } from './helpers/cli.js';
-import { withDeadline } from './helpers/ws.js';
+import { CLI, type CliResult, cliEnv, collectRun, parseJsonLines, runCli } from './helpers/cli.js';
 
 let dir: string;
 before(() => {
@@ -35,17 +34,7 @@ function runShell(
     stdio: ['ignore', 'pipe', 'pipe'],
     ...user,
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  const done = new Promise<CliResult>((resolve) =>
-    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
-  );
-  return withDeadline(done, 90_000, 'cognigy-reset').catch((err: unknown) => {
-    child.kill('SIGKILL');
-    throw err;
-  });
+  return collectRun(child, 90_000, 'cognigy-reset');
 }
 
 function envFor(emu: Emulator, state: string): Record<string, string> {

@@ -9,30 +9,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { runCli } from './helpers/cli.js';
+import { auditRecords, emuEnv } from './helpers/records.js';
 import { hostileEnv, startHostileEngine } from './helpers/hostile-engine.js';
 
 let dir: string;
 before(() => (dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-records-'))));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-function emuEnv(emu: Emulator, state: string): Record<string, string> {
-  return {
-    COGNIGY_WS_URL: emu.wsUrl,
-    COGNIGY_TENANT_ID: 'tenant-1',
-    COGNIGY_BOT_ID: 'bot-1',
-    COGNIGY_API_TOKEN: 'dev-token',
-    COGNIGY_RESET_STATE: state,
-  };
-}
-
-async function auditRecords(state: string): Promise<Record<string, any>[]> {
-  const result = await runCli(['audit', 'export', '--state', state], {});
-  assert.equal(result.code, 0, result.stderr);
-  return result.stdout
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Record<string, any>);
-}
 
 describe('the audit record says what was cleared', () => {
   it('records no layer for a reset that failed (not found, garbage answer, no answer), six for one that worked', async (t) => {

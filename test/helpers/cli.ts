@@ -104,3 +104,21 @@ export function parseJsonLines(stdout: string): {
   }
   return { sessions, summary };
 }
+
+/**
+ * The output and end of a CLI child spawned some other way (as another user, through a shell), with
+ * stdout and stderr piped: it is killed if it misses the deadline.
+ */
+export function collectRun(child: ChildProcess, ms: number, what: string): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const done = new Promise<CliResult>((resolve) =>
+    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
+  return withDeadline(done, ms, what).catch((err: unknown) => {
+    child.kill('SIGKILL');
+    throw err;
+  });
+}
