@@ -11,6 +11,25 @@ import { dial, dialRefused, stateCheck, withDeadline } from './helpers/ws.js';
 const CLI = fileURLToPath(new URL('../../bin/cognigy-reset', import.meta.url));
 
 describe('cognigy-reset emulator (child process)', () => {
+  it('--api-key adds a REST API key taken as X-API-Key only, never as Bearer; dev-token stays', async (t) => {
+    const child = spawn(process.execPath, [CLI, 'emulator', '--sessions', '3', '--api-key', 'rest-key-1'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    t.after(() => child.kill('SIGKILL'));
+    const lines = createInterface({ input: child.stdout });
+    const [first] = (await withDeadline(once(lines, 'line'), 10_000, 'the listening line')) as [string];
+    const { httpUrl } = JSON.parse(first) as { httpUrl: string };
+    const reset = (headers: Record<string, string>): Promise<number> =>
+      fetch(`${httpUrl}/new/v2.0/sessions/session-2/state/reset`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ userId: 'user-2' }),
+      }).then((res) => res.status);
+    assert.equal(await reset({ 'x-api-key': 'rest-key-1' }), 200);
+    assert.equal(await reset({ authorization: 'Bearer rest-key-1' }), 401);
+    assert.equal(await reset({ authorization: 'Bearer dev-token' }), 200);
+  });
+
   it('prints one listening line, honours --token scopes and --sessions, and exits 0 on SIGTERM', async () => {
     const child = spawn(
       process.execPath,

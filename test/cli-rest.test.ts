@@ -19,7 +19,10 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-rest-'));
   emu = await startEmulator({
     sessions: 500,
-    tokens: [{ token: KEY }, { token: 'other-project', projects: ['0123456789abcdef01234567'] }],
+    tokens: [
+      { token: KEY, apiKey: true },
+      { token: 'other-project', projects: ['0123456789abcdef01234567'] },
+    ],
   });
   emu.store.setFlowDefault(FLOW_A, FLOW_A_DEFAULT);
   for (let i = 1; i <= 12; i++) {

@@ -19,7 +19,7 @@ before(async () => {
   emu = await startEmulator({
     sessions: 100,
     tokens: [
-      { token: KEY },
+      { token: KEY, apiKey: true },
       { token: 'dev-token' },
       { token: 'runtime-only', scopes: ['bot:runtime:execute'] },
       { token: 'other-project', projects: ['0123456789abcdef01234567'] },
@@ -148,6 +148,14 @@ describe('emulator REST door (Cognigy REST API v2.0 sessions)', () => {
     assert.doesNotMatch(JSON.stringify(keyAsBearer.body), new RegExp(KEY));
     assert.equal((await post(path, body, { 'x-api-key': token })).status, 401);
     assert.equal((await post(`${path}?api_key=${encodeURIComponent(KEY)}`, body, {})).status, 200);
+  });
+
+  it("takes the emulator's own tokens (dev-token) as X-API-Key, ?api_key= and Bearer alike", async () => {
+    const path = '/new/v2.0/sessions/session-10/state/reset';
+    const body = { userId: 'user-10' };
+    assert.equal((await post(path, body, { 'x-api-key': 'dev-token' })).status, 200);
+    assert.equal((await post(path, body, { authorization: 'Bearer dev-token' })).status, 200);
+    assert.equal((await post(`${path}?api_key=dev-token`, body, {})).status, 200);
   });
 
   it('resets and injects the NLU state and injects context', async () => {

@@ -8,7 +8,8 @@
  * The context reset takes the field as the official client's types spell it, `entrypoint`: a body with
  * only `entryPoint` (the reference pages' spelling) is refused with 400/1000, so a client that drifts to
  * it is caught here. Credentials: an API key as `X-API-Key` or `?api_key=`, an OAuth2 access token (from
- * the token endpoint) as `Authorization: Bearer`, never one in the other's place. No scope is checked
+ * the token endpoint) as `Authorization: Bearer`, never one in the other's place; the emulator's tokens
+ * (`dev-token`) in either. No scope is checked
  * here: a 403 comes from the user's roles, modelled as the projects a key may manage (`TokenSpec.projects`).
  * Errors are RFC 7807 problems with Cognigy's numeric `code` (1000 missing argument, 1002 not found,
  * 1004 conflict, 1005 invalid argument) and a `traceId`; a session whose Flow execution never ends
@@ -59,7 +60,10 @@ async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> 
   return body;
 }
 
-/** The caller's grant: an API key where keys go, an OAuth2 access token where tokens go, or nothing. */
+/**
+ * The caller's grant: an API key (or a token) where keys go, an OAuth2 access token (or a token) as
+ * `Bearer`, or nothing: an API key is never taken as `Bearer`, nor an access token as a key.
+ */
 function credential(
   req: IncomingMessage,
   url: URL,
@@ -67,7 +71,9 @@ function credential(
 ): { key: string; grant: TokenGrant } | undefined {
   const found = (key: string | undefined, kind: TokenGrant['kind']) => {
     const grant = tokens.check(key);
-    return grant?.kind === kind ? { key: key!, grant } : undefined;
+    return grant !== undefined && (grant.kind === kind || grant.kind === 'token')
+      ? { key: key!, grant }
+      : undefined;
   };
   const apiKey = req.headers['x-api-key'];
   if (typeof apiKey === 'string' && apiKey !== '') return found(apiKey, 'key');

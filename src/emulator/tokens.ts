@@ -1,7 +1,11 @@
 /**
- * The emulator's token registry: which tokens it accepts, with which scopes, until when. A token is either
- * an API key (given to the emulator: the REST door takes it as `X-API-Key` or `?api_key=` only) or an
- * OAuth2 access token its token endpoint issued (the REST door takes it as `Authorization: Bearer` only).
+ * The emulator's token registry: which tokens it accepts, with which scopes, until when. A credential is
+ * one of three kinds:
+ * - a token (`--token`, `dev-token` by default): accepted on every door and in every place, the runtime's
+ *   `token` query and, on the REST door, `X-API-Key`, `?api_key=` and `Authorization: Bearer`;
+ * - an API key (`--api-key`): the REST door takes it as `X-API-Key` or `?api_key=` only, never as
+ *   `Bearer`, as Cognigy's API does, so a client that sends its key as a bearer token is caught;
+ * - an OAuth2 access token its token endpoint issued: the REST door takes it as `Bearer` only.
  */
 import { randomBytes } from 'node:crypto';
 import { SCOPE_RUNTIME_EXECUTE, SCOPE_SESSION_MANAGE } from '../protocol/index.js';
@@ -20,13 +24,15 @@ export interface TokenSpec {
    * door answers 403 for a session of any other project, as a real tenant does. @default every project
    */
   projects?: readonly string[];
+  /** An API key: `X-API-Key` or `?api_key=` on the REST door, never `Bearer`. @default false */
+  apiKey?: boolean;
 }
 
 export interface TokenGrant {
   scopes: ReadonlySet<string>;
   expiresAt: number | undefined;
-  /** `key`: an API key; `oauth`: an access token the OAuth2 endpoint issued. */
-  kind: 'key' | 'oauth';
+  /** `token`: taken in every place; `key`: an API key; `oauth`: an access token the OAuth2 endpoint issued. */
+  kind: 'token' | 'key' | 'oauth';
   /** undefined: every project. */
   projects: ReadonlySet<string> | undefined;
 }
@@ -52,7 +58,7 @@ export class TokenRegistry {
     for (const spec of specs) this.add(spec);
   }
 
-  add(spec: TokenSpec, kind: TokenGrant['kind'] = 'key'): void {
+  add(spec: TokenSpec, kind: TokenGrant['kind'] = spec.apiKey === true ? 'key' : 'token'): void {
     this.#grants.set(spec.token, {
       scopes: new Set(spec.scopes ?? DEFAULT_SCOPES),
       expiresAt: spec.expiresAt,

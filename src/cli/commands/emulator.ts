@@ -1,7 +1,7 @@
 /** `cognigy-reset emulator`: a local engine, ready when it prints one JSON line. */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { startEmulator } from '../../emulator/index.js';
-import { DEFAULT_SCOPES, parseTokenFlag, type TokenSpec } from '../../emulator/tokens.js';
+import { DEFAULT_SCOPES, DEFAULT_TOKEN, parseTokenFlag, type TokenSpec } from '../../emulator/tokens.js';
 import { isLoopbackHost } from '../../util/loopback.js';
 import { collect, integerIn, numberIn } from '../parse.js';
 
@@ -10,6 +10,7 @@ interface EmulatorFlags {
   port: number;
   sessions: number;
   token?: TokenSpec[];
+  apiKey?: TokenSpec[];
   tenant?: string;
   bot?: string;
   strict: boolean;
@@ -81,6 +82,12 @@ export function emulatorCommand(): Command {
         '--token <token[:scope,scope]>',
         'accept this token (repeatable); default dev-token with both scopes',
       ).argParser(collect(parseToken)),
+    )
+    .addOption(
+      new Option(
+        '--api-key <key[:scope,scope]>',
+        'accept this REST API key (repeatable): X-API-Key or ?api_key= only, never as a Bearer token',
+      ).argParser(collect((text: string) => ({ ...parseToken(text), apiKey: true }))),
     )
     .option('--tenant <id>', 'tenant the seeded sessions belong to (default: any)')
     .option('--bot <id>', 'bot the seeded sessions belong to (default: any)')
@@ -162,7 +169,9 @@ export function emulatorCommand(): Command {
         host: flags.host,
         port: flags.port,
         sessions: flags.sessions,
-        ...(flags.token === undefined ? {} : { tokens: flags.token }),
+        ...(flags.token === undefined && flags.apiKey === undefined
+          ? {}
+          : { tokens: [...(flags.token ?? [{ token: DEFAULT_TOKEN }]), ...(flags.apiKey ?? [])] }),
         ...(flags.tenant === undefined ? {} : { tenant: flags.tenant }),
         ...(flags.bot === undefined ? {} : { botId: flags.bot }),
         strict: flags.strict,
