@@ -62,9 +62,10 @@ import { createProgress } from '../progress.js';
 import { humanSummary } from '../summary.js';
 import { LineWriter } from '../line-writer.js';
 import { checkConfirmed, reasonWithSelector, selectForReset, type Selection } from '../select-for-reset.js';
-import { addSelectorOptions, hasSelector } from '../selector-options.js';
+import { addSelectorOptions, hasSelector, type SelectorFlags } from '../selector-options.js';
 
-interface ResetFlags {
+/** The selector's flags (`--flow`, `--since`, …) come from `selector-options.ts`, shared with `sessions list`. */
+interface ResetFlags extends SelectorFlags {
   url?: string;
   tenant?: string;
   bot?: string;
@@ -107,14 +108,6 @@ interface ResetFlags {
   firstData?: string;
   apiUrl?: string;
   defaultContextKeys?: string;
-  flow?: string;
-  endpoint?: string;
-  node?: string;
-  since?: string;
-  until?: string;
-  odataUrl?: string;
-  odataKeyFile?: string;
-  pageSize: number;
   expect?: number;
   expectMargin: number;
   yes: boolean;
