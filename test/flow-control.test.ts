@@ -185,6 +185,10 @@ describe('adaptive rate (simulated clock)', () => {
     assert.ok(refused / sent <= 0.02, `${refused} of ${sent} refused`);
   });
 
+  it('refuses a ceiling that is not a positive number', () => {
+    for (const ceiling of [0, -5, Number.NaN]) assert.throws(() => new AdaptiveRate({ ceiling }), RangeError);
+  });
+
   it('one budget per engine and tenant in a process; a fixed rate ignores answers', () => {
     assert.equal(sharedAdaptiveRate('ws|a|t'), sharedAdaptiveRate('ws|a|t'));
     assert.notEqual(sharedAdaptiveRate('ws|a|t'), sharedAdaptiveRate('ws|a|u'));

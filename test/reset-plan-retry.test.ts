@@ -3,7 +3,13 @@ import { describe, it } from 'node:test';
 import { CognigyResetError, type ErrorCode } from '../src/errors.js';
 import { checkResetDirective } from '../src/protocol/index.js';
 import { type Layer, planReset } from '../src/reset/plan.js';
-import { DEFAULT_RETRY_POLICY, retryDelay, shouldRetry } from '../src/reset/retry-policy.js';
+import {
+  boundedRetryAfter,
+  DEFAULT_RETRY_POLICY,
+  retryDelay,
+  shouldRetry,
+} from '../src/reset/retry-policy.js';
+import { MAX_RETRY_AFTER_MS } from '../src/util/retry-after.js';
 
 describe('planReset', () => {
   const table: [
@@ -145,6 +151,33 @@ describe('retry policy', () => {
     assert.equal(
       retryDelay(DEFAULT_RETRY_POLICY, 7, err('CR_ERR_TRANSPORT_RATE_LIMITED', 10), () => 0.5),
       7500,
+    );
+  });
+});
+
+describe('the bound on how long the engine may ask to wait', () => {
+  const asking = (ms: number): CognigyResetError =>
+    new CognigyResetError('CR_ERR_RESET_RATE_LIMITED', 'slow down', { retryAfterMs: ms });
+
+  it('keeps a wait up to the bound, the bound itself included', () => {
+    for (const ms of [0, 1, MAX_RETRY_AFTER_MS]) {
+      const err = asking(ms);
+      assert.equal(boundedRetryAfter(DEFAULT_RETRY_POLICY, err), err, `${ms} ms`);
+    }
+  });
+
+  it('turns a longer wait, or one that never ends, into CR_ERR_RESET_RETRY_AFTER_TOO_LONG, which never retries', () => {
+    for (const ms of [MAX_RETRY_AFTER_MS + 1, 86_400_000, Infinity]) {
+      const bounded = boundedRetryAfter(DEFAULT_RETRY_POLICY, asking(ms)) as CognigyResetError;
+      assert.equal(bounded.code, 'CR_ERR_RESET_RETRY_AFTER_TOO_LONG', `${ms} ms`);
+      assert.equal(bounded.retryAfterMs, ms);
+      assert.equal(shouldRetry(DEFAULT_RETRY_POLICY, bounded, 1), false);
+    }
+    // A policy may set its own bound.
+    const policy = { ...DEFAULT_RETRY_POLICY, maxRetryAfterMs: 1000 };
+    assert.equal(
+      (boundedRetryAfter(policy, asking(1001)) as CognigyResetError).code,
+      'CR_ERR_RESET_RETRY_AFTER_TOO_LONG',
     );
   });
 });
