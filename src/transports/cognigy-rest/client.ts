@@ -179,18 +179,10 @@ export class CognigyRestClient {
           signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]),
         });
       } catch (cause) {
-        const err =
-          signal?.aborted === true
-            ? new CognigyResetError('CR_ERR_RESET_ABORTED', `${what} was aborted`, { cause })
-            : (cause as Error).name === 'TimeoutError'
-              ? new CognigyResetError(
-                  'CR_ERR_TRANSPORT_REST_TIMEOUT',
-                  `${what} got no answer within ${this.#timeoutMs} ms`,
-                  { cause },
-                )
-              : new CognigyResetError('CR_ERR_TRANSPORT_CONNECT', `${what} failed: cannot reach the API`, {
-                  cause,
-                });
+        const err = cutOff(cause, signal, what, {
+          timedOut: ` got no answer within ${this.#timeoutMs} ms`,
+          lost: ' failed: cannot reach the API',
+        });
         await waitToRetry(err, attempt, { policy: this.#retry, signal, beforeRetry });
         continue;
       }
@@ -211,18 +203,10 @@ export class CognigyRestClient {
       } catch (cause) {
         if (cause instanceof CognigyResetError) throw cause;
         // Cut off while the body came: by the deadline, by the caller, or by the network.
-        const err =
-          signal?.aborted === true
-            ? new CognigyResetError('CR_ERR_RESET_ABORTED', `${what} was aborted`, { cause })
-            : (cause as Error).name === 'TimeoutError'
-              ? new CognigyResetError(
-                  'CR_ERR_TRANSPORT_REST_TIMEOUT',
-                  `${what}: the answer did not end within ${this.#timeoutMs} ms`,
-                  { cause },
-                )
-              : new CognigyResetError('CR_ERR_TRANSPORT_CONNECT', `${what}: the answer was cut off`, {
-                  cause,
-                });
+        const err = cutOff(cause, signal, what, {
+          timedOut: `: the answer did not end within ${this.#timeoutMs} ms`,
+          lost: ': the answer was cut off',
+        });
         await waitToRetry(err, attempt, { policy: this.#retry, signal, beforeRetry });
         continue;
       }
@@ -255,4 +239,21 @@ export class CognigyRestClient {
       await waitToRetry(err, attempt, { policy: this.#retry, signal, beforeRetry });
     }
   }
+}
+
+/**
+ * A request cut off before its answer was whole, as a coded error: by the caller (aborted), by its deadline
+ * (a timeout, retried) or by the network (retried). `timedOut` and `lost` follow `what` in the message.
+ */
+function cutOff(
+  cause: unknown,
+  signal: AbortSignal | undefined,
+  what: string,
+  text: { timedOut: string; lost: string },
+): CognigyResetError {
+  if (signal?.aborted === true)
+    return new CognigyResetError('CR_ERR_RESET_ABORTED', `${what} was aborted`, { cause });
+  return (cause as Error).name === 'TimeoutError'
+    ? new CognigyResetError('CR_ERR_TRANSPORT_REST_TIMEOUT', `${what}${text.timedOut}`, { cause })
+    : new CognigyResetError('CR_ERR_TRANSPORT_CONNECT', `${what}${text.lost}`, { cause });
 }
