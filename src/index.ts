@@ -4,13 +4,13 @@ export {
   type Resetter,
   type ResetterOptions,
   type ResetManyOptions,
-} from './reset/create-resetter.js';
+} from './reset/resetter.js';
 export {
   ResetPipeline,
   type AnalyticsCallback,
   type PipelineOptions,
   type ResetCallOptions,
-} from './reset/resetter.js';
+} from './reset/pipeline.js';
 export {
   runBulk,
   type BulkOptions,

@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { outboxEvent, urlFingerprint, WebhookDeliverer } from '../src/analytics/webhook.js';
+import { outboxEvent, urlFingerprint, WebhookDeliverer } from '../src/sinks/webhook.js';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { blankOutcome } from '../src/reset/outcome.js';
 import { openStateFile } from '../src/state/state-file.js';

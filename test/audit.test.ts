@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
-import { createResetter } from '../src/reset/create-resetter.js';
+import { createResetter } from '../src/reset/resetter.js';
 import { CHANNELS, type DoneMessage } from '../src/reset/events.js';
 import { NEW_FILE_PAGE_SIZE, openStateFile } from '../src/state/state-file.js';
 import { StateWriter } from '../src/state/state-writer.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
-import { createResetter } from '../src/reset/create-resetter.js';
+import { createResetter } from '../src/reset/resetter.js';
 import { CHANNELS } from '../src/reset/events.js';
 import { DEFAULT_RETRY_POLICY } from '../src/reset/retry-policy.js';
 import { CognigySocketTransport } from '../src/transports/cognigy-socket/transport.js';

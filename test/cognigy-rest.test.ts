@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { CognigyResetError } from '../src/errors.js';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { SEED_ENTRYPOINT } from '../src/emulator/store.js';
-import { createResetter } from '../src/reset/create-resetter.js';
+import { createResetter } from '../src/reset/resetter.js';
 import { CognigyRestTransport } from '../src/transports/cognigy-rest/transport.js';
 import { OAuth2TokenProvider } from '../src/transports/auth/oauth2.js';
 import { CognigyRestClient } from '../src/transports/cognigy-rest/client.js';

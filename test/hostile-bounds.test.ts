@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { outboxEvent, urlFingerprint, WebhookDeliverer } from '../src/analytics/webhook.js';
+import { outboxEvent, urlFingerprint, WebhookDeliverer } from '../src/sinks/webhook.js';
 import { blankOutcome } from '../src/reset/outcome.js';
 import { openStateFile } from '../src/state/state-file.js';
 import { StateWriter } from '../src/state/state-writer.js';

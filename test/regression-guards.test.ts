@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WebSocketServer } from 'ws';
-import { createResetter } from '../src/reset/create-resetter.js';
+import { createResetter } from '../src/reset/resetter.js';
 import type { PlanOptions } from '../src/reset/plan.js';
 import { DEFAULT_RETRY_POLICY } from '../src/reset/retry-policy.js';
 import { CognigyRestClient } from '../src/transports/cognigy-rest/client.js';

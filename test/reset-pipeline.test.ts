@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { after, before, describe, it } from 'node:test';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
-import { createResetter, type ResetterOptions } from '../src/reset/create-resetter.js';
+import { createResetter, type ResetterOptions } from '../src/reset/resetter.js';
 import { type AnalyticsErrorMessage, CHANNELS, type DoneMessage } from '../src/reset/events.js';
 import type { ResetOutcome } from '../src/reset/outcome.js';
 import { DEFAULT_RETRY_POLICY } from '../src/reset/retry-policy.js';

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { humanSummary } from '../cli/summary.js';
 import { startEmulator } from '../emulator/index.js';
-import { createResetter } from '../reset/create-resetter.js';
+import { createResetter } from '../reset/resetter.js';
 import { CHANNELS } from '../reset/events.js';
 import type { BulkTarget } from '../reset/bulk.js';
 import { resolveActor } from '../audit/record.js';

@@ -8,7 +8,7 @@ import { CHANNELS, type DoneMessage } from './events.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { blankOutcome, errorOf, type ResetOutcome } from './outcome.js';
 import { onAbort } from '../util/on-abort.js';
-import type { ResetPipeline } from './resetter.js';
+import type { ResetPipeline } from './pipeline.js';
 import { type SeenIds, SeenIdsInMemory } from './seen-ids.js';
 import type { SessionTarget } from '../transports/transport.js';
 

@@ -14,7 +14,7 @@ import {
   MAX_DURATION_MAX_SEC,
   MAX_DURATION_MIN_SEC,
 } from '../../protocol/index.js';
-import { createResetter } from '../../reset/create-resetter.js';
+import { createResetter } from '../../reset/resetter.js';
 import { CHANNELS } from '../../reset/events.js';
 import { outcomeLine, type ResetOutcome } from '../../reset/outcome.js';
 import { DEFAULT_RETRY_POLICY } from '../../reset/retry-policy.js';
@@ -22,13 +22,13 @@ import { JobStore } from '../../state/job-store.js';
 import { SeenIdsFile } from '../../state/seen-ids-file.js';
 import { checkWritable, StateWriter } from '../../state/state-writer.js';
 import { type AuditContext, resolveActor } from '../../audit/record.js';
-import { checkMetricsFile, ResetMetrics } from '../../analytics/metrics.js';
+import { checkMetricsFile, ResetMetrics } from '../../sinks/prometheus.js';
 import {
   DEFAULT_WEBHOOK_BATCH,
   outboxEvent,
   WebhookDeliverer,
   type WebhookStats,
-} from '../../analytics/webhook.js';
+} from '../../sinks/webhook.js';
 import type { DoneMessage, PaceCutMessage } from '../../reset/events.js';
 import { checkedUrl } from '../../util/loopback.js';
 import type { Server } from 'node:http';
