@@ -1,0 +1,126 @@
+/**
+ * A job as a library object: what it is (`JobSpec`, serialisable, validated once by `spec.ts`'s schema),
+ * what it needs that is not serialisable (`Credentials`, `JobDeps`), and the handle `startJob` returns.
+ * No module here names a CLI flag or reads `process.env`: the CLI and the service build the spec and the
+ * credentials.
+ */
+import type { BulkSummary, BulkTarget } from '../reset/bulk.js';
+import type { ResetOutcome } from '../reset/outcome.js';
+import type { Store } from '../store/port.js';
+import type { TokenProvider } from '../transports/auth/token-provider.js';
+
+export type TransportName = 'runtime-ws' | 'cognigy-rest' | 'cognigy-socket';
+
+export interface JobSpec {
+  transport: TransportName;
+  /** runtime-ws: the engine's base or ws URL; cognigy-rest: the REST API base; cognigy-socket: the endpoint URL. */
+  url: string;
+  tenant: string;
+  botId: string;
+  plan: { keepHistory: boolean; keepVariables: boolean; keepNlu: boolean; flowOnly: boolean };
+  maxDurationSec: number;
+  pipeline: {
+    concurrency: number;
+    connections: number;
+    ackTimeoutSec: number;
+    verify: boolean;
+    verifyTimeoutSec: number;
+    maxAttempts: number;
+    /** Sessions in a row that could not reach the engine before the run stops (0: never). */
+    maxUnreachable: number;
+  };
+  flowControl: {
+    /** SEND frames per second at most; undefined: no ceiling. */
+    rate?: number | undefined;
+    /** Send at `rate` exactly instead of adapting to the engine. */
+    fixed: boolean;
+  };
+  /** cognigy-socket: the first input of the restarted Flow. */
+  socket?: { text?: string | undefined; data?: Record<string, unknown> | undefined } | undefined;
+  /** cognigy-rest: keys of the Flow's default context; undefined: learned per Flow. */
+  defaultContextKeys?: string[] | undefined;
+  /** Names a resumable job; undefined: a one-off run (still audited). */
+  jobId?: string | undefined;
+  reason?: string | null | undefined;
+  /** Who asks: `os:<user>`, `principal:<name>` or `key:<id>`. */
+  actor: string;
+  audit: boolean;
+  sinks: {
+    webhook?: { url: string; batch: number; timeoutSec: number } | undefined;
+  };
+  dryRun: boolean;
+  allowInsecure: boolean;
+}
+
+/** Secrets a job needs, and the list of strings to scrub from everything it writes. */
+export interface Credentials {
+  /** The runtime token or REST bearer source; undefined for cognigy-socket or an API key. */
+  tokens(): TokenProvider | undefined;
+  /** REST: an API key (sent as X-API-Key). */
+  apiKey?: string | undefined;
+  /** cognigy-socket: the endpoint's URLToken. */
+  urlToken?: string | undefined;
+  /** The webhook's bearer token. */
+  webhookToken?: string | undefined;
+  /** Every secret above and any other the caller holds: never written anywhere. */
+  secrets(): string[];
+}
+
+export interface JobCounts {
+  done: number;
+  reset: number;
+  failed: number;
+  skipped: number;
+}
+
+export interface JobStatus {
+  jobId: string | null;
+  state: 'running' | 'stopping' | 'done';
+  counts: JobCounts;
+  /** Targets known so far (the input's size when it is known up front). */
+  total: number | undefined;
+  /** Sessions finished per second over the last few seconds. */
+  rate: number;
+  /** Seconds left at that rate; undefined when the total or the rate is unknown. */
+  etaSec: number | undefined;
+  /** The flow controller's current pace, SEND frames per second. */
+  pace: number | undefined;
+}
+
+export type JobEvent =
+  | { type: 'outcome'; jobId: string | null; index: number; outcome: ResetOutcome; target: BulkTarget }
+  | {
+      type: 'log';
+      jobId: string | null;
+      level: 'debug' | 'info' | 'warn';
+      message: string;
+      fields: Record<string, unknown>;
+    }
+  | { type: 'done'; jobId: string | null; summary: JobSummary };
+
+export interface JobSummary extends BulkSummary {
+  jobId: string | null;
+  dryRun: boolean;
+  transport: string;
+  cleared: string[];
+  notCleared: string[];
+}
+
+export interface JobHandle {
+  readonly jobId: string | null;
+  status(): JobStatus;
+  /** Every outcome and event, in order; a slow consumer holds back new sessions (back-pressure). */
+  events(): AsyncIterable<JobEvent>;
+  /** Takes no new session; those in flight finish. */
+  stop(): void;
+  /** Aborts the resets in flight too. */
+  abort(): void;
+  /** The summary, once everything is durable and closed. */
+  readonly done: Promise<JobSummary>;
+}
+
+export interface JobDeps {
+  credentials: Credentials;
+  /** Where the job, its outcomes and its audit records go; undefined: nothing durable (dry run, --no-audit). */
+  store?: Store | undefined;
+}

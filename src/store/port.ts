@@ -1,0 +1,177 @@
+/**
+ * The store port: everything durable, behind one async interface. The runner, the CLI's `audit`
+ * commands and the service speak only this; SQLite (`src/store/sqlite/`) implements it today, and a
+ * second backend runs the same contract suite (`test/store-contract.test.ts`).
+ *
+ * Every method may fail with a `CognigyResetError` of the STATE area (`CR_ERR_STATE_*`): never raw driver
+ * text. No method takes or returns a secret: API keys are stored and looked up by their hash.
+ */
+import type { AuditContext } from '../audit/record.js';
+import type { AuditRecord, ChainProblem } from '../audit/chain.js';
+import type { ResetOutcome } from '../reset/outcome.js';
+
+/** What an earlier run of the same job knows of a session. */
+export type LedgerVerdict = 'done' | 'unsure' | 'new';
+
+/** Who holds a job's lease, and until when it holds unless it heartbeats. */
+export interface JobLease {
+  /** An opaque owner id: host, pid and process start for a CLI run; a replica id for a service. */
+  owner: string;
+  host: string;
+  pid: number;
+  /** ISO date-times. */
+  since: string;
+  expiresAt: string;
+}
+
+export interface OpenJobOptions {
+  jobId: string;
+  /** Compared with the settings stored for the job: a mismatch is `CR_ERR_STATE_JOB_MISMATCH`. */
+  settings: Record<string, unknown>;
+  /** This run's lease: how long a claim lasts without a heartbeat. */
+  leaseMs: number;
+}
+
+/** A job opened and claimed by this run: its ledger, its lease, and how it ends. */
+export interface JobClaimHandle {
+  readonly jobId: string;
+  /** An earlier run of the job exists. */
+  readonly resumed: boolean;
+  /** The lease of a run this one took over: expired, or held by a process that can be told to be gone. */
+  readonly takenOver: JobLease | undefined;
+  /**
+   * What earlier runs know of each target, in input order: one round trip per batch of input, so a
+   * ledger behind a network does not cost one per session.
+   */
+  lookup(targets: readonly { sessionId: string; index: number }[]): Promise<LedgerVerdict[]>;
+  /** Called before input item `index` is sent; what it records is durable when it resolves. */
+  reserve(index: number): Promise<void>;
+  /** Extends the lease; fails `CR_ERR_STATE_JOB_LOST` when another run took the job over meanwhile. */
+  heartbeat(): Promise<void>;
+  /** Marks the job finished (`complete`: every session has a done outcome). */
+  finish(complete: boolean): Promise<void>;
+  /** Gives up the lease; a later run may claim the job at once. */
+  release(): Promise<void>;
+  /** Counts by outcome of what is recorded for the job. */
+  counts(): Promise<Record<string, number>>;
+}
+
+/** One outcome to make durable, with what goes with it, in one transaction. */
+export interface AppendItem {
+  outcome: ResetOutcome;
+  /** Record the outcome in this job's ledger, as input item `index`. */
+  job?: { jobId: string; index: number } | undefined;
+  /** Append an audit record for the outcome, in this context (`src/audit/` builds it). */
+  audit?: AuditContext | undefined;
+  /** An analytics event for the outbox. */
+  outbox?: OutboxInput | undefined;
+}
+
+export interface OutboxInput {
+  /** The idempotency key the receiver sees. */
+  key: string;
+  /** SHA-256 of the webhook URL: the outbox never stores the URL. */
+  urlSha256: string;
+  payload: string;
+}
+
+export interface OutboxEvent {
+  id: number;
+  key: string;
+  payload: string;
+}
+
+export interface AuditFilter {
+  sessionId?: string | undefined;
+  jobId?: string | undefined;
+  /** ISO date-times, inclusive / exclusive. */
+  since?: string | undefined;
+  until?: string | undefined;
+  outcome?: string | undefined;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  records: number;
+  headSeq: number;
+  headHash: string;
+  /** With an anchor: the seq of the record that carries it. */
+  anchorSeq: number | undefined;
+  problem: ChainProblem | null;
+}
+
+/** A service API key as stored: never the key itself. */
+export interface ApiKeyRecord {
+  id: string;
+  /** SHA-256 of the key, hex. */
+  hash: string;
+  label: string;
+  scopes: string[];
+  tenants: string[];
+  createdAt: string;
+  revokedAt: string | null;
+  lastUsedAt: string | null;
+}
+
+/** A job as the service lists it. */
+export interface JobRecord {
+  jobId: string;
+  settings: Record<string, unknown>;
+  createdAt: string;
+  updatedAt: string;
+  runs: number;
+  finished: boolean;
+  lease: JobLease | null;
+}
+
+/** Writes that commit together in batches: an outcome is reported only once its batch committed. */
+export interface OutcomeWriter {
+  /** Resolves once the item's batch committed; rejects `CR_ERR_STATE_WRITE` when it could not. */
+  append(item: AppendItem): Promise<void>;
+  /** Deletes accepted outbox events in the writer's next batch (in a transaction of their own). */
+  ack(ids: readonly number[]): Promise<void>;
+  /** Commits what is queued, then stops taking work. */
+  close(): Promise<void>;
+}
+
+export interface Store {
+  /** `sqlite` or `postgres`. */
+  readonly kind: string;
+  /** Where it lives, safe to print (a path; a URL with its password redacted). */
+  readonly location: string;
+
+  /** Fails `CR_ERR_STATE_WRITE` unless this store can be written now: checked before anything is sent. */
+  checkWritable(): Promise<void>;
+
+  /** Opens (or creates) a job and claims its lease; refuses one whose live lease another run holds. */
+  openJob(options: OpenJobOptions): Promise<JobClaimHandle>;
+  /** Jobs, newest first. */
+  listJobs(options?: { limit?: number; after?: string }): Promise<JobRecord[]>;
+
+  /** The batched writer of outcomes, audit records and outbox events. */
+  writer(): Promise<OutcomeWriter>;
+
+  /** Every audit record matching `filter`, in chain order, streamed. */
+  auditRecords(filter?: AuditFilter): AsyncIterable<AuditRecord>;
+  /** Walks the whole chain from genesis, in one snapshot; `anchor`: a head hash kept elsewhere. */
+  verifyAudit(options?: { anchor?: string | undefined }): Promise<VerifyResult>;
+
+  /** Up to `limit` events for the webhook with this URL fingerprint, claimed by `owner` for `leaseMs`. */
+  claimOutbox(
+    urlSha256: string,
+    options: { limit: number; owner: string; leaseMs: number },
+  ): Promise<OutboxEvent[]>;
+  /** Deletes delivered events (ids from `claimOutbox`). */
+  ackOutbox(ids: readonly number[]): Promise<void>;
+  /** Events waiting for this URL, and for any other URL. */
+  countOutbox(urlSha256: string): Promise<{ mine: number; others: number }>;
+
+  createApiKey(key: Omit<ApiKeyRecord, 'createdAt' | 'revokedAt' | 'lastUsedAt'>): Promise<ApiKeyRecord>;
+  /** The key with this hash, revoked or not; undefined when none. */
+  findApiKey(hash: string): Promise<ApiKeyRecord | undefined>;
+  listApiKeys(): Promise<ApiKeyRecord[]>;
+  /** True when a key was revoked now; false when it was already revoked or does not exist. */
+  revokeApiKey(id: string): Promise<boolean>;
+
+  close(): Promise<void>;
+}
