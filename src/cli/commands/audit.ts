@@ -8,7 +8,7 @@ import { auditRecords, csvHeader, csvLine, verifyAudit } from '../../audit/store
 import { CognigyResetError } from '../../errors.js';
 import { openStateReadOnly, sqliteStateError } from '../../state/state-read.js';
 import { isDate, isDateTime } from '../../protocol/schemas.js';
-import { readLines } from '../input.js';
+import { readLines } from '../../targets/lines.js';
 import { stdoutGone } from '../stdout-gone.js';
 import { LineWriter } from '../line-writer.js';
 import { safeJson } from '../../util/printable.js';
