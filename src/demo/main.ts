@@ -10,16 +10,17 @@ import { subscribe } from 'node:diagnostics_channel';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { humanSummary } from '../cli/summary.js';
 import { startEmulator } from '../emulator/index.js';
-import { createResetter } from '../reset/resetter.js';
 import { CHANNELS } from '../reset/events.js';
 import type { BulkTarget } from '../reset/bulk.js';
 import { resolveActor } from '../audit/record.js';
 import { verifyAudit } from '../audit/store.js';
-import { JobStore } from '../state/job-store.js';
-import { StateWriter } from '../state/state-writer.js';
 import { openStateFile } from '../state/state-file.js';
+import { jobSpec } from '../runner/spec.js';
+import { startJob } from '../runner/start-job.js';
+import { StaticTokenProvider } from '../transports/auth/token-provider.js';
 
 const SESSIONS = 2000;
 const GHOSTS = ['ghost-1', 'ghost-2', 'ghost-3'];
@@ -29,7 +30,7 @@ const emulator = await startEmulator({
   faults: { blockingShare: 0.02, blockingMs: 400, latencyMs: 2, dropEveryFrames: 400 },
 });
 const dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-demo-'));
-const db = openStateFile(join(dir, 'state.sqlite'));
+const statePath = join(dir, 'state.sqlite');
 
 process.stdout.write(
   `engine emulator at ${emulator.wsUrl}: ${SESSIONS} sessions mid-flow (2 % in a blocking webhook call), ` +
@@ -37,31 +38,21 @@ process.stdout.write(
     `the same run from the shell: cognigy-reset reset --from-file ids.txt --job demo --state state.sqlite\n\n`,
 );
 
-const resetter = createResetter({
+// The job the CLI would run for that command: a named, audited job in a state file.
+const spec = jobSpec({
+  transport: 'runtime-ws',
   url: emulator.wsUrl,
   tenant: 'demo-tenant',
   botId: 'demo-bot',
-  token: 'dev-token',
-  connections: 4,
-  verifyTimeoutMs: 30_000,
-});
-const statePath = join(dir, 'state.sqlite');
-const job = new JobStore(db, 'demo', { tenant: 'demo-tenant', plan: resetter.plan.cleared });
-const writer = new StateWriter({ db, path: statePath, thread: true });
-await writer.ready();
-const auditContext = {
-  actor: resolveActor(process.env),
-  reason: 'npm start: the demo',
+  pipeline: { concurrency: 32, connections: 4, verifyTimeoutSec: 30 },
   jobId: 'demo',
-  tenant: 'demo-tenant',
-  botId: 'demo-bot',
-  transport: resetter.transport.name,
-  notCleared: resetter.plan.notClearable,
-};
+  reason: 'npm start: the demo',
+  actor: resolveActor(process.env),
+});
 
-function* targets(): Generator<BulkTarget> {
+function* batches(): Generator<BulkTarget[]> {
   const ids = [...Array.from({ length: SESSIONS }, (_, i) => `session-${i + 1}`), ...GHOSTS];
-  for (let index = 0; index < ids.length; index++) yield { sessionId: ids[index]!, index };
+  yield ids.map((sessionId, index) => ({ sessionId, index }));
 }
 
 // Sessions whose state check saw the flow still ACTIVE after the acknowledgement: the blocking ones.
@@ -70,28 +61,35 @@ subscribe(CHANNELS.poll.name, (message) => {
   const poll = message as { sessionId: string; flowState: string };
   if (poll.flowState === 'ACTIVE') sawActive.add(poll.sessionId);
 });
+const job = startJob(
+  spec,
+  { total: SESSIONS + GHOSTS.length, batches },
+  {
+    credentials: {
+      tokens: () => new StaticTokenProvider('dev-token'),
+      secrets: () => ['dev-token'],
+    },
+    log: pino({ level: 'warn' }, process.stderr),
+    statePath,
+  },
+);
 let polledWhileBlocking = 0;
 let ghostsNotFound = 0;
-const summary = await resetter.run(targets(), {
-  concurrency: 32,
-  ledger: job,
-  // Each outcome's job row and audit record are committed together before it is reported.
-  persist: (outcome, index) => writer.append({ outcome, job: { jobId: 'demo', index }, audit: auditContext }),
-  onOutcome: (outcome) => {
-    if (outcome.verified && sawActive.has(outcome.sessionId)) polledWhileBlocking++;
-    if (GHOSTS.includes(outcome.sessionId) && outcome.error?.code === 'CR_ERR_RESET_SESSION_NOT_FOUND') {
-      ghostsNotFound++;
-    }
-  },
-});
-await resetter.close();
-await writer.close();
-job.finish(true);
-job.release();
+// Each outcome's job row and audit record are committed together before it is reported.
+for await (const event of job.events()) {
+  if (event.type !== 'outcome') continue;
+  const { outcome } = event;
+  if (outcome.verified && sawActive.has(outcome.sessionId)) polledWhileBlocking++;
+  if (GHOSTS.includes(outcome.sessionId) && outcome.error?.code === 'CR_ERR_RESET_SESSION_NOT_FOUND') {
+    ghostsNotFound++;
+  }
+}
+const summary = await job.done;
+const db = openStateFile(statePath);
 const chain = verifyAudit(db);
+db.close();
 const stats = emulator.stats();
 await emulator.close();
-db.close();
 rmSync(dir, { recursive: true, force: true });
 
 process.stdout.write(humanSummary(summary, { jobId: 'demo', dryRun: false }));

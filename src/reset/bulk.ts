@@ -225,7 +225,7 @@ export async function runBulk(
     if (!viaPipeline && options.dryRun !== true) {
       // Settled here, not by the pipeline: publish it too, so metrics and logs see every session.
       if (CHANNELS.done.hasSubscribers)
-        CHANNELS.done.publish({ outcome, settledBy: 'runner' } satisfies DoneMessage);
+        CHANNELS.done.publish({ outcome, settledBy: 'runner', jobId: pipeline.jobId } satisfies DoneMessage);
     }
     // The outcome is reported only once the ledger made it durable, but the worker does not wait for
     // that commit: it takes the next session at once (reports waiting are bounded below).

@@ -5,6 +5,10 @@
 import { channel } from 'node:diagnostics_channel';
 import type { ResetOutcome } from './outcome.js';
 
+/**
+ * Every message carries `jobId`: the job of the pipeline that published it (undefined for a pipeline
+ * made without one), so that the subscribers of two jobs in one process each see their own.
+ */
 export const CHANNELS = {
   /** `{ sessionId }` when a session's reset starts. */
   start: channel('cognigy-reset:reset:start'),
@@ -25,12 +29,14 @@ export const CHANNELS = {
 
 export interface PaceCutMessage {
   sessionId: string;
+  jobId?: string | undefined;
   code: string;
   rate: number;
 }
 
 export interface AnalyticsErrorMessage {
   sessionId: string;
+  jobId?: string | undefined;
   error: unknown;
 }
 
@@ -40,4 +46,5 @@ export interface DoneMessage {
   directiveText?: string | undefined;
   /** `pipeline` for a session that went through `reset()` (and published `start`), `runner` otherwise. */
   settledBy: 'pipeline' | 'runner';
+  jobId?: string | undefined;
 }

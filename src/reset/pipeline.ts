@@ -36,10 +36,16 @@ export type AnalyticsCallback = (sessionId: string, latencyMs: number, success: 
  * applied the reset, whose outcome must still be published and persisted (its audit record), and a
  * rejection left unhandled would end the process.
  */
-function report(callback: AnalyticsCallback, sessionId: string, latencyMs: number, success: boolean): void {
+function report(
+  callback: AnalyticsCallback,
+  sessionId: string,
+  latencyMs: number,
+  success: boolean,
+  jobId: string | undefined,
+): void {
   const failed = (error: unknown): void => {
     if (CHANNELS.analyticsError.hasSubscribers)
-      CHANNELS.analyticsError.publish({ sessionId, error } satisfies AnalyticsErrorMessage);
+      CHANNELS.analyticsError.publish({ sessionId, error, jobId } satisfies AnalyticsErrorMessage);
   };
   try {
     const result = callback(sessionId, latencyMs, success) as PromiseLike<unknown> | undefined;
@@ -72,6 +78,8 @@ export interface PipelineOptions {
   pacer?: SendPacer | undefined;
   gate?: BackoffGate | undefined;
   analytics?: AnalyticsCallback | undefined;
+  /** Carried by every message this pipeline publishes, so two jobs in one process are told apart. */
+  jobId?: string | undefined;
   /** @default Math.random */
   random?: (() => number) | undefined;
 }
@@ -144,6 +152,7 @@ export class ResetPipeline {
     random: () => number;
   };
   readonly pacer: SendPacer | undefined;
+  readonly jobId: string | undefined;
   readonly #analytics: AnalyticsCallback | undefined;
   readonly #idPrefix = randomBytes(4).toString('hex');
   #seq = 0;
@@ -164,6 +173,7 @@ export class ResetPipeline {
     };
     this.pacer = options.pacer ?? (options.rate === undefined ? undefined : new FixedRate(options.rate));
     this.#analytics = options.analytics;
+    this.jobId = options.jobId;
   }
 
   /** What a dry run prints for a target: the directive, or the transport's requests. Throws when invalid. */
@@ -194,7 +204,7 @@ export class ResetPipeline {
     const outcome = blankOutcome(sessionId, 'failed', [], this.plan.notClearable);
     // The text last sent: its hash goes on the outcome, the text only to the `done` subscribers.
     const sent: Sent = { text: undefined, firstState: undefined };
-    if (CHANNELS.start.hasSubscribers) CHANNELS.start.publish({ sessionId });
+    if (CHANNELS.start.hasSubscribers) CHANNELS.start.publish({ sessionId, jobId: this.jobId });
     try {
       if (this.transport.resetTarget !== undefined) {
         await this.#resetTarget(target, outcome, call.signal, sent);
@@ -220,9 +230,14 @@ export class ResetPipeline {
     if (sent.text !== undefined) outcome.directiveHash = sha256(sent.text);
     outcome.latencyMs = performance.now() - started;
     if (this.#analytics !== undefined)
-      report(this.#analytics, sessionId, outcome.latencyMs, outcome.outcome !== 'failed');
+      report(this.#analytics, sessionId, outcome.latencyMs, outcome.outcome !== 'failed', this.jobId);
     if (CHANNELS.done.hasSubscribers) {
-      const message: DoneMessage = { outcome, directiveText: sent.text, settledBy: 'pipeline' };
+      const message: DoneMessage = {
+        outcome,
+        directiveText: sent.text,
+        settledBy: 'pipeline',
+        jobId: this.jobId,
+      };
       CHANNELS.done.publish(message);
     }
     return outcome;
@@ -289,7 +304,7 @@ export class ResetPipeline {
   #heard(sessionId: string, err: unknown, sentAt: number): void {
     if (this.pacer === undefined || !isCognigyResetError(err) || !RATE_CODES.has(err.code)) return;
     if (this.pacer.refused(sentAt) && CHANNELS.paceCut.hasSubscribers) {
-      CHANNELS.paceCut.publish({ sessionId, code: err.code, rate: this.pacer.rate() });
+      CHANNELS.paceCut.publish({ sessionId, code: err.code, rate: this.pacer.rate(), jobId: this.jobId });
     }
   }
 
@@ -310,7 +325,7 @@ export class ResetPipeline {
       sent.text = compiled.text;
       if (outcome.attempts > 1) outcome.retried = true;
       if (CHANNELS.attempt.hasSubscribers)
-        CHANNELS.attempt.publish({ sessionId, attempt: outcome.attempts, requestId });
+        CHANNELS.attempt.publish({ sessionId, attempt: outcome.attempts, requestId, jobId: this.jobId });
       const options = { timeoutMs: this.#o.ackTimeoutMs, signal };
       let firstState: Promise<EngineAnswer> | undefined;
       let ack: Promise<StatusAnswer>;
@@ -364,7 +379,8 @@ export class ResetPipeline {
       const asked = (err as CognigyResetError).retryAfterMs;
       this.gate.pause(this.pacer?.adapts === true ? (asked ?? 0) : delay);
     }
-    if (CHANNELS.retry.hasSubscribers) CHANNELS.retry.publish({ sessionId, attempt, code, delayMs: delay });
+    if (CHANNELS.retry.hasSubscribers)
+      CHANNELS.retry.publish({ sessionId, attempt, code, delayMs: delay, jobId: this.jobId });
     await sleep(delay, undefined, { signal });
   }
 
@@ -456,7 +472,12 @@ export class ResetPipeline {
         throw error;
       }
       if (CHANNELS.poll.hasSubscribers)
-        CHANNELS.poll.publish({ sessionId, poll: outcome.polls, flowState: answer.flowState });
+        CHANNELS.poll.publish({
+          sessionId,
+          poll: outcome.polls,
+          flowState: answer.flowState,
+          jobId: this.jobId,
+        });
       const verdict = verdictFor(answer, this.plan);
       if (verdict.kind === 'verified') return;
       if (verdict.kind === 'failed') {

@@ -12,12 +12,12 @@ import { CognigyResetError } from '../errors.js';
 import { DEFAULT_WS_URL } from '../protocol/index.js';
 import { OAuth2TokenProvider, type OAuth2Options } from '../transports/auth/oauth2.js';
 import { StaticTokenProvider, type TokenProvider } from '../transports/auth/token-provider.js';
-import { RuntimeWsTransport } from '../transports/runtime-ws/transport.js';
-import { runtimeDialUrl } from '../transports/runtime-ws/url.js';
+import { createTransport } from '../transports/create.js';
 import type { Transport } from '../transports/transport.js';
 import { BackoffGate } from '../util/backoff-gate.js';
 import { type BulkOptions, type BulkSource, type BulkSummary, type BulkTarget, runBulk } from './bulk.js';
 import type { ResetOutcome } from './outcome.js';
+import { DEFAULT_RETRY_POLICY } from './retry-policy.js';
 import { planReset, type PlanOptions, type ResetPlan } from './plan.js';
 import { type PipelineOptions, type ResetCallOptions, ResetPipeline } from './pipeline.js';
 
@@ -46,9 +46,13 @@ export interface ResetterOptions extends Omit<PipelineOptions, 'transport' | 'pl
   deadAfterMs?: number;
   /** What to clear. @default every layer */
   plan?: PlanOptions;
-  /** Use this transport instead of dialling the runtime WebSocket API. */
+  /** Use this transport instead of dialling the runtime WebSocket API (see `createTransport`). */
   transport?: Transport;
+  /** The pause a "slow down" answer puts on every request; share it with the transport given. */
+  gate?: BackoffGate;
 }
+
+const DEFAULT_CONNECTIONS = 4;
 
 export interface ResetManyOptions {
   /** @default 16 */
@@ -89,25 +93,36 @@ function tokenProvider(options: ResetterOptions): TokenProvider {
 }
 
 export function createResetter(options: ResetterOptions): Resetter {
-  const gate = new BackoffGate();
-  let transport = options.transport;
-  if (transport === undefined) {
-    const tenant = options.tenant ?? '';
-    const botId = options.botId ?? '';
-    if (tenant === '' || botId === '') {
-      throw new CognigyResetError('CR_ERR_OPT_MISSING', 'tenant and botId are required (--tenant, --bot)');
-    }
-    transport = new RuntimeWsTransport({
-      url: runtimeDialUrl(options.url ?? DEFAULT_WS_URL, tenant, botId, options.allowInsecure ?? false),
-      tokens: tokenProvider(options),
-      gate,
-      ...(options.connections === undefined ? {} : { connections: options.connections }),
-      ...(options.origin === undefined ? {} : { origin: options.origin }),
-      ...(options.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: options.handshakeTimeoutMs }),
-      ...(options.pingIntervalMs === undefined ? {} : { pingIntervalMs: options.pingIntervalMs }),
-      ...(options.deadAfterMs === undefined ? {} : { deadAfterMs: options.deadAfterMs }),
-    });
-  }
+  const gate = options.gate ?? new BackoffGate();
+  const transport =
+    options.transport ??
+    createTransport(
+      {
+        transport: 'runtime-ws',
+        url: options.url ?? DEFAULT_WS_URL,
+        tenant: options.tenant ?? '',
+        botId: options.botId ?? '',
+        allowInsecure: options.allowInsecure ?? false,
+        pipeline: {
+          connections: options.connections ?? DEFAULT_CONNECTIONS,
+          ackTimeoutSec: (options.ackTimeoutMs ?? 10_000) / 1000,
+          maxAttempts: options.retry?.maxAttempts ?? DEFAULT_RETRY_POLICY.maxAttempts,
+        },
+        flowControl: {},
+      },
+      { tokens: () => tokenProvider(options) },
+      {
+        gate,
+        runtime: {
+          ...(options.origin === undefined ? {} : { origin: options.origin }),
+          ...(options.handshakeTimeoutMs === undefined
+            ? {}
+            : { handshakeTimeoutMs: options.handshakeTimeoutMs }),
+          ...(options.pingIntervalMs === undefined ? {} : { pingIntervalMs: options.pingIntervalMs }),
+          ...(options.deadAfterMs === undefined ? {} : { deadAfterMs: options.deadAfterMs }),
+        },
+      },
+    );
   const plan = planReset(options.plan, transport.capabilities);
   const pipeline = new ResetPipeline({ ...options, transport, plan, gate });
 

@@ -96,3 +96,8 @@ export async function waitToRetry(
   if (options.signal?.aborted === true || !shouldRetry(options.policy, bounded, attempt)) throw bounded;
   await sleep(retryDelay(options.policy, attempt, bounded), undefined, { signal: options.signal });
 }
+
+/** The default policy with another number of attempts (the first included). */
+export function retryPolicyFor(maxAttempts: number): RetryPolicy {
+  return { ...DEFAULT_RETRY_POLICY, maxAttempts };
+}

@@ -6,41 +6,29 @@
  */
 import type { BulkSummary, BulkTarget } from '../reset/bulk.js';
 import type { ResetOutcome } from '../reset/outcome.js';
-import type { Store } from '../store/port.js';
+import type { WebhookStats } from '../sinks/webhook.js';
 import type { TokenProvider } from '../transports/auth/token-provider.js';
+import type { TransportSpec } from '../transports/create.js';
 
-export type TransportName = 'runtime-ws' | 'cognigy-rest' | 'cognigy-socket';
-
-export interface JobSpec {
-  transport: TransportName;
-  /** runtime-ws: the engine's base or ws URL; cognigy-rest: the REST API base; cognigy-socket: the endpoint URL. */
-  url: string;
-  tenant: string;
-  botId: string;
+export interface JobSpec extends TransportSpec {
   plan: { keepHistory: boolean; keepVariables: boolean; keepNlu: boolean; flowOnly: boolean };
   maxDurationSec: number;
-  pipeline: {
+  pipeline: TransportSpec['pipeline'] & {
     concurrency: number;
-    connections: number;
-    ackTimeoutSec: number;
     verify: boolean;
     verifyTimeoutSec: number;
-    maxAttempts: number;
     /** Sessions in a row that could not reach the engine before the run stops (0: never). */
     maxUnreachable: number;
   };
   flowControl: {
-    /** SEND frames per second at most; undefined: no ceiling. */
+    /** SEND frames per second at most; undefined: no ceiling (REST: Cognigy's SaaS ceiling). */
     rate?: number | undefined;
     /** Send at `rate` exactly instead of adapting to the engine. */
     fixed: boolean;
   };
-  /** cognigy-socket: the first input of the restarted Flow. */
-  socket?: { text?: string | undefined; data?: Record<string, unknown> | undefined } | undefined;
-  /** cognigy-rest: keys of the Flow's default context; undefined: learned per Flow. */
-  defaultContextKeys?: string[] | undefined;
   /** Names a resumable job; undefined: a one-off run (still audited). */
   jobId?: string | undefined;
+  /** Why: recorded in each audit record. */
   reason?: string | null | undefined;
   /** Who asks: `os:<user>`, `principal:<name>` or `key:<id>`. */
   actor: string;
@@ -49,7 +37,6 @@ export interface JobSpec {
     webhook?: { url: string; batch: number; timeoutSec: number } | undefined;
   };
   dryRun: boolean;
-  allowInsecure: boolean;
 }
 
 /** Secrets a job needs, and the list of strings to scrub from everything it writes. */
@@ -88,7 +75,15 @@ export interface JobStatus {
 }
 
 export type JobEvent =
-  | { type: 'outcome'; jobId: string | null; index: number; outcome: ResetOutcome; target: BulkTarget }
+  | {
+      type: 'outcome';
+      jobId: string | null;
+      index: number;
+      outcome: ResetOutcome;
+      target: BulkTarget;
+      /** A dry run's directive (or the transport's requests) for a valid target. */
+      directive?: unknown;
+    }
   | {
       type: 'log';
       jobId: string | null;
@@ -104,6 +99,12 @@ export interface JobSummary extends BulkSummary {
   transport: string;
   cleared: string[];
   notCleared: string[];
+  /** How sends were paced, and how many the engine refused. */
+  flowControl: Record<string, unknown>;
+  /** The webhook sink's figures, when there is one. */
+  analytics: WebhookStats | undefined;
+  /** A teardown step that failed after the run (a metrics file, the job's finish): reported after the summary. */
+  lateError: unknown;
 }
 
 export interface JobHandle {
@@ -117,10 +118,4 @@ export interface JobHandle {
   abort(): void;
   /** The summary, once everything is durable and closed. */
   readonly done: Promise<JobSummary>;
-}
-
-export interface JobDeps {
-  credentials: Credentials;
-  /** Where the job, its outcomes and its audit records go; undefined: nothing durable (dry run, --no-audit). */
-  store?: Store | undefined;
 }

@@ -25,9 +25,10 @@ export class ResetMetrics {
   readonly #recoveryRate: Gauge;
   #finished = 0;
   #recoveredCount = 0;
-  readonly #listeners: [string | symbol, (message: unknown) => void][];
+  #listeners: [string | symbol, (message: unknown) => void][];
 
-  constructor() {
+  /** `jobId`: count only what that job's pipeline publishes (a process may run several jobs). */
+  constructor(options: { jobId?: string | undefined } = {}) {
     const registers = [this.registry];
     this.#latency = new Histogram({
       name: 'cognigy_reset_latency_seconds',
@@ -85,6 +86,16 @@ export class ResetMetrics {
       ],
       [CHANNELS.done.name, (m) => this.#done(m as DoneMessage)],
     ];
+    if (options.jobId !== undefined) {
+      // One job's registry: the messages of another job in this process are not counted here.
+      const jobId = options.jobId;
+      this.#listeners = this.#listeners.map(([name, listener]) => [
+        name,
+        (m: unknown) => {
+          if ((m as { jobId?: string }).jobId === jobId) listener(m);
+        },
+      ]);
+    }
     for (const [name, listener] of this.#listeners) subscribe(name, listener);
   }
 

@@ -1,36 +1,27 @@
 /**
- * The flags that choose how sends are spaced: the adaptive rate by default (`--rate` its ceiling),
- * or a fixed token bucket with `--fixed-rate`. REST keeps Cognigy's SaaS ceiling unless `--rate` says
- * otherwise.
+ * How a job's sends are spaced: the adaptive rate by default (the spec's rate its ceiling), or a fixed
+ * token bucket. REST keeps Cognigy's SaaS ceiling unless the spec's rate says otherwise. Jobs on one
+ * engine origin and tenant share one adaptive controller.
  */
-import { CognigyResetError } from '../errors.js';
 import { AdaptiveRate } from '../reset/flow-control/adaptive-rate.js';
 import { FixedRate, type SendPacer } from '../reset/flow-control/pacer.js';
 import { sharedAdaptiveRate } from '../reset/flow-control/shared.js';
 import { DEFAULT_REST_RATE_PER_SEC } from '../transports/cognigy-rest/client.js';
+import type { JobSpec } from './types.js';
 
-export interface PaceFlags {
-  rate?: number | undefined;
-  fixedRate: boolean;
-  transport: string;
-}
-
-export function pacerFor(flags: PaceFlags, url: string, tenant: string): SendPacer {
-  if (flags.fixedRate) {
-    if (flags.rate === undefined) {
-      throw new CognigyResetError('CR_ERR_OPT_MISSING', '--fixed-rate needs --rate', { field: '--rate' });
-    }
-    return new FixedRate(flags.rate);
-  }
-  const ceiling = flags.rate ?? (flags.transport === 'cognigy-rest' ? DEFAULT_REST_RATE_PER_SEC : undefined);
+/** The pacer of a job (the spec is valid: a fixed rate has its rate). */
+export function pacerFor(spec: Pick<JobSpec, 'flowControl' | 'transport' | 'url' | 'tenant'>): SendPacer {
+  const { rate, fixed } = spec.flowControl;
+  if (fixed && rate !== undefined) return new FixedRate(rate);
+  const ceiling = rate ?? (spec.transport === 'cognigy-rest' ? DEFAULT_REST_RATE_PER_SEC : undefined);
   let origin: string;
   try {
-    origin = new URL(url).origin;
+    origin = new URL(spec.url).origin;
   } catch {
     origin = 'invalid';
   }
   return sharedAdaptiveRate(
-    `${flags.transport}\u0000${origin}\u0000${tenant}`,
+    `${spec.transport}\u0000${origin}\u0000${spec.tenant}`,
     ceiling === undefined ? {} : { ceiling },
   );
 }

@@ -1,0 +1,196 @@
+/**
+ * What a job makes durable, opened and closed in one place: the state file, the job's claim and ledger,
+ * the batched writer of outcomes and audit records, and the webhook outbox with its deliverer. Opening
+ * fails before anything is sent; closing runs every step in order, whatever fails, and reports the first
+ * failure after the summary.
+ */
+import type { Logger } from 'pino';
+import type { AuditContext } from '../audit/record.js';
+import type { ResetOutcome } from '../reset/outcome.js';
+import type { ResetMetrics } from '../sinks/prometheus.js';
+import { outboxEvent, WebhookDeliverer, type WebhookStats } from '../sinks/webhook.js';
+import { JobStore } from '../state/job-store.js';
+import { openStateFile, type StateDb } from '../state/state-file.js';
+import { checkWritable, StateWriter } from '../state/state-writer.js';
+import { redactUrl } from '../util/redact.js';
+import { Teardown } from './teardown.js';
+import type { JobSpec } from './types.js';
+
+export interface Durable {
+  job: JobStore | undefined;
+  /** Makes an outcome durable; undefined when nothing is kept. */
+  persist: ((outcome: ResetOutcome, index: number) => Promise<void>) | undefined;
+  /** Closes in order; resolves with the webhook's figures and the first failure of a step. */
+  close(complete: boolean): Promise<{ analytics: WebhookStats | undefined; error: unknown }>;
+}
+
+export interface DurableContext {
+  spec: JobSpec;
+  statePath: string | undefined;
+  transportName: string;
+  plan: { cleared: readonly string[]; notClearable: readonly string[] };
+  webhookToken: string | undefined;
+  log: Logger;
+  metrics: ResetMetrics | undefined;
+}
+
+const NOTHING: Durable = {
+  job: undefined,
+  persist: undefined,
+  close: () => Promise.resolve({ analytics: undefined, error: undefined }),
+};
+
+export async function openDurable(ctx: DurableContext): Promise<Durable> {
+  const { spec, log, metrics } = ctx;
+  const webhookSpec = spec.sinks.webhook;
+  const useState = !spec.dryRun && (spec.audit || spec.jobId !== undefined || webhookSpec !== undefined);
+  if (!useState || ctx.statePath === undefined) return NOTHING;
+  const statePath = ctx.statePath;
+  const db: StateDb = openStateFile(statePath);
+  let job: JobStore | undefined;
+  let writer: StateWriter | undefined;
+  try {
+    // Before the job is claimed, and before anything is sent: a file SQLite opened read-only says so here.
+    checkWritable(db, statePath);
+    if (spec.jobId !== undefined) {
+      job = new JobStore(db, spec.jobId, {
+        transport: ctx.transportName,
+        // A Socket endpoint's path is its URLToken: the job keeps its origin only.
+        url: redactUrl(spec.url, { path: spec.transport !== 'cognigy-socket' }),
+        tenant: spec.tenant,
+        botId: spec.botId,
+        plan: ctx.plan.cleared,
+        maxDurationSec: spec.maxDurationSec,
+        verify: spec.pipeline.verify,
+      });
+      log.info({ jobId: spec.jobId, resumed: job.resumed, state: statePath }, 'job opened');
+      if (job.takenOver !== undefined) {
+        log.warn(
+          { jobId: spec.jobId, heldBy: job.takenOver },
+          'job claimed by a run on another host, which cannot be checked: taken over',
+        );
+      }
+    }
+    writer = new StateWriter({ db, path: statePath, thread: true });
+    // Nothing is sent before the writer thread holds the state file open.
+    await writer.ready();
+  } catch (err) {
+    await writer?.close().catch(() => undefined);
+    job?.release();
+    db.close();
+    throw err;
+  }
+  const stateWriter = writer;
+  /** Once the state file is closed, the metrics show the backlog it was closed with. */
+  let closed = false;
+  let pendingAtClose: number | null = null;
+  let webhook: WebhookDeliverer | undefined;
+  if (webhookSpec !== undefined) {
+    let warned = false;
+    const pendingNow = (): number | null => {
+      try {
+        return deliverer.countPending();
+      } catch {
+        return null; // the state file cannot be read: the summary says so
+      }
+    };
+    const deliverer = new WebhookDeliverer(db, {
+      url: webhookSpec.url,
+      token: ctx.webhookToken,
+      batchSize: webhookSpec.batch,
+      // The first failure and a refusal are worth a warning; the retries after the first are detail.
+      onDelivered: (events) => metrics?.analyticsDelivered(events),
+      onFailure: ({ reason, retryable }) => {
+        metrics?.analyticsFailed(retryable);
+        const level = !retryable || !warned ? 'warn' : 'debug';
+        warned = true;
+        log[level](
+          { reason, retryable },
+          retryable
+            ? 'analytics delivery failed; retrying'
+            : 'analytics delivery stopped for this run: the events wait in the outbox',
+        );
+      },
+    });
+    // While the writer thread commits, accepted events are deleted in its batches (see removeVia).
+    deliverer.removeVia((ids) => void stateWriter.append({ delivered: ids }).catch(() => undefined));
+    stateWriter.onDeliveredNotRecorded((message) => deliverer.deliveryNotRecorded(message));
+    metrics?.watchAnalytics(() => (closed ? pendingAtClose : pendingNow()));
+    deliverer.start();
+    webhook = deliverer;
+  }
+  const auditContext: AuditContext | undefined = spec.audit
+    ? {
+        actor: spec.actor,
+        reason: spec.reason ?? null,
+        jobId: spec.jobId ?? null,
+        tenant: spec.tenant,
+        botId: spec.botId,
+        transport: ctx.transportName,
+        notCleared: ctx.plan.notClearable,
+      }
+    : undefined;
+  const jobId = spec.jobId;
+  const persist = (outcome: ResetOutcome, index: number): Promise<void> => {
+    const committed = stateWriter.append({
+      outcome,
+      job: jobId === undefined ? undefined : { jobId, index },
+      audit: auditContext,
+      outbox:
+        webhook === undefined
+          ? undefined
+          : outboxEvent(outcome, {
+              urlSha256: webhook.urlSha256,
+              jobId: jobId ?? null,
+              tenant: spec.tenant,
+              botId: spec.botId,
+            }),
+    });
+    if (webhook !== undefined)
+      void committed.then(
+        () => webhook.notify(),
+        () => undefined,
+      );
+    return committed;
+  };
+
+  const close = async (
+    complete: boolean,
+  ): Promise<{ analytics: WebhookStats | undefined; error: unknown }> => {
+    const teardown = new Teardown();
+    const step = (run: () => unknown): Promise<void> => teardown.step(run);
+    // From here the deliverer deletes what it delivers itself: the writer must not be handed work while
+    // it closes.
+    webhook?.removeVia(undefined);
+    let written = true;
+    await step(async () => {
+      try {
+        await stateWriter.close();
+      } catch (err) {
+        written = false;
+        throw err;
+      }
+    });
+    await step(() => {
+      // A job whose last outcomes could not be committed is not finished: a later run resumes it.
+      job?.finish(complete && written);
+      job?.release();
+    });
+    let analytics: WebhookStats | undefined;
+    // The webhook drains before the metrics are written, so that they count what it delivered.
+    if (webhook !== undefined && webhookSpec !== undefined) {
+      await step(async () => (analytics = await webhook.stop(Date.now() + webhookSpec.timeoutSec * 1000)));
+    }
+    if (webhook !== undefined) {
+      try {
+        pendingAtClose = webhook.countPending();
+      } catch {
+        pendingAtClose = null;
+      }
+    }
+    closed = true;
+    await step(() => db.close());
+    return { analytics, error: teardown.error };
+  };
+  return { job, persist, close };
+}

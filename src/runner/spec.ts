@@ -1,0 +1,197 @@
+/**
+ * The job spec's schema, and its one validation: `jobSpec(value)` fills defaults, checks every field and
+ * what the engine accepts, and returns a `JobSpec`. An error names the spec field (`pipeline.concurrency`)
+ * in its `field`, and its message starts with it; the CLI maps a field to its flag.
+ */
+import { Ajv, type ErrorObject } from 'ajv';
+import { CognigyResetError } from '../errors.js';
+import { checkResetDirective, MAX_DURATION_MAX_SEC, MAX_DURATION_MIN_SEC } from '../protocol/index.js';
+import { DEFAULT_MAX_UNREACHABLE } from '../reset/bulk.js';
+import { DEFAULT_RETRY_POLICY } from '../reset/retry-policy.js';
+import { DEFAULT_WEBHOOK_BATCH } from '../sinks/webhook.js';
+import { TRANSPORT_NAMES } from '../transports/create.js';
+import { checkedUrl } from '../util/loopback.js';
+import { printableProblem } from '../util/printable.js';
+import type { JobSpec } from './types.js';
+
+export const JOB_ID_MAX = 128;
+export const REASON_MAX = 500;
+const IDENTIFIER_MAX = 256;
+export const DEFAULT_CONCURRENCY = 16;
+export const DEFAULT_CONNECTIONS = 4;
+
+const int = (minimum: number, maximum: number, value: number): object => ({
+  type: 'integer',
+  minimum,
+  maximum,
+  default: value,
+});
+const positive = (maximum: number, value?: number): object => ({
+  type: 'number',
+  exclusiveMinimum: 0,
+  maximum,
+  ...(value === undefined ? {} : { default: value }),
+});
+const flag = { type: 'boolean', default: false };
+
+/** The JSON Schema of a job spec: the service's routes use it as it is. */
+export const JOB_SPEC_SCHEMA = {
+  $id: 'cognigy-reset/job-spec',
+  type: 'object',
+  additionalProperties: false,
+  required: ['transport', 'url', 'actor'],
+  properties: {
+    transport: { enum: TRANSPORT_NAMES },
+    url: { type: 'string', minLength: 1, maxLength: 2048 },
+    tenant: { type: 'string', maxLength: IDENTIFIER_MAX, default: '' },
+    botId: { type: 'string', maxLength: IDENTIFIER_MAX, default: '' },
+    allowInsecure: flag,
+    plan: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: { keepHistory: flag, keepVariables: flag, keepNlu: flag, flowOnly: flag },
+    },
+    maxDurationSec: { type: 'integer', default: 900 },
+    pipeline: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        concurrency: int(1, 10_000, DEFAULT_CONCURRENCY),
+        connections: int(1, 256, DEFAULT_CONNECTIONS),
+        ackTimeoutSec: positive(3600, 10),
+        verify: { type: 'boolean', default: true },
+        verifyTimeoutSec: positive(86_400, 30),
+        maxAttempts: int(1, 100, DEFAULT_RETRY_POLICY.maxAttempts),
+        maxUnreachable: int(0, 1_000_000, DEFAULT_MAX_UNREACHABLE),
+      },
+    },
+    flowControl: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: { rate: positive(1e6), fixed: flag },
+    },
+    socket: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { text: { type: 'string', maxLength: 10_000 }, data: { type: 'object' } },
+    },
+    defaultContextKeys: { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: 1000 },
+    jobId: { type: 'string', minLength: 1, maxLength: JOB_ID_MAX },
+    reason: { type: ['string', 'null'], maxLength: REASON_MAX, default: null },
+    actor: { type: 'string', minLength: 1, maxLength: 300 },
+    audit: { type: 'boolean', default: true },
+    sinks: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        webhook: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['url'],
+          properties: {
+            url: { type: 'string', minLength: 1, maxLength: 2048 },
+            batch: int(1, 10_000, DEFAULT_WEBHOOK_BATCH),
+            timeoutSec: { type: 'number', minimum: 0, maximum: 3600, default: 10 },
+          },
+        },
+      },
+    },
+    dryRun: flag,
+  },
+} as const;
+
+const ajv = new Ajv({ useDefaults: true, allErrors: false, strict: true });
+const validate = ajv.compile(JOB_SPEC_SCHEMA);
+
+/** `/pipeline/concurrency` → `pipeline.concurrency`; a missing property names itself. */
+function fieldOf(error: ErrorObject): string {
+  const path = error.instancePath.slice(1).replace(/\//g, '.');
+  const missing = (error.params as { missingProperty?: string }).missingProperty;
+  const extra = (error.params as { additionalProperty?: string }).additionalProperty;
+  const leaf = missing ?? extra;
+  return leaf === undefined ? path || '(spec)' : path === '' ? leaf : `${path}.${leaf}`;
+}
+
+export function specError(
+  field: string,
+  problem: string,
+  code: 'CR_ERR_OPT_INVALID' | 'CR_ERR_OPT_MISSING' = 'CR_ERR_OPT_INVALID',
+  cause?: unknown,
+): CognigyResetError {
+  return new CognigyResetError(code, `${field}: ${problem}`, {
+    field,
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+/**
+ * Validates a job spec (a copy: the input is not changed) and fills its defaults. Beyond the schema: the
+ * directive the spec compiles to must be one the engine accepts, ids must be printable, a fixed rate
+ * needs a rate, a runtime-ws job that sends needs its tenant and bot, and URLs must be secure.
+ */
+export function jobSpec(value: unknown): JobSpec {
+  const spec = structuredClone(value);
+  if (!validate(spec)) {
+    const error = validate.errors![0]!;
+    const field = fieldOf(error);
+    const problem =
+      error.keyword === 'additionalProperties'
+        ? 'is not a field of a job spec'
+        : (error.message ?? 'is invalid');
+    throw specError(
+      field,
+      problem,
+      error.keyword === 'required' ? 'CR_ERR_OPT_MISSING' : 'CR_ERR_OPT_INVALID',
+    );
+  }
+  const checked = spec as unknown as JobSpec;
+  checkSemantics(checked);
+  return checked;
+}
+
+function checkSemantics(spec: JobSpec): void {
+  for (const field of ['tenant', 'botId', 'jobId', 'actor'] as const) {
+    const text = spec[field];
+    const problem = text === undefined || text === '' ? undefined : printableProblem(text, IDENTIFIER_MAX);
+    if (problem !== undefined) throw specError(field, problem);
+  }
+  if (spec.reason !== null && spec.reason !== undefined) {
+    const problem = printableProblem(spec.reason, REASON_MAX);
+    if (problem !== undefined) throw specError('reason', problem);
+  }
+  const probe = checkResetDirective({
+    type: 'SEND',
+    sessionId: 'probe',
+    stateClearMatrix: { flowState: 'RESET' },
+    contextWipeDirective: { clearVariables: true, clearHistory: true },
+    maxDurationSec: spec.maxDurationSec,
+    timestamp: new Date().toISOString(),
+  });
+  if (probe !== undefined) {
+    throw specError(
+      'maxDurationSec',
+      `${probe.message} (the engine accepts ${MAX_DURATION_MIN_SEC}–${MAX_DURATION_MAX_SEC})`,
+      'CR_ERR_OPT_INVALID',
+      probe,
+    );
+  }
+  if (spec.flowControl.fixed && spec.flowControl.rate === undefined) {
+    throw new CognigyResetError('CR_ERR_OPT_MISSING', 'flowControl.fixed needs flowControl.rate', {
+      field: 'flowControl.rate',
+    });
+  }
+  if (spec.transport === 'runtime-ws' && !spec.dryRun && (spec.tenant === '' || spec.botId === '')) {
+    throw specError(
+      spec.tenant === '' ? 'tenant' : 'botId',
+      'is required to reset through runtime-ws',
+      'CR_ERR_OPT_MISSING',
+    );
+  }
+  if (spec.sinks.webhook !== undefined) {
+    checkedUrl(spec.sinks.webhook.url, 'sinks.webhook.url', ['https', 'http'], spec.allowInsecure);
+  }
+}

@@ -1,0 +1,223 @@
+/**
+ * The runner's handle, as a service uses it: status while it runs, stop and abort, two jobs in one
+ * process kept apart, and a teardown that finishes whatever one step throws.
+ */
+import * as assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { pino } from 'pino';
+import { type Emulator, startEmulator } from '../src/emulator/index.js';
+import type { BulkTarget } from '../src/reset/bulk.js';
+import { jobSpec } from '../src/runner/spec.js';
+import { type JobTargets, startJob, type StartJobDeps } from '../src/runner/start-job.js';
+import type { JobEvent, JobHandle, JobSpec } from '../src/runner/types.js';
+import { ResetMetrics } from '../src/sinks/prometheus.js';
+import { StaticTokenProvider } from '../src/transports/auth/token-provider.js';
+import { withDeadline } from './helpers/ws.js';
+
+function specFor(emu: Emulator, extra: Record<string, unknown> = {}): JobSpec {
+  return jobSpec({
+    transport: 'runtime-ws',
+    url: emu.wsUrl,
+    tenant: 't',
+    botId: 'b',
+    actor: 'principal:runner-test',
+    flowControl: { rate: 100_000, fixed: true },
+    ...extra,
+  });
+}
+
+const deps = (extra: Partial<StartJobDeps> = {}): StartJobDeps => ({
+  credentials: { tokens: () => new StaticTokenProvider('dev-token'), secrets: () => ['dev-token'] },
+  log: pino({ level: 'silent' }),
+  ...extra,
+});
+
+/** `n` targets named `prefix-1`…; `endless`: no end until the job stops reading. */
+function targets(prefix: string, n: number, endless = false): JobTargets {
+  return {
+    total: endless ? undefined : n,
+    async *batches(stop) {
+      for (let i = 0; endless || i < n; i++) {
+        if (stop.aborted) return;
+        await Promise.resolve();
+        yield [{ sessionId: `${prefix}-${(i % n) + 1}`, index: i } satisfies BulkTarget];
+      }
+    },
+  };
+}
+
+async function outcomesOf(
+  job: JobHandle,
+  onEach?: (event: JobEvent, n: number) => void,
+): Promise<JobEvent[]> {
+  const events: JobEvent[] = [];
+  for await (const event of job.events()) {
+    events.push(event);
+    onEach?.(event, events.length);
+  }
+  return events;
+}
+
+function tempState(t: { after(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cr-runner-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return join(dir, 'state.sqlite');
+}
+
+describe('runner: the job handle', () => {
+  it('status() counts as the job goes, with a rate and an ETA, and ends done with the summary', async (t) => {
+    const emu = await startEmulator({ sessions: 200 });
+    t.after(() => emu.close());
+    const job = startJob(specFor(emu), targets('session', 200), deps());
+    let midRun: ReturnType<JobHandle['status']> | undefined;
+    const events = await withDeadline(
+      outcomesOf(job, (_event, n) => {
+        if (n === 150) midRun = job.status();
+      }),
+      30_000,
+      'job events',
+    );
+    const summary = await job.done;
+    assert.equal(events.length, 200);
+    assert.equal(summary.reset, 200);
+    assert.equal(summary.verified, 200);
+    assert.ok(midRun !== undefined);
+    assert.equal(midRun.state, 'running');
+    assert.equal(midRun.total, 200);
+    assert.ok(midRun.counts.done >= 150 && midRun.counts.done < 200 + 1);
+    const end = job.status();
+    assert.equal(end.state, 'done');
+    assert.deepEqual(end.counts, { done: 200, reset: 200, failed: 0, skipped: 0 });
+  });
+
+  it('stop() takes no new session, lets those in flight finish, and ends the events', async (t) => {
+    const emu = await startEmulator({ sessions: 50 });
+    t.after(() => emu.close());
+    const job = startJob(specFor(emu), targets('session', 50, true), deps());
+    const events = await withDeadline(
+      outcomesOf(job, (_event, n) => {
+        if (n === 20) job.stop();
+      }),
+      30_000,
+      'stopped job',
+    );
+    const summary = await job.done;
+    assert.equal(summary.interrupted, true);
+    assert.equal(summary.fatal, null);
+    // Every session taken was finished and reported: none cut off.
+    assert.equal(events.length, summary.total);
+    assert.ok(summary.total >= 20 && summary.total < 20 + 64, `took ${summary.total}`);
+    assert.equal(summary.failed, 0);
+  });
+
+  it('abort() cuts the resets in flight too', async (t) => {
+    const emu = await startEmulator({ sessions: 0 });
+    t.after(() => emu.close());
+    for (let i = 1; i <= 8; i++) emu.store.create({ sessionId: `busy-${i}`, blockingMs: 60_000 });
+    const job = startJob(specFor(emu, { pipeline: { verifyTimeoutSec: 120 } }), targets('busy', 8), deps());
+    const seen = new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        if (emu.stats().sends >= 8) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 10);
+    });
+    const reading = outcomesOf(job);
+    await withDeadline(seen, 20_000, 'the sends');
+    job.abort();
+    const summary = await withDeadline(job.done, 20_000, 'aborted job');
+    await reading;
+    assert.equal(summary.interrupted, true);
+    assert.equal(summary.verified, 0);
+  });
+
+  it('two jobs in one process keep their events and their metrics apart', async (t) => {
+    const emu = await startEmulator({ sessions: 0 });
+    t.after(() => emu.close());
+    for (let i = 1; i <= 60; i++) emu.store.create({ sessionId: `a-${i}` });
+    for (let i = 1; i <= 40; i++) emu.store.create({ sessionId: `b-${i}` });
+    const metricsA = new ResetMetrics({ jobId: 'job-a' });
+    const metricsB = new ResetMetrics({ jobId: 'job-b' });
+    t.after(() => (metricsA.close(), metricsB.close()));
+    const a = startJob(specFor(emu, { jobId: 'job-a' }), targets('a', 60), deps({ metrics: metricsA }));
+    const b = startJob(specFor(emu, { jobId: 'job-b' }), targets('b', 40), deps({ metrics: metricsB }));
+    const [eventsA, eventsB] = await withDeadline(
+      Promise.all([outcomesOf(a), outcomesOf(b)]),
+      30_000,
+      'jobs',
+    );
+    await Promise.all([a.done, b.done]);
+    const idsOf = (events: JobEvent[]): string[] =>
+      events.flatMap((e) => (e.type === 'outcome' ? [e.outcome.sessionId] : []));
+    assert.equal(eventsA.length, 60);
+    assert.equal(eventsB.length, 40);
+    assert.ok(idsOf(eventsA).every((id) => id.startsWith('a-')));
+    assert.ok(idsOf(eventsB).every((id) => id.startsWith('b-')));
+    const outcomes = async (m: ResetMetrics): Promise<number> =>
+      (await m.registry.getSingleMetric('cognigy_reset_outcomes_total')!.get()).values.reduce(
+        (sum, v) => sum + v.value,
+        0,
+      );
+    assert.equal(await outcomes(metricsA), 60);
+    assert.equal(await outcomes(metricsB), 40);
+  });
+
+  it('a teardown step that throws is reported after the summary; the steps after it still run', async (t) => {
+    const emu = await startEmulator({ sessions: 30 });
+    t.after(() => emu.close());
+    const statePath = tempState(t);
+    const seen = new Map<string, number>();
+    const failing = deps({
+      statePath,
+      seen: () => ({
+        firstIndex: (id: string, index: number) => {
+          const first = seen.get(id);
+          if (first === undefined) seen.set(id, index);
+          return first;
+        },
+        close: () => {
+          throw new Error('seen-ids close failed');
+        },
+      }),
+    });
+    const job = startJob(specFor(emu, { jobId: 'teardown' }), targets('session', 30), failing);
+    await outcomesOf(job);
+    const summary = await job.done;
+    assert.equal(summary.verified, 30);
+    assert.match(String(summary.lateError), /seen-ids close failed/);
+    // The claim was given up and the job finished: a second run of it resumes, skips all 30 as done.
+    const again = startJob(specFor(emu, { jobId: 'teardown' }), targets('session', 30), deps({ statePath }));
+    await outcomesOf(again);
+    const second = await again.done;
+    assert.equal(second.skipped, 30);
+    assert.equal(second.lateError, undefined);
+  });
+
+  it('a spec error names the spec field, and nothing starts', () => {
+    const base = { transport: 'runtime-ws', url: 'ws://127.0.0.1:1', actor: 'x', tenant: 't', botId: 'b' };
+    const fieldOf = (extra: Record<string, unknown>): [string | undefined, string | undefined, string] => {
+      try {
+        jobSpec({ ...base, ...extra });
+      } catch (err) {
+        const e = err as Error & { field?: string; code?: string };
+        return [e.code, e.field, e.message];
+      }
+      return [undefined, undefined, 'accepted'];
+    };
+    assert.deepEqual(fieldOf({ pipeline: { concurrency: 0 } }).slice(0, 2), [
+      'CR_ERR_OPT_INVALID',
+      'pipeline.concurrency',
+    ]);
+    assert.equal(fieldOf({ maxDurationSec: 5 })[1], 'maxDurationSec');
+    const [, field, message] = fieldOf({ verbose: true });
+    assert.equal(field, 'verbose');
+    assert.match(message, /not a field/);
+    assert.deepEqual(fieldOf({ tenant: '' }).slice(0, 2), ['CR_ERR_OPT_MISSING', 'tenant']);
+    assert.equal(fieldOf({ flowControl: { fixed: true } })[1], 'flowControl.rate');
+    assert.equal(fieldOf({})[2], 'accepted');
+  });
+});
