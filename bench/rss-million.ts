@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median, startChild } from './lib/child.js';
+import { RESET_CLI } from './lib/cli-run.js';
 
 const { values } = parseArgs({
   options: { ids: { type: 'string', default: '1000000' }, runs: { type: 'string', default: '3' } },
@@ -43,7 +44,7 @@ async function run(
   const child = spawn(
     process.execPath,
     [
-      cli,
+      RESET_CLI,
       'reset',
       '--from-file',
       file,

@@ -10,6 +10,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const CLI = fileURLToPath(new URL('../../../bin/cognigy-reset', import.meta.url));
+/**
+ * The CLI whose `reset` runs are measured: this checkout's, or another build's named by `CR_BENCH_CLI`
+ * (`bench/before-after.ts` sets it to compare two versions in one run). The emulator stays this one.
+ */
+export const RESET_CLI = process.env['CR_BENCH_CLI'] ?? CLI;
 
 export interface CliSummary {
   verified: number;
@@ -45,7 +50,7 @@ export async function cliRun(opts: {
     process.execPath,
     [
       ...(opts.cpu === true ? ['--import', CPU_REPORT] : []),
-      CLI,
+      RESET_CLI,
       'reset',
       '--from-file',
       file,
