@@ -16,10 +16,7 @@ import { createResetter } from '../reset/resetter.js';
 import { CHANNELS } from '../reset/events.js';
 import type { BulkTarget } from '../reset/bulk.js';
 import { resolveActor } from '../audit/record.js';
-import { verifyAudit } from '../audit/store.js';
-import { JobStore } from '../state/job-store.js';
-import { StateWriter } from '../state/state-writer.js';
-import { openStateFile } from '../state/state-file.js';
+import { DEFAULT_LEASE_MS, openStore } from '../store/index.js';
 
 const SESSIONS = 2000;
 const GHOSTS = ['ghost-1', 'ghost-2', 'ghost-3'];
@@ -29,7 +26,7 @@ const emulator = await startEmulator({
   faults: { blockingShare: 0.02, blockingMs: 400, latencyMs: 2, dropEveryFrames: 400 },
 });
 const dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-demo-'));
-const db = openStateFile(join(dir, 'state.sqlite'));
+const db = await openStore(join(dir, 'state.sqlite'));
 
 process.stdout.write(
   `engine emulator at ${emulator.wsUrl}: ${SESSIONS} sessions mid-flow (2 % in a blocking webhook call), ` +
@@ -45,10 +42,12 @@ const resetter = createResetter({
   connections: 4,
   verifyTimeoutMs: 30_000,
 });
-const statePath = join(dir, 'state.sqlite');
-const job = new JobStore(db, 'demo', { tenant: 'demo-tenant', plan: resetter.plan.cleared });
-const writer = new StateWriter({ db, path: statePath, thread: true });
-await writer.ready();
+const job = await db.openJob({
+  jobId: 'demo',
+  settings: { tenant: 'demo-tenant', plan: resetter.plan.cleared },
+  leaseMs: DEFAULT_LEASE_MS,
+});
+const writer = await db.writer();
 const auditContext = {
   actor: resolveActor(process.env),
   reason: 'npm start: the demo',
@@ -86,12 +85,12 @@ const summary = await resetter.run(targets(), {
 });
 await resetter.close();
 await writer.close();
-job.finish(true);
-job.release();
-const chain = verifyAudit(db);
+await job.finish(true);
+await job.release();
+const chain = await db.verifyAudit();
 const stats = emulator.stats();
 await emulator.close();
-db.close();
+await db.close();
 rmSync(dir, { recursive: true, force: true });
 
 process.stdout.write(humanSummary(summary, { jobId: 'demo', dryRun: false }));

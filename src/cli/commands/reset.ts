@@ -7,7 +7,7 @@ import { setMaxListeners } from 'node:events';
 import { resolve } from 'node:path';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { Command, Option } from 'commander';
-import { CognigyResetError, type ErrorCode } from '../../errors.js';
+import { CognigyResetError, type ErrorCode, isCognigyResetError } from '../../errors.js';
 import {
   checkResetDirective,
   DEFAULT_WS_URL,
@@ -18,14 +18,20 @@ import { createResetter } from '../../reset/resetter.js';
 import { CHANNELS } from '../../reset/events.js';
 import { outcomeLine, type ResetOutcome } from '../../reset/outcome.js';
 import { DEFAULT_RETRY_POLICY } from '../../reset/retry-policy.js';
-import { JobStore } from '../../state/job-store.js';
-import { SeenIdsFile } from '../../state/seen-ids-file.js';
-import { checkWritable, StateWriter } from '../../state/state-writer.js';
+import {
+  createSeenIds,
+  DEFAULT_LEASE_MS,
+  type JobClaimHandle,
+  openStore,
+  type OutcomeWriter,
+  type Store,
+} from '../../store/index.js';
 import { type AuditContext, resolveActor } from '../../audit/record.js';
 import { checkMetricsFile, ResetMetrics } from '../../sinks/prometheus.js';
 import {
   DEFAULT_WEBHOOK_BATCH,
   outboxEvent,
+  storeReason,
   WebhookDeliverer,
   type WebhookStats,
 } from '../../sinks/webhook.js';
@@ -38,7 +44,6 @@ import { CognigySocketTransport } from '../../transports/cognigy-socket/transpor
 import { OAuth2TokenProvider } from '../../transports/auth/oauth2.js';
 import { StaticTokenProvider } from '../../transports/auth/token-provider.js';
 import type { Transport } from '../../transports/transport.js';
-import { openStateFile, type StateDb } from '../../state/state-file.js';
 import { oauth2FromEnv } from '../../transports/auth/oauth2.js';
 import { redactUrl } from '../../util/redact.js';
 import {
@@ -567,9 +572,10 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   // The state file holds the audit log (on unless --no-audit), the job ledger and the analytics outbox.
   const audit = flags.audit && !flags.dryRun;
   const useState = !flags.dryRun && (audit || flags.job !== undefined || flags.analyticsUrl !== undefined);
-  let db: StateDb | undefined;
-  let job: JobStore | undefined;
-  let writer: StateWriter | undefined;
+  let db: Store | undefined;
+  let job: JobClaimHandle | undefined;
+  let writer: OutcomeWriter | undefined;
+  let heartbeat: NodeJS.Timeout | undefined;
   let webhook: WebhookDeliverer | undefined;
   let analytics: WebhookStats | undefined;
   if (flags.analyticsUrl !== undefined) {
@@ -579,36 +585,53 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   if (analyticsToken !== undefined) secrets.add(analyticsToken);
   if (useState) {
     const statePath = resolve(flags.state ?? env['COGNIGY_RESET_STATE'] ?? DEFAULT_STATE_FILE);
-    db = openStateFile(statePath);
+    db = await openStore(statePath);
     try {
       // Before the job is claimed, and before anything is sent: a file SQLite opened read-only says so here.
-      checkWritable(db, statePath);
+      await db.checkWritable();
       if (flags.job !== undefined) {
-        job = new JobStore(db, flags.job, {
-          transport: resetter.transport.name,
-          // A Socket endpoint's path is its URLToken: the job keeps its origin only.
-          url: redactUrl(targetUrl, { path: !socket }),
-          tenant,
-          botId,
-          plan: resetter.plan.cleared,
-          maxDurationSec: flags.maxDuration,
-          verify: flags.verify,
+        job = await db.openJob({
+          jobId: flags.job,
+          leaseMs: DEFAULT_LEASE_MS,
+          settings: {
+            transport: resetter.transport.name,
+            // A Socket endpoint's path is its URLToken: the job keeps its origin only.
+            url: redactUrl(targetUrl, { path: !socket }),
+            tenant,
+            botId,
+            plan: resetter.plan.cleared,
+            maxDurationSec: flags.maxDuration,
+            verify: flags.verify,
+          },
         });
         log.info({ jobId: flags.job, resumed: job.resumed, state: statePath }, 'job opened');
         if (job.takenOver !== undefined) {
+          const { host, pid, since } = job.takenOver;
           log.warn(
-            { jobId: flags.job, heldBy: job.takenOver },
+            { jobId: flags.job, heldBy: { host, pid, since } },
             'job claimed by a run on another host, which cannot be checked: taken over',
           );
         }
+        // The lease is extended while the run lasts; a run that lost it stops at once. A heartbeat that
+        // could not be written is tried again at the next one.
+        const claim = job;
+        heartbeat = setInterval(() => {
+          claim.heartbeat().catch((err: unknown) => {
+            if (!isCognigyResetError(err) || err.code !== 'CR_ERR_STATE_JOB_LOST') {
+              log.warn({ jobId: flags.job, err: (err as Error).message }, 'job lease not extended');
+              return;
+            }
+            clearInterval(heartbeat);
+            if (!halt.signal.aborted) halt.abort(err);
+          });
+        }, DEFAULT_LEASE_MS / 3).unref();
       }
-      writer = new StateWriter({ db, path: statePath, thread: true });
       // Nothing is sent before the writer thread holds the state file open.
-      await writer.ready();
+      writer = await db.writer();
     } catch (err) {
-      await writer?.close().catch(() => undefined);
-      job?.release();
-      db.close();
+      clearInterval(heartbeat);
+      await job?.release().catch(() => undefined);
+      await db.close();
       throw err;
     }
     if (flags.analyticsUrl !== undefined) {
@@ -634,15 +657,14 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       const deliverer = webhook;
       const stateWriter = writer;
       // While the writer thread commits, accepted events are deleted in its batches (see removeVia).
-      deliverer.removeVia((ids) => void stateWriter.append({ delivered: ids }).catch(() => undefined));
-      stateWriter.onDeliveredNotRecorded((message) => deliverer.deliveryNotRecorded(message));
-      metrics?.watchAnalytics(() => {
-        try {
-          return deliverer.countPending();
-        } catch {
-          return null; // the state file cannot be read: the summary says so
-        }
-      });
+      deliverer.removeVia(
+        (ids) =>
+          void stateWriter.ack(ids).catch((err: unknown) => deliverer.deliveryNotRecorded(storeReason(err))),
+      );
+      metrics?.watchAnalytics(() =>
+        // The state file cannot be read: the summary says so.
+        deliverer.countPending().catch(() => null),
+      );
       webhook.start();
     }
   }
@@ -784,9 +806,9 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
   let summary!: BulkSummary;
   let lateError: unknown;
   // A session listed twice is reset once; the set lives in a temporary file, flat in memory.
-  let seen: SeenIdsFile | undefined;
+  let seen: ReturnType<typeof createSeenIds> | undefined;
   try {
-    seen = new SeenIdsFile();
+    seen = createSeenIds();
     if (!flags.dryRun) {
       log.info({ url, tenant, botId, total: input.total, input: input.describe }, 'reset run starting');
     }
@@ -817,12 +839,13 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
     // writer must not be handed work while it closes.
     webhook?.removeVia(undefined);
     await writer?.close();
+    clearInterval(heartbeat);
     const result = summary as BulkSummary | undefined;
     try {
-      job?.finish(
+      await job?.finish(
         result !== undefined && !result.interrupted && result.fatal === null && result.failed === 0,
       );
-      job?.release();
+      await job?.release();
     } catch (err) {
       // Reported after the summary, like a metrics file that cannot be written; a later run resumes.
       lateError ??= err;
@@ -839,7 +862,7 @@ async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.ProcessEnv
       metrics.close();
       metricsServer?.close();
     }
-    db?.close();
+    await db?.close();
   }
 
   const human = humanSummary(summary, {
