@@ -302,7 +302,13 @@ export const ERROR_CATALOGUE = {
   CR_ERR_STATE_JOB_RUNNING: {
     kind: 'usage',
     retryable: false,
-    summary: 'the job is being run by another process on this host',
+    summary:
+      'the job is being run by another process (on this host, or on another whose lease has not expired)',
+  },
+  CR_ERR_STATE_JOB_LOST: {
+    kind: 'internal',
+    retryable: false,
+    summary: "another run took the job's lease over while this one held it (its lease expired)",
   },
 
   // Audit verification.

@@ -9,8 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import { outboxEvent, urlFingerprint, WebhookDeliverer } from '../src/sinks/webhook.js';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { blankOutcome } from '../src/reset/outcome.js';
-import { openStateFile } from '../src/state/state-file.js';
-import { StateWriter } from '../src/state/state-writer.js';
+import { openStateFile } from '../src/store/sqlite/state-file.js';
+import { openStore } from '../src/store/index.js';
 import { parseJsonLines, runCli, startCli, waitForOutput } from './helpers/cli.js';
 import { withDeadline } from './helpers/ws.js';
 import { withFaults } from './helpers/faults.js';
@@ -229,8 +229,8 @@ describe('webhook sink', () => {
     await tracker.listen();
     tracker.script = ['fail', 'fail', 'hang', 'ok'];
     const path = join(dir, 'outbox.sqlite');
-    const db = openStateFile(path);
-    const writer = new StateWriter({ db, path, thread: false });
+    const store = await openStore(path, { writerThread: false });
+    const writer = await store.writer();
     const events = Array.from({ length: 250 }, (_, i) =>
       outboxEvent(blankOutcome(`session-${i}`, 'reset', []), {
         urlSha256: urlFingerprint(tracker.url),
@@ -240,22 +240,24 @@ describe('webhook sink', () => {
       }),
     );
     await Promise.all(events.map((outbox) => writer.append({ outbox })));
-    const deliverer = new WebhookDeliverer(db, {
+    const deliverer = new WebhookDeliverer(store, {
       url: tracker.url,
       timeoutMs: 300,
       baseDelayMs: 10,
       batchSize: 100,
     });
     await deliverer.deliver(Date.now() + 20_000);
-    assert.equal(deliverer.countPending(), 0);
+    assert.equal(await deliverer.countPending(), 0);
     // Delivered events leave the outbox: a run of millions must not keep them in the state file.
+    const db = new Database(path, { readonly: true });
     assert.equal((db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n, 0);
+    db.close();
     const keys = events.map((e) => e.key).sort();
     assert.deepEqual([...tracker.accepted].sort(), keys);
     assert.ok(tracker.received.length > keys.length, 'the failures and the timeout caused no redelivery');
     assert.ok(deliverer.stats.failures >= 3);
     await writer.close();
-    db.close();
+    await store.close();
   });
 
   it('gives a tracker that never answers --analytics-timeout and no more; its events wait in the outbox', async () => {
@@ -481,8 +483,8 @@ describe('webhook sink', () => {
   it('stops delivering, and says why, when its own connection cannot record a delivery', async () => {
     await withTracker(async (tracker) => {
       const path = join(dir, 'outbox-full.sqlite');
-      const db = openStateFile(path);
-      const writer = new StateWriter({ db, path, thread: false });
+      const store = await openStore(path, { writerThread: false });
+      const writer = await store.writer();
       const urlSha256 = urlFingerprint(tracker.url);
       await Promise.all(
         Array.from({ length: 5 }, (_, i) =>
@@ -496,10 +498,12 @@ describe('webhook sink', () => {
           }),
         ),
       );
+      const db = new Database(path);
       db.exec(`CREATE TRIGGER outbox_full BEFORE DELETE ON outbox
         BEGIN SELECT RAISE(FAIL, 'database or disk is full (test)'); END;`);
+      db.close();
       const failures: string[] = [];
-      const deliverer = new WebhookDeliverer(db, {
+      const deliverer = new WebhookDeliverer(store, {
         url: tracker.url,
         onFailure: ({ reason }) => failures.push(reason),
       });
@@ -509,7 +513,7 @@ describe('webhook sink', () => {
       assert.equal(stats.pending, 5);
       assert.equal(tracker.batches.length, 1, 'it went on posting');
       await writer.close();
-      db.close();
+      await store.close();
     });
   });
 
@@ -799,7 +803,7 @@ describe('webhook sink', () => {
       assert.ok(tracker.accepted.includes('v4-pending'), 'the pending version-4 event was not delivered');
       assert.ok(!tracker.accepted.includes('v4-elsewhere'), "another URL's event was delivered here");
       const db = new Database(state, { readonly: true });
-      assert.equal(db.pragma('user_version', { simple: true }), 5);
+      assert.equal(db.pragma('user_version', { simple: true }), 6);
       const columns = (db.prepare('PRAGMA table_info(outbox)').all() as { name: string }[]).map(
         (c) => c.name,
       );

@@ -9,8 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { outboxEvent, urlFingerprint, WebhookDeliverer } from '../src/sinks/webhook.js';
 import { blankOutcome } from '../src/reset/outcome.js';
-import { openStateFile } from '../src/state/state-file.js';
-import { StateWriter } from '../src/state/state-writer.js';
+import { openStore } from '../src/store/index.js';
 import { parseJsonLines, runCli } from './helpers/cli.js';
 import { endlessBody, hostileHttp, restRows, silentTcp } from './helpers/hostile-servers.js';
 
@@ -195,8 +194,8 @@ describe('a hostile webhook tracker', () => {
   /** A state file whose outbox holds `n` events for `url`, and a deliverer for it. */
   async function outbox(name: string, url: string, n: number) {
     const path = join(dir, name);
-    const db = openStateFile(path);
-    const writer = new StateWriter({ db, path, thread: false });
+    const store = await openStore(path, { writerThread: false });
+    const writer = await store.writer();
     const events = Array.from({ length: n }, (_, i) =>
       outboxEvent(blankOutcome(`session-${i}`, 'reset', []), {
         urlSha256: urlFingerprint(url),
@@ -207,8 +206,8 @@ describe('a hostile webhook tracker', () => {
     );
     await Promise.all(events.map((event) => writer.append({ outbox: event })));
     await writer.close();
-    const deliverer = new WebhookDeliverer(db, { url, timeoutMs: 2000, baseDelayMs: 10 });
-    return { deliverer, close: () => db.close() };
+    const deliverer = new WebhookDeliverer(store, { url, timeoutMs: 2000, baseDelayMs: 10 });
+    return { deliverer, close: () => store.close() };
   }
 
   it('asking to wait a thousand digits of seconds stops delivery for the run, after one request', async (t) => {
@@ -221,7 +220,7 @@ describe('a hostile webhook tracker', () => {
     await deliverer.deliver(Date.now() + 3000);
     assert.equal(tracker.hits, 1);
     assert.match(deliverer.stats.stopped ?? '', /Retry-After/);
-    assert.equal(deliverer.countPending(), 3);
+    assert.equal(await deliverer.countPending(), 3);
   });
 
   it('an answer body that never ends costs one bounded read: the events are delivered', async (t) => {
@@ -238,7 +237,7 @@ describe('a hostile webhook tracker', () => {
     const { deliverer, close } = await outbox('webhook-endless.sqlite', `${tracker.url}/events`, 3);
     t.after(close);
     await deliverer.deliver(Date.now() + 10_000);
-    assert.equal(deliverer.countPending(), 0);
+    assert.equal(await deliverer.countPending(), 0);
     assert.equal(deliverer.stats.delivered, 3);
     // The client stopped reading at its bound; what the socket took beyond that is the kernel's buffers.
     assert.ok(written < 16 * 1024 * 1024, `the tracker wrote ${written} bytes before the client left`);

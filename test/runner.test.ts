@@ -172,7 +172,7 @@ describe('runner: the job handle', () => {
     const statePath = tempState(t);
     const seen = new Map<string, number>();
     const failing = deps({
-      statePath,
+      store: statePath,
       seen: () => ({
         firstIndex: (id: string, index: number) => {
           const first = seen.get(id);
@@ -190,7 +190,11 @@ describe('runner: the job handle', () => {
     assert.equal(summary.verified, 30);
     assert.match(String(summary.lateError), /seen-ids close failed/);
     // The claim was given up and the job finished: a second run of it resumes, skips all 30 as done.
-    const again = startJob(specFor(emu, { jobId: 'teardown' }), targets('session', 30), deps({ statePath }));
+    const again = startJob(
+      specFor(emu, { jobId: 'teardown' }),
+      targets('session', 30),
+      deps({ store: statePath }),
+    );
     await outcomesOf(again);
     const second = await again.done;
     assert.equal(second.skipped, 30);

@@ -1,7 +1,8 @@
-/** From a reset outcome to the audit record's fields (the writer thread sequences, links and hashes them). */
+/** From a reset outcome to the audit record: its context, and its canonical text linked into the chain. */
 import { userInfo } from 'node:os';
 import { CognigyResetError } from '../errors.js';
 import { printableProblem } from '../util/printable.js';
+import { canonical, sha256 } from './chain.js';
 
 export interface AuditContext {
   actor: string;
@@ -36,4 +37,50 @@ export function resolveActor(env: NodeJS.ProcessEnv): string {
   } catch {
     return `os:uid-${process.getuid?.() ?? 'unknown'}`;
   }
+}
+
+/** What the store knows of one outcome when it links its audit record into the chain. */
+export interface AuditOutcomeFields {
+  sessionId: string;
+  outcome: string;
+  verified: boolean;
+  errorCode: string | null;
+  attempts: number;
+  latencyMs: number;
+  requestId: string | null;
+  directiveHash: string | null;
+  cleared: string[];
+}
+
+/**
+ * The audit record of one outcome, as the store appends it after `prevHash` under `seq`: its canonical
+ * text (what the hash covers, and what `audit verify` re-derives from the stored fields) and its hash.
+ */
+export function linkAuditRecord(
+  ctx: AuditContext,
+  fields: AuditOutcomeFields,
+  at: { seq: number; ts: string; prevHash: string },
+): { record: string; hash: string } {
+  const record = canonical({
+    seq: at.seq,
+    ts: at.ts,
+    actor: ctx.actor,
+    reason: ctx.reason,
+    jobId: ctx.jobId,
+    tenant: ctx.tenant,
+    botId: ctx.botId,
+    sessionId: fields.sessionId,
+    transport: ctx.transport,
+    cleared: fields.cleared,
+    notCleared: ctx.notCleared as string[],
+    outcome: fields.outcome,
+    verified: fields.verified,
+    errorCode: fields.errorCode,
+    attempts: fields.attempts,
+    latencyMs: Math.round(fields.latencyMs * 1000) / 1000,
+    requestId: fields.requestId,
+    directiveHash: fields.directiveHash,
+    prevHash: at.prevHash,
+  });
+  return { record, hash: sha256(record) };
 }

@@ -10,7 +10,7 @@ import { resolveActor } from '../audit/record.js';
 import { planReset } from '../reset/plan.js';
 import { startJob } from '../runner/start-job.js';
 import { checkMetricsFile, ResetMetrics } from '../sinks/prometheus.js';
-import { SeenIdsFile } from '../state/seen-ids-file.js';
+import { createSeenIds } from '../store/index.js';
 import { createTransport } from '../transports/create.js';
 import { printableProblem } from '../util/printable.js';
 import type { ResetFlags } from './commands/reset.js';
@@ -146,11 +146,11 @@ export async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.Pro
     {
       credentials,
       log,
-      statePath,
+      store: statePath,
       metrics,
       halt: halt.signal,
       // A session listed twice is reset once; the set lives in a temporary file, flat in memory.
-      seen: () => new SeenIdsFile(),
+      seen: createSeenIds,
     },
   );
   const onSignal = (): void => {

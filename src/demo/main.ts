@@ -16,8 +16,7 @@ import { startEmulator } from '../emulator/index.js';
 import { CHANNELS } from '../reset/events.js';
 import type { BulkTarget } from '../reset/bulk.js';
 import { resolveActor } from '../audit/record.js';
-import { verifyAudit } from '../audit/store.js';
-import { openStateFile } from '../state/state-file.js';
+import { openStore } from '../store/index.js';
 import { jobSpec } from '../runner/spec.js';
 import { startJob } from '../runner/start-job.js';
 import { StaticTokenProvider } from '../transports/auth/token-provider.js';
@@ -70,7 +69,7 @@ const job = startJob(
       secrets: () => ['dev-token'],
     },
     log: pino({ level: 'warn' }, process.stderr),
-    statePath,
+    store: statePath,
   },
 );
 let polledWhileBlocking = 0;
@@ -85,9 +84,9 @@ for await (const event of job.events()) {
   }
 }
 const summary = await job.done;
-const db = openStateFile(statePath);
-const chain = verifyAudit(db);
-db.close();
+const store = await openStore(statePath, { readOnly: true });
+const chain = await store.verifyAudit();
+await store.close();
 const stats = emulator.stats();
 await emulator.close();
 rmSync(dir, { recursive: true, force: true });

@@ -20,12 +20,15 @@ export interface BulkTarget extends SessionTarget {
   problem?: CognigyResetError | undefined;
 }
 
+/** `done`: skip; `unsure`: may have been sent before a crash, check its state first; `new`. */
+export type LedgerState = 'done' | 'unsure' | 'new';
+
 /** What an earlier run of the same job knows of each session. */
 export interface JobLedger {
-  /** `done`: skip; `unsure`: may have been sent before a crash, check its state first; `new`. */
-  lookup(sessionId: string, index: number): 'done' | 'unsure' | 'new';
-  /** Called before input item `index` is sent; what it records is durable when it returns. */
-  reserve(index: number): void;
+  /** The state of each target, in order: asked once per batch of input the runner pulls. */
+  lookup(targets: readonly { sessionId: string; index: number }[]): Promise<LedgerState[]>;
+  /** Called before input item `index` is sent; what it records is durable when it resolves. */
+  reserve(index: number): Promise<void>;
 }
 
 export interface BulkOptions {
@@ -153,39 +156,57 @@ export async function runBulk(
   let fatal = false;
   // Targets pulled but not yet taken: a batch from the source is handed out without a wait per target.
   let queue: readonly BulkTarget[] = [];
+  /** The ledger's verdict on each target of `queue`, asked in one lookup per batch; none without one. */
+  let verdicts: readonly LedgerState[] | undefined;
   let queued = 0;
   let pulling: Promise<void> | undefined;
+  const ledger = options.ledger;
   const refill = async (): Promise<void> => {
     // One pull at a time: an async iterator must not be asked twice at once.
     while (queued >= queue.length && !exhausted) {
       const next = await iterator.next();
-      if (next.done === true) exhausted = true;
-      else if (Array.isArray(next.value)) [queue, queued] = [next.value as readonly BulkTarget[], 0];
-      else [queue, queued] = [[next.value as BulkTarget], 0];
+      if (next.done === true) {
+        exhausted = true;
+        break;
+      }
+      const batch = Array.isArray(next.value)
+        ? (next.value as readonly BulkTarget[])
+        : [next.value as BulkTarget];
+      let states: LedgerState[] | undefined;
+      if (ledger !== undefined && batch.length > 0) {
+        try {
+          states = await ledger.lookup(batch);
+        } catch (err) {
+          // The ledger cannot say what an earlier run did: stop like a failed commit, nothing more sent.
+          stopWith(err);
+          return;
+        }
+      }
+      [queue, verdicts, queued] = [batch, states, 0];
     }
   };
-  /** The next target, or undefined once the source is exhausted. */
-  const take = async (): Promise<BulkTarget | undefined> => {
+  /** The next target and the ledger's verdict on it, or undefined once the source is exhausted. */
+  const take = async (): Promise<{ target: BulkTarget; state: LedgerState } | undefined> => {
     while (queued >= queue.length) {
-      if (exhausted) return undefined;
+      if (exhausted || reportError !== undefined) return undefined;
       pulling ??= refill().finally(() => (pulling = undefined));
       const first = await Promise.race([pulling.then(() => 'input' as const), stopping]);
       if (first === 'stop') gaveUp = true;
-      if (isStopped()) return undefined;
+      if (isStopped() || reportError !== undefined) return undefined;
     }
-    return queue[queued++];
+    const state = verdicts?.[queued] ?? 'new';
+    return { target: queue[queued++]!, state };
   };
-  const ledger = options.ledger;
   const concurrency = Math.max(1, Math.floor(options.concurrency ?? 16));
   // Reports waiting for their commit; past this many, workers wait for one to finish.
   const maxReports = Math.max(4096, concurrency * 8);
 
-  const one = async (target: BulkTarget): Promise<void> => {
+  const one = async (target: BulkTarget, verdict: LedgerState): Promise<void> => {
     let outcome: ResetOutcome;
     let viaPipeline = false;
     const first = seen.firstIndex(target.sessionId, target.index);
     // A repeat is settled here and recorded nowhere: a ledger row for it would stand for the first.
-    const state = first !== undefined ? 'done' : (ledger?.lookup(target.sessionId, target.index) ?? 'new');
+    const state = first !== undefined ? 'done' : verdict;
     if (first !== undefined) {
       outcome = blankOutcome(target.sessionId, 'skipped', [], pipeline.plan.notClearable);
       outcome.error = {
@@ -210,12 +231,14 @@ export async function runBulk(
       }
     } else {
       viaPipeline = true;
-      try {
-        ledger?.reserve(target.index);
-      } catch (err) {
-        // The ledger cannot promise a resume any more: stop like a failed commit, this session unsent.
-        stopWith(err);
-        return;
+      if (ledger !== undefined) {
+        try {
+          await ledger.reserve(target.index);
+        } catch (err) {
+          // The ledger cannot promise a resume any more: stop like a failed commit, this session unsent.
+          stopWith(err);
+          return;
+        }
       }
       outcome = await pipeline.reset(target, {
         signal: options.signal,
@@ -333,9 +356,14 @@ export async function runBulk(
   const worker = async (): Promise<void> => {
     for (;;) {
       if (fatal || reportError !== undefined || isStopped()) return;
-      const target = queued < queue.length ? queue[queued++] : await take();
-      if (target === undefined) return;
-      await one(target);
+      if (queued < queue.length) {
+        const state = verdicts?.[queued] ?? 'new';
+        await one(queue[queued++]!, state);
+        continue;
+      }
+      const next = await take();
+      if (next === undefined) return;
+      await one(next.target, next.state);
     }
   };
 

@@ -1,23 +1,28 @@
 /**
- * What a job makes durable, opened and closed in one place: the state file, the job's claim and ledger,
- * the batched writer of outcomes and audit records, and the webhook outbox with its deliverer. Opening
- * fails before anything is sent; closing runs every step in order, whatever fails, and reports the first
- * failure after the summary.
+ * What a job makes durable, opened and closed in one place, through the store port: the job's claim (a
+ * lease, extended by a heartbeat while the run lasts) and ledger, the batched writer of outcomes and
+ * audit records, and the webhook outbox with its deliverer. Opening fails before anything is sent;
+ * closing runs every step in order, whatever fails, and reports the first failure after the summary.
  */
 import type { Logger } from 'pino';
 import type { AuditContext } from '../audit/record.js';
 import type { ResetOutcome } from '../reset/outcome.js';
 import type { ResetMetrics } from '../sinks/prometheus.js';
-import { outboxEvent, WebhookDeliverer, type WebhookStats } from '../sinks/webhook.js';
-import { JobStore } from '../state/job-store.js';
-import { openStateFile, type StateDb } from '../state/state-file.js';
-import { checkWritable, StateWriter } from '../state/state-writer.js';
+import { outboxEvent, storeReason, WebhookDeliverer, type WebhookStats } from '../sinks/webhook.js';
+import { isCognigyResetError } from '../errors.js';
+import {
+  DEFAULT_LEASE_MS,
+  type JobClaimHandle,
+  openStore,
+  type OutcomeWriter,
+  type Store,
+} from '../store/index.js';
 import { redactUrl } from '../util/redact.js';
 import { Teardown } from './teardown.js';
 import type { JobSpec } from './types.js';
 
 export interface Durable {
-  job: JobStore | undefined;
+  job: JobClaimHandle | undefined;
   /** Makes an outcome durable; undefined when nothing is kept. */
   persist: ((outcome: ResetOutcome, index: number) => Promise<void>) | undefined;
   /** Closes in order; resolves with the webhook's figures and the first failure of a step. */
@@ -26,12 +31,15 @@ export interface Durable {
 
 export interface DurableContext {
   spec: JobSpec;
-  statePath: string | undefined;
+  /** A store the caller opened and keeps (a service's), or where to open one for this job alone. */
+  store: Store | string | undefined;
   transportName: string;
   plan: { cleared: readonly string[]; notClearable: readonly string[] };
   webhookToken: string | undefined;
   log: Logger;
   metrics: ResetMetrics | undefined;
+  /** Another run took the job's lease over: this one must stop at once. */
+  onLost(err: unknown): void;
 }
 
 const NOTHING: Durable = {
@@ -44,40 +52,59 @@ export async function openDurable(ctx: DurableContext): Promise<Durable> {
   const { spec, log, metrics } = ctx;
   const webhookSpec = spec.sinks.webhook;
   const useState = !spec.dryRun && (spec.audit || spec.jobId !== undefined || webhookSpec !== undefined);
-  if (!useState || ctx.statePath === undefined) return NOTHING;
-  const statePath = ctx.statePath;
-  const db: StateDb = openStateFile(statePath);
-  let job: JobStore | undefined;
-  let writer: StateWriter | undefined;
+  if (!useState || ctx.store === undefined) return NOTHING;
+  const owned = typeof ctx.store === 'string';
+  const db: Store = typeof ctx.store === 'string' ? await openStore(ctx.store) : ctx.store;
+  let job: JobClaimHandle | undefined;
+  let writer: OutcomeWriter | undefined;
+  let heartbeat: NodeJS.Timeout | undefined;
   try {
     // Before the job is claimed, and before anything is sent: a file SQLite opened read-only says so here.
-    checkWritable(db, statePath);
+    await db.checkWritable();
     if (spec.jobId !== undefined) {
-      job = new JobStore(db, spec.jobId, {
-        transport: ctx.transportName,
-        // A Socket endpoint's path is its URLToken: the job keeps its origin only.
-        url: redactUrl(spec.url, { path: spec.transport !== 'cognigy-socket' }),
-        tenant: spec.tenant,
-        botId: spec.botId,
-        plan: ctx.plan.cleared,
-        maxDurationSec: spec.maxDurationSec,
-        verify: spec.pipeline.verify,
+      const jobId = spec.jobId;
+      job = await db.openJob({
+        jobId,
+        leaseMs: DEFAULT_LEASE_MS,
+        settings: {
+          transport: ctx.transportName,
+          // A Socket endpoint's path is its URLToken: the job keeps its origin only.
+          url: redactUrl(spec.url, { path: spec.transport !== 'cognigy-socket' }),
+          tenant: spec.tenant,
+          botId: spec.botId,
+          plan: ctx.plan.cleared,
+          maxDurationSec: spec.maxDurationSec,
+          verify: spec.pipeline.verify,
+        },
       });
-      log.info({ jobId: spec.jobId, resumed: job.resumed, state: statePath }, 'job opened');
+      log.info({ jobId, resumed: job.resumed, state: db.location }, 'job opened');
       if (job.takenOver !== undefined) {
+        const { host, pid, since } = job.takenOver;
         log.warn(
-          { jobId: spec.jobId, heldBy: job.takenOver },
+          { jobId, heldBy: { host, pid, since } },
           'job claimed by a run on another host, which cannot be checked: taken over',
         );
       }
+      // The lease is extended while the run lasts; a run that lost it stops at once. A heartbeat that
+      // could not be written is tried again at the next one.
+      const claim = job;
+      heartbeat = setInterval(() => {
+        claim.heartbeat().catch((err: unknown) => {
+          if (!isCognigyResetError(err) || err.code !== 'CR_ERR_STATE_JOB_LOST') {
+            log.warn({ jobId, err: (err as Error).message }, 'job lease not extended');
+            return;
+          }
+          clearInterval(heartbeat);
+          ctx.onLost(err);
+        });
+      }, DEFAULT_LEASE_MS / 3).unref();
     }
-    writer = new StateWriter({ db, path: statePath, thread: true });
-    // Nothing is sent before the writer thread holds the state file open.
-    await writer.ready();
+    // Nothing is sent before the writer holds the store open.
+    writer = await db.writer();
   } catch (err) {
-    await writer?.close().catch(() => undefined);
-    job?.release();
-    db.close();
+    clearInterval(heartbeat);
+    await job?.release().catch(() => undefined);
+    if (owned) await db.close();
     throw err;
   }
   const stateWriter = writer;
@@ -87,13 +114,8 @@ export async function openDurable(ctx: DurableContext): Promise<Durable> {
   let webhook: WebhookDeliverer | undefined;
   if (webhookSpec !== undefined) {
     let warned = false;
-    const pendingNow = (): number | null => {
-      try {
-        return deliverer.countPending();
-      } catch {
-        return null; // the state file cannot be read: the summary says so
-      }
-    };
+    // The state file cannot be read: the summary says so.
+    const pendingNow = (): Promise<number | null> => deliverer.countPending().catch(() => null);
     const deliverer = new WebhookDeliverer(db, {
       url: webhookSpec.url,
       token: ctx.webhookToken,
@@ -113,9 +135,11 @@ export async function openDurable(ctx: DurableContext): Promise<Durable> {
       },
     });
     // While the writer thread commits, accepted events are deleted in its batches (see removeVia).
-    deliverer.removeVia((ids) => void stateWriter.append({ delivered: ids }).catch(() => undefined));
-    stateWriter.onDeliveredNotRecorded((message) => deliverer.deliveryNotRecorded(message));
-    metrics?.watchAnalytics(() => (closed ? pendingAtClose : pendingNow()));
+    deliverer.removeVia(
+      (ids) =>
+        void stateWriter.ack(ids).catch((err: unknown) => deliverer.deliveryNotRecorded(storeReason(err))),
+    );
+    metrics?.watchAnalytics(() => (closed ? Promise.resolve(pendingAtClose) : pendingNow()));
     deliverer.start();
     webhook = deliverer;
   }
@@ -171,25 +195,20 @@ export async function openDurable(ctx: DurableContext): Promise<Durable> {
         throw err;
       }
     });
-    await step(() => {
+    clearInterval(heartbeat);
+    await step(async () => {
       // A job whose last outcomes could not be committed is not finished: a later run resumes it.
-      job?.finish(complete && written);
-      job?.release();
+      await job?.finish(complete && written);
+      await job?.release();
     });
     let analytics: WebhookStats | undefined;
     // The webhook drains before the metrics are written, so that they count what it delivered.
     if (webhook !== undefined && webhookSpec !== undefined) {
       await step(async () => (analytics = await webhook.stop(Date.now() + webhookSpec.timeoutSec * 1000)));
     }
-    if (webhook !== undefined) {
-      try {
-        pendingAtClose = webhook.countPending();
-      } catch {
-        pendingAtClose = null;
-      }
-    }
+    if (webhook !== undefined) pendingAtClose = await webhook.countPending().catch(() => null);
     closed = true;
-    await step(() => db.close());
+    if (owned) await step(() => db.close());
     return { analytics, error: teardown.error };
   };
   return { job, persist, close };

@@ -15,6 +15,7 @@ import { createResetter, type Resetter } from '../reset/resetter.js';
 import { retryPolicyFor } from '../reset/retry-policy.js';
 import type { SeenIds } from '../reset/seen-ids.js';
 import type { ResetMetrics } from '../sinks/prometheus.js';
+import type { Store } from '../store/port.js';
 import type { WebhookStats } from '../sinks/webhook.js';
 import { createTransport } from '../transports/create.js';
 import { BackoffGate } from '../util/backoff-gate.js';
@@ -34,8 +35,11 @@ export interface JobTargets {
 export interface StartJobDeps {
   credentials: Credentials;
   log: Logger;
-  /** The SQLite state file; undefined keeps nothing (a dry run needs none). */
-  statePath?: string | undefined;
+  /**
+   * Where the job, its outcomes and audit records go: a store the caller opened and keeps open (a
+   * service's), or its location, opened and closed for this job. Undefined keeps nothing.
+   */
+  store?: Store | string | undefined;
   /** Fed with this job's messages only; the caller serves or writes it. */
   metrics?: ResetMetrics | undefined;
   /** The sessions taken so far, for duplicates; @default in memory. */
@@ -71,6 +75,9 @@ export function startJob(spec: JobSpec, targets: JobTargets, deps: StartJobDeps)
 
   async function run(): Promise<JobSummary> {
     const gate = new BackoffGate();
+    // Another run took the job's lease: this one ends at once, its reason the summary's fatal error.
+    const lost = new AbortController();
+    const halt = deps.halt === undefined ? lost.signal : AbortSignal.any([deps.halt, lost.signal]);
     const credentials = deps.credentials;
     const transport = createTransport(
       spec,
@@ -94,7 +101,8 @@ export function startJob(spec: JobSpec, targets: JobTargets, deps: StartJobDeps)
     try {
       durable = await openDurable({
         spec,
-        statePath: deps.statePath,
+        store: deps.store,
+        onLost: (err) => lost.abort(err),
         transportName: r.transport.name,
         plan: r.plan,
         webhookToken: credentials.webhookToken,
@@ -121,7 +129,7 @@ export function startJob(spec: JobSpec, targets: JobTargets, deps: StartJobDeps)
         concurrency: spec.pipeline.concurrency,
         stop: stopController.signal,
         signal: abortController.signal,
-        halt: deps.halt,
+        halt,
         ledger: durable.job,
         persist: durable.persist,
         dryRun: spec.dryRun,

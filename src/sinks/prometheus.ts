@@ -124,7 +124,7 @@ export class ResetMetrics {
    * Adds the webhook sink's metrics: events delivered, failed POSTs (by whether they are retried), and
    * the outbox's backlog, which `pending` reads at each scrape (null: it could not be read).
    */
-  watchAnalytics(pending: () => number | null): void {
+  watchAnalytics(pending: () => number | null | Promise<number | null>): void {
     const registers = [this.registry];
     this.#analyticsDelivered = new Counter({
       name: 'cognigy_reset_analytics_events_delivered_total',
@@ -141,8 +141,8 @@ export class ResetMetrics {
       name: 'cognigy_reset_analytics_events_pending',
       help: 'Webhook events waiting in the outbox for this URL.',
       registers,
-      collect() {
-        const value = pending();
+      async collect() {
+        const value = await pending();
         if (value !== null) this.set(value);
       },
     });

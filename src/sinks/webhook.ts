@@ -15,9 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ResetOutcome } from '../reset/outcome.js';
-import { type OutboxInput, outboxRemover } from '../state/batch-sql.js';
-import type { StateDb } from '../state/state-file.js';
-import type { Statement } from 'better-sqlite3';
+import type { OutboxEvent, OutboxInput, Store } from '../store/port.js';
 import { fetchNoRedirect, isRedirect, redirectOrigin } from '../util/no-redirect.js';
 import { MAX_RETRY_AFTER_MS, parseRetryAfter } from '../util/retry-after.js';
 import { readBoundedText } from '../util/http-body.js';
@@ -80,11 +78,7 @@ export interface WebhookStats {
 export const DEFAULT_WEBHOOK_BATCH = 500;
 
 /** An outbox event as the deliverer reads it. */
-interface PendingRow {
-  id: number;
-  key: string;
-  payload: string;
-}
+type PendingRow = OutboxEvent;
 
 /** Answers worth retrying: the tracker is busy, overloaded or failing for now. */
 const retryableStatus = (status: number): boolean =>
@@ -96,6 +90,15 @@ function networkReason(err: unknown): string {
   const cause = (err as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause;
   if (typeof cause?.code === 'string') return cause.code;
   return typeof cause?.message === 'string' ? cause.message : 'network error';
+}
+
+/**
+ * Why the store failed, as the deliverer reports it: the driver's own reason (a full disk) rather than
+ * the store's wrapping of it.
+ */
+export function storeReason(err: unknown): string {
+  const cause = (err as { cause?: unknown }).cause;
+  return cause instanceof Error ? cause.message : (err as Error).message;
 }
 
 /** What the outbox keeps of a webhook URL. */
@@ -141,17 +144,17 @@ export class WebhookDeliverer {
   /** Aborted at stop()'s deadline: a request the background loop still has in flight is cut then. */
   readonly #halt = new AbortController();
 
-  readonly #selectPending: Statement;
-  readonly #countMine: Statement;
-  readonly #countOthers: Statement;
+  readonly #store: Store;
+  /** This deliverer's claim on the outbox events it posts: no other deliverer posts them meanwhile. */
+  readonly #owner = `webhook/${randomUUID()}`;
   /** The last outbox id posted and accepted: events are read on from there (ids only grow). */
   #after = 0;
-  /** Deletes accepted events on this connection. */
-  readonly #removeHere: (ids: readonly number[]) => void;
+  /** Deletes accepted events through the store. */
+  readonly #removeHere: (ids: readonly number[]) => Promise<void>;
   /** Deletes accepted events: `#removeHere`, or the state writer while it runs (see `removeVia`). */
-  #remover: (ids: readonly number[]) => void;
+  #remover: (ids: readonly number[]) => void | Promise<void>;
 
-  constructor(db: StateDb, options: WebhookOptions) {
+  constructor(store: Store, options: WebhookOptions) {
     const { token, ...rest } = options;
     this.#o = {
       batchSize: DEFAULT_WEBHOOK_BATCH,
@@ -163,44 +166,48 @@ export class WebhookDeliverer {
     this.#headers = { 'content-type': 'application/json' };
     if (token !== undefined) this.#headers['authorization'] = `Bearer ${token}`;
     this.urlSha256 = urlFingerprint(options.url);
-    // Prepared once: the deliverer reads the outbox for every POST, and metrics count it at each scrape.
-    this.#selectPending = db.prepare(
-      'SELECT id, idempotency_key AS key, payload FROM outbox WHERE url_sha256 = ? AND id > ? ORDER BY id LIMIT ?',
-    );
-    this.#countMine = db.prepare('SELECT count(*) AS n FROM outbox WHERE url_sha256 = ?');
-    this.#countOthers = db.prepare('SELECT count(*) AS n FROM outbox WHERE url_sha256 != ?');
-    this.#removeHere = outboxRemover(db);
+    this.#store = store;
+    this.#removeHere = (ids) => store.ackOutbox(ids);
     this.#remover = this.#removeHere;
   }
 
   /**
-   * While a state writer commits on another connection, accepted events are deleted through it: a
-   * delete on this connection would wait for the writer's lock, and SQLite waits by sleeping, which
-   * stops the event loop every reset runs on. Cleared (undefined) before that writer closes: it must
-   * not be handed work while it shuts down.
+   * While the store's writer commits (`OutcomeWriter.ack`), accepted events are deleted through it: a
+   * delete beside it would wait for the writer's lock, and SQLite waits by sleeping, which stops the
+   * event loop every reset runs on. A remover that does not wait for its delete tells of a failure with
+   * `deliveryNotRecorded`. Cleared (undefined) before that writer closes: it must not be handed work
+   * while it shuts down.
    */
-  removeVia(remover: ((ids: readonly number[]) => void) | undefined): void {
+  removeVia(remover: ((ids: readonly number[]) => void | Promise<void>) | undefined): void {
     this.#remover = remover ?? this.#removeHere;
   }
 
-  #pending(): PendingRow[] {
-    return this.#selectPending.all(this.urlSha256, this.#after, this.#o.batchSize) as PendingRow[];
+  /** Claims the next batch of events for this URL: those after the last one accepted. */
+  #pending(): Promise<PendingRow[]> {
+    return this.#store.claimOutbox(this.urlSha256, {
+      limit: this.#o.batchSize,
+      owner: this.#owner,
+      // A claim lasts as long as one POST may: no other deliverer posts the same events meanwhile.
+      leaseMs: this.#o.timeoutMs,
+      after: this.#after,
+    });
   }
 
-  countPending(): number {
-    return (this.#countMine.get(this.urlSha256) as { n: number }).n;
+  /** Events in the outbox for this URL. */
+  async countPending(): Promise<number> {
+    return (await this.#store.countOutbox(this.urlSha256)).mine;
   }
 
   /**
    * Runs a read or write of the outbox; if the state file fails it (a full disk, an I/O error), delivery
    * stops for the run instead of throwing: the run's own report must not be lost to its analytics.
    */
-  #inStateFile(op: () => void): boolean {
+  async #inStateFile(op: () => Promise<unknown>): Promise<boolean> {
     try {
-      op();
+      await op();
       return true;
     } catch (err) {
-      this.deliveryNotRecorded((err as Error).message);
+      this.deliveryNotRecorded(storeReason(err));
       return false;
     }
   }
@@ -259,9 +266,9 @@ export class WebhookDeliverer {
    * Removes events the tracker took: the outbox holds only what is still to deliver (the audit log keeps
    * every outcome), or a run of millions would leave each event's payload in the state file for good.
    */
-  #removeDelivered(rows: PendingRow[]): void {
+  async #removeDelivered(rows: PendingRow[]): Promise<void> {
     this.#after = rows.at(-1)!.id;
-    this.#remover(rows.map((row) => row.id));
+    await this.#remover(rows.map((row) => row.id));
     this.stats.delivered += rows.length;
     this.#o.onDelivered?.(rows.length);
   }
@@ -277,7 +284,7 @@ export class WebhookDeliverer {
       // Stopped for good: the events wait in the outbox for a run that can deliver them.
       if (this.stats.stopped !== undefined) return;
       let rows: PendingRow[] = [];
-      if (!this.#inStateFile(() => (rows = this.#pending()))) return;
+      if (!(await this.#inStateFile(async () => (rows = await this.#pending())))) return;
       if (rows.length === 0) {
         if (!untilStopped || this.#stopped) return;
         await new Promise<void>((resolve) => {
@@ -306,7 +313,7 @@ export class WebhookDeliverer {
       if (cut && this.stats.lastFailure !== undefined) return;
       if (result.ok) {
         // Not recorded (a full disk): the tracker has them, and drops the next run's repeat by its key.
-        if (!this.#inStateFile(() => this.#removeDelivered(rows))) return;
+        if (!(await this.#inStateFile(() => this.#removeDelivered(rows)))) return;
         this.stats.lastFailure = undefined;
         failures = 0;
         continue;
@@ -361,11 +368,12 @@ export class WebhookDeliverer {
       clearTimeout(halt);
     }
     await this.deliver(deadline);
+    // What is left goes out with the next run, or another deliverer, at once: not after the claim expires.
+    await this.#store.releaseOutbox(this.#owner).catch(() => undefined);
     let pending: number | null = null;
     let others: number | null = null;
-    this.#inStateFile(() => {
-      pending = this.countPending();
-      others = (this.#countOthers.get(this.urlSha256) as { n: number }).n;
+    await this.#inStateFile(async () => {
+      ({ mine: pending, others } = await this.#store.countOutbox(this.urlSha256));
     });
     this.stats.pending = pending;
     this.stats.otherUrls = others;

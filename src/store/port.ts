@@ -1,7 +1,7 @@
 /**
  * The store port: everything durable, behind one async interface. The runner, the CLI's `audit`
  * commands and the service speak only this; SQLite (`src/store/sqlite/`) implements it today, and a
- * second backend runs the same contract suite (`test/store-contract.test.ts`).
+ * second backend runs the same contract suite (`test/helpers/store-contract.ts`).
  *
  * Every method may fail with a `CognigyResetError` of the STATE area (`CR_ERR_STATE_*`): never raw driver
  * text. No method takes or returns a secret: API keys are stored and looked up by their hash.
@@ -37,7 +37,10 @@ export interface JobClaimHandle {
   readonly jobId: string;
   /** An earlier run of the job exists. */
   readonly resumed: boolean;
-  /** The lease of a run this one took over: expired, or held by a process that can be told to be gone. */
+  /**
+   * The lease of a run this one took over without seeing it end: its lease expired (another host, or a
+   * process that stopped heartbeating). Undefined when there was none, or its process is known gone.
+   */
   readonly takenOver: JobLease | undefined;
   /**
    * What earlier runs know of each target, in input order: one round trip per batch of input, so a
@@ -58,7 +61,8 @@ export interface JobClaimHandle {
 
 /** One outcome to make durable, with what goes with it, in one transaction. */
 export interface AppendItem {
-  outcome: ResetOutcome;
+  /** The outcome that `job` and `audit` record (an item with only an outbox event needs none). */
+  outcome?: ResetOutcome | undefined;
   /** Record the outcome in this job's ledger, as input item `index`. */
   job?: { jobId: string; index: number } | undefined;
   /** Append an audit record for the outcome, in this context (`src/audit/` builds it). */
@@ -156,11 +160,22 @@ export interface Store {
   /** Walks the whole chain from genesis, in one snapshot; `anchor`: a head hash kept elsewhere. */
   verifyAudit(options?: { anchor?: string | undefined }): Promise<VerifyResult>;
 
-  /** Up to `limit` events for the webhook with this URL fingerprint, claimed by `owner` for `leaseMs`. */
+  /**
+   * Up to `limit` events for the webhook with this URL fingerprint, in id order, claimed by `owner` for
+   * `leaseMs`: events no other owner holds an unexpired claim on (its own claims are returned again).
+   */
   claimOutbox(
     urlSha256: string,
-    options: { limit: number; owner: string; leaseMs: number },
+    options: {
+      limit: number;
+      owner: string;
+      leaseMs: number;
+      /** Only events with a greater id: those `owner` posted and acked meanwhile are not claimed again. */
+      after?: number | undefined;
+    },
   ): Promise<OutboxEvent[]>;
+  /** Gives up `owner`'s claims: its events not yet deleted are free for any deliverer at once. */
+  releaseOutbox(owner: string): Promise<void>;
   /** Deletes delivered events (ids from `claimOutbox`). */
   ackOutbox(ids: readonly number[]): Promise<void>;
   /** Events waiting for this URL, and for any other URL. */

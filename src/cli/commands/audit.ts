@@ -4,9 +4,9 @@ import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { type AuditRecord, ChainChecker, GENESIS_HASH, recordShapeProblem } from '../../audit/chain.js';
 import { errorLine } from '../exit-codes.js';
-import { auditRecords, csvHeader, csvLine, verifyAudit } from '../../audit/store.js';
+import { csvHeader, csvLine } from '../../audit/store.js';
 import { CognigyResetError } from '../../errors.js';
-import { openStateReadOnly, sqliteStateError } from '../../state/state-read.js';
+import { openStore } from '../../store/index.js';
 import { isDate, isDateTime } from '../../protocol/schemas.js';
 import { readLines } from '../../targets/lines.js';
 import { stdoutGone } from '../stdout-gone.js';
@@ -105,15 +105,6 @@ async function verifyFile(path: string, anchor: string | undefined, allowGaps: b
   return 0;
 }
 
-/** Runs `read`; an SQLite error it meets becomes a coded state error. */
-function verifyOrCoded<T>(read: () => T, path: string): T {
-  try {
-    return read();
-  } catch (err) {
-    throw sqliteStateError(path, err) ?? err;
-  }
-}
-
 export function auditCommand(): Command {
   const audit = new Command('audit').description('the tamper-evident audit log in the state file');
   audit
@@ -142,9 +133,9 @@ export function auditCommand(): Command {
         });
       }
       const path = statePath(flags.state);
-      const state = openStateReadOnly(path);
+      const state = await openStore(path, { readOnly: true });
       try {
-        const result = verifyOrCoded(() => verifyAudit(state.db, flags.anchor), path);
+        const result = await state.verifyAudit({ anchor: flags.anchor });
         // anchorSeq is left out of the line when undefined (no --anchor).
         const { records, headSeq, headHash, anchorSeq } = result;
         process.stdout.write(
@@ -156,7 +147,7 @@ export function auditCommand(): Command {
         );
         process.exitCode = result.ok ? 0 : 1;
       } finally {
-        state.close();
+        await state.close();
       }
     });
   audit
@@ -187,21 +178,17 @@ export function auditCommand(): Command {
           );
         }
         const path = statePath(flags.state);
-        const state = openStateReadOnly(path);
+        const state = await openStore(path, { readOnly: true });
         const out = new LineWriter(process.stdout, stdoutGone.signal);
         try {
           if (flags.format === 'csv') out.write(csvHeader());
-          for (const record of verifyOrCoded(
-            () =>
-              auditRecords(state.db, {
-                sessionId: flags.session,
-                jobId: flags.job,
-                since: flags.since,
-                until: flags.until,
-                outcome: flags.outcome,
-              }),
-            path,
-          )) {
+          for await (const record of state.auditRecords({
+            sessionId: flags.session,
+            jobId: flags.job,
+            since: flags.since,
+            until: flags.until,
+            outcome: flags.outcome,
+          })) {
             out.write(flags.format === 'csv' ? csvLine(record) : safeJson(record));
             // A slow reader is waited for: the export never holds more than a few writes in memory.
             const drained = out.drained();
@@ -212,9 +199,9 @@ export function auditCommand(): Command {
           out.flush();
         } catch (err) {
           out.flush();
-          throw sqliteStateError(path, err) ?? err;
+          throw err;
         } finally {
-          state.close();
+          await state.close();
         }
       },
     );

@@ -4,10 +4,9 @@
  * small library uses). `append()` resolves once its batch committed: an outcome is reported only then.
  */
 import { Worker } from 'node:worker_threads';
-import { CognigyResetError } from '../errors.js';
-import type { ResetOutcome } from '../reset/outcome.js';
-import type { AuditContext } from '../audit/record.js';
-import { type BatchMessage, batchWriter, type OutboxInput, probeWritable, pushOutcome } from './batch-sql.js';
+import { CognigyResetError } from '../../errors.js';
+import type { AppendItem, OutcomeWriter } from '../port.js';
+import { type BatchMessage, batchWriter, probeWritable, pushOutcome } from './batch-sql.js';
 import type { StateDb } from './state-file.js';
 
 /**
@@ -17,31 +16,18 @@ import type { StateDb } from './state-file.js';
 const FLUSH_MS = 4;
 const FLUSH_ITEMS = 512;
 
-export interface AppendItem {
-  /** The outcome that `job` and `audit` record. */
-  outcome?: ResetOutcome | undefined;
-  /** Record the outcome in this job's ledger, as input item `index`. */
-  job?: { jobId: string; index: number } | undefined;
-  /** Append an audit record for the outcome, in this context. */
-  audit?: AuditContext | undefined;
-  /** An analytics event for the outbox. */
-  outbox?: OutboxInput | undefined;
-  /** Outbox events the tracker accepted, to delete. */
-  delivered?: readonly number[] | undefined;
-}
-
 interface Waiter {
   resolve(): void;
   reject(err: unknown): void;
 }
 
-export class StateWriter {
+export class StateWriter implements OutcomeWriter {
   readonly #worker: Worker | undefined;
   readonly #writeHere: ((batch: BatchMessage) => string | undefined) | undefined;
-  /** Told when delivered outbox events could not be deleted (the batch itself committed). */
-  #onDeliveredNotRecorded: ((message: string) => void) | undefined;
   /** Batches posted to the writer thread, by id. */
-  readonly #pending = new Map<number, Waiter>();
+  readonly #pending = new Map<number, { waiter: Waiter; acks: Waiter[] }>();
+  /** Who waits for the current batch's deletes of delivered outbox events (`ack`). */
+  #acks: Waiter[] = [];
   /** Set while close() waits for the batches posted to the writer thread. */
   #onDrained: (() => void) | undefined;
   #batch: BatchMessage = { outcomes: [], outbox: [], delivered: [] };
@@ -88,19 +74,20 @@ export class StateWriter {
         else this.#fail(notWritable(options.path, new Error(message.message ?? 'error')));
         return;
       }
-      const waiter = this.#pending.get(message.id);
+      const posted = this.#pending.get(message.id);
       this.#pending.delete(message.id);
       if (this.#pending.size === 0) this.#onDrained?.();
-      if (message.deliveredError !== undefined) this.#onDeliveredNotRecorded?.(message.deliveredError);
-      if (message.ok) waiter?.resolve();
-      else
-        this.#fail(
-          new CognigyResetError(
-            'CR_ERR_STATE_WRITE',
-            `state file write failed: ${message.message ?? 'error'}`,
-          ),
-          waiter,
+      if (message.ok) {
+        posted?.waiter.resolve();
+        settleAcks(posted?.acks ?? [], message.deliveredError);
+      } else {
+        const err = new CognigyResetError(
+          'CR_ERR_STATE_WRITE',
+          `state file write failed: ${message.message ?? 'error'}`,
         );
+        for (const ack of posted?.acks ?? []) ack.reject(err);
+        this.#fail(err, posted?.waiter);
+      }
     });
     worker.on('error', (err) =>
       this.#fail(
@@ -121,17 +108,12 @@ export class StateWriter {
     this.#failed ??= err;
     this.#onReady?.reject(err);
     waiter?.reject(err);
-    for (const w of this.#pending.values()) w.reject(err);
+    for (const p of this.#pending.values()) {
+      p.waiter.reject(err);
+      for (const ack of p.acks) ack.reject(err);
+    }
     this.#pending.clear();
     this.#onDrained?.();
-  }
-
-  /**
-   * Tells `listener` when outbox events appended as `delivered` could not be deleted. That never fails
-   * the batch they came with: its outcomes are durable all the same.
-   */
-  onDeliveredNotRecorded(listener: (message: string) => void): void {
-    this.#onDeliveredNotRecorded = listener;
   }
 
   /**
@@ -151,7 +133,24 @@ export class StateWriter {
     if (item.outcome !== undefined && (item.job !== undefined || item.audit !== undefined))
       pushOutcome(this.#batch.outcomes, item.outcome, item.job, item.audit);
     if (item.outbox !== undefined) this.#batch.outbox.push(item.outbox);
-    if (item.delivered !== undefined) this.#batch.delivered.push(...item.delivered);
+    return this.#queued();
+  }
+
+  /**
+   * Deletes outbox events the tracker accepted, after the next batch, in a transaction of its own: a
+   * failure to delete them rejects this promise (`CR_ERR_STATE_WRITE`), never the batch's outcomes.
+   */
+  ack(ids: readonly number[]): Promise<void> {
+    if (this.#failed !== undefined) return Promise.reject(this.#failed);
+    this.#batch.delivered.push(...ids);
+    const acked = new Promise<void>((resolve, reject) => this.#acks.push({ resolve, reject }));
+    acked.catch(() => undefined);
+    void this.#queued();
+    return acked;
+  }
+
+  /** The current batch's promise, shared by all its items; schedules the batch's flush. */
+  #queued(): Promise<void> {
     let committed = this.#committed;
     if (committed === undefined) {
       committed = new Promise<void>((resolve, reject) => (this.#waiter = { resolve, reject }));
@@ -169,6 +168,8 @@ export class StateWriter {
     this.#timer = undefined;
     const batch = this.#batch;
     const waiter = this.#waiter;
+    const acks = this.#acks;
+    this.#acks = [];
     this.#batch = { outcomes: [], outbox: [], delivered: [] };
     this.#waiter = undefined;
     this.#committed = undefined;
@@ -177,24 +178,26 @@ export class StateWriter {
     if (this.#writeHere !== undefined) {
       try {
         const deliveredError = this.#writeHere(batch);
-        if (deliveredError !== undefined) this.#onDeliveredNotRecorded?.(deliveredError);
+        waiter.resolve();
+        settleAcks(acks, deliveredError);
       } catch (err) {
-        waiter.reject(
-          new CognigyResetError('CR_ERR_STATE_WRITE', `state file write failed: ${(err as Error).message}`, {
-            cause: err,
-          }),
+        const failed = new CognigyResetError(
+          'CR_ERR_STATE_WRITE',
+          `state file write failed: ${(err as Error).message}`,
+          { cause: err },
         );
-        return;
+        waiter.reject(failed);
+        for (const ack of acks) ack.reject(failed);
       }
-      waiter.resolve();
       return;
     }
     if (this.#failed !== undefined) {
       waiter.reject(this.#failed);
+      for (const ack of acks) ack.reject(this.#failed);
       return;
     }
     const id = this.#next++;
-    this.#pending.set(id, waiter);
+    this.#pending.set(id, { waiter, acks });
     this.#worker!.postMessage({ id, batch });
   }
 
@@ -211,6 +214,21 @@ export class StateWriter {
       await this.#exited;
     }
   }
+}
+
+/** Resolves `acks`, or rejects them when the delivered events could not be deleted (`deliveredError`). */
+function settleAcks(acks: Waiter[], deliveredError: string | undefined): void {
+  if (acks.length === 0) return;
+  if (deliveredError === undefined) {
+    for (const ack of acks) ack.resolve();
+    return;
+  }
+  const err = new CognigyResetError(
+    'CR_ERR_STATE_WRITE',
+    `state file write failed (delivered outbox events): ${deliveredError}`,
+    { cause: new Error(deliveredError) },
+  );
+  for (const ack of acks) ack.reject(err);
 }
 
 export function notWritable(path: string, cause: unknown): CognigyResetError {

@@ -6,13 +6,13 @@
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { type AuditRecord, canonical } from '../audit/chain.js';
-import { CognigyResetError } from '../errors.js';
-import { sha256 } from '../util/sha256.js';
+import { type AuditRecord, canonical } from '../../audit/chain.js';
+import { CognigyResetError } from '../../errors.js';
+import { sha256 } from '../../util/sha256.js';
 
 /** "CRST" */
 export const APPLICATION_ID = 0x43525354;
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 /** The page size a new state file is created with. */
 export const NEW_FILE_PAGE_SIZE = 8192;
 
@@ -141,6 +141,36 @@ const MIGRATIONS: Record<number, string | ((db: Database.Database) => void)> = {
       CREATE INDEX outbox_pending ON outbox (url_sha256, id);
     `);
     db.pragma(`secure_delete = ${secureDelete}`);
+  },
+  // Version 6: a job claim is a lease (its owner, and an expiry a heartbeat extends; a claim from before
+  // has none, and counts as long as its process can be told to run); outbox events are claimed by one
+  // deliverer at a time; and the service's API keys, kept by their hash. Each change is made only where
+  // it is missing, so a file that has some of them already upgrades too.
+  6: (db) => {
+    const has = (table: string, column: string): boolean =>
+      (db.prepare('SELECT name FROM pragma_table_info(?)').all(table) as { name: string }[]).some(
+        (c) => c.name === column,
+      );
+    for (const [table, column] of [
+      ['job_runs', 'owner'],
+      ['job_runs', 'expires_at'],
+      ['outbox', 'claimed_by'],
+      ['outbox', 'claimed_until'],
+    ] as const) {
+      if (!has(table, column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} TEXT`);
+    }
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS api_keys (
+        id TEXT PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        label TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        tenants TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT,
+        last_used_at TEXT
+      ) STRICT;
+    `);
   },
 };
 

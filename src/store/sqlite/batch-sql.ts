@@ -1,9 +1,10 @@
 /** The batched writes of the state file, shared by the main thread and the writer thread. */
 import type { Database, Statement } from 'better-sqlite3';
-import { canonical, GENESIS_HASH, sha256 } from '../audit/chain.js';
-import type { AuditContext } from '../audit/record.js';
-import type { ResetOutcome } from '../reset/outcome.js';
-import { isoTime } from '../util/iso-time.js';
+import { GENESIS_HASH } from '../../audit/chain.js';
+import { type AuditContext, linkAuditRecord } from '../../audit/record.js';
+import type { ResetOutcome } from '../../reset/outcome.js';
+import type { OutboxInput } from '../port.js';
+import { isoTime } from '../../util/iso-time.js';
 
 /** One multi-row upsert binds this many rows: far fewer statement runs per batch. */
 export const ROWS_PER_STATEMENT = 64;
@@ -11,13 +12,6 @@ export const ROWS_PER_STATEMENT = 64;
 export const JOB_SESSION_COLUMNS = 10;
 /** Values bound per audit row: seq, the canonical record text, its hash. */
 const AUDIT_COLUMNS = 3;
-
-export interface OutboxInput {
-  key: string;
-  /** SHA-256 of the webhook URL (`WebhookDeliverer.urlSha256`): the outbox never stores the URL. */
-  urlSha256: string;
-  payload: string;
-}
 
 /**
  * One batch, as the main thread hands it over: flat value lists (a structured clone of a few arrays of
@@ -141,29 +135,21 @@ export function batchWriter(db: Database): (batch: BatchMessage) => string | und
       for (let i = 0; i < o.length; i += OUTCOME_VALUES) {
         const ctx = o[i + 12] as AuditContext | null;
         if (ctx === null) continue;
-        // The same canonical encoding `audit verify` re-derives from the stored fields.
-        const record = canonical({
-          seq: ++seq,
-          ts: isoTime(o[i] as number),
-          actor: ctx.actor,
-          reason: ctx.reason,
-          jobId: ctx.jobId,
-          tenant: ctx.tenant,
-          botId: ctx.botId,
-          sessionId: o[i + 1] as string,
-          transport: ctx.transport,
-          cleared: o[i + 9] as string[],
-          notCleared: ctx.notCleared as string[],
-          outcome: o[i + 2] as string,
-          verified: o[i + 3] as boolean,
-          errorCode: o[i + 4] as string | null,
-          attempts: o[i + 5] as number,
-          latencyMs: Math.round((o[i + 6] as number) * 1000) / 1000,
-          requestId: o[i + 7] as string | null,
-          directiveHash: o[i + 8] as string | null,
-          prevHash,
-        });
-        const hash = sha256(record);
+        const { record, hash } = linkAuditRecord(
+          ctx,
+          {
+            sessionId: o[i + 1] as string,
+            cleared: o[i + 9] as string[],
+            outcome: o[i + 2] as string,
+            verified: o[i + 3] as boolean,
+            errorCode: o[i + 4] as string | null,
+            attempts: o[i + 5] as number,
+            latencyMs: o[i + 6] as number,
+            requestId: o[i + 7] as string | null,
+            directiveHash: o[i + 8] as string | null,
+          },
+          { seq: ++seq, ts: isoTime(o[i] as number), prevHash },
+        );
         rows.push(seq, record, hash);
         prevHash = hash;
       }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
-import type { SeenIds } from '../reset/seen-ids.js';
+import type { SeenIds } from '../../reset/seen-ids.js';
 
 export class SeenIdsFile implements SeenIds {
   readonly #db: Database.Database;

@@ -22,7 +22,7 @@ import {
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import Database from 'better-sqlite3';
-import { CognigyResetError } from '../errors.js';
+import { CognigyResetError } from '../../errors.js';
 import { APPLICATION_ID, openStateFile, SCHEMA_VERSION, type StateDb } from './state-file.js';
 
 export interface ReadOnlyState {

@@ -1,0 +1,247 @@
+/**
+ * A named bulk job in the state file: its settings, and each session's last outcome (written through the
+ * `StateWriter`, in the same transaction as the session's audit record).
+ *
+ * Crash safety: before input item `i` is sent, `reserve(i)` makes durable that items up to a mark (in
+ * steps of RESERVE_STEP) may have been sent. On resume, a session below the old mark that has no
+ * recorded outcome is "unsure": its state is checked before anything is sent, so a session that was reset
+ * just before a SIGKILL is found reset and not reset a second time.
+ *
+ * One run at a time: opening a job claims a lease on it (table `job_runs`: owner, host, pid, process
+ * start, expiry). Another run's lease holds while it has not expired and, on this host, while its process
+ * still runs: a run on this host whose process is gone is taken over at once, any other once its lease
+ * expired. A claim written before leases (no expiry) holds while its process runs on this host; one from
+ * another host is taken over. `heartbeat()` extends the lease; `release()` gives it up.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Statement } from 'better-sqlite3';
+import { CognigyResetError } from '../../errors.js';
+import type { JobClaimHandle, JobLease, LedgerVerdict, OpenJobOptions } from '../port.js';
+import type { StateDb } from './state-file.js';
+import { isRunning, type ProcessIdentity, thisProcess } from '../../util/process-identity.js';
+
+const RESERVE_STEP = 8192;
+const DONE = Promise.resolve();
+
+interface HeldRow {
+  owner: string | null;
+  host: string;
+  pid: number;
+  process_start: string | null;
+  started_at: string;
+  expires_at: string | null;
+}
+
+export class SqliteJob implements JobClaimHandle {
+  readonly jobId: string;
+  readonly resumed: boolean;
+  readonly takenOver: JobLease | undefined;
+  readonly #db: StateDb;
+  readonly #leaseMs: number;
+  /** The reservation mark left by earlier runs. */
+  readonly #previousMark: number;
+  #mark: number;
+  readonly #lookup: Statement<[string, string], { session_id: string; done: number }>;
+  readonly #setMark: Statement;
+  readonly #process: ProcessIdentity = thisProcess();
+  /** This claim's owner id: the process, and this claim among others of the same process. */
+  readonly #owner: string;
+
+  constructor(db: StateDb, options: OpenJobOptions) {
+    this.#db = db;
+    this.jobId = options.jobId;
+    this.#leaseMs = Math.max(0, options.leaseMs);
+    this.#owner = `${this.#process.host}/${this.#process.pid}/${this.#process.start ?? '-'}/${randomUUID()}`;
+    const text = JSON.stringify(options.settings);
+    // One write transaction: two runs starting at the same moment cannot both claim the job.
+    const opened = written('the job claim', () =>
+      db
+        .transaction(() => {
+          const now = new Date();
+          const existing = db
+            .prepare('SELECT settings, reserved_upto FROM jobs WHERE job_id = ?')
+            .get(this.jobId) as { settings: string; reserved_upto: number } | undefined;
+          if (existing !== undefined && existing.settings !== text) {
+            throw new CognigyResetError(
+              'CR_ERR_STATE_JOB_MISMATCH',
+              `job ${JSON.stringify(this.jobId)} exists with other settings (${describeDiff(existing.settings, options.settings)}); use another --job name`,
+            );
+          }
+          const takenOver = this.#claim(now);
+          const iso = now.toISOString();
+          if (existing === undefined) {
+            db.prepare(
+              'INSERT INTO jobs (job_id, settings, created_at, updated_at, runs) VALUES (?, ?, ?, ?, 1)',
+            ).run(this.jobId, text, iso, iso);
+          } else {
+            db.prepare('UPDATE jobs SET runs = runs + 1, updated_at = ? WHERE job_id = ?').run(
+              iso,
+              this.jobId,
+            );
+          }
+          return { existing, takenOver };
+        })
+        .immediate(),
+    );
+    this.takenOver = opened.takenOver;
+    this.resumed = opened.existing !== undefined;
+    this.#previousMark = opened.existing?.reserved_upto ?? 0;
+    this.#mark = this.#previousMark;
+    this.#lookup = db.prepare(
+      'SELECT session_id, done FROM job_sessions WHERE job_id = ? AND session_id IN (SELECT value FROM json_each(?))',
+    );
+    this.#setMark = db.prepare('UPDATE jobs SET reserved_upto = ?, updated_at = ? WHERE job_id = ?');
+  }
+
+  /**
+   * Claims the job's lease for this run; refuses it while another run's lease holds. Returns the lease
+   * taken over from a run whose end could not be seen (another host, or an expired lease of a process
+   * that still runs); a run on this host whose process is gone is taken over without a word.
+   */
+  #claim(now: Date): JobLease | undefined {
+    const held = this.#db
+      .prepare(
+        'SELECT owner, host, pid, process_start, started_at, expires_at FROM job_runs WHERE job_id = ?',
+      )
+      .get(this.jobId) as HeldRow | undefined;
+    let takenOver: JobLease | undefined;
+    if (held !== undefined && !this.#isMine(held)) {
+      const running = isRunning({ host: held.host, pid: held.pid, start: held.process_start });
+      // A claim from before leases has no expiry: on this host it holds while its process runs.
+      const expired = held.expires_at === null ? running === undefined : held.expires_at <= now.toISOString();
+      if (running !== false && !expired) {
+        const where =
+          running === undefined ? ` on host ${held.host}, its lease until ${held.expires_at}` : '';
+        throw new CognigyResetError(
+          'CR_ERR_STATE_JOB_RUNNING',
+          `job ${JSON.stringify(this.jobId)} is being run by process ${held.pid}${where} (since ${held.started_at}); wait for it to end, or stop it`,
+        );
+      }
+      if (running !== false) {
+        takenOver = {
+          owner: held.owner ?? `${held.host}/${held.pid}`,
+          host: held.host,
+          pid: held.pid,
+          since: held.started_at,
+          expiresAt: held.expires_at ?? held.started_at,
+        };
+      }
+    }
+    const p = this.#process;
+    this.#db
+      .prepare(
+        `INSERT INTO job_runs (job_id, host, pid, process_start, started_at, owner, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (job_id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+           process_start = excluded.process_start, started_at = excluded.started_at,
+           owner = excluded.owner, expires_at = excluded.expires_at`,
+      )
+      .run(this.jobId, p.host, p.pid, p.start, now.toISOString(), this.#owner, this.#expiry(now));
+    return takenOver;
+  }
+
+  /** A claim of this process written before leases (no owner id) is this process's own. */
+  #isMine(held: HeldRow): boolean {
+    if (held.owner !== null) return held.owner === this.#owner;
+    return held.pid === this.#process.pid && held.host === this.#process.host;
+  }
+
+  #expiry(now: Date): string {
+    return new Date(now.getTime() + this.#leaseMs).toISOString();
+  }
+
+  heartbeat(): Promise<void> {
+    const changed = written('the job lease', () =>
+      this.#db
+        .prepare('UPDATE job_runs SET expires_at = ? WHERE job_id = ? AND owner = ?')
+        .run(this.#expiry(new Date()), this.jobId, this.#owner),
+    ).changes;
+    if (changed === 0) {
+      return Promise.reject(
+        new CognigyResetError(
+          'CR_ERR_STATE_JOB_LOST',
+          `job ${JSON.stringify(this.jobId)} was taken over by another run while this one held it: its lease had expired`,
+        ),
+      );
+    }
+    return DONE;
+  }
+
+  release(): Promise<void> {
+    written('the job claim', () =>
+      this.#db.prepare('DELETE FROM job_runs WHERE job_id = ? AND owner = ?').run(this.jobId, this.#owner),
+    );
+    return DONE;
+  }
+
+  lookup(targets: readonly { sessionId: string; index: number }[]): Promise<LedgerVerdict[]> {
+    // A job's first run has nothing recorded from before (a duplicate id is simply reset again).
+    if (!this.resumed) return Promise.resolve(targets.map(() => 'new'));
+    const rows = this.#lookup.all(this.jobId, JSON.stringify(targets.map((t) => t.sessionId)));
+    const done = new Map<string, number>();
+    for (const row of rows) done.set(row.session_id, row.done);
+    return Promise.resolve(
+      targets.map((t): LedgerVerdict => {
+        const row = done.get(t.sessionId);
+        if (row === 1) return 'done';
+        // Below the old mark it may have been sent; a recorded failure was sent too, and may have landed.
+        if (row !== undefined || t.index < this.#previousMark) return 'unsure';
+        return 'new';
+      }),
+    );
+  }
+
+  reserve(index: number): Promise<void> {
+    if (index < this.#mark) return DONE;
+    const mark = index + RESERVE_STEP;
+    try {
+      written('the reservation mark', () => this.#setMark.run(mark, new Date().toISOString(), this.jobId));
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    this.#mark = mark;
+    return DONE;
+  }
+
+  finish(complete: boolean): Promise<void> {
+    written('the job', () =>
+      this.#db
+        .prepare('UPDATE jobs SET finished = ?, updated_at = ? WHERE job_id = ?')
+        .run(complete ? 1 : 0, new Date().toISOString(), this.jobId),
+    );
+    return DONE;
+  }
+
+  counts(): Promise<Record<string, number>> {
+    const rows = this.#db
+      .prepare('SELECT outcome, count(*) AS n FROM job_sessions WHERE job_id = ? GROUP BY outcome')
+      .all(this.jobId) as { outcome: string; n: number }[];
+    return Promise.resolve(Object.fromEntries(rows.map((r) => [r.outcome, r.n])));
+  }
+}
+
+/** Runs a write of the state file; a failure (a full disk, a lock held too long) is `CR_ERR_STATE_WRITE`. */
+export function written<T>(what: string, write: () => T): T {
+  try {
+    return write();
+  } catch (err) {
+    if (err instanceof CognigyResetError) throw err;
+    throw new CognigyResetError(
+      'CR_ERR_STATE_WRITE',
+      `state file write failed (${what}): ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+}
+
+function describeDiff(previous: string, next: Record<string, unknown>): string {
+  let old: Record<string, unknown>;
+  try {
+    old = JSON.parse(previous) as Record<string, unknown>;
+  } catch {
+    return 'unreadable settings';
+  }
+  const keys = new Set([...Object.keys(old), ...Object.keys(next)]);
+  const changed = [...keys].filter((k) => JSON.stringify(old[k]) !== JSON.stringify(next[k]));
+  return changed.length === 0 ? 'same keys, different order' : `changed: ${changed.join(', ')}`;
+}

@@ -1,0 +1,302 @@
+/**
+ * The store port on an SQLite state file (`--state`), in the file format of `state-file.ts`. The driver
+ * is synchronous: each method does its work at once and returns a settled promise, so a caller written
+ * for a networked backend costs nothing more here. Outcomes are committed by the `StateWriter`, on a
+ * writer thread of its own connection, so a bulk run's resets are not held up by SQLite.
+ */
+/* eslint-disable @typescript-eslint/require-await -- the driver is synchronous; the methods are async so
+   that a failure is a rejection, as the port promises, never a throw. */
+import type { Statement } from 'better-sqlite3';
+import type { AuditRecord } from '../../audit/chain.js';
+import { CognigyResetError } from '../../errors.js';
+import type {
+  ApiKeyRecord,
+  AuditFilter,
+  JobClaimHandle,
+  JobRecord,
+  OpenJobOptions,
+  OutboxEvent,
+  OutcomeWriter,
+  Store,
+  VerifyResult,
+} from '../port.js';
+import { auditRecords, verifyAudit } from './audit-read.js';
+import { outboxRemover } from './batch-sql.js';
+import { SqliteJob, written } from './job-store.js';
+import { openStateFile, type StateDb } from './state-file.js';
+import { openStateReadOnly, sqliteStateError } from './state-read.js';
+import { checkWritable, StateWriter } from './state-writer.js';
+
+export interface SqliteStoreOptions {
+  /** Read only, changing no byte of the file (`audit verify`, `audit export`). */
+  readOnly?: boolean | undefined;
+  /** Commit outcomes on a writer thread. @default true */
+  writerThread?: boolean | undefined;
+}
+
+interface ApiKeyRow {
+  id: string;
+  hash: string;
+  label: string;
+  scopes: string;
+  tenants: string;
+  created_at: string;
+  revoked_at: string | null;
+  last_used_at: string | null;
+}
+
+const fromKeyRow = (r: ApiKeyRow): ApiKeyRecord => ({
+  id: r.id,
+  hash: r.hash,
+  label: r.label,
+  scopes: JSON.parse(r.scopes) as string[],
+  tenants: JSON.parse(r.tenants) as string[],
+  createdAt: r.created_at,
+  revokedAt: r.revoked_at,
+  lastUsedAt: r.last_used_at,
+});
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite';
+  readonly location: string;
+  readonly #db: StateDb;
+  readonly #close: () => void;
+  readonly #readOnly: boolean;
+  readonly #writerThread: boolean;
+  #closed = false;
+  #claimable: Statement | undefined;
+  #count: Statement | undefined;
+  #remove: ((ids: readonly number[]) => void) | undefined;
+
+  private constructor(path: string, db: StateDb, close: () => void, options: SqliteStoreOptions) {
+    this.location = path;
+    this.#db = db;
+    this.#close = close;
+    this.#readOnly = options.readOnly === true;
+    this.#writerThread = options.writerThread !== false;
+  }
+
+  /** Opens (creating and upgrading as needed) the state file at `path`; read-only opens change nothing. */
+  static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
+    if (options.readOnly === true) {
+      const state = openStateReadOnly(path);
+      return new SqliteStore(path, state.db, () => state.close(), options);
+    }
+    const db = openStateFile(path);
+    return new SqliteStore(path, db, () => db.close(), options);
+  }
+
+  /** The open connection, or why there is none. */
+  #use(write: boolean): StateDb {
+    if (this.#closed)
+      throw new CognigyResetError('CR_ERR_STATE_OPEN', `the state file ${this.location} is closed`);
+    if (write && this.#readOnly) {
+      throw new CognigyResetError(
+        'CR_ERR_STATE_OPEN',
+        `the state file ${this.location} is opened read-only: nothing is written`,
+      );
+    }
+    return this.#db;
+  }
+
+  /** Runs a read; an SQLite error becomes a coded state error. */
+  #read<T>(read: (db: StateDb) => T): T {
+    const db = this.#use(false);
+    try {
+      return read(db);
+    } catch (err) {
+      throw sqliteStateError(this.location, err) ?? err;
+    }
+  }
+
+  async checkWritable(): Promise<void> {
+    checkWritable(this.#use(true), this.location);
+  }
+
+  async openJob(options: OpenJobOptions): Promise<JobClaimHandle> {
+    return new SqliteJob(this.#use(true), options);
+  }
+
+  async listJobs(options: { limit?: number; after?: string } = {}): Promise<JobRecord[]> {
+    const limit = Math.max(0, Math.floor(options.limit ?? 100));
+    return this.#read((db) => {
+      const cursor =
+        options.after === undefined
+          ? undefined
+          : (db.prepare('SELECT created_at FROM jobs WHERE job_id = ?').get(options.after) as
+              { created_at: string } | undefined);
+      const rows = db
+        .prepare(
+          `SELECT j.job_id, j.settings, j.created_at, j.updated_at, j.runs, j.finished,
+             r.owner, r.host, r.pid, r.started_at, r.expires_at
+           FROM jobs j LEFT JOIN job_runs r ON r.job_id = j.job_id
+           WHERE ? IS NULL OR j.created_at < ? OR (j.created_at = ? AND j.job_id < ?)
+           ORDER BY j.created_at DESC, j.job_id DESC LIMIT ?`,
+        )
+        .all(
+          cursor?.created_at ?? null,
+          cursor?.created_at ?? null,
+          cursor?.created_at ?? null,
+          options.after ?? null,
+          limit,
+        ) as {
+        job_id: string;
+        settings: string;
+        created_at: string;
+        updated_at: string;
+        runs: number;
+        finished: number;
+        owner: string | null;
+        host: string | null;
+        pid: number | null;
+        started_at: string | null;
+        expires_at: string | null;
+      }[];
+      return rows.map((r) => ({
+        jobId: r.job_id,
+        settings: JSON.parse(r.settings) as Record<string, unknown>,
+        createdAt: r.created_at,
+        updatedAt: r.updated_at,
+        runs: r.runs,
+        finished: r.finished === 1,
+        lease:
+          r.host === null
+            ? null
+            : {
+                owner: r.owner ?? `${r.host}/${r.pid}`,
+                host: r.host,
+                pid: r.pid!,
+                since: r.started_at!,
+                expiresAt: r.expires_at ?? r.started_at!,
+              },
+      }));
+    });
+  }
+
+  async writer(): Promise<OutcomeWriter> {
+    const writer = new StateWriter({ db: this.#use(true), path: this.location, thread: this.#writerThread });
+    try {
+      // Nothing is sent before the writer holds the state file open and can write it.
+      await writer.ready();
+    } catch (err) {
+      await writer.close().catch(() => undefined);
+      throw err;
+    }
+    return writer;
+  }
+
+  async *auditRecords(filter: AuditFilter = {}): AsyncIterable<AuditRecord> {
+    const records = this.#read((db) => auditRecords(db, filter));
+    for (;;) {
+      const next = this.#read(() => records.next());
+      if (next.done === true) return;
+      yield next.value;
+    }
+  }
+
+  async verifyAudit(options: { anchor?: string | undefined } = {}): Promise<VerifyResult> {
+    return this.#read((db) => verifyAudit(db, options.anchor));
+  }
+
+  async claimOutbox(
+    urlSha256: string,
+    options: { limit: number; owner: string; leaseMs: number; after?: number | undefined },
+  ): Promise<OutboxEvent[]> {
+    const db = this.#use(true);
+    this.#claimable ??= db.prepare(
+      `SELECT id, idempotency_key AS key, payload FROM outbox
+       WHERE url_sha256 = ? AND id > ? AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until <= ?)
+       ORDER BY id LIMIT ?`,
+    );
+    const select = this.#claimable;
+    const find = (): OutboxEvent[] =>
+      select.all(
+        urlSha256,
+        options.after ?? 0,
+        options.owner,
+        new Date().toISOString(),
+        options.limit,
+      ) as OutboxEvent[];
+    // Read first: an idle outbox costs no write lock, which the writer thread may be holding.
+    if (this.#read(find).length === 0) return [];
+    return written('the outbox claim', () =>
+      db
+        .transaction(() => {
+          const events = find();
+          const until = new Date(Date.now() + options.leaseMs).toISOString();
+          db.prepare(
+            'UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id IN (SELECT value FROM json_each(?))',
+          ).run(options.owner, until, JSON.stringify(events.map((e) => e.id)));
+          return events;
+        })
+        .immediate(),
+    );
+  }
+
+  async releaseOutbox(owner: string): Promise<void> {
+    const db = this.#use(true);
+    written('the outbox claim', () =>
+      db.prepare('UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ?').run(owner),
+    );
+  }
+
+  async ackOutbox(ids: readonly number[]): Promise<void> {
+    this.#remove ??= outboxRemover(this.#use(true));
+    const remove = this.#remove;
+    written('delivered outbox events', () => remove(ids));
+  }
+
+  async countOutbox(urlSha256: string): Promise<{ mine: number; others: number }> {
+    return this.#read((db) => {
+      this.#count ??= db.prepare(
+        'SELECT count(*) FILTER (WHERE url_sha256 = ?) AS mine, count(*) FILTER (WHERE url_sha256 != ?) AS others FROM outbox',
+      );
+      return this.#count.get(urlSha256, urlSha256) as { mine: number; others: number };
+    });
+  }
+
+  async createApiKey(
+    key: Omit<ApiKeyRecord, 'createdAt' | 'revokedAt' | 'lastUsedAt'>,
+  ): Promise<ApiKeyRecord> {
+    const db = this.#use(true);
+    const createdAt = new Date().toISOString();
+    written('the API key', () =>
+      db
+        .prepare(
+          'INSERT INTO api_keys (id, hash, label, scopes, tenants, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+        )
+        .run(key.id, key.hash, key.label, JSON.stringify(key.scopes), JSON.stringify(key.tenants), createdAt),
+    );
+    return { ...key, createdAt, revokedAt: null, lastUsedAt: null };
+  }
+
+  async findApiKey(hash: string): Promise<ApiKeyRecord | undefined> {
+    const row = this.#read(
+      (db) => db.prepare('SELECT * FROM api_keys WHERE hash = ?').get(hash) as ApiKeyRow | undefined,
+    );
+    return row === undefined ? undefined : fromKeyRow(row);
+  }
+
+  async listApiKeys(): Promise<ApiKeyRecord[]> {
+    const rows = this.#read(
+      (db) => db.prepare('SELECT * FROM api_keys ORDER BY created_at, id').all() as ApiKeyRow[],
+    );
+    return rows.map(fromKeyRow);
+  }
+
+  async revokeApiKey(id: string): Promise<boolean> {
+    const db = this.#use(true);
+    const result = written('the API key', () =>
+      db
+        .prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL')
+        .run(new Date().toISOString(), id),
+    );
+    return result.changes > 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#close();
+  }
+}

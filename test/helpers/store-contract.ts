@@ -1,0 +1,257 @@
+/**
+ * The store port's contract: what every backend does, run against each (`storeContract(name, open)`).
+ * `open` gives a new, empty store each time; the suite closes what it opens.
+ */
+import * as assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { describe, it, type TestContext } from 'node:test';
+import type { AuditContext } from '../../src/audit/record.js';
+import { isCognigyResetError } from '../../src/errors.js';
+import { blankOutcome, type ResetOutcome } from '../../src/reset/outcome.js';
+import type { Store } from '../../src/store/port.js';
+
+const AUDIT: AuditContext = {
+  actor: 'os:contract',
+  reason: 'contract test',
+  jobId: 'job-a',
+  tenant: 't',
+  botId: 'b',
+  transport: 'runtime-ws',
+  notCleared: [],
+};
+
+const LONG = 600_000;
+
+function outcome(sessionId: string, kind: 'reset' | 'failed' = 'reset'): ResetOutcome {
+  const o = blankOutcome(sessionId, kind, ['flow'], []);
+  o.verified = kind === 'reset';
+  if (kind === 'failed') o.error = { code: 'CR_ERR_TRANSPORT_REST_TIMEOUT', message: 'timed out' };
+  return o;
+}
+
+async function rejectsWith(promise: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => {
+    assert.ok(isCognigyResetError(err), String(err));
+    assert.equal(err.code, code);
+    return true;
+  });
+}
+
+export function storeContract(name: string, open: () => Promise<Store>): void {
+  const fresh = async (t: TestContext): Promise<Store> => {
+    const store = await open();
+    t.after(() => store.close());
+    return store;
+  };
+
+  describe(`store contract: ${name}`, () => {
+    it('claims a job, refuses a second claim while the lease holds, and takes it over once released', async (t) => {
+      const store = await fresh(t);
+      const first = await store.openJob({ jobId: 'j', settings: { a: 1 }, leaseMs: LONG });
+      assert.equal(first.resumed, false);
+      await rejectsWith(
+        store.openJob({ jobId: 'j', settings: { a: 1 }, leaseMs: LONG }),
+        'CR_ERR_STATE_JOB_RUNNING',
+      );
+      await rejectsWith(
+        store.openJob({ jobId: 'j', settings: { a: 2 }, leaseMs: LONG }),
+        'CR_ERR_STATE_JOB_MISMATCH',
+      );
+      // Another job is claimed beside it.
+      const other = await store.openJob({ jobId: 'k', settings: {}, leaseMs: LONG });
+      await other.release();
+      await first.heartbeat();
+      await first.release();
+      const again = await store.openJob({ jobId: 'j', settings: { a: 1 }, leaseMs: LONG });
+      assert.equal(again.resumed, true);
+      assert.equal(again.takenOver, undefined);
+      await again.release();
+    });
+
+    it('takes an expired lease over; the run that lost it learns so at its heartbeat', async (t) => {
+      const store = await fresh(t);
+      // A lease of 0 ms has expired as soon as it is written.
+      const lapsed = await store.openJob({ jobId: 'j', settings: {}, leaseMs: 0 });
+      const taker = await store.openJob({ jobId: 'j', settings: {}, leaseMs: LONG });
+      assert.equal(taker.resumed, true);
+      assert.ok(taker.takenOver !== undefined, 'the expired lease is reported');
+      await rejectsWith(lapsed.heartbeat(), 'CR_ERR_STATE_JOB_LOST');
+      // Its release does not free the lease it lost.
+      await lapsed.release();
+      await rejectsWith(
+        store.openJob({ jobId: 'j', settings: {}, leaseMs: LONG }),
+        'CR_ERR_STATE_JOB_RUNNING',
+      );
+      await taker.heartbeat();
+      await taker.release();
+    });
+
+    it('says done, unsure or new for each target, from what earlier runs recorded and reserved', async (t) => {
+      const store = await fresh(t);
+      const run1 = await store.openJob({ jobId: 'j', settings: {}, leaseMs: LONG });
+      assert.deepEqual(
+        await run1.lookup([
+          { sessionId: 's1', index: 0 },
+          { sessionId: 's2', index: 1 },
+        ]),
+        ['new', 'new'],
+      );
+      await run1.reserve(0);
+      const writer = await store.writer();
+      await writer.append({ outcome: outcome('s1'), job: { jobId: 'j', index: 0 } });
+      await writer.append({ outcome: outcome('s2', 'failed'), job: { jobId: 'j', index: 1 } });
+      await writer.close();
+      assert.deepEqual(await run1.counts(), { reset: 1, failed: 1 });
+      await run1.finish(false);
+      await run1.release();
+
+      const run2 = await store.openJob({ jobId: 'j', settings: {}, leaseMs: LONG });
+      assert.equal(run2.resumed, true);
+      const verdicts = await run2.lookup([
+        { sessionId: 's2', index: 1 },
+        { sessionId: 's1', index: 0 },
+        // Never recorded, but below the mark reserved before the first run sent item 0: it may have been sent.
+        { sessionId: 's3', index: 2 },
+        { sessionId: 's-far', index: 10_000_000 },
+      ]);
+      assert.deepEqual(verdicts, ['unsure', 'done', 'unsure', 'new']);
+      await run2.release();
+    });
+
+    it('appends outcomes with their audit records: the chain verifies, and records stream in order by filter', async (t) => {
+      const store = await fresh(t);
+      const writer = await store.writer();
+      const ids = Array.from({ length: 30 }, (_, i) => `s-${i}`);
+      await Promise.all(
+        ids.map((id, i) =>
+          writer.append({
+            outcome: outcome(id, i % 3 === 0 ? 'failed' : 'reset'),
+            audit: i < 20 ? AUDIT : { ...AUDIT, jobId: 'job-b' },
+          }),
+        ),
+      );
+      await writer.close();
+      const verdict = await store.verifyAudit();
+      assert.equal(verdict.ok, true, JSON.stringify(verdict.problem));
+      assert.equal(verdict.records, 30);
+      assert.equal(verdict.headSeq, 30);
+      const all = [];
+      for await (const r of store.auditRecords()) all.push(r);
+      assert.deepEqual(
+        all.map((r) => r.seq),
+        ids.map((_, i) => i + 1),
+      );
+      assert.deepEqual(
+        all.map((r) => r.sessionId),
+        ids,
+      );
+      const failedB = [];
+      for await (const r of store.auditRecords({ jobId: 'job-b', outcome: 'failed' }))
+        failedB.push(r.sessionId);
+      assert.deepEqual(failedB, ['s-21', 's-24', 's-27']);
+      const anchored = await store.verifyAudit({ anchor: all[9]!.hash });
+      assert.equal(anchored.ok, true);
+      assert.equal(anchored.anchorSeq, 10);
+    });
+
+    it('claims outbox events for one owner at a time, acks them, and counts them by URL', async (t) => {
+      const store = await fresh(t);
+      const writer = await store.writer();
+      const event = (url: string, i: number) => ({
+        key: randomUUID(),
+        urlSha256: url,
+        payload: JSON.stringify({ i }),
+      });
+      await Promise.all([
+        ...Array.from({ length: 6 }, (_, i) => writer.append({ outbox: event('u1', i) })),
+        writer.append({ outbox: event('u2', 99) }),
+      ]);
+      await writer.close();
+      assert.deepEqual(await store.countOutbox('u1'), { mine: 6, others: 1 });
+      const a = await store.claimOutbox('u1', { limit: 4, owner: 'a', leaseMs: LONG });
+      const b = await store.claimOutbox('u1', { limit: 4, owner: 'b', leaseMs: LONG });
+      assert.equal(a.length, 4);
+      assert.equal(b.length, 2);
+      assert.deepEqual(
+        a.map((e) => e.id).filter((id) => b.some((e) => e.id === id)),
+        [],
+        'two owners got the same event',
+      );
+      assert.deepEqual(
+        a.map((e) => JSON.parse(e.payload).i),
+        [0, 1, 2, 3],
+      );
+      // Its own claims come back to the owner (a retry); nothing is left for a third.
+      assert.equal((await store.claimOutbox('u1', { limit: 10, owner: 'a', leaseMs: LONG })).length, 4);
+      assert.equal((await store.claimOutbox('u1', { limit: 10, owner: 'c', leaseMs: LONG })).length, 0);
+      await store.ackOutbox(a.map((e) => e.id));
+      assert.deepEqual(await store.countOutbox('u1'), { mine: 2, others: 1 });
+      // Released claims are free at once.
+      await store.releaseOutbox('b');
+      assert.equal((await store.claimOutbox('u1', { limit: 10, owner: 'c', leaseMs: LONG })).length, 2);
+      // An expired claim is free again.
+      const lapsed = await store.claimOutbox('u2', { limit: 10, owner: 'a', leaseMs: 0 });
+      assert.equal(lapsed.length, 1);
+      assert.equal((await store.claimOutbox('u2', { limit: 10, owner: 'c', leaseMs: LONG })).length, 1);
+    });
+
+    it('keeps API keys by hash: create, find, list, revoke once', async (t) => {
+      const store = await fresh(t);
+      const created = await store.createApiKey({
+        id: 'k1',
+        hash: 'a'.repeat(64),
+        label: 'ops',
+        scopes: ['reset'],
+        tenants: ['t1', 't2'],
+      });
+      assert.equal(created.revokedAt, null);
+      await store.createApiKey({ id: 'k2', hash: 'b'.repeat(64), label: 'ci', scopes: [], tenants: [] });
+      const found = await store.findApiKey('a'.repeat(64));
+      assert.deepEqual(found, created);
+      assert.equal(await store.findApiKey('c'.repeat(64)), undefined);
+      assert.deepEqual((await store.listApiKeys()).map((k) => k.id).sort(), ['k1', 'k2']);
+      assert.equal(await store.revokeApiKey('k1'), true);
+      assert.equal(await store.revokeApiKey('k1'), false);
+      assert.equal(await store.revokeApiKey('nope'), false);
+      assert.ok((await store.findApiKey('a'.repeat(64)))!.revokedAt !== null);
+      await rejectsWith(
+        store.createApiKey({ id: 'k3', hash: 'b'.repeat(64), label: 'dup', scopes: [], tenants: [] }),
+        'CR_ERR_STATE_WRITE',
+      );
+    });
+
+    it('lists jobs newest first, with their lease', async (t) => {
+      const store = await fresh(t);
+      const held = await store.openJob({ jobId: 'one', settings: { n: 1 }, leaseMs: LONG });
+      const done = await store.openJob({ jobId: 'two', settings: { n: 2 }, leaseMs: LONG });
+      await done.finish(true);
+      await done.release();
+      const jobs = await store.listJobs();
+      assert.deepEqual(jobs.map((j) => j.jobId).sort(), ['one', 'two']);
+      const one = jobs.find((j) => j.jobId === 'one')!;
+      const two = jobs.find((j) => j.jobId === 'two')!;
+      assert.deepEqual(one.settings, { n: 1 });
+      assert.ok(one.lease !== null && one.lease.pid > 0);
+      assert.equal(two.lease, null);
+      assert.equal(two.finished, true);
+      assert.equal((await store.listJobs({ limit: 1 })).length, 1);
+      const rest = await store.listJobs({ after: jobs[0]!.jobId });
+      assert.deepEqual(
+        rest.map((j) => j.jobId),
+        [jobs[1]!.jobId],
+      );
+      await held.release();
+    });
+
+    it('refuses work once closed', async () => {
+      const store = await open();
+      await store.close();
+      await store.close();
+      await assert.rejects(store.verifyAudit(), (err: unknown) => isCognigyResetError(err));
+      await assert.rejects(store.openJob({ jobId: 'j', settings: {}, leaseMs: LONG }), (err: unknown) =>
+        isCognigyResetError(err),
+      );
+      await assert.rejects(store.countOutbox('u'), (err: unknown) => isCognigyResetError(err));
+    });
+  });
+}

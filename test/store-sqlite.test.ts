@@ -1,0 +1,156 @@
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import type { AuditContext } from '../src/audit/record.js';
+import { isCognigyResetError } from '../src/errors.js';
+import { blankOutcome } from '../src/reset/outcome.js';
+import { openStore } from '../src/store/index.js';
+import { storeContract } from './helpers/store-contract.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'cr-store-sqlite-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const fresh = (): string => join(dir, `store-${++n}.sqlite`);
+
+storeContract('sqlite', () => openStore(fresh()));
+storeContract('sqlite, committing in this thread', () => openStore(fresh(), { writerThread: false }));
+
+const AUDIT: AuditContext = {
+  actor: 'os:test',
+  reason: null,
+  jobId: 'j',
+  tenant: 't',
+  botId: 'b',
+  transport: 'runtime-ws',
+  notCleared: [],
+};
+
+/** A state file with a job of three recorded sessions and their audit records. */
+async function withJob(path: string): Promise<void> {
+  const store = await openStore(path);
+  const job = await store.openJob({ jobId: 'j', settings: { x: 1 }, leaseMs: 60_000 });
+  await job.reserve(0);
+  const writer = await store.writer();
+  await Promise.all(
+    ['a', 'b', 'c'].map((id, index) =>
+      writer.append({
+        outcome: blankOutcome(id, 'reset', ['flow'], []),
+        job: { jobId: 'j', index },
+        audit: AUDIT,
+      }),
+    ),
+  );
+  await writer.close();
+  await job.finish(true);
+  await job.release();
+  await store.close();
+}
+
+const codeOf = (code: string) => (err: unknown) => isCognigyResetError(err) && err.code === code;
+
+describe('the SQLite store', () => {
+  it('upgrades a version-5 file: its jobs and its audit chain are kept, and the chain verifies', async () => {
+    const path = fresh();
+    await withJob(path);
+    // Back to what version 5 made: no leases, no outbox claims, no API keys.
+    const db = new Database(path);
+    db.exec(`
+      DROP TABLE api_keys;
+      ALTER TABLE job_runs DROP COLUMN owner;
+      ALTER TABLE job_runs DROP COLUMN expires_at;
+      ALTER TABLE outbox DROP COLUMN claimed_by;
+      ALTER TABLE outbox DROP COLUMN claimed_until;
+    `);
+    db.pragma('user_version = 5');
+    db.close();
+    const store = await openStore(path);
+    const job = await store.openJob({ jobId: 'j', settings: { x: 1 }, leaseMs: 60_000 });
+    assert.equal(job.resumed, true);
+    assert.deepEqual(
+      await job.lookup([
+        { sessionId: 'a', index: 0 },
+        { sessionId: 'z', index: 9_000_000 },
+      ]),
+      ['done', 'new'],
+    );
+    await job.release();
+    const verdict = await store.verifyAudit();
+    assert.equal(verdict.ok, true, JSON.stringify(verdict.problem));
+    assert.equal(verdict.records, 3);
+    assert.equal((await store.listApiKeys()).length, 0);
+    await store.close();
+    const check = new Database(path, { readonly: true });
+    assert.equal(check.pragma('user_version', { simple: true }), 6);
+    check.close();
+  });
+
+  it('refuses a file of a newer version, and reads a file read-only without changing it', async () => {
+    const path = fresh();
+    await withJob(path);
+    const readOnly = await openStore(path, { readOnly: true });
+    assert.equal((await readOnly.verifyAudit()).ok, true);
+    await assert.rejects(
+      readOnly.openJob({ jobId: 'j', settings: { x: 1 }, leaseMs: 1 }),
+      codeOf('CR_ERR_STATE_OPEN'),
+    );
+    await readOnly.close();
+    const db = new Database(path);
+    db.pragma('user_version = 99');
+    db.close();
+    await assert.rejects(openStore(path), codeOf('CR_ERR_STATE_NEWER'));
+    await assert.rejects(openStore(path, { readOnly: true }), codeOf('CR_ERR_STATE_NEWER'));
+  });
+
+  it('finds an altered audit record', async () => {
+    const path = fresh();
+    await withJob(path);
+    const db = new Database(path);
+    db.prepare('UPDATE audit_records SET record = replace(record, \'"b"\', \'"x"\') WHERE seq = 2').run();
+    db.close();
+    const store = await openStore(path, { readOnly: true });
+    const verdict = await store.verifyAudit();
+    await store.close();
+    assert.equal(verdict.ok, false);
+    assert.equal(verdict.problem?.seq, 2);
+  });
+
+  it('fails an append it cannot commit with CR_ERR_STATE_WRITE', async () => {
+    const path = fresh();
+    const store = await openStore(path, { writerThread: false });
+    const db = new Database(path);
+    db.exec(`CREATE TRIGGER full BEFORE INSERT ON audit_records
+      BEGIN SELECT RAISE(FAIL, 'database or disk is full (test)'); END;`);
+    db.close();
+    const writer = await store.writer();
+    await assert.rejects(
+      writer.append({ outcome: blankOutcome('a', 'reset', ['flow'], []), audit: AUDIT }),
+      codeOf('CR_ERR_STATE_WRITE'),
+    );
+    await writer.close();
+    await store.close();
+  });
+
+  it('takes over at once the lease of a process on this host that is gone', async () => {
+    const path = fresh();
+    const store = await openStore(path);
+    await (await store.openJob({ jobId: 'j', settings: {}, leaseMs: 60_000 })).release();
+    const gone = spawnSync(process.execPath, ['-e', '']).pid;
+    const db = new Database(path);
+    db.prepare(
+      "INSERT INTO job_runs (job_id, host, pid, process_start, started_at, owner, expires_at) VALUES ('j', ?, ?, NULL, ?, 'gone', '9999-01-01T00:00:00.000Z')",
+    ).run(hostname(), gone, new Date().toISOString());
+    db.close();
+    const job = await store.openJob({ jobId: 'j', settings: {}, leaseMs: 60_000 });
+    assert.equal(job.takenOver, undefined);
+    await job.release();
+    await store.close();
+  });
+
+  it('picks no backend it lacks for a postgres:// URL', async () => {
+    await assert.rejects(openStore('postgres://user:pw@db.example/x'), codeOf('CR_ERR_STATE_OPEN'));
+  });
+});
