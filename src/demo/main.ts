@@ -10,7 +10,7 @@ import { subscribe } from 'node:diagnostics_channel';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { humanSummary } from '../cli/summary.js';
+import { humanSummary } from '../reset/summary.js';
 import { startEmulator } from '../emulator/index.js';
 import { createResetter } from '../reset/resetter.js';
 import { CHANNELS } from '../reset/events.js';
