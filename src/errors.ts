@@ -1,6 +1,8 @@
 /**
  * The one catalogue of stable error codes. Codes are never renamed or reused; `docs/errors.md` lists each
- * one and a test keeps the two in step.
+ * one and a test keeps the two in step. Every list of codes the code base acts on is a mark on the
+ * entries (`fatal`, `unreachable`, `rateLimited`, `blamesOneRequest`, `answerLost`; `isMarked`), and each
+ * code has the HTTP status a service answers with (`http`, or its kind's; `httpStatusOf`).
  *
  * `kind` groups codes for the command line's exit-code mapping (done in `src/cli/` only):
  * - `usage`: bad options or input, nothing was sent;
@@ -68,15 +70,24 @@ export const ERROR_CATALOGUE = {
   },
 
   // Authentication and permission.
-  CR_ERR_AUTH_NO_TOKEN: { kind: 'usage', retryable: false, summary: 'no token was configured' },
+  CR_ERR_AUTH_NO_TOKEN: {
+    kind: 'usage',
+    retryable: false,
+    http: 401,
+    fatal: true,
+    summary: 'no token was configured',
+  },
   CR_ERR_AUTH_UNAUTHORIZED: {
     kind: 'auth',
     retryable: false,
+    fatal: true,
     summary: 'the engine answered 401: the token is unknown or expired',
   },
   CR_ERR_AUTH_FORBIDDEN: {
     kind: 'auth',
     retryable: false,
+    http: 403,
+    fatal: true,
     summary: 'the engine answered 403: the token lacks bot:runtime:execute',
   },
   CR_ERR_AUTH_TOKEN_EXPIRED: {
@@ -87,19 +98,29 @@ export const ERROR_CATALOGUE = {
   CR_ERR_AUTH_SCOPE: {
     kind: 'auth',
     retryable: false,
+    http: 403,
+    fatal: true,
     summary: 'the engine closed with 1008 because the token lacks session:manage',
   },
-  CR_ERR_AUTH_REFRESH_FAILED: { kind: 'auth', retryable: false, summary: 'the OAuth2 token refresh failed' },
+  CR_ERR_AUTH_REFRESH_FAILED: {
+    kind: 'auth',
+    retryable: false,
+    fatal: true,
+    summary: 'the OAuth2 token refresh failed',
+  },
 
   // Transports.
   CR_ERR_TRANSPORT_BAD_REQUEST: {
     kind: 'usage',
     retryable: false,
+    fatal: true,
     summary: 'the engine answered 400 at the handshake (tenant or botId missing)',
   },
   CR_ERR_TRANSPORT_RATE_LIMITED: {
     kind: 'reset',
     retryable: true,
+    http: 429,
+    rateLimited: true,
     summary: 'the engine answered 429 at the handshake',
   },
   CR_ERR_TRANSPORT_HANDSHAKE: {
@@ -110,9 +131,15 @@ export const ERROR_CATALOGUE = {
   CR_ERR_TRANSPORT_HANDSHAKE_TIMEOUT: {
     kind: 'reset',
     retryable: true,
+    http: 504,
     summary: 'the handshake did not complete within its timeout',
   },
-  CR_ERR_TRANSPORT_CONNECT: { kind: 'reset', retryable: true, summary: 'the engine could not be reached' },
+  CR_ERR_TRANSPORT_CONNECT: {
+    kind: 'reset',
+    retryable: true,
+    unreachable: true,
+    summary: 'the engine could not be reached',
+  },
   CR_ERR_TRANSPORT_CLOSED_NORMAL: {
     kind: 'reset',
     retryable: true,
@@ -121,13 +148,25 @@ export const ERROR_CATALOGUE = {
   CR_ERR_TRANSPORT_POLICY: {
     kind: 'reset',
     retryable: false,
+    blamesOneRequest: true,
     summary: 'the engine closed with 1008: invalid directive or token lacks session:manage',
   },
-  CR_ERR_TRANSPORT_TOO_BIG: { kind: 'reset', retryable: false, summary: 'the engine closed with 1009' },
-  CR_ERR_TRANSPORT_ENGINE_ERROR: { kind: 'reset', retryable: true, summary: 'the engine closed with 1011' },
+  CR_ERR_TRANSPORT_TOO_BIG: {
+    kind: 'reset',
+    retryable: false,
+    blamesOneRequest: true,
+    summary: 'the engine closed with 1009',
+  },
+  CR_ERR_TRANSPORT_ENGINE_ERROR: {
+    kind: 'reset',
+    retryable: true,
+    blamesOneRequest: true,
+    summary: 'the engine closed with 1011',
+  },
   CR_ERR_TRANSPORT_DROPPED: {
     kind: 'reset',
     retryable: true,
+    answerLost: true,
     summary: 'the connection dropped (1006) or closed abnormally',
   },
   CR_ERR_TRANSPORT_DEAD: {
@@ -135,13 +174,18 @@ export const ERROR_CATALOGUE = {
     retryable: true,
     summary: 'no frame or pong for 60 s: the connection is dead',
   },
-  CR_ERR_TRANSPORT_CLOSED: { kind: 'reset', retryable: false, summary: 'the client was closed' },
+  CR_ERR_TRANSPORT_CLOSED: { kind: 'reset', retryable: false, http: 503, summary: 'the client was closed' },
   CR_ERR_TRANSPORT_REST_BAD_REQUEST: {
     kind: 'reset',
     retryable: false,
     summary: 'the REST API answered 400 (Cognigy code 1000 missing or 1005 invalid argument)',
   },
-  CR_ERR_TRANSPORT_REST_CONFLICT: { kind: 'reset', retryable: false, summary: 'the REST API answered 409' },
+  CR_ERR_TRANSPORT_REST_CONFLICT: {
+    kind: 'reset',
+    retryable: false,
+    http: 409,
+    summary: 'the REST API answered 409',
+  },
   CR_ERR_TRANSPORT_REST_TOO_LARGE: {
     kind: 'reset',
     retryable: false,
@@ -150,6 +194,8 @@ export const ERROR_CATALOGUE = {
   CR_ERR_TRANSPORT_REST_RATE_LIMITED: {
     kind: 'reset',
     retryable: true,
+    http: 429,
+    rateLimited: true,
     summary: 'the REST API answered 429',
   },
   CR_ERR_TRANSPORT_REST_SERVER: {
@@ -160,16 +206,20 @@ export const ERROR_CATALOGUE = {
   CR_ERR_TRANSPORT_REST_TIMEOUT: {
     kind: 'reset',
     retryable: true,
+    http: 504,
     summary: 'a REST API request missed its deadline',
   },
   CR_ERR_TRANSPORT_SOCKET_CONNECT: {
     kind: 'reset',
     retryable: true,
+    unreachable: true,
     summary: 'the Socket endpoint could not be reached or refused the connection',
   },
   CR_ERR_TRANSPORT_SOCKET_TIMEOUT: {
     kind: 'reset',
     retryable: true,
+    http: 504,
+    answerLost: true,
     summary: 'the Socket endpoint did not connect within the deadline (nothing was sent)',
   },
   CR_ERR_TRANSPORT_SOCKET_SERVER: {
@@ -197,6 +247,8 @@ export const ERROR_CATALOGUE = {
   CR_ERR_TRANSPORT_REDIRECT: {
     kind: 'usage',
     retryable: false,
+    http: 502,
+    fatal: true,
     summary:
       'an HTTP endpoint (REST API, OAuth2 token URL, runtime handshake) answered with a redirect, which is never followed',
   },
@@ -205,17 +257,21 @@ export const ERROR_CATALOGUE = {
   CR_ERR_RESET_SESSION_NOT_FOUND: {
     kind: 'reset',
     retryable: false,
+    http: 404,
     summary: 'the engine does not know the session',
   },
   CR_ERR_RESET_REJECTED: { kind: 'reset', retryable: false, summary: 'the engine rejected the directive' },
   CR_ERR_RESET_RATE_LIMITED: {
     kind: 'reset',
     retryable: true,
+    http: 429,
+    rateLimited: true,
     summary: 'the engine answered RATE_LIMITED; the directive was not applied',
   },
   CR_ERR_RESET_ACK_TIMEOUT: {
     kind: 'reset',
     retryable: true,
+    http: 504,
     summary: 'no acknowledgement within the deadline',
   },
   CR_ERR_RESET_VERIFY_ACTIVE: {
@@ -246,23 +302,27 @@ export const ERROR_CATALOGUE = {
   CR_ERR_RESET_RETRY_AFTER_TOO_LONG: {
     kind: 'reset',
     retryable: false,
+    http: 429,
     summary:
       'the engine asked to wait (Retry-After or retryAfterMs) longer than the retry policy waits (5 minutes)',
   },
   CR_ERR_RESET_DUPLICATE: {
     kind: 'reset',
     retryable: false,
+    http: 409,
     summary: 'the input lists a session again: skipped, as a job resets each session at most once',
   },
   CR_ERR_RESET_RESUME_UNSURE: {
     kind: 'reset',
     retryable: false,
+    http: 409,
     summary:
       'on resume, a session an interrupted run may have reset could not be told apart from one not reset: not sent again',
   },
   CR_ERR_RESET_ABORTED: {
     kind: 'reset',
     retryable: false,
+    http: 503,
     summary: 'the reset was aborted before it finished',
   },
   CR_ERR_RESET_UNCONFIRMED: {
@@ -276,38 +336,45 @@ export const ERROR_CATALOGUE = {
   CR_ERR_STATE_CORRUPT: {
     kind: 'usage',
     retryable: false,
+    http: 500,
     summary: 'the state file is not a cognigy-reset database, or is damaged',
   },
   CR_ERR_STATE_NEWER: {
     kind: 'usage',
     retryable: false,
+    http: 500,
     summary: 'the state file was written by a newer version of cognigy-reset',
   },
   CR_ERR_STATE_OPEN: {
     kind: 'usage',
     retryable: false,
+    http: 503,
     summary:
       'the state file cannot be opened or created (missing directory, permissions, not a regular file, held locked by another process)',
   },
   CR_ERR_STATE_WRITE: {
     kind: 'internal',
     retryable: false,
+    http: 503,
     summary: 'a write to the state file failed (disk full, permissions, or the file was removed)',
   },
   CR_ERR_STATE_JOB_MISMATCH: {
     kind: 'usage',
     retryable: false,
+    http: 409,
     summary: 'a job of that name exists with different settings',
   },
   CR_ERR_STATE_JOB_RUNNING: {
     kind: 'usage',
     retryable: false,
+    http: 409,
     summary:
       'the job is being run by another process (on this host, or on another whose lease has not expired)',
   },
   CR_ERR_STATE_JOB_LOST: {
     kind: 'internal',
     retryable: false,
+    http: 409,
     summary: "another run took the job's lease over while this one held it (its lease expired)",
   },
 
@@ -315,6 +382,7 @@ export const ERROR_CATALOGUE = {
   CR_ERR_AUDIT_BAD_LINE: {
     kind: 'internal',
     retryable: false,
+    http: 422,
     summary:
       'a line of an exported audit file is not an audit record (not JSON, not an object, a field missing, added or of the wrong type)',
   },
@@ -330,6 +398,7 @@ export const ERROR_CATALOGUE = {
   CR_ERR_CLI_LINE_TOO_LONG: {
     kind: 'usage',
     retryable: false,
+    http: 413,
     summary: 'an input line is longer than 1 MiB: no session id or row is that long',
   },
   CR_ERR_CLI_OUTPUT: {
@@ -352,6 +421,7 @@ export const ERROR_CATALOGUE = {
   CR_ERR_SELECT_REFUSED: {
     kind: 'usage',
     retryable: false,
+    http: 502,
     summary: "the OData endpoint refused the selector's query (400 or another 4xx)",
   },
   CR_ERR_SELECT_UNAVAILABLE: {
@@ -372,26 +442,92 @@ export const ERROR_CATALOGUE = {
   CR_ERR_SELECT_UNCONFIRMED: {
     kind: 'usage',
     retryable: false,
+    http: 428,
     summary: 'reset with a selector, without --dry-run, --expect or --yes: nothing was sent',
   },
   CR_ERR_SELECT_COUNT_MISMATCH: {
     kind: 'usage',
     retryable: false,
+    http: 412,
     summary: 'the selector matched a count outside --expect ± --expect-margin: nothing was sent',
   },
 
   // The emulator's own reasons (close reasons and HTTP error bodies).
-  CR_EMU_ERR_NOT_FOUND: { kind: 'usage', retryable: false, summary: 'emulator: no such route or session' },
+  CR_EMU_ERR_NOT_FOUND: {
+    kind: 'usage',
+    retryable: false,
+    http: 404,
+    summary: 'emulator: no such route or session',
+  },
   CR_EMU_ERR_BAD_REQUEST: { kind: 'usage', retryable: false, summary: 'emulator: malformed request body' },
   CR_EMU_ERR_SESSION_EXISTS: {
     kind: 'usage',
     retryable: false,
+    http: 409,
     summary: 'emulator: the session already exists',
   },
-} as const satisfies Record<string, { kind: ErrorKind; retryable: boolean; summary: string }>;
+} as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorKind = 'usage' | 'auth' | 'reset' | 'internal';
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** What the catalogue says of a code. The marks name the lists of codes the code base acts on. */
+export interface CatalogueEntry {
+  kind: ErrorKind;
+  retryable: boolean;
+  summary: string;
+  /** The HTTP status a service answers with; unset, the kind's (`KIND_HTTP_STATUS`). */
+  http?: number;
+  /** No other session can succeed either (credentials refused, a wrong endpoint): a run stops taking new ones. */
+  fatal?: true;
+  /** The engine could not be reached at all (not that it refused or broke a reset). */
+  unreachable?: true;
+  /** A "slow down" answer: it pauses the whole job and tells an adaptive rate to slow down. */
+  rateLimited?: true;
+  /** A runtime close caused by the one request it answered: the requests behind it are sent again. */
+  blamesOneRequest?: true;
+  /** The answer to what was sent may have been lost (a timeout, a dropped connection). */
+  answerLost?: true;
+}
+
+export type ErrorMark = 'fatal' | 'unreachable' | 'rateLimited' | 'blamesOneRequest' | 'answerLost';
+
+/** The HTTP status of each kind, unless the code's entry names its own. */
+export const KIND_HTTP_STATUS: Readonly<Record<ErrorKind, number>> = {
+  usage: 400,
+  auth: 401,
+  reset: 502,
+  internal: 500,
+};
+
+/** The HTTP status a service answers a failure with this code (500 for a code not in the catalogue). */
+export function httpStatusOf(code: string): number {
+  if (!isErrorCode(code)) return 500;
+  const entry: CatalogueEntry = ERROR_CATALOGUE[code];
+  return entry.http ?? KIND_HTTP_STATUS[entry.kind];
+}
+
+/** The codes the catalogue gives `mark`. */
+export function codesMarked(mark: ErrorMark): ReadonlySet<string> {
+  return new Set(
+    (Object.keys(ERROR_CATALOGUE) as ErrorCode[]).filter(
+      (code) => (ERROR_CATALOGUE[code] as CatalogueEntry)[mark] === true,
+    ),
+  );
+}
+
+const MARKED = {
+  fatal: codesMarked('fatal'),
+  unreachable: codesMarked('unreachable'),
+  rateLimited: codesMarked('rateLimited'),
+  blamesOneRequest: codesMarked('blamesOneRequest'),
+  answerLost: codesMarked('answerLost'),
+} satisfies Record<ErrorMark, ReadonlySet<string>>;
+
+/** Whether the catalogue gives `code` (an error's, or a code as a string) `mark`. */
+export function isMarked(code: string | undefined, mark: ErrorMark): boolean {
+  return code !== undefined && MARKED[mark].has(code);
+}
 
 export interface ErrorDetails {
   /** The offending field, as a dotted path (`contextWipeDirective.clearHistory`). */

@@ -19,23 +19,36 @@ export {
   type BulkTarget,
   type JobLedger,
 } from './reset/bulk.js';
-export { planReset, LAYERS, type Layer, type PlanOptions, type ResetPlan } from './reset/plan.js';
-export { compileDirective, type CompiledDirective } from './reset/compile.js';
+export { planReset, LAYERS, type Layer, type PlanOptions, type ResetPlan } from './model/plan.js';
+export { compileDirective, type CompiledDirective } from './protocol/encode.js';
 export { verdictFor, type Verdict } from './reset/verify.js';
 export { outcomeLine, type ResetOutcome, type OutcomeKind } from './reset/outcome.js';
 export { type AnalyticsErrorMessage, CHANNELS, type DoneMessage } from './reset/events.js';
-export { DEFAULT_RETRY_POLICY, retryDelay, shouldRetry, type RetryPolicy } from './reset/retry-policy.js';
+export { DEFAULT_RETRY_POLICY, retryDelay, shouldRetry, type RetryPolicy } from './model/retry-policy.js';
 export { RuntimeWsTransport, type RuntimeWsOptions } from './transports/runtime-ws/transport.js';
 export { runtimeDialUrl } from './transports/runtime-ws/url.js';
-export type { Transport, RequestOptions } from './transports/transport.js';
+export type {
+  Transport,
+  RequestOptions,
+  PrepareOptions,
+  PreparedReset,
+  ResetOptions,
+  ResetExchange,
+  ResetAnswer,
+  ReadBack,
+  SessionTarget,
+} from './transports/transport.js';
 export { StaticTokenProvider, type TokenProvider } from './transports/auth/token-provider.js';
 export { OAuth2TokenProvider, oauth2FromEnv, type OAuth2Options } from './transports/auth/oauth2.js';
 export {
   CognigyResetError,
   ERROR_CATALOGUE,
   isCognigyResetError,
+  httpStatusOf,
+  isMarked,
   type ErrorCode,
   type ErrorKind,
+  type ErrorMark,
 } from './errors.js';
 export * from './protocol/index.js';
 export * from './select/index.js';

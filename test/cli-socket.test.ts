@@ -7,7 +7,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { createResetter } from '../src/reset/resetter.js';
 import { CHANNELS } from '../src/reset/events.js';
-import { DEFAULT_RETRY_POLICY } from '../src/reset/retry-policy.js';
+import { DEFAULT_RETRY_POLICY } from '../src/model/retry-policy.js';
 import { CognigySocketTransport } from '../src/transports/cognigy-socket/transport.js';
 import { parseJsonLines, runCli } from './helpers/cli.js';
 import { withFaults } from './helpers/faults.js';

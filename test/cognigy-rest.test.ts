@@ -7,7 +7,7 @@ import { createResetter } from '../src/reset/resetter.js';
 import { CognigyRestTransport } from '../src/transports/cognigy-rest/transport.js';
 import { OAuth2TokenProvider } from '../src/transports/auth/oauth2.js';
 import { CognigyRestClient } from '../src/transports/cognigy-rest/client.js';
-import { DEFAULT_RETRY_POLICY } from '../src/reset/retry-policy.js';
+import { DEFAULT_RETRY_POLICY } from '../src/model/retry-policy.js';
 import { parseRetryAfter } from '../src/util/retry-after.js';
 import { type ScriptedApi, scriptedApi, type Step } from './helpers/http.js';
 import { dial, stateCheck } from './helpers/ws.js';

@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Emulator, type EmulatorOptions, startEmulator } from '../src/emulator/index.js';
 import { createResetter } from '../src/reset/resetter.js';
-import { DEFAULT_RETRY_POLICY } from '../src/reset/retry-policy.js';
+import { DEFAULT_RETRY_POLICY } from '../src/model/retry-policy.js';
 import { socketEndpoint } from '../src/transports/cognigy-socket/endpoint-url.js';
 import {
   CognigySocketTransport,

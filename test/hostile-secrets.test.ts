@@ -12,7 +12,7 @@ import { CognigyResetError } from '../src/errors.js';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { OAuth2TokenProvider } from '../src/transports/auth/oauth2.js';
 import { CognigyRestClient } from '../src/transports/cognigy-rest/client.js';
-import { DEFAULT_RETRY_POLICY } from '../src/reset/retry-policy.js';
+import { DEFAULT_RETRY_POLICY } from '../src/model/retry-policy.js';
 import { redactUrl } from '../src/util/redact.js';
 import { parseJsonLines, runCli } from './helpers/cli.js';
 import { redirector, trap } from './helpers/hostile-http.js';

@@ -1,6 +1,14 @@
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { checkResetDirective, decodeAnswer, decodeClientFrame, encodeFrame } from '../src/protocol/index.js';
+import {
+  checkResetDirective,
+  compileDirective,
+  decodeAnswer,
+  decodeClientFrame,
+  encodeFrame,
+  stateCheck,
+} from '../src/protocol/index.js';
+import { planReset } from '../src/model/plan.js';
 
 const base = () => ({
   type: 'SEND',
@@ -305,6 +313,22 @@ describe('engine answers', () => {
 });
 
 describe('encodeFrame', () => {
+  it('encodes a SEND and a QUERY as JSON.stringify would, and the engine decodes both back', () => {
+    const now = new Date('2026-01-02T03:04:05Z');
+    for (const plan of [planReset(), planReset({ flowOnly: true }), planReset({ keepHistory: true })]) {
+      for (const requestId of [undefined, 'r-"1"']) {
+        const { directive, text } = compileDirective('s-ü"\\1', plan, { requestId, now });
+        assert.equal(text, JSON.stringify(directive));
+        // The same plan's objects again: the cached parts give the same text.
+        assert.equal(encodeFrame(directive), text);
+        assert.deepEqual(decodeClientFrame(text), { ok: true, value: directive });
+        const query = stateCheck('s-ü"\\1', requestId);
+        assert.equal(encodeFrame(query), JSON.stringify(query));
+        assert.deepEqual(decodeClientFrame(encodeFrame(query)), { ok: true, value: query });
+      }
+    }
+  });
+
   it('refuses to encode a frame over 64 KiB', () => {
     const directive = { ...base(), type: 'SEND' as const, requestId: 'x'.repeat(70 * 1024) };
     assert.throws(() => encodeFrame(directive as never), { code: 'CR_ERR_PROTO_FRAME_TOO_BIG' });

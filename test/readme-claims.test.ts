@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { WebSocketServer } from 'ws';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
-import { DEFAULT_RETRY_POLICY } from '../src/reset/retry-policy.js';
+import { DEFAULT_RETRY_POLICY } from '../src/model/retry-policy.js';
 import { OAuth2TokenProvider } from '../src/transports/auth/oauth2.js';
 import { CognigyRestClient } from '../src/transports/cognigy-rest/client.js';
 import { CognigyResetError } from '../src/errors.js';

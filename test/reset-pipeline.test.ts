@@ -5,7 +5,7 @@ import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { createResetter, type ResetterOptions } from '../src/reset/resetter.js';
 import { type AnalyticsErrorMessage, CHANNELS, type DoneMessage } from '../src/reset/events.js';
 import type { ResetOutcome } from '../src/reset/outcome.js';
-import { DEFAULT_RETRY_POLICY } from '../src/reset/retry-policy.js';
+import { DEFAULT_RETRY_POLICY } from '../src/model/retry-policy.js';
 import { withDeadline } from './helpers/ws.js';
 
 function resetterFor(emu: Emulator, extra: Partial<ResetterOptions> = {}) {
@@ -187,7 +187,7 @@ describe('reset pipeline: faults', () => {
   it('retries RATE_LIMITED after retryAfterMs through a shared backoff until every session is verified', async () => {
     const emu = await startEmulator({ sessions: 150, faults: { messageRate: 100 } });
     const resetter = resetterFor(emu, {
-      retry: { ...(await import('../src/reset/retry-policy.js')).DEFAULT_RETRY_POLICY, maxAttempts: 20 },
+      retry: { ...(await import('../src/model/retry-policy.js')).DEFAULT_RETRY_POLICY, maxAttempts: 20 },
     });
     const outcomes = await collect(resetter.resetMany(ids(150), { concurrency: 32 }));
     assert.ok(outcomes.every((o) => o.outcome === 'reset' && o.verified));

@@ -2,13 +2,13 @@ import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CognigyResetError, type ErrorCode } from '../src/errors.js';
 import { checkResetDirective } from '../src/protocol/index.js';
-import { type Layer, planReset } from '../src/reset/plan.js';
+import { type Layer, planReset } from '../src/model/plan.js';
 import {
   boundedRetryAfter,
   DEFAULT_RETRY_POLICY,
   retryDelay,
   shouldRetry,
-} from '../src/reset/retry-policy.js';
+} from '../src/model/retry-policy.js';
 import { MAX_RETRY_AFTER_MS } from '../src/util/retry-after.js';
 
 describe('planReset', () => {

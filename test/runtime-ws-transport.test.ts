@@ -9,8 +9,8 @@ import { StaticTokenProvider } from '../src/transports/auth/token-provider.js';
 import { RuntimeConnection } from '../src/transports/runtime-ws/connection.js';
 import { RuntimeWsTransport } from '../src/transports/runtime-ws/transport.js';
 import { runtimeDialUrl } from '../src/transports/runtime-ws/url.js';
-import { compileDirective } from '../src/reset/compile.js';
-import { planReset } from '../src/reset/plan.js';
+import { compileDirective } from '../src/protocol/index.js';
+import { planReset } from '../src/model/plan.js';
 import { withDeadline } from './helpers/ws.js';
 import { withFaults } from './helpers/faults.js';
 
@@ -29,9 +29,22 @@ function transportFor(
   });
 }
 
-async function sendReset(transport: RuntimeWsTransport, sessionId: string, requestId?: string) {
-  const { directive, text } = compileDirective(sessionId, PLAN, { requestId });
-  return transport.send(directive, text, { timeoutMs: 5000 });
+/** Sends a reset alone (no state check behind it) and resolves with its answer. */
+async function sendReset(
+  transport: RuntimeWsTransport,
+  sessionId: string,
+  requestId?: string,
+  timeoutMs = 5000,
+) {
+  const prepared = transport.prepare({ sessionId }, PLAN, { requestId, maxDurationSec: undefined });
+  // The transport retries nothing inside: the pipeline's retry step is never called here.
+  const noRetry = (): Promise<void> => Promise.resolve();
+  return transport.reset(prepared, {
+    timeoutMs,
+    verify: false,
+    checkRequestId: undefined,
+    beforeRetry: noRetry,
+  }).ack;
 }
 
 async function rejection(promise: Promise<unknown>): Promise<CognigyResetError> {
@@ -314,8 +327,7 @@ describe('runtime-ws answer matching and keepalive', () => {
     t.after(() => engine.close());
     const transport = transportFor(engine.wsUrl);
     t.after(() => transport.close());
-    const { directive, text } = compileDirective('a', PLAN);
-    const err = await rejection(transport.send(directive, text, { timeoutMs: 100 }));
+    const err = await rejection(sendReset(transport, 'a', undefined, 100));
     assert.equal(err.code, 'CR_ERR_RESET_ACK_TIMEOUT');
   });
 });

@@ -7,7 +7,7 @@ import { safeJson, terminalSafe } from '../util/printable.js';
 import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, exitCodeForCode } from './exit-codes.js';
 import type { LineWriter } from './line-writer.js';
 import type { Selection } from './select-for-reset.js';
-import { humanSummary } from './summary.js';
+import { humanSummary } from '../reset/summary.js';
 
 /** One outcome's line: JSON with `--json`, a dry run's directive, or a line for what went wrong. */
 export function outcomeText(

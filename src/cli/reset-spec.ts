@@ -6,7 +6,7 @@ import { CognigyResetError, isCognigyResetError } from '../errors.js';
 import { DEFAULT_WS_URL } from '../protocol/index.js';
 import { jobSpec } from '../runner/spec.js';
 import type { JobSpec } from '../runner/types.js';
-import type { ResetFlags } from './commands/reset.js';
+import type { ResetFlags } from './reset-flags.js';
 
 const FLAGS: Record<string, string> = {
   tenant: '--tenant',

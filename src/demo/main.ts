@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { humanSummary } from '../cli/summary.js';
+import { humanSummary } from '../reset/summary.js';
 import { startEmulator } from '../emulator/index.js';
 import { CHANNELS } from '../reset/events.js';
 import type { BulkTarget } from '../reset/bulk.js';

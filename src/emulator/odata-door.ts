@@ -1,5 +1,5 @@
 /**
- * Cognigy's OData analytics endpoint, generated from the session store (COGNIGY.md §2):
+ * Cognigy's OData analytics endpoint, generated from the session store (docs/selectors.md):
  *   GET /v2.4/ExecutedSteps?apikey=…   GET /v2.4/Sessions?apikey=…
  * The subset our client uses: `$filter` with `eq ge gt lt le` joined by `and`, `$select`, `$orderby`,
  * `$top`, `$skip`, `$count`. The key is any token the emulator accepts. Faults: `odataFailEvery` (every Nth

@@ -1,5 +1,5 @@
 /**
- * The two REST API v2.0 reads that complete a selector's row (COGNIGY.md §2):
+ * The two REST API v2.0 reads that complete a selector's row (docs/selectors.md):
  *   GET [/new]/v2.0/endpoints/{id}   → {_id, referenceId, name, flowId, entrypoint, URLToken, channel}
  *   GET [/new]/v2.0/flows/{id}       → {_id, referenceId, name}
  * `{id}` is the resource's `_id` or its reference id (OData rows carry the latter). Credentials as on the

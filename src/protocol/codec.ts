@@ -207,16 +207,3 @@ export function decodeAnswer(raw: string | Buffer): Decoded<EngineAnswer> {
 function badAnswer(message: string, cause?: unknown): CognigyResetError {
   return new CognigyResetError('CR_ERR_PROTO_BAD_ANSWER', `engine answer rejected: ${message}`, { cause });
 }
-
-/** Serialises a frame and enforces the 64 KiB limit; the result is sent as one text frame. */
-export function encodeFrame(frame: ClientFrame): string {
-  const text = JSON.stringify(frame);
-  const size = Buffer.byteLength(text, 'utf8');
-  if (size > MAX_FRAME_BYTES) {
-    throw new CognigyResetError(
-      'CR_ERR_PROTO_FRAME_TOO_BIG',
-      `frame is ${size} bytes; the limit is ${MAX_FRAME_BYTES}`,
-    );
-  }
-  return text;
-}

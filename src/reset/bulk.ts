@@ -3,7 +3,7 @@
  * `concurrency` resets in flight, consults a job ledger so a resumed job skips what an earlier run
  * finished, and stops gracefully (in-flight resets finish) or at the first fatal error (401/403).
  */
-import { type CognigyResetError, isCognigyResetError } from '../errors.js';
+import { type CognigyResetError, isCognigyResetError, isMarked } from '../errors.js';
 import { CHANNELS, type DoneMessage } from './events.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { blankOutcome, errorOf, type ResetOutcome } from './outcome.js';
@@ -90,25 +90,15 @@ export interface BulkSummary {
   notAudited: number;
 }
 
-const UNREACHABLE = new Set(['CR_ERR_TRANSPORT_CONNECT', 'CR_ERR_TRANSPORT_SOCKET_CONNECT']);
-
 /** Whether a failure says the engine could not be reached at all (not that it refused or broke a reset). */
 function isUnreachable(code: string | undefined): boolean {
-  return code !== undefined && UNREACHABLE.has(code);
+  return isMarked(code, 'unreachable');
 }
 export const DEFAULT_MAX_UNREACHABLE = 32;
 
 /** Errors after which no other session can succeed either: stop taking new ones. */
 function isFatal(code: string | undefined): boolean {
-  return (
-    code === 'CR_ERR_AUTH_UNAUTHORIZED' ||
-    code === 'CR_ERR_AUTH_FORBIDDEN' ||
-    code === 'CR_ERR_AUTH_SCOPE' ||
-    code === 'CR_ERR_AUTH_REFRESH_FAILED' ||
-    code === 'CR_ERR_AUTH_NO_TOKEN' ||
-    code === 'CR_ERR_TRANSPORT_BAD_REQUEST' ||
-    code === 'CR_ERR_TRANSPORT_REDIRECT'
-  );
+  return isMarked(code, 'fatal');
 }
 
 const round = (ms: number): number => Math.round(ms * 10) / 10;

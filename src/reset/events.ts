@@ -12,7 +12,7 @@ import type { ResetOutcome } from './outcome.js';
 export const CHANNELS = {
   /** `{ sessionId }` when a session's reset starts. */
   start: channel('cognigy-reset:reset:start'),
-  /** `{ sessionId, attempt, requestId }` before each SEND. */
+  /** `{ sessionId, attempt, requestId }` before each attempt (a SEND, or a target-style transport's requests). */
   attempt: channel('cognigy-reset:reset:attempt'),
   /** `{ sessionId, attempt, code, delayMs }` when an attempt failed and another follows. */
   retry: channel('cognigy-reset:reset:retry'),

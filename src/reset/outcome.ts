@@ -1,6 +1,6 @@
 /** The result of one session's reset, as the CLI prints it and the audit log records it. */
 import type { CognigyResetError, ErrorCode } from '../errors.js';
-import type { Layer } from './plan.js';
+import type { Layer } from '../model/plan.js';
 
 export type OutcomeKind = 'reset' | 'failed' | 'skipped';
 

@@ -6,23 +6,29 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CognigyResetError, isCognigyResetError } from '../errors.js';
-import type { EngineAnswer, StatusAnswer } from '../protocol/index.js';
-import type { SessionTarget, TargetField, Transport } from '../transports/transport.js';
-import { BackoffGate } from '../util/backoff-gate.js';
-import { sha256 } from '../util/sha256.js';
-import { compileDirective, type CompiledDirective } from './compile.js';
-import { type AnalyticsErrorMessage, CHANNELS, type DoneMessage } from './events.js';
-import { FixedRate, type SendPacer } from './flow-control/pacer.js';
-import { blankOutcome, errorOf, type ResetOutcome } from './outcome.js';
-import type { ResetPlan } from './plan.js';
+import { CognigyResetError, isCognigyResetError, isMarked } from '../errors.js';
+import {
+  compileDirective,
+  type CompiledDirective,
+  type EngineAnswer,
+  type StatusAnswer,
+} from '../protocol/index.js';
+import type { ResetPlan } from '../model/plan.js';
 import {
   boundedRetryAfter,
   DEFAULT_RETRY_POLICY,
   retryDelay,
+  type RetryHook,
   type RetryPolicy,
   shouldRetry,
-} from './retry-policy.js';
+} from '../model/retry-policy.js';
+import type { SessionTarget, TargetField } from '../model/target.js';
+import type { ReadBack, Transport } from '../transports/transport.js';
+import { BackoffGate } from '../util/backoff-gate.js';
+import { sha256 } from '../util/sha256.js';
+import { type AnalyticsErrorMessage, CHANNELS, type DoneMessage } from './events.js';
+import { FixedRate, type SendPacer } from './flow-control/pacer.js';
+import { blankOutcome, errorOf, type ResetOutcome } from './outcome.js';
 import { priorStateOf, verdictFor } from './verify.js';
 
 /**
@@ -99,12 +105,6 @@ interface Sent {
 
 const ignore = (): undefined => undefined;
 
-const RATE_CODES = new Set([
-  'CR_ERR_RESET_RATE_LIMITED',
-  'CR_ERR_TRANSPORT_RATE_LIMITED',
-  'CR_ERR_TRANSPORT_REST_RATE_LIMITED',
-]);
-
 function statusError(ack: StatusAnswer): CognigyResetError | undefined {
   switch (ack.status) {
     case 'RESET_COMPLETE':
@@ -154,6 +154,7 @@ export class ResetPipeline {
   readonly pacer: SendPacer | undefined;
   readonly jobId: string | undefined;
   readonly #analytics: AnalyticsCallback | undefined;
+  readonly #required: readonly TargetField[];
   readonly #idPrefix = randomBytes(4).toString('hex');
   #seq = 0;
 
@@ -174,19 +175,20 @@ export class ResetPipeline {
     this.pacer = options.pacer ?? (options.rate === undefined ? undefined : new FixedRate(options.rate));
     this.#analytics = options.analytics;
     this.jobId = options.jobId;
+    this.#required = this.transport.requiredFields(this.plan);
   }
 
   /** What a dry run prints for a target: the directive, or the transport's requests. Throws when invalid. */
   describe(target: SessionTarget): unknown {
-    if (this.transport.describe !== undefined) {
-      const problem = targetProblem(target, this.transport.requiredFields(this.plan));
-      if (problem !== undefined) throw problem;
-      return this.transport.describe(target, this.plan);
-    }
-    return this.compile(target.sessionId).directive;
+    const problem = targetProblem(target, this.#required);
+    if (problem !== undefined) throw problem;
+    return this.transport.prepare(target, this.plan, {
+      requestId: undefined,
+      maxDurationSec: this.#o.maxDurationSec,
+    }).shown;
   }
 
-  /** Compiles the directive a session would get (what `--dry-run` prints). Throws on an invalid one. */
+  /** Compiles the SEND frame a session would get on a runtime engine. Throws on an invalid one. */
   compile(sessionId: string, requestId?: string): CompiledDirective {
     return compileDirective(sessionId, this.plan, { maxDurationSec: this.#o.maxDurationSec, requestId });
   }
@@ -206,17 +208,21 @@ export class ResetPipeline {
     const sent: Sent = { text: undefined, firstState: undefined };
     if (CHANNELS.start.hasSubscribers) CHANNELS.start.publish({ sessionId, jobId: this.jobId });
     try {
-      if (this.transport.resetTarget !== undefined) {
-        await this.#resetTarget(target, outcome, call.signal, sent);
-      } else if (call.precheck === true && (await this.#alreadyReset(sessionId, outcome, call.signal))) {
+      const problem = targetProblem(target, this.#required);
+      if (problem !== undefined) throw problem;
+      if (call.precheck === true && (await this.#alreadyReset(sessionId, outcome, call.signal))) {
         outcome.outcome = 'skipped';
         outcome.verified = true;
         outcome.skipReason = 'already-reset';
       } else {
-        await this.#sendWithRetries(sessionId, outcome, call.signal, sent);
+        const readBack = await this.#sendWithRetries(target, outcome, call.signal, sent);
         outcome.outcome = 'reset';
         outcome.cleared = this.plan.cleared;
-        if (this.#o.verify) {
+        if (readBack !== undefined) {
+          // The transport verified what it could from its own answers.
+          outcome.verified = this.#o.verify && readBack.verified;
+          outcome.notVerified = readBack.notVerified;
+        } else if (this.#o.verify) {
           await this.#verify(sessionId, outcome, call.signal, sent.firstState);
           outcome.verified = true;
         }
@@ -243,42 +249,6 @@ export class ResetPipeline {
     return outcome;
   }
 
-  /** A target-style transport (REST, Socket) resets and verifies in its own calls; it retries inside. */
-  async #resetTarget(
-    target: SessionTarget,
-    outcome: ResetOutcome,
-    signal: AbortSignal | undefined,
-    sent: Sent,
-  ): Promise<void> {
-    const problem = targetProblem(target, this.transport.requiredFields(this.plan));
-    if (problem !== undefined) throw problem;
-    const turn = this.#waitTurn(signal);
-    let sentAt = turn === undefined ? performance.now() : await turn;
-    outcome.attempts = 1;
-    // The requests are known before they are sent: the audit hashes them even when the first one fails.
-    sent.text = JSON.stringify(this.transport.describe?.(target, this.plan) ?? null);
-    const result = await this.transport.resetTarget!(target, this.plan, {
-      timeoutMs: this.#o.ackTimeoutMs,
-      signal,
-      verify: this.#o.verify,
-      // The transport's retries take the same path as the pipeline's own: a "slow down" answer pauses the
-      // whole job, and every retry waits its turn under the rate limit.
-      beforeRetry: async (err, attempt) => {
-        this.#heard(target.sessionId, err, sentAt);
-        await this.#backoff(target.sessionId, err, attempt, signal);
-        outcome.attempts++;
-        outcome.retried = true;
-        const next = this.#waitTurn(signal);
-        sentAt = next === undefined ? performance.now() : await next;
-      },
-    });
-    this.pacer?.accepted(sentAt);
-    outcome.outcome = 'reset';
-    outcome.cleared = this.plan.cleared;
-    outcome.verified = this.#o.verify && result.verified;
-    outcome.notVerified = result.notVerified;
-  }
-
   /**
    * Waits out a shared pause and the pacer; resolves at once (no promise) when neither applies, else with
    * the time the turn was taken (what the pacer is told about the answer).
@@ -302,59 +272,81 @@ export class ResetPipeline {
 
   /** Tells the pacer of a refusal: a "slow down" answer to a send made at `sentAt`. */
   #heard(sessionId: string, err: unknown, sentAt: number): void {
-    if (this.pacer === undefined || !isCognigyResetError(err) || !RATE_CODES.has(err.code)) return;
+    if (this.pacer === undefined || !isCognigyResetError(err) || !isMarked(err.code, 'rateLimited')) return;
     if (this.pacer.refused(sentAt) && CHANNELS.paceCut.hasSubscribers) {
       CHANNELS.paceCut.publish({ sessionId, code: err.code, rate: this.pacer.rate(), jobId: this.jobId });
     }
   }
 
+  /**
+   * Sends the reset until it is applied or the policy gives up; resolves with what the transport read
+   * back, if it verifies from its own answers. A transport that retries inside one reset goes through
+   * the same retry step (`beforeRetry`): a "slow down" answer pauses the whole job, and every retry
+   * waits its turn under the rate limit.
+   */
   async #sendWithRetries(
-    sessionId: string,
+    target: SessionTarget,
     outcome: ResetOutcome,
     signal: AbortSignal | undefined,
     sent: Sent,
-  ): Promise<void> {
+  ): Promise<ReadBack | undefined> {
+    const sessionId = target.sessionId;
+    let sentAt = 0;
+    const beforeRetry: RetryHook = async (err, attempt) => {
+      this.#heard(sessionId, err, sentAt);
+      await this.#backoff(sessionId, err, attempt, signal);
+      outcome.attempts++;
+      outcome.retried = true;
+      const next = this.#waitTurn(signal);
+      sentAt = next === undefined ? performance.now() : await next;
+      if (CHANNELS.attempt.hasSubscribers)
+        CHANNELS.attempt.publish({
+          sessionId,
+          attempt: outcome.attempts,
+          requestId: undefined,
+          jobId: this.jobId,
+        });
+    };
     for (;;) {
       signal?.throwIfAborted();
-      const requestId = this.#requestId();
-      const compiled = this.compile(sessionId, requestId);
+      const prepared = this.transport.prepare(target, this.plan, {
+        requestId: this.#requestId(),
+        maxDurationSec: this.#o.maxDurationSec,
+      });
       const turn = this.#waitTurn(signal);
-      const sentAt = turn === undefined ? performance.now() : await turn;
+      sentAt = turn === undefined ? performance.now() : await turn;
       outcome.attempts++;
-      outcome.requestId = requestId;
-      sent.text = compiled.text;
+      outcome.requestId = prepared.requestId;
+      sent.text = prepared.text;
       if (outcome.attempts > 1) outcome.retried = true;
       if (CHANNELS.attempt.hasSubscribers)
-        CHANNELS.attempt.publish({ sessionId, attempt: outcome.attempts, requestId, jobId: this.jobId });
-      const options = { timeoutMs: this.#o.ackTimeoutMs, signal };
-      let firstState: Promise<EngineAnswer> | undefined;
-      let ack: Promise<StatusAnswer>;
-      if (this.transport.send === undefined)
-        throw new Error('transport has neither send() nor resetTarget()');
-      if (this.#o.verify && this.transport.sendWithCheck !== undefined) {
-        // The first state check rides right behind the directive; it is used only if the ack says applied.
-        const both = this.transport.sendWithCheck(
-          compiled.directive,
-          compiled.text,
-          this.#requestId(),
-          options,
-        );
-        ack = both.ack;
-        firstState = both.state;
-        firstState.catch(ignore);
-      } else {
-        ack = this.transport.send(compiled.directive, compiled.text, options);
-      }
+        CHANNELS.attempt.publish({
+          sessionId,
+          attempt: outcome.attempts,
+          requestId: prepared.requestId,
+          jobId: this.jobId,
+        });
+      // The first state check rides right behind the directive; it is used only if the ack says applied.
+      const exchange = this.transport.reset(prepared, {
+        timeoutMs: this.#o.ackTimeoutMs,
+        signal,
+        verify: this.#o.verify,
+        checkRequestId: this.#o.verify ? this.#requestId() : undefined,
+        beforeRetry,
+      });
+      exchange.state?.catch(ignore);
       try {
-        const answer = await ack;
+        const answer = await exchange.ack;
         if (answer.status !== 'RATE_LIMITED') this.pacer?.accepted(sentAt);
         const error = statusError(answer);
         if (error === undefined) {
-          sent.firstState = firstState;
-          return;
+          sent.firstState = exchange.state;
+          return answer.readBack;
         }
         throw error;
       } catch (err) {
+        // A transport that retries inside took its retries through `beforeRetry`: its failure is final.
+        if (exchange.retriesInside) throw err;
         this.#heard(sessionId, err, sentAt);
         await this.#backoff(sessionId, err, outcome.attempts, signal);
       }
@@ -375,7 +367,7 @@ export class ResetPipeline {
     const code = (err as CognigyResetError).code;
     // A storm of "slow down" answers slows the whole job, not only this request. A pacer that hears the
     // refusals slows the job itself: everyone then waits only what the engine asked for.
-    if (RATE_CODES.has(code)) {
+    if (isMarked(code, 'rateLimited')) {
       const asked = (err as CognigyResetError).retryAfterMs;
       this.gate.pause(this.pacer?.adapts === true ? (asked ?? 0) : delay);
     }
@@ -389,16 +381,19 @@ export class ResetPipeline {
     sessionId: string,
     outcome: ResetOutcome,
     signal: AbortSignal | undefined,
-  ): Promise<EngineAnswer> {
+  ): Promise<EngineAnswer | undefined> {
     for (let attempt = 1; ; attempt++) {
       signal?.throwIfAborted();
       if (this.gate.remaining() > 0) await this.gate.wait(signal);
       try {
-        outcome.polls++;
-        return await this.transport.check!(sessionId, this.#requestId(), {
+        const answer = this.transport.check(sessionId, this.#requestId(), {
           timeoutMs: this.#o.ackTimeoutMs,
           signal,
         });
+        // A transport that cannot read state checks nothing.
+        if (answer === undefined) return undefined;
+        outcome.polls++;
+        return await answer;
       } catch (err) {
         await this.#backoff(sessionId, err, attempt, signal);
       }
@@ -418,7 +413,8 @@ export class ResetPipeline {
     signal: AbortSignal | undefined,
   ): Promise<boolean> {
     const answer = await this.#check(sessionId, outcome, signal);
-    if (answer.kind === 'status') return false; // SESSION_NOT_FOUND: the SEND will say so
+    // Nothing to read (a target-style transport sends again), or SESSION_NOT_FOUND: the SEND will say so.
+    if (answer === undefined || answer.kind === 'status') return false;
     const prior = priorStateOf(answer, this.plan);
     if (prior === 'not-reset') return false;
     if (prior === 'reset') {
@@ -452,7 +448,7 @@ export class ResetPipeline {
     let delay = this.#o.pollInitialMs;
     let first = firstState;
     for (;;) {
-      let answer: EngineAnswer;
+      let answer: EngineAnswer | undefined;
       if (first !== undefined) {
         outcome.polls++;
         try {
@@ -465,6 +461,8 @@ export class ResetPipeline {
       } else {
         answer = await this.#check(sessionId, outcome, signal);
       }
+      // A transport reads its answers back or offers a state check: one without either is a bug.
+      if (answer === undefined) throw new Error(`transport ${this.transport.name} cannot check a state`);
       if (answer.kind === 'status') {
         const error =
           statusError(answer) ??
@@ -503,6 +501,7 @@ export function targetProblem(
   target: SessionTarget,
   required: readonly TargetField[],
 ): CognigyResetError | undefined {
+  if (required.length === 0) return undefined;
   const missing = required.filter((field) => (target[field] ?? '') === '');
   if (missing.length === 0) return undefined;
   return new CognigyResetError(

@@ -17,8 +17,8 @@ import type { Transport } from '../transports/transport.js';
 import { BackoffGate } from '../util/backoff-gate.js';
 import { type BulkOptions, type BulkSource, type BulkSummary, type BulkTarget, runBulk } from './bulk.js';
 import type { ResetOutcome } from './outcome.js';
-import { DEFAULT_RETRY_POLICY } from './retry-policy.js';
-import { planReset, type PlanOptions, type ResetPlan } from './plan.js';
+import { DEFAULT_RETRY_POLICY } from '../model/retry-policy.js';
+import { planReset, type PlanOptions, type ResetPlan } from '../model/plan.js';
 import { type PipelineOptions, type ResetCallOptions, ResetPipeline } from './pipeline.js';
 
 export interface ResetterOptions extends Omit<PipelineOptions, 'transport' | 'plan' | 'gate'> {

@@ -5,7 +5,7 @@
  */
 import type { ErrorCode } from '../errors.js';
 import { STATE_RESET_VALUES, type StateAnswer } from '../protocol/index.js';
-import type { Layer, ResetPlan } from './plan.js';
+import type { Layer, ResetPlan } from '../model/plan.js';
 
 /** `failed` names the layer the check found not cleared. */
 export type Verdict =

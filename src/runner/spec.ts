@@ -7,7 +7,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { CognigyResetError } from '../errors.js';
 import { checkResetDirective, MAX_DURATION_MAX_SEC, MAX_DURATION_MIN_SEC } from '../protocol/index.js';
 import { DEFAULT_MAX_UNREACHABLE } from '../reset/bulk.js';
-import { DEFAULT_RETRY_POLICY } from '../reset/retry-policy.js';
+import { DEFAULT_RETRY_POLICY } from '../model/retry-policy.js';
 import { DEFAULT_WEBHOOK_BATCH } from '../sinks/webhook.js';
 import { TRANSPORT_NAMES } from '../transports/create.js';
 import { checkedUrl } from '../util/loopback.js';

@@ -12,7 +12,7 @@ import type { BulkSummary, BulkTarget } from '../reset/bulk.js';
 import { CHANNELS, type DoneMessage, type PaceCutMessage } from '../reset/events.js';
 import type { ResetOutcome } from '../reset/outcome.js';
 import { createResetter, type Resetter } from '../reset/resetter.js';
-import { retryPolicyFor } from '../reset/retry-policy.js';
+import { retryPolicyFor } from '../model/retry-policy.js';
 import type { SeenIds } from '../reset/seen-ids.js';
 import type { ResetMetrics } from '../sinks/prometheus.js';
 import type { Store } from '../store/port.js';

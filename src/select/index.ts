@@ -1,4 +1,4 @@
-/** Selectors: find the sessions to reset in Cognigy's OData analytics data (DESIGN.md §5). */
+/** Selectors: find the sessions to reset in Cognigy's OData analytics data (docs/selectors.md). */
 export {
   checkSelector,
   describeSelector,

@@ -3,7 +3,7 @@
  * job spec) and its credentials. The runner, `createResetter` and the demo all come here.
  */
 import { CognigyResetError } from '../errors.js';
-import { retryPolicyFor } from '../reset/retry-policy.js';
+import { retryPolicyFor } from '../model/retry-policy.js';
 import type { BackoffGate } from '../util/backoff-gate.js';
 import { StaticTokenProvider, type TokenProvider } from './auth/token-provider.js';
 import { CognigyRestTransport } from './cognigy-rest/transport.js';

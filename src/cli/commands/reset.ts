@@ -6,66 +6,18 @@
 import { Command, Option } from 'commander';
 import { DEFAULT_WS_URL } from '../../protocol/index.js';
 import { DEFAULT_MAX_UNREACHABLE } from '../../reset/bulk.js';
-import { DEFAULT_RETRY_POLICY } from '../../reset/retry-policy.js';
+import { DEFAULT_RETRY_POLICY } from '../../model/retry-policy.js';
 import { JOB_ID_MAX } from '../../runner/spec.js';
 import { DEFAULT_WEBHOOK_BATCH } from '../../sinks/webhook.js';
-import { LOG_LEVELS, type LogLevel } from '../logger.js';
+import { LOG_LEVELS } from '../logger.js';
 import { integerIn, numberIn, textUpTo } from '../parse.js';
 import { DEFAULT_STATE_FILE, runReset } from '../reset-run.js';
 
 export { DEFAULT_STATE_FILE };
-import { addSelectorOptions, type SelectorFlags } from '../selector-options.js';
+import { addSelectorOptions } from '../selector-options.js';
+import type { ResetFlags } from '../reset-flags.js';
 
 export { STALLED } from '../reset-run.js';
-
-/** The selector's flags (`--flow`, `--since`, …) come from `selector-options.ts`, shared with `sessions list`. */
-export interface ResetFlags extends SelectorFlags {
-  url?: string;
-  tenant?: string;
-  bot?: string;
-  tokenFile?: string;
-  fromFile?: string;
-  maxDuration: number;
-  reason?: string;
-  concurrency: number;
-  connections: number;
-  rate?: number;
-  fixedRate: boolean;
-  dryRun: boolean;
-  verify: boolean;
-  verifyTimeout: number;
-  ackTimeout: number;
-  maxAttempts: number;
-  maxUnreachable: number;
-  job?: string;
-  state?: string;
-  json: boolean;
-  keepHistory: boolean;
-  keepVariables: boolean;
-  keepNlu: boolean;
-  flowOnly: boolean;
-  allowInsecure: boolean;
-  progress: boolean;
-  progressInterval: number;
-  logLevel: LogLevel;
-  audit: boolean;
-  metricsPort?: number;
-  metricsHost: string;
-  metricsFile?: string;
-  analyticsUrl?: string;
-  analyticsTokenFile?: string;
-  analyticsTimeout: number;
-  analyticsBatch: number;
-  transport: 'runtime-ws' | 'cognigy-rest' | 'cognigy-socket';
-  endpointUrl?: string;
-  firstText?: string;
-  firstData?: string;
-  apiUrl?: string;
-  defaultContextKeys?: string;
-  expect?: number;
-  expectMargin: number;
-  yes: boolean;
-}
 
 export function resetCommand(): Command {
   const command = new Command('reset')

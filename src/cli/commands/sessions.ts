@@ -1,6 +1,6 @@
 /**
  * `cognigy-reset sessions list`: the sessions a selector matches, one row per distinct session, as JSON
- * Lines (or CSV) that `reset --from-file` reads as they are (DESIGN.md §5). A list that stops early says
+ * Lines (or CSV) that `reset --from-file` reads as they are. A list that stops early says
  * how many rows it printed and exits non-zero: never a silently short list.
  */
 import { Command, Option } from 'commander';

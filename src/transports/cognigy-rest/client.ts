@@ -13,7 +13,7 @@ import {
   type RetryHook,
   type RetryPolicy,
   waitToRetry,
-} from '../../reset/retry-policy.js';
+} from '../../model/retry-policy.js';
 import { checkedUrl } from '../../util/loopback.js';
 import { fetchNoRedirect, refusedRedirect } from '../../util/no-redirect.js';
 import { redactUrl } from '../../util/redact.js';

@@ -5,14 +5,10 @@
  * default, learned or stated as `flow-defaults.ts` says. The NLU state reset answers `{}`, so it is
  * cleared but cannot be read back (`notVerified`).
  */
-import type { Layer, ResetPlan } from '../../reset/plan.js';
-import type {
-  RequestOptions,
-  SessionTarget,
-  TargetField,
-  TargetResetResult,
-  Transport,
-} from '../transport.js';
+import type { Layer, ResetPlan } from '../../model/plan.js';
+import type { SessionTarget, TargetField } from '../../model/target.js';
+import { TargetStyleTransport, type TargetResetOptions } from '../target-style.js';
+import type { ReadBack } from '../transport.js';
 import { CognigyRestClient, type CognigyRestOptions } from './client.js';
 import { FlowDefaults } from './flow-defaults.js';
 
@@ -24,13 +20,14 @@ export interface RestTransportOptions extends CognigyRestOptions {
   defaultContextKeys?: readonly string[] | undefined;
 }
 
-export class CognigyRestTransport implements Transport {
+export class CognigyRestTransport extends TargetStyleTransport {
   readonly name = 'cognigy-rest';
   readonly capabilities: ReadonlySet<Layer> = new Set<Layer>(['variables', 'nlu']);
   readonly client: CognigyRestClient;
   readonly #defaults: FlowDefaults;
 
   constructor(options: RestTransportOptions) {
+    super();
     this.client = new CognigyRestClient(options);
     this.#defaults = new FlowDefaults(options.defaultContextKeys);
   }
@@ -65,11 +62,7 @@ export class CognigyRestTransport implements Transport {
     };
   }
 
-  async resetTarget(
-    target: SessionTarget,
-    plan: ResetPlan,
-    options: RequestOptions & { verify: boolean },
-  ): Promise<TargetResetResult> {
+  async resetTarget(target: SessionTarget, plan: ResetPlan, options: TargetResetOptions): Promise<ReadBack> {
     const rest = {
       sessionId: target.sessionId,
       userId: target.userId ?? '',

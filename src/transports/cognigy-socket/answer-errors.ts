@@ -1,15 +1,12 @@
 /** What the Socket endpoint's answers, or their absence after an input went out, become as coded errors. */
-import { CognigyResetError } from '../../errors.js';
+import { CognigyResetError, isMarked } from '../../errors.js';
 
 /**
  * What a failure after `processInput` went out becomes: a missing answer (a timeout, a dropped connection)
  * is unconfirmed; an answer (an error output, an exception) or an abort stays what it is. None is retried.
  */
 export function unconfirmed(err: unknown, where: string): unknown {
-  if (
-    err instanceof CognigyResetError &&
-    (err.code === 'CR_ERR_TRANSPORT_SOCKET_TIMEOUT' || err.code === 'CR_ERR_TRANSPORT_DROPPED')
-  ) {
+  if (err instanceof CognigyResetError && isMarked(err.code, 'answerLost')) {
     return new CognigyResetError(
       'CR_ERR_RESET_UNCONFIRMED',
       `processInput with resetFlow was sent to ${where}, but its answer never came (${err.message}): ` +

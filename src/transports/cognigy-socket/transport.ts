@@ -14,17 +14,13 @@
  */
 import { io, type Socket } from 'socket.io-client';
 import { CognigyResetError } from '../../errors.js';
-import { DEFAULT_RETRY_POLICY, type RetryPolicy, waitToRetry } from '../../reset/retry-policy.js';
-import type { Layer, ResetPlan } from '../../reset/plan.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy, waitToRetry } from '../../model/retry-policy.js';
+import type { Layer, ResetPlan } from '../../model/plan.js';
+import type { SessionTarget, TargetField } from '../../model/target.js';
 import { checkedUrl } from '../../util/loopback.js';
 import { onAbort } from '../../util/on-abort.js';
-import type {
-  RequestOptions,
-  SessionTarget,
-  TargetField,
-  TargetResetResult,
-  Transport,
-} from '../transport.js';
+import { TargetStyleTransport, type TargetResetOptions } from '../target-style.js';
+import type { ReadBack, RequestOptions } from '../transport.js';
 import { outputError, unconfirmed } from './answer-errors.js';
 import { type SocketEndpoint, socketEndpoint } from './endpoint-url.js';
 
@@ -52,7 +48,7 @@ interface Attempt {
   sent: boolean;
 }
 
-export class CognigySocketTransport implements Transport {
+export class CognigySocketTransport extends TargetStyleTransport {
   readonly name = 'cognigy-socket';
   readonly capabilities: ReadonlySet<Layer> = new Set<Layer>(['flow']);
   readonly #endpoint: SocketEndpoint;
@@ -62,6 +58,7 @@ export class CognigySocketTransport implements Transport {
   readonly #open = new Set<Socket>();
 
   constructor(options: SocketTransportOptions) {
+    super();
     const url = checkedUrl(
       options.endpointUrl,
       '--endpoint-url',
@@ -103,11 +100,7 @@ export class CognigySocketTransport implements Transport {
     };
   }
 
-  async resetTarget(
-    target: SessionTarget,
-    _plan: ResetPlan,
-    options: RequestOptions & { verify: boolean },
-  ): Promise<TargetResetResult> {
+  async resetTarget(target: SessionTarget, _plan: ResetPlan, options: TargetResetOptions): Promise<ReadBack> {
     for (let attempt = 1; ; attempt++) {
       const state: Attempt = { sent: false };
       try {

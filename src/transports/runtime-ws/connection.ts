@@ -4,7 +4,7 @@
  * keepalive, and every close turned into a coded error for each request still waiting.
  */
 import { WebSocket } from 'ws';
-import { CognigyResetError } from '../../errors.js';
+import { CognigyResetError, isMarked } from '../../errors.js';
 import { decodeAnswer, type EngineAnswer, MAX_ANSWER_BYTES, SUBPROTOCOL } from '../../protocol/index.js';
 import { redactUrl } from '../../util/redact.js';
 import { onAbort } from '../../util/on-abort.js';
@@ -45,16 +45,6 @@ interface Watched {
   requests: number;
   unregister: () => void;
 }
-
-/**
- * Closes that one request caused (an invalid directive, a frame too big, an engine error on one
- * session). A close about the connection itself (credentials, expiry, a drop) fails every request alike.
- */
-const BLAMES_ONE_REQUEST = new Set([
-  'CR_ERR_TRANSPORT_POLICY',
-  'CR_ERR_TRANSPORT_TOO_BIG',
-  'CR_ERR_TRANSPORT_ENGINE_ERROR',
-]);
 
 function aborted(): CognigyResetError {
   return new CognigyResetError('CR_ERR_RESET_ABORTED', 'the request was aborted');
@@ -349,7 +339,10 @@ export class RuntimeConnection {
     clearInterval(this.#keepalive);
     if (this.#sweepTimer !== undefined) clearTimeout(this.#sweepTimer);
     const pending = this.#pending.splice(0);
-    if (BLAMES_ONE_REQUEST.has(err.code)) {
+    // A close one request caused (an invalid directive, a frame too big, an engine error on one session;
+    // the catalogue marks them). A close about the connection itself (credentials, expiry, a drop) fails
+    // every request alike.
+    if (isMarked(err.code, 'blamesOneRequest')) {
       // Answers come in order, so the close was caused by the oldest unanswered request: it alone gets
       // the close's code. The engine never processed the requests behind it; they are retried.
       if (pending[0] !== undefined) this.#settle(pending[0], err);

@@ -5,19 +5,30 @@
  */
 import { CognigyResetError } from '../../errors.js';
 import {
+  compileDirective,
   DEAD_AFTER_MS,
   DEFAULT_ORIGIN,
+  encodeFrame,
   type EngineAnswer,
   HANDSHAKE_TIMEOUT_MS,
   PING_INTERVAL_MS,
-  type ResetDirective,
+  stateCheck,
   type StatusAnswer,
 } from '../../protocol/index.js';
-import { LAYERS, type Layer } from '../../reset/plan.js';
+import { LAYERS, type Layer, type ResetPlan } from '../../model/plan.js';
+import type { SessionTarget } from '../../model/target.js';
 import { BackoffGate } from '../../util/backoff-gate.js';
 import { MAX_RETRY_AFTER_MS } from '../../util/retry-after.js';
 import type { TokenProvider } from '../auth/token-provider.js';
-import type { RequestOptions, TargetField, Transport } from '../transport.js';
+import type {
+  PrepareOptions,
+  PreparedReset,
+  RequestOptions,
+  ResetExchange,
+  ResetOptions,
+  TargetField,
+  Transport,
+} from '../transport.js';
 import { type ConnectionOptions, type Expect, RuntimeConnection } from './connection.js';
 
 export interface RuntimeWsOptions {
@@ -72,27 +83,38 @@ export class RuntimeWsTransport implements Transport {
     this.#slots = Array.from({ length: size }, () => ({ conn: undefined, dialing: undefined }));
   }
 
-  send(directive: ResetDirective, text: string, options: RequestOptions): Promise<StatusAnswer> {
-    return this.#request(text, directive.requestId, 'status', options) as Promise<StatusAnswer>;
+  /** The SEND frame, compiled and validated: a directive that breaks an engine constraint is never sent. */
+  prepare(target: SessionTarget, plan: ResetPlan, options: PrepareOptions): PreparedReset {
+    const { directive, text } = compileDirective(target.sessionId, plan, options);
+    return { target, plan, shown: directive, text, requestId: options.requestId };
+  }
+
+  /**
+   * The directive, and with `checkRequestId` a state check behind it on the same connection: answers
+   * come in that order, so the check sees the reset applied without waiting a round trip for the ack.
+   */
+  reset(prepared: PreparedReset, options: ResetOptions): ResetExchange {
+    const conn = this.#pick(options.signal);
+    const check = options.checkRequestId;
+    // On a dial, both callbacks run in registration order on the same connection: the SEND goes first.
+    return {
+      ack: this.#on(conn, prepared.text, prepared.requestId, 'status', options) as Promise<StatusAnswer>,
+      state:
+        check === undefined
+          ? undefined
+          : this.#on(
+              conn,
+              encodeFrame(stateCheck(prepared.target.sessionId, check)),
+              check,
+              'state',
+              options,
+            ),
+      retriesInside: false,
+    };
   }
 
   check(sessionId: string, requestId: string | undefined, options: RequestOptions): Promise<EngineAnswer> {
-    return this.#request(queryText(sessionId, requestId), requestId, 'state', options);
-  }
-
-  /** The directive and a state check behind it on the same connection: answers come in that order. */
-  sendWithCheck(
-    directive: ResetDirective,
-    text: string,
-    checkRequestId: string | undefined,
-    options: RequestOptions,
-  ): { ack: Promise<StatusAnswer>; state: Promise<EngineAnswer> } {
-    const conn = this.#pick(options.signal);
-    // On a dial, both callbacks run in registration order on the same connection: the SEND goes first.
-    return {
-      ack: this.#on(conn, text, directive.requestId, 'status', options) as Promise<StatusAnswer>,
-      state: this.#on(conn, queryText(directive.sessionId, checkRequestId), checkRequestId, 'state', options),
-    };
+    return this.#request(encodeFrame(stateCheck(sessionId, requestId)), requestId, 'state', options);
   }
 
   #request(
@@ -198,11 +220,4 @@ export class RuntimeWsTransport implements Transport {
       }),
     );
   }
-}
-
-function queryText(sessionId: string, requestId: string | undefined): string {
-  const id = JSON.stringify(sessionId);
-  return requestId === undefined
-    ? `{"type":"QUERY","sessionId":${id},"request":"STATE_CHECK"}`
-    : `{"type":"QUERY","sessionId":${id},"request":"STATE_CHECK","requestId":${JSON.stringify(requestId)}}`;
 }

@@ -1,5 +1,5 @@
-/** The human summary printed at the end of `reset` (with `--json`, one `{"summary":{...}}` line instead). */
-import type { BulkSummary } from '../reset/bulk.js';
+/** The human summary printed at the end of a run: `reset` and the demo (with `--json`, the CLI prints one `{"summary":{...}}` line instead). */
+import type { BulkSummary } from './bulk.js';
 
 export function humanSummary(
   summary: BulkSummary,
