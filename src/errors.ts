@@ -233,6 +233,11 @@ export const ERROR_CATALOGUE = {
     retryable: false,
     summary: 'the Socket endpoint answered with an error output or an exception',
   },
+  CR_ERR_TRANSPORT_SOCKET_TOO_BIG: {
+    kind: 'reset',
+    retryable: false,
+    summary: 'the Socket endpoint sent a frame larger than 1 MiB; the connection was closed',
+  },
   CR_ERR_TRANSPORT_BODY_TOO_LARGE: {
     kind: 'reset',
     retryable: false,

@@ -1,4 +1,5 @@
 /** The audit log's CSV export: its header and one line per record (the store reads the records). */
+import { terminalSafe } from '../util/printable.js';
 import type { AuditRecord } from './chain.js';
 
 const CSV_COLUMNS: (keyof AuditRecord)[] = [
@@ -24,12 +25,18 @@ const CSV_COLUMNS: (keyof AuditRecord)[] = [
   'hash',
 ];
 
-function csvCell(value: AuditRecord[keyof AuditRecord]): string {
+/**
+ * One cell. No raw character a line-based reader or a terminal could act on: the ones `terminalSafe`
+ * escapes (C0 controls with tab, CR and LF, DEL, C1 controls, format characters such as bidi overrides,
+ * line and paragraph separators, lone surrogates) are written as `\uXXXX`, and a backslash as `\\`, so
+ * that every cell reads back unambiguously and a record is one line. A cell a spreadsheet would run as a
+ * formula (starting with = + - @) is prefixed with `'`; one holding a quote or a comma is quoted.
+ */
+export function csvCell(value: AuditRecord[keyof AuditRecord]): string {
   if (value === null) return '';
-  const text = Array.isArray(value) ? value.join(' ') : String(value);
-  // Quote when needed; neutralise spreadsheet formulas (a cell starting with = + - @).
+  const text = terminalSafe((Array.isArray(value) ? value.join(' ') : String(value)).replace(/\\/g, '\\\\'));
   const safe = /^[=+\-@]/.test(text) ? `'${text}` : text;
-  return /[",\n\r]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+  return /[",]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
 }
 
 export function csvHeader(): string {

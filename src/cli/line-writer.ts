@@ -7,6 +7,10 @@
  * pipe on macOS) the text would otherwise pile up in memory, a line per outcome of a million-id run.
  */
 import type { Writable } from 'node:stream';
+import { ABANDONED } from './stdout-gone.js';
+
+/** About the most text kept, while the stream is behind, to be written elsewhere if it is abandoned. */
+const UNSENT_MAX = 1024 * 1024;
 
 export class LineWriter {
   readonly #stream: Writable;
@@ -14,11 +18,29 @@ export class LineWriter {
   #buffer = '';
   #scheduled = false;
   #closed = false;
+  /** Text handed to the stream that it has not written yet. */
+  #unsent: string[] = [];
+  #unsentLength = 0;
 
-  /** `gone`: aborted when the stream's reader went away (the stream's error event). */
-  constructor(stream: Writable, gone?: AbortSignal) {
+  /**
+   * `gone`: aborted when the stream's reader went away (the stream's error event), or with `ABANDONED`
+   * when it was given up after a signal: what it had not written then goes to `spill` (stderr) instead.
+   */
+  constructor(stream: Writable, gone?: AbortSignal, spill: Writable = process.stderr) {
     this.#stream = stream;
     this.#gone = gone;
+    gone?.addEventListener(
+      'abort',
+      () => {
+        if (gone.reason !== ABANDONED) return;
+        const text = this.#unsent.join('') + this.#buffer;
+        this.#unsent = [];
+        this.#buffer = '';
+        if (text !== '')
+          spill.write(`cognigy-reset: what stdout did not take (some of it may have reached it):\n${text}`);
+      },
+      { once: true },
+    );
   }
 
   write(line: string): void {
@@ -67,7 +89,18 @@ export class LineWriter {
     const text = this.#buffer;
     this.#buffer = '';
     if (this.closed) return;
+    if (this.#stream.writableLength === 0) {
+      this.#unsent = [];
+      this.#unsentLength = 0;
+    }
     this.#stream.write(text);
+    if (this.#stream.writableLength > 0) {
+      // The newest text is kept (the summary is written last): past the bound, the oldest goes.
+      this.#unsent.push(text);
+      this.#unsentLength += text.length;
+      while (this.#unsentLength > UNSENT_MAX && this.#unsent.length > 1)
+        this.#unsentLength -= this.#unsent.shift()!.length;
+    }
     // A pipe whose reader closed refuses the write at once (EPIPE); its error event comes later.
     if (this.#stream.writable === false) this.#closed = true;
   }

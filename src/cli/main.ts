@@ -7,7 +7,7 @@ import { auditCommand } from './commands/audit.js';
 import { sessionsCommand } from './commands/sessions.js';
 import { CognigyResetError, type ErrorCode } from '../errors.js';
 import { errorLine, EXIT_FAILED, EXIT_USAGE, exitCodeFor } from './exit-codes.js';
-import { stdoutGone } from './stdout-gone.js';
+import { guardStdoutOnSignal, stdoutAbandoned, stdoutGone } from './stdout-gone.js';
 
 /** Node's exit code for a top-level await that never settled. */
 const NODE_UNSETTLED_AWAIT = 13;
@@ -105,4 +105,14 @@ process.on('exit', () => {
   process.exitCode = EXIT_FAILED;
 });
 
+// A reader that never reads cannot hold a command that was told to stop.
+guardStdoutOnSignal(process.stdout);
+
 process.exitCode = await main(process.argv);
+// What an abandoned stdout still holds would keep the process open for ever: once it is given up (now or
+// later), the process ends.
+const exitIfAbandoned = (): void => {
+  if (stdoutAbandoned()) process.exit();
+};
+exitIfAbandoned();
+stdoutGone.signal.addEventListener('abort', exitIfAbandoned, { once: true });

@@ -22,7 +22,9 @@ export type Misbehaviour =
   /** Never answers this SEND, nor anything after it on that connection. */
   | 'silent'
   /** Answers SESSION_NOT_FOUND. */
-  | 'not-found';
+  | 'not-found'
+  /** Answers the SEND with a frame of 2 MiB (nothing applied). */
+  | 'huge-answer';
 
 export interface HostileEngine {
   wsUrl: string;
@@ -97,6 +99,10 @@ export async function startHostileEngine(
         }
         if (what === 'not-found') {
           ws.send(JSON.stringify({ status: 'SESSION_NOT_FOUND' }));
+          return;
+        }
+        if (what === 'huge-answer') {
+          ws.send(JSON.stringify({ status: 'RESET_COMPLETE', padding: 'x'.repeat(2 * 1024 * 1024) }));
           return;
         }
         applied.set(id, (applied.get(id) ?? 0) + 1);

@@ -12,7 +12,7 @@
  * flow position is cleared, and nothing can be read back, nor whether the session existed (a new sessionId
  * starts a new conversation): every outcome says `verified: false`.
  */
-import { io, type Socket } from 'socket.io-client';
+import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
 import { CognigyResetError } from '../../errors.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, waitToRetry } from '../../model/retry-policy.js';
 import type { Layer, ResetPlan } from '../../model/plan.js';
@@ -21,7 +21,7 @@ import { checkedUrl } from '../../util/loopback.js';
 import { onAbort } from '../../util/on-abort.js';
 import { TargetStyleTransport, type TargetResetOptions } from '../target-style.js';
 import type { ReadBack, RequestOptions } from '../transport.js';
-import { outputError, unconfirmed } from './answer-errors.js';
+import { frameTooBig, outputError, SOCKET_FRAME_MAX, unconfirmed } from './answer-errors.js';
 import { type SocketEndpoint, socketEndpoint } from './endpoint-url.js';
 
 /** How long to wait for `endpoint-ready` before sending anyway (tenants before 4.79 never send it). */
@@ -121,12 +121,15 @@ export class CognigySocketTransport extends TargetStyleTransport {
    */
   #once(target: SessionTarget, options: RequestOptions, state: Attempt): Promise<void> {
     return new Promise((resolve, reject) => {
-      const socket = io(this.#endpoint.origin, {
+      // `maxPayload` is handed to `ws` by Engine.IO, though its option types do not list it.
+      const ioOptions: Partial<ManagerOptions & SocketOptions> & { maxPayload: number } = {
         path: this.#endpoint.path,
         transports: ['websocket'],
         reconnection: false,
         forceNew: true,
         timeout: options.timeoutMs,
+        // A frame past the bound closes the connection (1009) before it is buffered whole.
+        maxPayload: SOCKET_FRAME_MAX,
         query: {
           sessionId: encodeURIComponent(target.sessionId),
           urlToken: encodeURIComponent(this.#o.urlToken),
@@ -134,7 +137,8 @@ export class CognigySocketTransport extends TargetStyleTransport {
           testMode: 'false',
           emitWithAck: 'false',
         },
-      });
+      };
+      const socket = io(this.#endpoint.origin, ioOptions);
       this.#open.add(socket);
       const finish = (err?: CognigyResetError): void => {
         clearTimeout(timer);
@@ -168,44 +172,52 @@ export class CognigySocketTransport extends TargetStyleTransport {
       const unregister = onAbort(options.signal, () =>
         finish(new CognigyResetError('CR_ERR_RESET_ABORTED', 'the reset was aborted')),
       );
-      socket.on('connect_error', (err: Error & { data?: { code?: unknown; retryAfterMs?: unknown } }) => {
-        const code = err.data?.code;
-        if (code === 401) {
-          finish(
-            new CognigyResetError('CR_ERR_AUTH_UNAUTHORIZED', `${this.#where} refused the URLToken`, {
-              status: 401,
-            }),
-          );
-        } else if (code === 403) {
-          finish(
-            new CognigyResetError(
-              'CR_ERR_AUTH_FORBIDDEN',
-              `${this.#where} refused the connection: the endpoint is disabled`,
-              { status: 403 },
-            ),
-          );
-        } else if (code === 429) {
-          const retryAfterMs = typeof err.data?.retryAfterMs === 'number' ? err.data.retryAfterMs : undefined;
-          finish(
-            new CognigyResetError(
-              'CR_ERR_TRANSPORT_RATE_LIMITED',
-              `${this.#where} refused the connection: too many connections`,
-              {
-                status: 429,
-                ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
-              },
-            ),
-          );
-        } else {
-          finish(
-            new CognigyResetError('CR_ERR_TRANSPORT_SOCKET_CONNECT', `cannot connect to ${this.#where}`, {
-              cause: err,
-            }),
-          );
-        }
-      });
-      socket.on('disconnect', (reason: string) => {
-        if (reason !== 'io client disconnect') {
+      socket.on(
+        'connect_error',
+        (err: Error & { data?: { code?: unknown; retryAfterMs?: unknown }; description?: unknown }) => {
+          const code = err.data?.code;
+          if (frameTooBig(err.description)) {
+            finish(frameTooBig.error(this.#where));
+          } else if (code === 401) {
+            finish(
+              new CognigyResetError('CR_ERR_AUTH_UNAUTHORIZED', `${this.#where} refused the URLToken`, {
+                status: 401,
+              }),
+            );
+          } else if (code === 403) {
+            finish(
+              new CognigyResetError(
+                'CR_ERR_AUTH_FORBIDDEN',
+                `${this.#where} refused the connection: the endpoint is disabled`,
+                { status: 403 },
+              ),
+            );
+          } else if (code === 429) {
+            const retryAfterMs =
+              typeof err.data?.retryAfterMs === 'number' ? err.data.retryAfterMs : undefined;
+            finish(
+              new CognigyResetError(
+                'CR_ERR_TRANSPORT_RATE_LIMITED',
+                `${this.#where} refused the connection: too many connections`,
+                {
+                  status: 429,
+                  ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+                },
+              ),
+            );
+          } else {
+            finish(
+              new CognigyResetError('CR_ERR_TRANSPORT_SOCKET_CONNECT', `cannot connect to ${this.#where}`, {
+                cause: err,
+              }),
+            );
+          }
+        },
+      );
+      socket.on('disconnect', (reason: string, details?: unknown) => {
+        if (frameTooBig((details as { description?: unknown } | undefined)?.description))
+          finish(frameTooBig.error(this.#where));
+        else if (reason !== 'io client disconnect') {
           finish(
             new CognigyResetError(
               'CR_ERR_TRANSPORT_DROPPED',

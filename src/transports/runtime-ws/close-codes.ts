@@ -63,6 +63,15 @@ export function closeError(code: number, reason: string): CognigyResetError {
   }
 }
 
+/** The client refused an answer past its bound (`ws` closed with 1009): blamed on the request it answered. */
+export function answerTooBig(limit: number): CognigyResetError {
+  return new CognigyResetError(
+    'CR_ERR_TRANSPORT_TOO_BIG',
+    `the engine sent a frame larger than ${limit} bytes: the connection was closed (1009)`,
+    { closeCode: 1009 },
+  );
+}
+
 export function handshakeError(
   status: number,
   retryAfter: string | undefined,

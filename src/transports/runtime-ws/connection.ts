@@ -9,7 +9,7 @@ import { decodeAnswer, type EngineAnswer, MAX_ANSWER_BYTES, SUBPROTOCOL } from '
 import { redactUrl } from '../../util/redact.js';
 import { onAbort } from '../../util/on-abort.js';
 import { TickCork } from '../../util/tick-cork.js';
-import { closeError, handshakeError } from './close-codes.js';
+import { answerTooBig, closeError, handshakeError } from './close-codes.js';
 
 export interface ConnectionOptions {
   /** The dial URL with tenant and botId, without the token. */
@@ -72,8 +72,13 @@ export class RuntimeConnection {
     ws.on('message', (data, isBinary) => this.#onMessage(data as Buffer, isBinary));
     ws.on('pong', () => (this.#lastSeen = Date.now()));
     ws.on('ping', () => (this.#lastSeen = Date.now()));
-    ws.on('error', () => undefined); // every error is followed by 'close', which reports it
-    ws.on('close', (code, reason) => this.#onClose(closeError(code, reason.toString('utf8'))));
+    // Every error is followed by 'close', which reports it. A frame past maxPayload is refused by ws itself
+    // with 1009, and its close then reads 1006 (a drop, retried): it is what it is, too big, and not retried.
+    let tooBig: CognigyResetError | undefined;
+    ws.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') tooBig = answerTooBig(MAX_ANSWER_BYTES);
+    });
+    ws.on('close', (code, reason) => this.#onClose(tooBig ?? closeError(code, reason.toString('utf8'))));
     this.#keepalive = setInterval(() => {
       if (Date.now() - this.#lastSeen >= opts.deadAfterMs) {
         this.terminate(
