@@ -58,3 +58,12 @@ export {
   type CognigyRestOptions,
   type RestTarget,
 } from './transports/cognigy-rest/client.js';
+export { startJob, type JobTargets, type StartJobDeps } from './runner/start-job.js';
+export { jobSpec, JOB_SPEC_SCHEMA } from './runner/spec.js';
+export type { Credentials, JobEvent, JobHandle, JobSpec, JobStatus, JobSummary } from './runner/types.js';
+export { createTransport, type TransportSpec, type TransportCredentials } from './transports/create.js';
+export { openStore, createSeenIds, type OpenStoreOptions } from './store/index.js';
+export type * from './store/port.js';
+export { parseTargets, countTargetsInFile, type TargetBatches } from './targets/rows.js';
+export { readLineBatches } from './targets/lines.js';
+export { ResetMetrics } from './sinks/prometheus.js';
