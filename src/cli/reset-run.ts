@@ -29,7 +29,7 @@ import {
   outcomeText,
   printSelection,
 } from './reset-output.js';
-import { specFromFlags, targetUrl } from './reset-spec.js';
+import { asFlags, specFromFlags, targetUrl } from './reset-spec.js';
 import { checkConfirmed, reasonWithSelector, selectForReset, type Selection } from './select-for-reset.js';
 import { hasSelector } from './selector-options.js';
 import { stdoutGone } from './stdout-gone.js';
@@ -102,7 +102,12 @@ export async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.Pro
       selection === undefined ? specInputs.reason : reasonWithSelector(flags.reason, selection.description),
   });
   // What each row must carry for this transport and plan, known before the input is read.
-  const probe = createTransport(spec, {}, { dryRun: true });
+  let probe;
+  try {
+    probe = createTransport(spec, {}, { dryRun: true });
+  } catch (err) {
+    throw asFlags(err, flags.transport);
+  }
   const required = probe.requiredFields(planReset(spec.plan, probe.capabilities));
   await probe.close();
   const input = await inputSource(ids, selection?.path ?? flags.fromFile, env, process.stdin, required);
@@ -127,12 +132,12 @@ export async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.Pro
     flags.metricsPort !== undefined || flags.metricsFile !== undefined ? new ResetMetrics() : undefined;
   if (metrics !== undefined && flags.metricsPort !== undefined) {
     try {
-      const served = await metrics.serve(flags.metricsHost, flags.metricsPort);
+      const served = await metrics.serve(flags.metricsHost, flags.metricsPort, 'metricsPort');
       process.stderr.write(`metrics: ${served.url}\n`);
       metricsServer = served.server;
     } catch (err) {
       metrics.close();
-      throw err;
+      throw asFlags(err, flags.transport);
     }
   }
   addWebhookToken(credentials, flags, env);
@@ -193,7 +198,9 @@ export async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.Pro
       // While stdout is behind, the job waits for its reader, holding back new sessions.
       await out.drained();
     }
-    summary = await job.done;
+    summary = await job.done.catch((err: unknown) => {
+      throw asFlags(err, flags.transport);
+    });
   } finally {
     progress.stop();
     process.off('SIGINT', onSignal);

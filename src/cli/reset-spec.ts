@@ -2,58 +2,18 @@
  * From `reset`'s flags to a job spec, and from a spec field back to its flag: the runner's errors name
  * spec fields (`pipeline.concurrency`), the CLI shows them as the flags the user typed.
  */
-import { CognigyResetError, isCognigyResetError } from '../errors.js';
+import { CognigyResetError } from '../errors.js';
+import { withFlagNames } from './flag-names.js';
 import { DEFAULT_WS_URL } from '../protocol/index.js';
 import { jobSpec } from '../runner/spec.js';
 import type { JobSpec } from '../runner/types.js';
 import type { ResetFlags } from './reset-flags.js';
 
-const FLAGS: Record<string, string> = {
-  tenant: '--tenant',
-  botId: '--bot',
-  maxDurationSec: '--max-duration',
-  'pipeline.concurrency': '--concurrency',
-  'pipeline.connections': '--connections',
-  'pipeline.ackTimeoutSec': '--ack-timeout',
-  'pipeline.verifyTimeoutSec': '--verify-timeout',
-  'pipeline.maxAttempts': '--max-attempts',
-  'pipeline.maxUnreachable': '--max-unreachable',
-  'flowControl.rate': '--rate',
-  'flowControl.fixed': '--fixed-rate',
-  'socket.text': '--first-text',
-  'socket.data': '--first-data',
-  defaultContextKeys: '--default-context-keys',
-  jobId: '--job',
-  reason: '--reason',
-  actor: 'COGNIGY_RESET_ACTOR',
-  'sinks.webhook.url': '--analytics-url',
-  'sinks.webhook.batch': '--analytics-batch',
-  'sinks.webhook.timeoutSec': '--analytics-timeout',
-};
-
 const URL_FLAG = { 'runtime-ws': '--url', 'cognigy-rest': '--api-url', 'cognigy-socket': '--endpoint-url' };
 
-/** A spec field's flag (the field itself when no flag sets it). */
-export function flagOf(field: string, transport: keyof typeof URL_FLAG): string {
-  return field === 'url' ? URL_FLAG[transport] : (FLAGS[field] ?? field);
-}
-
-/** The same error, with each spec field it names shown as its flag. */
-export function withFlagNames(err: unknown, transport: keyof typeof URL_FLAG): unknown {
-  if (!isCognigyResetError(err) || err.field === undefined || !(err.field in FLAGS || err.field === 'url'))
-    return err;
-  const names = Object.keys(FLAGS).sort((a, b) => b.length - a.length);
-  let message = err.message;
-  for (const name of names) {
-    message = message.replace(
-      new RegExp(String.raw`(^|[^\w.\x60-])` + name.replace(/\./g, '\\.') + String.raw`(?![\w.\x60])`, 'g'),
-      `$1${flagOf(name, transport)}`,
-    );
-  }
-  return new CognigyResetError(err.code, message, {
-    field: flagOf(err.field, transport),
-    cause: err.cause ?? err,
-  });
+/** The same error, with each spec field it names shown as its flag (`url` as this transport's). */
+export function asFlags(err: unknown, transport: keyof typeof URL_FLAG): unknown {
+  return withFlagNames(err, { url: URL_FLAG[transport] });
 }
 
 /** A setting from its flag or, failing that, its environment variable; missing is a usage error. */
@@ -168,6 +128,6 @@ export function specFromFlags(flags: ResetFlags, inputs: SpecInputs): JobSpec {
   try {
     return jobSpec(spec);
   } catch (err) {
-    throw withFlagNames(err, flags.transport);
+    throw asFlags(err, flags.transport);
   }
 }

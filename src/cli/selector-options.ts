@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { withFlagNames } from './flag-names.js';
 import { CognigyResetError } from '../errors.js';
 import { checkSelector, ODataClient, RestLookup, type Selector } from '../select/index.js';
 import { integerIn } from './parse.js';
@@ -44,19 +45,7 @@ export function hasSelector(flags: Partial<SelectorFlags>): boolean {
 }
 
 /** Maps a library field to its flag in messages. */
-function flagged(err: unknown): unknown {
-  if (err instanceof CognigyResetError && err.field !== undefined) {
-    const flag = { apiUrl: '--api-url', odataUrl: '--odata-url' }[err.field] ?? `--${err.field}`;
-    const message = err.message
-      .replace(new RegExp(`^${err.field}:`), `${flag}:`)
-      .replace(new RegExp(`^Expected ${err.field} `), `Expected ${flag} `);
-    return new CognigyResetError(err.code, message, {
-      field: flag,
-      cause: err,
-    });
-  }
-  return err;
-}
+const flagged = (err: unknown): unknown => withFlagNames(err);
 
 export interface SelectorSetup {
   selector: Selector;

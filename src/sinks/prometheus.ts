@@ -161,7 +161,8 @@ export class ResetMetrics {
   }
 
   /** Serves `GET /metrics` on host:port (0 picks a free port); resolves with the URL. */
-  async serve(host: string, port: number): Promise<{ url: string; server: Server }> {
+  /** `field` names the setting that chose the port, in a listen error. */
+  async serve(host: string, port: number, field = 'port'): Promise<{ url: string; server: Server }> {
     const server = createServer((req, res) => {
       if (req.method === 'GET' && (req.url === '/metrics' || req.url?.startsWith('/metrics?') === true)) {
         void this.text().then((body) => {
@@ -172,7 +173,7 @@ export class ResetMetrics {
         res.writeHead(404).end();
       }
     });
-    await listenOn(server, port, host, '--metrics-port');
+    await listenOn(server, port, host, field);
     const address = server.address() as { port: number };
     server.unref();
     return { url: `http://${host.includes(':') ? `[${host}]` : host}:${address.port}/metrics`, server };

@@ -20,6 +20,7 @@ export function listenOn(server: Server, port: number, host: string, option: str
       const where = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
       reject(
         new CognigyResetError('CR_ERR_OPT_LISTEN', `cannot listen on ${where} (${option}): ${why}`, {
+          field: option,
           cause: err,
         }),
       );

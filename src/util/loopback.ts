@@ -49,7 +49,7 @@ export function assertSecureUrl(url: URL, allowInsecure: boolean, option: string
   if (plain && !allowInsecure && !isLoopbackHost(url.hostname)) {
     throw new CognigyResetError(
       'CR_ERR_OPT_INSECURE_URL',
-      `${option} ${redactUrl(url, { path: false })} is plain text to a host that is not loopback; use ${url.protocol === 'ws:' ? 'wss' : 'https'}:// or pass --allow-insecure`,
+      `${option} ${redactUrl(url, { path: false })} is plain text to a host that is not loopback; use ${url.protocol === 'ws:' ? 'wss' : 'https'}:// or pass allowInsecure`,
       { field: option },
     );
   }

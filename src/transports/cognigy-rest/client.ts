@@ -66,7 +66,7 @@ export class CognigyRestClient {
   requests = 0;
 
   constructor(options: CognigyRestOptions) {
-    const base = checkedUrl(options.apiUrl, '--api-url', ['https', 'http'], options.allowInsecure ?? false);
+    const base = checkedUrl(options.apiUrl, 'apiUrl', ['https', 'http'], options.allowInsecure ?? false);
     if ((options.apiKey ?? '') === '' && options.tokens === undefined) {
       throw new CognigyResetError(
         'CR_ERR_AUTH_NO_TOKEN',

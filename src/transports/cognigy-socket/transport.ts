@@ -61,7 +61,7 @@ export class CognigySocketTransport extends TargetStyleTransport {
     super();
     const url = checkedUrl(
       options.endpointUrl,
-      '--endpoint-url',
+      'endpointUrl',
       ['https', 'http', 'wss', 'ws'],
       options.allowInsecure ?? false,
     );

@@ -8,7 +8,7 @@ import { checkedUrl } from '../../util/loopback.js';
  * the environment or a file.
  */
 export function runtimeDialUrl(base: string, tenant: string, botId: string, allowInsecure: boolean): URL {
-  const url = checkedUrl(base, '--url', ['wss', 'ws', 'https', 'http'], allowInsecure);
+  const url = checkedUrl(base, 'url', ['wss', 'ws', 'https', 'http'], allowInsecure);
   if (url.protocol === 'http:') url.protocol = 'ws:';
   else if (url.protocol === 'https:') url.protocol = 'wss:';
   if (url.pathname === '' || url.pathname === '/') url.pathname = WS_PATH;
