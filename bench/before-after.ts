@@ -6,7 +6,7 @@
  *
  *   git worktree add /tmp/before <commit> && (cd /tmp/before && npm ci && npm run build)
  *   npm run build && node dist/bench/before-after.js --baseline /tmp/before/bin/cognigy-reset \
- *     [--rounds 3] [--benches reset-cli,rss-million,cpu-per-reset]
+ *     [--rounds 3] [--benches reset-cli,rss-million,cpu-per-reset] [--scale 1]
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -19,10 +19,18 @@ const { values } = parseArgs({
     baseline: { type: 'string' },
     rounds: { type: 'string', default: '3' },
     benches: { type: 'string', default: 'reset-cli,rss-million,cpu-per-reset' },
+    /** Each benchmark's id count, times this (its defaults: 100,000; 1,000,000; 100,000). */
+    scale: { type: 'string', default: '1' },
   },
 });
 if (values.baseline === undefined) throw new Error('--baseline PATH/bin/cognigy-reset is required');
 const rounds = Number(values.rounds);
+const scale = Number(values.scale);
+const DEFAULT_IDS: Record<string, number> = {
+  'reset-cli': 100_000,
+  'rss-million': 1_000_000,
+  'cpu-per-reset': 100_000,
+};
 
 type Result = Record<string, unknown>;
 const top =
@@ -56,7 +64,8 @@ const FIGURES: Record<string, { args: string[]; figures: Record<string, (r: Resu
 
 async function once1(bench: string, cli: string | undefined): Promise<Result> {
   const script = fileURLToPath(new URL(`./${bench}.js`, import.meta.url));
-  const child = spawn(process.execPath, [script, ...FIGURES[bench]!.args], {
+  const ids = String(Math.round(DEFAULT_IDS[bench]! * scale));
+  const child = spawn(process.execPath, [script, ...FIGURES[bench]!.args, '--ids', ids], {
     env: { ...process.env, ...(cli === undefined ? {} : { CR_BENCH_CLI: cli }) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

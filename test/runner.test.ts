@@ -14,6 +14,7 @@ import { jobSpec } from '../src/runner/spec.js';
 import { type JobTargets, startJob, type StartJobDeps } from '../src/runner/start-job.js';
 import type { JobEvent, JobHandle, JobSpec } from '../src/runner/types.js';
 import { ResetMetrics } from '../src/sinks/prometheus.js';
+import { openStore, type Store } from '../src/store/index.js';
 import { StaticTokenProvider } from '../src/transports/auth/token-provider.js';
 import { withDeadline } from './helpers/ws.js';
 
@@ -199,6 +200,64 @@ describe('runner: the job handle', () => {
     const second = await again.done;
     assert.equal(second.skipped, 30);
     assert.equal(second.lateError, undefined);
+  });
+
+  it('a writer that fails to close, or a job that fails to finish: reported, and the lease is still given up', async (t) => {
+    const emu = await startEmulator({ sessions: 40 });
+    t.after(() => emu.close());
+    const store = await openStore(tempState(t));
+    t.after(() => store.close());
+    // The real store, with one step of the teardown made to fail.
+    const failing = (step: 'writer' | 'finish'): Store =>
+      new Proxy(store, {
+        get(target, name, receiver) {
+          if (step === 'writer' && name === 'writer')
+            return async () => {
+              const writer = await target.writer();
+              return {
+                append: (item: Parameters<typeof writer.append>[0]) => writer.append(item),
+                ack: (ids: readonly number[]) => writer.ack(ids),
+                close: async () => {
+                  await writer.close();
+                  throw new Error('writer close failed');
+                },
+              };
+            };
+          if (step === 'finish' && name === 'openJob')
+            return async (options: Parameters<Store['openJob']>[0]) => {
+              const job = await target.openJob(options);
+              return new Proxy(job, {
+                get: (j, key) => {
+                  if (key === 'finish') return () => Promise.reject(new Error('finish failed'));
+                  const value = Reflect.get(j, key) as unknown;
+                  return typeof value === 'function'
+                    ? (value as (...a: unknown[]) => unknown).bind(j)
+                    : value;
+                },
+              });
+            };
+          const value = Reflect.get(target, name, receiver) as unknown;
+          // The store keeps private fields: its own methods run on it, not on the proxy.
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+    for (const [step, jobId] of [
+      ['writer', 'close-writer'],
+      ['finish', 'close-finish'],
+    ] as const) {
+      const job = startJob(specFor(emu, { jobId }), targets('session', 20), deps({ store: failing(step) }));
+      await outcomesOf(job);
+      const summary = await job.done;
+      assert.equal(summary.verified, 20);
+      assert.match(String(summary.lateError), step === 'writer' ? /writer close failed/ : /finish failed/);
+      const record = (await store.listJobs()).find((j) => j.jobId === jobId);
+      assert.equal(record?.lease, null, `${step}: the lease was given up`);
+      assert.equal(record?.finished, false, `${step}: the job is not marked finished`);
+      // Every outcome was committed with its audit record all the same.
+      const ids: string[] = [];
+      for await (const r of store.auditRecords({ jobId })) ids.push(r.sessionId);
+      assert.equal(ids.length, 20);
+    }
   });
 
   it('a spec error names the spec field, and nothing starts', () => {

@@ -196,11 +196,10 @@ export async function openDurable(ctx: DurableContext): Promise<Durable> {
       }
     });
     clearInterval(heartbeat);
-    await step(async () => {
-      // A job whose last outcomes could not be committed is not finished: a later run resumes it.
-      await job?.finish(complete && written);
-      await job?.release();
-    });
+    // A job whose last outcomes could not be committed is not finished: a later run resumes it.
+    await step(() => job?.finish(complete && written));
+    // Released even when finishing failed: a later run need not wait for the lease to expire.
+    await step(() => job?.release());
     let analytics: WebhookStats | undefined;
     // The webhook drains before the metrics are written, so that they count what it delivered.
     if (webhook !== undefined && webhookSpec !== undefined) {
