@@ -190,13 +190,17 @@ export async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.Pro
   });
   let summary;
   try {
+    const counts = { done: 0, reset: 0, failed: 0, skipped: 0 };
     for await (const event of job.events()) {
       if (event.type !== 'outcome') continue;
-      progress.update(job.status().counts);
+      counts.done++;
+      counts[event.outcome.outcome]++;
+      progress.update(counts);
       const line = outcomeText(event, spec.dryRun, flags.json);
       if (line !== undefined) out.write(line);
       // While stdout is behind, the job waits for its reader, holding back new sessions.
-      await out.drained();
+      const behind = out.drained();
+      if (behind !== undefined) await behind;
     }
     summary = await job.done.catch((err: unknown) => {
       throw asFlags(err, flags.transport);
