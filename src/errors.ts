@@ -457,6 +457,60 @@ export const ERROR_CATALOGUE = {
     summary: 'the selector matched a count outside --expect ± --expect-margin: nothing was sent',
   },
 
+  // The service (`cognigy-reset serve`): refusals of its HTTP API.
+  CR_ERR_API_UNAUTHORIZED: {
+    kind: 'auth',
+    retryable: false,
+    summary: 'the API key is missing, unknown or revoked',
+  },
+  CR_ERR_API_FORBIDDEN: {
+    http: 403,
+    kind: 'auth',
+    retryable: false,
+    summary: 'the API key lacks the scope, or is not bound to the tenant, this request needs',
+  },
+  CR_ERR_API_NOT_FOUND: { kind: 'usage', retryable: false, http: 404, summary: 'no such route or job' },
+  CR_ERR_API_CONFLICT: {
+    http: 409,
+    kind: 'usage',
+    retryable: false,
+    summary: 'the job is in a state that does not allow this (cancel of a finished job)',
+  },
+  CR_ERR_API_IDEMPOTENCY: {
+    http: 422,
+    kind: 'usage',
+    retryable: false,
+    summary: 'the Idempotency-Key was used before with another request',
+  },
+  CR_ERR_API_MEDIA_TYPE: {
+    http: 415,
+    kind: 'usage',
+    retryable: false,
+    summary: 'the request body has a media type the route does not take',
+  },
+  CR_ERR_API_TOO_LARGE: {
+    kind: 'usage',
+    retryable: false,
+    http: 413,
+    summary: 'the request body is too large',
+  },
+  CR_ERR_API_RATE_LIMITED: {
+    kind: 'usage',
+    retryable: false,
+    http: 429,
+    summary: 'the API key sent more requests than its limit per minute',
+  },
+  CR_ERR_API_CONFIG: {
+    kind: 'usage',
+    retryable: false,
+    summary: 'the service configuration (--config) is invalid, or a secret it names cannot be read',
+  },
+  CR_ERR_API_INTERNAL: {
+    kind: 'internal',
+    retryable: false,
+    summary: 'the service failed to answer a request (a bug)',
+  },
+
   // The emulator's own reasons (close reasons and HTTP error bodies).
   CR_EMU_ERR_NOT_FOUND: {
     kind: 'usage',

@@ -73,7 +73,7 @@ describe('docs/errors.md', () => {
     for (const code of Object.keys(ERROR_CATALOGUE)) {
       assert.match(
         code,
-        /^(CR_ERR_(OPT|PROTO|AUTH|TRANSPORT|RESET|AUDIT|STATE|CLI|SELECT)_[A-Z_]+|CR_EMU_ERR_[A-Z_]+)$/,
+        /^(CR_ERR_(OPT|PROTO|AUTH|TRANSPORT|RESET|AUDIT|STATE|CLI|SELECT|API)_[A-Z_]+|CR_EMU_ERR_[A-Z_]+)$/,
       );
     }
   });

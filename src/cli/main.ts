@@ -5,6 +5,8 @@ import { emulatorCommand } from './commands/emulator.js';
 import { resetCommand, STALLED } from './commands/reset.js';
 import { auditCommand } from './commands/audit.js';
 import { sessionsCommand } from './commands/sessions.js';
+import { keysCommand } from './commands/keys.js';
+import { serveCommand } from './commands/serve.js';
 import { CognigyResetError, type ErrorCode } from '../errors.js';
 import { errorLine, EXIT_FAILED, EXIT_USAGE, exitCodeFor } from './exit-codes.js';
 import { guardStdoutOnSignal, stdoutAbandoned, stdoutGone } from './stdout-gone.js';
@@ -59,6 +61,8 @@ function program(): Command {
   root.addCommand(emulatorCommand());
   root.addCommand(auditCommand());
   root.addCommand(sessionsCommand());
+  root.addCommand(serveCommand());
+  root.addCommand(keysCommand());
   const override = (command: Command): void => {
     // Commander's own message is printed by main(), with a stable code like every other error.
     command.exitOverride().configureOutput({ outputError: () => undefined });

@@ -1,0 +1,150 @@
+/**
+ * The service's HTTP API on Fastify: routes, auth, problem+json refusals, OpenAPI at `/openapi.json`
+ * and its interactive reference at `/docs`. Jobs are run by `JobManager`; nothing here holds a secret.
+ */
+import fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import rateLimit from '@fastify/rate-limit';
+import { Gauge } from 'prom-client';
+import { CognigyResetError } from '../errors.js';
+import { auditRoutes } from './audit-routes.js';
+import type { ServiceDeps } from './deps.js';
+import { DASHBOARD_HTML } from './dashboard.js';
+import { JOB_STATES } from './job-model.js';
+import { authenticate, hashKey } from './keys.js';
+import { PROBLEM_TYPE, problemOf, refuse } from './problem.js';
+import { jobRoutes } from './routes.js';
+
+/** JSON bodies at most this large; uploads have their own bound. */
+const BODY_LIMIT = 8 * 1024 * 1024;
+
+export async function buildApp(deps: ServiceDeps): Promise<FastifyInstance> {
+  const app = fastify({
+    logger: false,
+    bodyLimit: BODY_LIMIT,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  });
+  app.decorateRequest('principal', null);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'cognigy-reset service',
+        version: '1',
+        description:
+          'Reset Cognigy sessions through jobs. Every /v1 path needs `Authorization: Bearer <key>` (keys from `cognigy-reset keys create`); refusals are application/problem+json with a CR_ERR_* code.',
+      },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  // Per key (its hash; per address without one), on /v1 only.
+  await app.register(rateLimit, {
+    global: true,
+    max: deps.config.rateLimitPerMinute,
+    timeWindow: 60_000,
+    allowList: (request) => !request.url.startsWith('/v1'),
+    keyGenerator: (request) => {
+      const header = request.headers.authorization;
+      return header === undefined ? `ip:${request.ip}` : `key:${hashKey(header)}`;
+    },
+    errorResponseBuilder: (_request, context) =>
+      new CognigyResetError(
+        'CR_ERR_API_RATE_LIMITED',
+        `at most ${context.max} requests a minute per key: retry in ${context.after}`,
+      ),
+  });
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const problem = problemOf(codedError(err));
+    if (problem.status >= 500)
+      deps.log?.error(
+        { method: request.method, route: request.routeOptions.url, error: err.message },
+        'request failed',
+      );
+    void reply.status(problem.status).type(PROBLEM_TYPE).send(problem);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const problem = problemOf(refuse('CR_ERR_API_NOT_FOUND', `no route ${request.method} ${request.url}`));
+    void reply.status(404).type(PROBLEM_TYPE).send(problem);
+  });
+
+  // Every /v1 path: a known key first, then the route's scope, before the body is read.
+  app.addHook('onRequest', async (request: FastifyRequest) => {
+    if (!request.url.startsWith('/v1/') && request.url !== '/v1') return;
+    request.principal = await authenticate(deps.store, request.headers.authorization);
+    const scope = request.routeOptions.config.scope;
+    if (scope !== undefined && !request.principal.scopes.includes(scope))
+      throw refuse('CR_ERR_API_FORBIDDEN', `the API key lacks the scope ${scope}`);
+  });
+
+  new Gauge({
+    name: 'cognigy_reset_service_jobs',
+    help: "The service's jobs by state.",
+    labelNames: ['state'],
+    registers: [deps.metrics.registry],
+    collect() {
+      const counts = deps.jobs.counts;
+      for (const state of JOB_STATES) this.set({ state }, counts[state]);
+    },
+  });
+
+  app.get('/healthz', { schema: { hide: true } }, (_request, reply) => reply.send({ status: 'ok' }));
+  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+    if (deps.draining()) return reply.status(503).send({ status: 'draining' });
+    await deps.store.checkWritable();
+    return { status: 'ready' };
+  });
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
+    reply.type('text/plain; version=0.0.4').send(await deps.metrics.text()),
+  );
+  app.get('/openapi.json', { schema: { hide: true } }, (_request, reply) => reply.send(app.swagger()));
+  app.get('/', { schema: { hide: true } }, (_request, reply) =>
+    reply.type('text/html; charset=utf-8').send(DASHBOARD_HTML),
+  );
+
+  await app.register(jobRoutes(deps));
+  await app.register(auditRoutes(deps));
+  return app;
+}
+
+/** Fastify's own refusals, as coded errors. */
+function codedError(err: FastifyError): unknown {
+  if (err instanceof CognigyResetError) return err;
+  if (err.validation !== undefined) {
+    const first = err.validation[0];
+    const params = (first?.params ?? {}) as { missingProperty?: string; additionalProperty?: string };
+    const path = (first?.instancePath ?? '').slice(1).replace(/\//g, '.');
+    const leaf = params.missingProperty ?? params.additionalProperty;
+    const field = leaf === undefined ? path : path === '' ? leaf : `${path}.${leaf}`;
+    const where = err.validationContext ?? 'request';
+    const problem =
+      params.additionalProperty !== undefined ? 'is not a field' : (first?.message ?? 'is invalid');
+    return new CognigyResetError(
+      params.missingProperty !== undefined ? 'CR_ERR_OPT_MISSING' : 'CR_ERR_OPT_INVALID',
+      `${where} ${field || '(whole)'}: ${problem}`,
+      field === '' ? {} : { field },
+    );
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return refuse(
+        'CR_ERR_API_MEDIA_TYPE',
+        'the body must be application/json, text/csv or application/x-ndjson',
+      );
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return refuse(
+        'CR_ERR_API_TOO_LARGE',
+        `a JSON body is at most ${BODY_LIMIT} bytes: upload CSV or JSON Lines`,
+      );
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return refuse('CR_ERR_OPT_INVALID', 'the request body is empty or malformed');
+    default:
+      if (err instanceof SyntaxError || err.statusCode === 400)
+        return refuse('CR_ERR_OPT_INVALID', 'the request body is not valid JSON');
+      return err;
+  }
+}

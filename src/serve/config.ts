@@ -1,0 +1,161 @@
+/**
+ * The service's `--config FILE` (JSON): each tenant's engine and where its secrets come from (a variable
+ * or a file, never the file itself). Secrets are read once at start; they go to the runner only.
+ */
+import { readFileSync } from 'node:fs';
+import { Ajv } from 'ajv';
+import { CognigyResetError } from '../errors.js';
+import type { Credentials } from '../runner/types.js';
+import { StaticTokenProvider } from '../transports/auth/token-provider.js';
+import { TRANSPORT_NAMES, type TransportName } from '../transports/create.js';
+
+const IDENT = { type: 'string', minLength: 1, maxLength: 256 };
+const secretSource = { tokenEnv: IDENT, tokenFile: IDENT, apiKeyEnv: IDENT, apiKeyFile: IDENT };
+
+export const CONFIG_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['tenants'],
+  properties: {
+    /** Jobs that run at once; the others wait in order. */
+    maxRunningJobs: { type: 'integer', minimum: 1, maximum: 64, default: 2 },
+    /** Requests a minute one API key may send to /v1. */
+    rateLimitPerMinute: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 600 },
+    tenants: {
+      type: 'object',
+      propertyNames: { pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['transport', 'url'],
+        properties: {
+          transport: { enum: TRANSPORT_NAMES },
+          url: { type: 'string', minLength: 1, maxLength: 2048 },
+          /** The engine's tenant id, when it is not the config's name for the tenant. */
+          tenantId: IDENT,
+          /** The bot a job runs against when the request names none. */
+          bot: IDENT,
+          allowInsecure: { type: 'boolean', default: false },
+          ...secretSource,
+          urlTokenEnv: IDENT,
+          urlTokenFile: IDENT,
+        },
+      },
+    },
+  },
+} as const;
+
+export interface TenantConfig {
+  name: string;
+  transport: TransportName;
+  url: string;
+  tenantId: string;
+  bot: string | undefined;
+  allowInsecure: boolean;
+  credentials: Credentials;
+}
+
+export interface ServiceConfig {
+  maxRunningJobs: number;
+  rateLimitPerMinute: number;
+  tenants: Map<string, TenantConfig>;
+}
+
+interface RawTenant {
+  transport: TransportName;
+  url: string;
+  tenantId?: string;
+  bot?: string;
+  allowInsecure: boolean;
+  tokenEnv?: string;
+  tokenFile?: string;
+  apiKeyEnv?: string;
+  apiKeyFile?: string;
+  urlTokenEnv?: string;
+  urlTokenFile?: string;
+}
+
+const validate = new Ajv({ useDefaults: true, strict: false }).compile(CONFIG_SCHEMA);
+
+function configError(message: string): CognigyResetError {
+  return new CognigyResetError('CR_ERR_API_CONFIG', message, { field: '--config' });
+}
+
+/** A secret from a variable or a file; undefined when neither is named. Never echoed in an error. */
+function secret(
+  name: string,
+  what: string,
+  env: NodeJS.ProcessEnv,
+  variable: string | undefined,
+  file: string | undefined,
+): string | undefined {
+  if (variable !== undefined) {
+    const value = env[variable];
+    if (value === undefined || value === '')
+      throw configError(`tenant ${name}: the variable ${variable} (its ${what}) is not set`);
+    return value;
+  }
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').trim();
+  } catch {
+    throw configError(`tenant ${name}: its ${what} file cannot be read`);
+  }
+  if (text === '') throw configError(`tenant ${name}: its ${what} file is empty`);
+  return text;
+}
+
+export function credentialsOf(values: { token?: string; apiKey?: string; urlToken?: string }): Credentials {
+  const list = [values.token, values.apiKey, values.urlToken].filter((v): v is string => v !== undefined);
+  const provider = values.token === undefined ? undefined : new StaticTokenProvider(values.token);
+  return {
+    tokens: () => provider,
+    apiKey: values.apiKey,
+    urlToken: values.urlToken,
+    secrets: () => list,
+  };
+}
+
+export function parseConfig(value: unknown, env: NodeJS.ProcessEnv): ServiceConfig {
+  const copy = structuredClone(value);
+  if (!validate(copy)) {
+    const e = validate.errors![0]!;
+    throw configError(`--config ${e.instancePath || '(top)'} ${e.message ?? 'is invalid'}`);
+  }
+  const raw = copy as {
+    maxRunningJobs: number;
+    rateLimitPerMinute: number;
+    tenants: Record<string, RawTenant>;
+  };
+  const tenants = new Map<string, TenantConfig>();
+  for (const [name, t] of Object.entries(raw.tenants)) {
+    const token = secret(name, 'token', env, t.tokenEnv, t.tokenFile);
+    const apiKey = secret(name, 'API key', env, t.apiKeyEnv, t.apiKeyFile);
+    const urlToken = secret(name, 'URLToken', env, t.urlTokenEnv, t.urlTokenFile);
+    tenants.set(name, {
+      name,
+      transport: t.transport,
+      url: t.url,
+      tenantId: t.tenantId ?? name,
+      bot: t.bot,
+      allowInsecure: t.allowInsecure,
+      credentials: credentialsOf({
+        ...(token === undefined ? {} : { token }),
+        ...(apiKey === undefined ? {} : { apiKey }),
+        ...(urlToken === undefined ? {} : { urlToken }),
+      }),
+    });
+  }
+  return { maxRunningJobs: raw.maxRunningJobs, rateLimitPerMinute: raw.rateLimitPerMinute, tenants };
+}
+
+export function readConfig(path: string, env: NodeJS.ProcessEnv): ServiceConfig {
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    throw configError(`--config ${path}: cannot be read as JSON`);
+  }
+  return parseConfig(value, env);
+}

@@ -1,0 +1,127 @@
+/**
+ * The routes' JSON Schemas, written once: Fastify validates requests and serialises responses with them,
+ * and `@fastify/swagger` turns them into the OpenAPI 3.1 document. The job fields reuse the job spec's.
+ */
+import { JOB_SPEC_SCHEMA, REASON_MAX } from '../runner/spec.js';
+import { PROBLEM_SCHEMA } from './problem.js';
+import { JOB_STATES } from './job-model.js';
+import { SCOPES } from './keys.js';
+
+/** Sessions a JSON body may name inline; more go as an upload. */
+export const INLINE_SESSIONS_MAX = 100_000;
+
+const problemSchema = { ...PROBLEM_SCHEMA, description: 'application/problem+json' };
+
+/** Error responses, each a problem document. */
+export function problems(...statuses: number[]): Record<number, object> {
+  return Object.fromEntries(statuses.map((status) => [status, problemSchema]));
+}
+
+const spec = JOB_SPEC_SCHEMA.properties;
+const name = { type: 'string', minLength: 1, maxLength: 256 };
+
+/** What a job takes besides its sessions, in a JSON body or an upload's query string. */
+const jobFields = {
+  tenant: { ...name, description: 'a tenant of the service config' },
+  bot: { ...name, description: "the bot; default: the tenant's configured bot" },
+  reason: { type: 'string', maxLength: REASON_MAX, description: 'recorded in each audit record' },
+  maxDurationSec: { type: 'integer', description: "the directive's maxDurationSec" },
+  dryRun: { type: 'boolean', default: false, description: 'compile and check, send nothing' },
+};
+
+export const JOB_BODY = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['tenant', 'sessions'],
+  properties: {
+    ...jobFields,
+    sessions: {
+      type: 'array',
+      minItems: 1,
+      maxItems: INLINE_SESSIONS_MAX,
+      items: { type: 'string', minLength: 1, maxLength: 256 },
+    },
+    plan: spec.plan,
+  },
+} as const;
+
+export const UPLOAD_QUERY = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['tenant'],
+  properties: jobFields,
+} as const;
+
+const count = { type: 'integer', minimum: 0 };
+const nullableNumber = { type: ['number', 'null'] };
+
+export const JOB = {
+  type: 'object',
+  required: ['id', 'state', 'counts'],
+  properties: {
+    id: { type: 'string' },
+    state: { enum: JOB_STATES },
+    tenant: { type: 'string' },
+    bot: { type: 'string' },
+    actor: { type: 'string', description: 'key:<id> of the key that created the job' },
+    dryRun: { type: 'boolean' },
+    reason: { type: ['string', 'null'] },
+    createdAt: { type: 'string', format: 'date-time' },
+    startedAt: { type: ['string', 'null'] },
+    finishedAt: { type: ['string', 'null'] },
+    counts: {
+      type: 'object',
+      required: ['total', 'reset', 'verified', 'failed', 'skipped'],
+      properties: { total: count, reset: count, verified: count, failed: count, skipped: count },
+    },
+    done: count,
+    rate: { type: 'number', description: 'sessions finished per second, lately' },
+    etaSec: nullableNumber,
+    pace: { ...nullableNumber, description: "the flow controller's SEND frames per second" },
+    latencyMs: {
+      type: 'object',
+      properties: { p50: { type: 'number' }, p95: { type: 'number' }, p99: { type: 'number' } },
+    },
+    errors: { type: 'object', additionalProperties: count, description: 'failed sessions by error code' },
+    error: {
+      type: ['object', 'null'],
+      properties: { code: { type: 'string' }, message: { type: 'string' } },
+    },
+    cancelRequested: { type: 'boolean' },
+  },
+} as const;
+
+export const JOB_LIST = {
+  type: 'object',
+  required: ['jobs', 'next'],
+  properties: {
+    jobs: { type: 'array', items: JOB },
+    next: { type: ['string', 'null'], description: 'pass as `after` for the next page' },
+  },
+} as const;
+
+export const LIST_QUERY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    tenant: name,
+    state: { enum: JOB_STATES },
+    limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
+    after: { type: 'string', maxLength: 128 },
+  },
+} as const;
+
+export const JOB_PARAMS = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', maxLength: 128 } },
+} as const;
+
+export const OUTCOMES_QUERY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { outcome: { enum: ['reset', 'failed', 'skipped'] } },
+} as const;
+
+export const SECURITY = [{ apiKey: [] }];
+export const SCOPE_NOTE = `Scopes: ${SCOPES.join(', ')}.`;

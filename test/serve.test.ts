@@ -1,0 +1,170 @@
+/**
+ * `cognigy-reset serve --emulator` and `keys` as real child processes on a real state file: the listening
+ * line, a key made by the CLI, a job through the API to succeeded with its audit actor, revocation, and
+ * SIGTERM.
+ */
+import * as assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { runCli, startCli, waitForOutput } from './helpers/cli.js';
+import { withDeadline } from './helpers/ws.js';
+
+describe('serve: the command', () => {
+  it('serves the emulator; a CLI-made key runs a job to succeeded; a revoked key is refused; SIGTERM exits 0', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'cr-serve-cli-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const state = join(dir, 'state.sqlite');
+    const server = startCli(
+      ['serve', '--emulator', '--sessions', '100', '--port', '0', '--state', state],
+      {},
+    );
+    t.after(() => server.child.kill('SIGKILL'));
+    await waitForOutput(server, (out) => out.includes('\n'));
+    const listening = JSON.parse(server.stdout().split('\n')[0]!) as { event: string; url: string };
+    assert.equal(listening.event, 'listening');
+    assert.match(listening.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+
+    const made = await runCli(['keys', 'create', '--scope', 'jobs:read,jobs:write', '--state', state], {});
+    assert.equal(made.code, 0, made.stderr);
+    const { id, key } = JSON.parse(made.stdout) as { id: string; key: string };
+    assert.ok(key.length >= 26, 'at least 128 bits');
+    const auth = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+    const res = await fetch(`${listening.url}/v1/jobs`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({
+        tenant: 'demo',
+        bot: 'demo-bot',
+        sessions: ['session-1', 'session-2', 'session-3'],
+      }),
+    });
+    assert.equal(res.status, 201);
+    const job = (await res.json()) as { id: string };
+    const events = await withDeadline(
+      (await fetch(`${listening.url}/v1/jobs/${job.id}/events`, { headers: auth })).text(),
+      30_000,
+      'the job to finish',
+    );
+    const done = JSON.parse(events.trim().split('\n').pop()!.slice(6)) as {
+      state: string;
+      counts: Record<string, number>;
+    };
+    assert.equal(done.state, 'succeeded');
+    assert.equal(done.counts['verified'], 3);
+
+    const listed = await runCli(['keys', 'list', '--state', state], {});
+    assert.ok(!listed.stdout.includes(key), 'the key is never shown again');
+    assert.ok(listed.stdout.includes(id));
+    assert.equal((await runCli(['keys', 'revoke', id, '--state', state], {})).code, 0);
+    const refused = await fetch(`${listening.url}/v1/jobs`, { headers: auth });
+    assert.equal(refused.status, 401);
+    assert.equal(((await refused.json()) as { code: string }).code, 'CR_ERR_API_UNAUTHORIZED');
+
+    server.child.kill('SIGTERM');
+    const exit = await withDeadline(server.done, 30_000, 'serve to exit');
+    assert.equal(exit.code, 0, exit.stderr);
+    assert.ok(!exit.stderr.includes(key), 'the key never appears in a log line');
+  });
+});
+
+describe('serve: a stop in the middle of a job', () => {
+  it('SIGTERM lets in-flight sessions finish; the next start runs the job on, and no session is reset twice', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'cr-serve-resume-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const state = join(dir, 'state.sqlite');
+    const N = 20_000;
+    // The engine outlives the service: its URL, part of the job's settings, stays the same.
+    const engine = startCli(['emulator', '--port', '0', '--sessions', String(N)], {});
+    t.after(() => engine.child.kill('SIGKILL'));
+    await waitForOutput(engine, (out) => out.includes('\n'));
+    const { wsUrl } = JSON.parse(engine.stdout().split('\n')[0]!) as { wsUrl: string };
+    const config = join(dir, 'config.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        tenants: { demo: { transport: 'runtime-ws', url: wsUrl, bot: 'demo-bot', tokenEnv: 'DEMO_TOKEN' } },
+      }),
+    );
+    const start = async (): Promise<{ run: ReturnType<typeof startCli>; url: string }> => {
+      const run = startCli(['serve', '--config', config, '--port', '0', '--state', state], {
+        DEMO_TOKEN: 'dev-token',
+      });
+      t.after(() => run.child.kill('SIGKILL'));
+      await waitForOutput(run, (out) => out.includes('\n'));
+      return { run, url: (JSON.parse(run.stdout().split('\n')[0]!) as { url: string }).url };
+    };
+    const first = await start();
+    const made = await runCli(['keys', 'create', '--scope', 'jobs:read,jobs:write', '--state', state], {});
+    const { key } = JSON.parse(made.stdout) as { key: string };
+    const auth = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+    const sessions = Array.from({ length: N }, (_, i) => `session-${i + 1}`);
+    const create = (url: string): Promise<Response> =>
+      fetch(`${url}/v1/jobs`, {
+        method: 'POST',
+        headers: { ...auth, 'idempotency-key': 'resume-1' },
+        body: JSON.stringify({ tenant: 'demo', sessions }),
+      });
+    const res = await create(first.url);
+    const { id } = (await res.json()) as { id: string };
+    // Follow until some sessions are done, then stop the service.
+    const stream = (await fetch(`${first.url}/v1/jobs/${id}/events`, { headers: auth })).body!;
+    const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = '';
+    await withDeadline(
+      (async () => {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) throw new Error('the stream ended before any progress');
+          seen += value;
+          const counts = [...seen.matchAll(/"done":(\d+)/g)].map((m) => Number(m[1]));
+          if (counts.some((n) => n >= 200)) return;
+        }
+      })(),
+      60_000,
+      'progress',
+    );
+    first.run.child.kill('SIGTERM');
+    const exit = await withDeadline(first.run.done, 60_000, 'serve to stop');
+    assert.equal(exit.code, 0, exit.stderr);
+    assert.ok(!exit.stderr.includes('dev-token'), 'the engine token never appears in a log line');
+
+    const second = await start();
+    // The Idempotency-Key outlives the restart: the same request names the same job.
+    const again = await create(second.url);
+    assert.equal(again.status, 201);
+    assert.equal(((await again.json()) as { id: string }).id, id);
+    const events = await withDeadline(
+      (await fetch(`${second.url}/v1/jobs/${id}/events`, { headers: auth })).text(),
+      120_000,
+      'the resumed job to finish',
+    );
+    const last = JSON.parse(events.trim().split('\n').pop()!.slice(6)) as {
+      state: string;
+      counts: { total: number; reset: number; skipped: number; failed: number };
+    };
+    assert.equal(last.state, 'succeeded', JSON.stringify(last));
+    assert.equal(last.counts.total, N);
+    assert.ok(last.counts.skipped > 0, 'what the first run did is skipped, not reset again');
+    assert.equal(last.counts.reset + last.counts.skipped, N);
+    const lines = (
+      await (await fetch(`${second.url}/v1/jobs/${id}/outcomes?outcome=reset`, { headers: auth })).text()
+    )
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { sessionId: string }).sessionId);
+    assert.equal(lines.length, N, 'each session reset once over both runs');
+    assert.equal(new Set(lines).size, N);
+    second.run.child.kill('SIGTERM');
+    assert.equal((await withDeadline(second.run.done, 60_000, 'serve to stop')).code, 0);
+  });
+});
+
+describe('serve: refusals at start', () => {
+  it('refuses to start without --config or --emulator, with a coded error', async () => {
+    const result = await runCli(['serve'], {});
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /CR_ERR_OPT_MISSING/);
+  });
+});
