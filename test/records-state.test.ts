@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { CLI, type CliResult, cliEnv, collectRun, parseJsonLines, runCli } from './helpers/cli.js';
+import { emuEnv } from './helpers/records.js';
 
 let dir: string;
 before(() => {
@@ -37,16 +38,6 @@ function runShell(
   return collectRun(child, 90_000, 'cognigy-reset');
 }
 
-function envFor(emu: Emulator, state: string): Record<string, string> {
-  return {
-    COGNIGY_WS_URL: emu.wsUrl,
-    COGNIGY_TENANT_ID: 'tenant-1',
-    COGNIGY_BOT_ID: 'bot-1',
-    COGNIGY_API_TOKEN: 'dev-token',
-    COGNIGY_RESET_STATE: state,
-  };
-}
-
 const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `session-${i + 1}`);
 
 describe('a state file that cannot be written stops the run before the first send', () => {
@@ -63,14 +54,14 @@ describe('a state file that cannot be written stops the run before the first sen
       chmodSync(sub, 0o777);
       const state = join(sub, 'state.sqlite');
       // A first, writable run makes the file; then it is made read-only.
-      const first = await runCli(['reset', 'session-200'], envFor(emu, state));
+      const first = await runCli(['reset', 'session-200'], emuEnv(emu, state));
       assert.equal(first.code, 0, first.stderr);
       chmodSync(state, 0o444);
       const sends = emu.stats().sends;
       const result = await runShell(
         'true',
         ['reset', ...ids(60), '--json', '--concurrency', '16', ...extra],
-        envFor(emu, state),
+        emuEnv(emu, state),
         asUser,
       );
       assert.equal(result.code, 2, result.stderr);
@@ -96,7 +87,7 @@ describe('a state file that fails mid-run leaves no applied reset unreported', (
       const result = await runShell(
         'trap "" XFSZ; ulimit -f 2048',
         ['reset', '--from-file', list, '--json', '--concurrency', '64', '--no-progress', ...extra],
-        envFor(emu, state),
+        emuEnv(emu, state),
       );
       assert.equal(result.code, 1, result.stderr);
       const { sessions, summary } = parseJsonLines(result.stdout);

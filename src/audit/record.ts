@@ -2,7 +2,7 @@
 import { userInfo } from 'node:os';
 import { CognigyResetError } from '../errors.js';
 import { printableProblem } from '../util/printable.js';
-import { canonical, sha256 } from './chain.js';
+import { type AuditRecord, canonical, sha256 } from './chain.js';
 
 export interface AuditContext {
   actor: string;
@@ -40,17 +40,18 @@ export function resolveActor(env: NodeJS.ProcessEnv): string {
 }
 
 /** What the store knows of one outcome when it links its audit record into the chain. */
-export interface AuditOutcomeFields {
-  sessionId: string;
-  outcome: string;
-  verified: boolean;
-  errorCode: string | null;
-  attempts: number;
-  latencyMs: number;
-  requestId: string | null;
-  directiveHash: string | null;
-  cleared: string[];
-}
+export type AuditOutcomeFields = Pick<
+  AuditRecord,
+  | 'sessionId'
+  | 'outcome'
+  | 'verified'
+  | 'errorCode'
+  | 'attempts'
+  | 'latencyMs'
+  | 'requestId'
+  | 'directiveHash'
+  | 'cleared'
+>;
 
 /**
  * The audit record of one outcome, as the store appends it after `prevHash` under `seq`: its canonical
