@@ -421,6 +421,8 @@ export const ERROR_CATALOGUE = {
   CR_ERR_SELECT_UNAUTHORIZED: {
     kind: 'auth',
     retryable: false,
+    // To a client of the service, the service's own key was not refused: a 401 would say it was.
+    http: 502,
     summary: "the OData endpoint or the REST API answered 401/403 to the selector's key",
   },
   CR_ERR_SELECT_REFUSED: {
@@ -447,13 +449,13 @@ export const ERROR_CATALOGUE = {
   CR_ERR_SELECT_UNCONFIRMED: {
     kind: 'usage',
     retryable: false,
-    http: 428,
+    http: 422,
     summary: 'reset with a selector, without --dry-run, --expect or --yes: nothing was sent',
   },
   CR_ERR_SELECT_COUNT_MISMATCH: {
     kind: 'usage',
     retryable: false,
-    http: 412,
+    http: 422,
     summary: 'the selector matched a count outside --expect ± --expect-margin: nothing was sent',
   },
 
@@ -475,6 +477,12 @@ export const ERROR_CATALOGUE = {
     kind: 'usage',
     retryable: false,
     summary: 'the job is in a state that does not allow this (cancel of a finished job)',
+  },
+  CR_ERR_API_NOT_RESUMABLE: {
+    http: 409,
+    kind: 'usage',
+    retryable: false,
+    summary: 'only a failed or cancelled job resumes: this one is queued, running or succeeded',
   },
   CR_ERR_API_IDEMPOTENCY: {
     http: 422,

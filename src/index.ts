@@ -60,7 +60,21 @@ export {
 } from './transports/cognigy-rest/client.js';
 export { startJob, type JobTargets, type StartJobDeps } from './runner/start-job.js';
 export { jobSpec, JOB_SPEC_SCHEMA } from './runner/spec.js';
-export type { Credentials, JobEvent, JobHandle, JobSpec, JobStatus, JobSummary } from './runner/types.js';
+export {
+  describeSpecSelector,
+  selectorTargets,
+  selectRows,
+  type SelectRowsOptions,
+} from './runner/select-targets.js';
+export type {
+  Credentials,
+  JobEvent,
+  JobHandle,
+  JobSpec,
+  JobStatus,
+  JobSummary,
+  SelectorSpec,
+} from './runner/types.js';
 export { createTransport, type TransportSpec, type TransportCredentials } from './transports/create.js';
 export { openStore, createSeenIds, type OpenStoreOptions } from './store/index.js';
 export type * from './store/port.js';

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { outboxEvent, urlFingerprint, WebhookDeliverer } from '../src/sinks/webhook.js';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { blankOutcome } from '../src/reset/outcome.js';
-import { openStateFile } from '../src/store/sqlite/state-file.js';
+import { openStateFile, SCHEMA_VERSION } from '../src/store/sqlite/state-file.js';
 import { openStore } from '../src/store/index.js';
 import { parseJsonLines, runCli, startCli, waitForOutput } from './helpers/cli.js';
 import { withDeadline } from './helpers/ws.js';
@@ -803,7 +803,7 @@ describe('webhook sink', () => {
       assert.ok(tracker.accepted.includes('v4-pending'), 'the pending version-4 event was not delivered');
       assert.ok(!tracker.accepted.includes('v4-elsewhere'), "another URL's event was delivered here");
       const db = new Database(state, { readonly: true });
-      assert.equal(db.pragma('user_version', { simple: true }), 6);
+      assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
       const columns = (db.prepare('PRAGMA table_info(outbox)').all() as { name: string }[]).map(
         (c) => c.name,
       );

@@ -10,6 +10,8 @@ import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import type { BulkTarget } from '../src/reset/bulk.js';
+import { SEED_FLOWS } from '../src/emulator/steps.js';
+import { selectorTargets } from '../src/runner/select-targets.js';
 import { jobSpec } from '../src/runner/spec.js';
 import { type JobTargets, startJob, type StartJobDeps } from '../src/runner/start-job.js';
 import type { JobEvent, JobHandle, JobSpec } from '../src/runner/types.js';
@@ -282,5 +284,48 @@ describe('runner: the job handle', () => {
     assert.deepEqual(fieldOf({ tenant: '' }).slice(0, 2), ['CR_ERR_OPT_MISSING', 'tenant']);
     assert.equal(fieldOf({ flowControl: { fixed: true } })[1], 'flowControl.rate');
     assert.equal(fieldOf({})[2], 'accepted');
+    const odataUrl = 'http://127.0.0.1:1';
+    assert.deepEqual(fieldOf({ selector: { flow: 'f' } }).slice(0, 2), [
+      'CR_ERR_OPT_MISSING',
+      'selector.odataUrl',
+    ]);
+    assert.deepEqual(fieldOf({ selector: { odataUrl } }).slice(0, 2), [
+      'CR_ERR_OPT_MISSING',
+      'selector.flow',
+    ]);
+    assert.equal(fieldOf({ selector: { flow: 'f', node: 'n', odataUrl } })[1], 'selector.node');
+    assert.equal(fieldOf({ selector: { flow: 'f', since: 'yesterday', odataUrl } })[1], 'selector.since');
+    assert.equal(
+      fieldOf({ selector: { flow: 'f', odataUrl: 'http://odata.example' } })[0],
+      'CR_ERR_OPT_INSECURE_URL',
+    );
+    assert.equal(
+      fieldOf({ selector: { flow: 'f', since: '2026-01-01', limit: 5, odataUrl } })[2],
+      'accepted',
+    );
+    assert.equal(fieldOf({ engine: '' })[1], 'engine');
+  });
+
+  it("a selector's rows are the job's targets, and each audit record names the selector after the reason", async (t) => {
+    const emu = await startEmulator({ sessions: 60, tenant: 't', botId: 'b' });
+    const dir = mkdtempSync(join(tmpdir(), 'cr-runner-select-'));
+    const store = await openStore(join(dir, 'state.sqlite'));
+    t.after(async () => {
+      await store.close();
+      await emu.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const flow = SEED_FLOWS[0]!.referenceId;
+    const spec = specFor(emu, { reason: 'INC-3', selector: { flow, limit: 7, odataUrl: emu.httpUrl } });
+    const credentials = { ...deps().credentials, odataKey: 'dev-token' };
+    const job = startJob(spec, selectorTargets(spec, credentials), deps({ credentials, store }));
+    const events = await withDeadline(outcomesOf(job), 30_000, 'the job');
+    const summary = await job.done;
+    assert.equal(summary.reset, 7);
+    const ids = events.flatMap((e) => (e.type === 'outcome' ? [e.outcome.sessionId] : []));
+    const records = [];
+    for await (const r of store.auditRecords()) records.push(r);
+    assert.deepEqual(records.map((r) => r.sessionId).sort(), ids.sort());
+    for (const r of records) assert.equal(r.reason, `INC-3 [selector: flow=${flow} limit=7]`);
   });
 });

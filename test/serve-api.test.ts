@@ -5,35 +5,8 @@
  */
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ids, json, startService, type Service } from './helpers/service.js';
+import { followToEnd, ids, json, problem, startService } from './helpers/service.js';
 import { parseConfig } from '../src/serve/config.js';
-import { withDeadline } from './helpers/ws.js';
-
-async function problem(res: Response, status: number, code: string): Promise<Record<string, unknown>> {
-  const body = (await res.json()) as Record<string, unknown>;
-  assert.equal(res.status, status, JSON.stringify(body));
-  assert.match(res.headers.get('content-type') ?? '', /^application\/problem\+json/);
-  assert.equal(body['code'], code);
-  assert.equal(body['status'], status);
-  return body;
-}
-
-/** Follows a job over SSE to its `done` event; resolves with the last status. */
-async function followToEnd(service: Service, key: string, id: string): Promise<Record<string, unknown>> {
-  const res = await service.call(`/v1/jobs/${id}/events`, key);
-  assert.equal(res.status, 200);
-  assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
-  const text = await withDeadline(res.text(), 60_000, 'the job to finish');
-  const events = text
-    .split('\n\n')
-    .filter((block) => block.startsWith('event:'))
-    .map((block) => {
-      const [event, data] = block.split('\n');
-      return { event: event!.slice(7), data: JSON.parse(data!.slice(6)) as Record<string, unknown> };
-    });
-  assert.equal(events[events.length - 1]!.event, 'done');
-  return events[events.length - 1]!.data;
-}
 
 describe('serve: the HTTP API', () => {
   it("audits each reset with the key's id as the actor; audit:read streams and verifies the chain", async (t) => {
@@ -291,6 +264,8 @@ describe('serve: the HTTP API', () => {
       '/v1/jobs/{id}/cancel',
       '/v1/jobs/{id}/events',
       '/v1/jobs/{id}/outcomes',
+      '/v1/jobs/{id}/resume',
+      '/v1/sessions/{sessionId}/reset',
     ]);
     assert.ok(doc.paths['/v1/jobs']!['post']);
     assert.equal((await s.call('/docs', undefined)).status, 200);

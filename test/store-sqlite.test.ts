@@ -84,7 +84,43 @@ describe('the SQLite store', () => {
     assert.equal((await store.listApiKeys()).length, 0);
     await store.close();
     const check = new Database(path, { readonly: true });
-    assert.equal(check.pragma('user_version', { simple: true }), 6);
+    assert.equal(check.pragma('user_version', { simple: true }), 7);
+    check.close();
+  });
+
+  it("upgrades a version-6 file: its jobs, keys and chain are kept, and it keeps the service's jobs", async () => {
+    const path = fresh();
+    await withJob(path);
+    const before = await openStore(path);
+    await before.createApiKey({ id: 'k1', hash: 'a'.repeat(64), label: '', scopes: [], tenants: [] });
+    await before.close();
+    // Back to what version 6 made: no service jobs.
+    const db = new Database(path);
+    db.exec('DROP TABLE service_jobs');
+    db.pragma('user_version = 6');
+    db.close();
+    const store = await openStore(path);
+    assert.equal((await store.verifyAudit()).records, 3);
+    assert.equal((await store.listApiKeys()).length, 1);
+    assert.equal((await store.listJobs()).length, 1);
+    const now = new Date().toISOString();
+    await store.createServiceJob({
+      id: 'job_1',
+      tenant: 't',
+      state: 'queued',
+      createdAt: now,
+      updatedAt: now,
+      request: {},
+      progress: {},
+      idempotency: null,
+    });
+    assert.deepEqual(
+      (await store.listServiceJobs({ limit: 5 })).map((j) => j.id),
+      ['job_1'],
+    );
+    await store.close();
+    const check = new Database(path, { readonly: true });
+    assert.equal(check.pragma('user_version', { simple: true }), 7);
     check.close();
   });
 

@@ -93,6 +93,4 @@ export function checkConfirmed(selection: Selection, flags: SelectionFlags): voi
 }
 
 /** The audit reason: the user's, then the selector that chose the session. */
-export function reasonWithSelector(reason: string | undefined, description: string): string {
-  return reason === undefined ? `[selector: ${description}]` : `${reason} [selector: ${description}]`;
-}
+export { reasonWithSelector } from '../select/index.js';

@@ -17,7 +17,9 @@ import {
   type OutcomeWriter,
   type Store,
 } from '../store/index.js';
+import { reasonWithSelector } from '../select/index.js';
 import { redactUrl } from '../util/redact.js';
+import { describeSpecSelector } from './select-targets.js';
 import { Teardown } from './teardown.js';
 import type { JobSpec } from './types.js';
 
@@ -50,6 +52,7 @@ const NOTHING: Durable = {
 
 export async function openDurable(ctx: DurableContext): Promise<Durable> {
   const { spec, log, metrics } = ctx;
+  const selection = spec.selector === undefined ? undefined : describeSpecSelector(spec.selector);
   const webhookSpec = spec.sinks.webhook;
   const useState = !spec.dryRun && (spec.audit || spec.jobId !== undefined || webhookSpec !== undefined);
   if (!useState || ctx.store === undefined) return NOTHING;
@@ -68,13 +71,17 @@ export async function openDurable(ctx: DurableContext): Promise<Durable> {
         leaseMs: DEFAULT_LEASE_MS,
         settings: {
           transport: ctx.transportName,
-          // A Socket endpoint's path is its URLToken: the job keeps its origin only.
-          url: redactUrl(spec.url, { path: spec.transport !== 'cognigy-socket' }),
+          // A stable name where the URL changes between runs; a Socket endpoint's path is its URLToken:
+          // the job keeps its origin only.
+          ...(spec.engine === undefined
+            ? { url: redactUrl(spec.url, { path: spec.transport !== 'cognigy-socket' }) }
+            : { engine: spec.engine }),
           tenant: spec.tenant,
           botId: spec.botId,
           plan: ctx.plan.cleared,
           maxDurationSec: spec.maxDurationSec,
           verify: spec.pipeline.verify,
+          ...(selection === undefined ? {} : { selector: selection }),
         },
       });
       log.info({ jobId, resumed: job.resumed, state: db.location }, 'job opened');
@@ -146,7 +153,8 @@ export async function openDurable(ctx: DurableContext): Promise<Durable> {
   const auditContext: AuditContext | undefined = spec.audit
     ? {
         actor: spec.actor,
-        reason: spec.reason ?? null,
+        // The selector that chose the sessions goes with the reason, as the CLI's `reset --flow` writes it.
+        reason: selection === undefined ? (spec.reason ?? null) : reasonWithSelector(spec.reason, selection),
         jobId: spec.jobId ?? null,
         tenant: spec.tenant,
         botId: spec.botId,

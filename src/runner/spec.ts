@@ -10,6 +10,7 @@ import { DEFAULT_MAX_UNREACHABLE } from '../reset/bulk.js';
 import { DEFAULT_RETRY_POLICY } from '../model/retry-policy.js';
 import { DEFAULT_WEBHOOK_BATCH } from '../sinks/webhook.js';
 import { TRANSPORT_NAMES } from '../transports/create.js';
+import { checkSelector } from '../select/selector.js';
 import { checkedUrl } from '../util/loopback.js';
 import { printableProblem } from '../util/printable.js';
 import type { JobSpec } from './types.js';
@@ -33,6 +34,9 @@ const positive = (maximum: number, value?: number): object => ({
   ...(value === undefined ? {} : { default: value }),
 });
 const flag = { type: 'boolean', default: false };
+const selectorRef = { type: 'string', minLength: 1, maxLength: IDENTIFIER_MAX };
+/** A selector job takes at most this many sessions. */
+export const SELECTOR_LIMIT_MAX = 100_000_000;
 
 /** The JSON Schema of a job spec: the service's routes use it as it is. */
 export const JOB_SPEC_SCHEMA = {
@@ -101,6 +105,39 @@ export const JOB_SPEC_SCHEMA = {
       },
     },
     dryRun: flag,
+    engine: {
+      type: 'string',
+      minLength: 1,
+      maxLength: IDENTIFIER_MAX,
+      description:
+        "a stable name of the engine, kept in the job's settings instead of its URL (an in-process emulator, whose port changes at each start)",
+    },
+    selector: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['odataUrl'],
+      description: "the sessions to reset, found in the tenant's OData analytics data (docs/selectors.md)",
+      properties: {
+        flow: selectorRef,
+        endpoint: selectorRef,
+        node: selectorRef,
+        since: { type: 'string', maxLength: 64, description: 'inclusive, RFC 3339' },
+        until: { type: 'string', maxLength: 64, description: 'exclusive, RFC 3339' },
+        limit: {
+          type: 'integer',
+          minimum: 1,
+          maximum: SELECTOR_LIMIT_MAX,
+          description: 'at most this many sessions',
+        },
+        odataUrl: { type: 'string', minLength: 1, maxLength: 2048 },
+        apiUrl: {
+          type: 'string',
+          minLength: 1,
+          maxLength: 2048,
+          description: 'the REST API: `endpoint` reads the endpoint there',
+        },
+      },
+    },
   },
 } as const;
 
@@ -190,6 +227,18 @@ function checkSemantics(spec: JobSpec): void {
       'is required to reset through runtime-ws',
       'CR_ERR_OPT_MISSING',
     );
+  }
+  if (spec.selector !== undefined) {
+    try {
+      checkSelector(spec.selector);
+    } catch (err) {
+      if (!(err instanceof CognigyResetError)) throw err;
+      const code = err.code === 'CR_ERR_OPT_MISSING' ? 'CR_ERR_OPT_MISSING' : 'CR_ERR_OPT_INVALID';
+      throw specError(`selector.${err.field ?? 'flow'}`, err.message, code, err);
+    }
+    checkedUrl(spec.selector.odataUrl, 'selector.odataUrl', ['https', 'http'], spec.allowInsecure);
+    if (spec.selector.apiUrl !== undefined)
+      checkedUrl(spec.selector.apiUrl, 'selector.apiUrl', ['https', 'http'], spec.allowInsecure);
   }
   if (spec.sinks.webhook !== undefined) {
     checkedUrl(spec.sinks.webhook.url, 'sinks.webhook.url', ['https', 'http'], spec.allowInsecure);

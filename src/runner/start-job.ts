@@ -9,6 +9,7 @@ import { setMaxListeners } from 'node:events';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { Logger } from 'pino';
 import type { BulkSummary, BulkTarget } from '../reset/bulk.js';
+import { controllerId } from '../reset/flow-control/shared.js';
 import { CHANNELS, type DoneMessage, type PaceCutMessage } from '../reset/events.js';
 import type { ResetOutcome } from '../reset/outcome.js';
 import { createResetter, type Resetter } from '../reset/resetter.js';
@@ -23,14 +24,18 @@ import { openDurable, type Durable } from './durable.js';
 import { EventQueue } from './event-queue.js';
 import { Teardown } from './teardown.js';
 import { pacerFor, paceSummary } from './pace.js';
-import type { Credentials, JobCounts, JobEvent, JobHandle, JobSpec, JobStatus, JobSummary } from './types.js';
+import type {
+  Credentials,
+  JobCounts,
+  JobEvent,
+  JobHandle,
+  JobSpec,
+  JobStatus,
+  JobSummary,
+  JobTargets,
+} from './types.js';
 
-export interface JobTargets {
-  /** Known up front for arguments and regular files. */
-  total?: number | undefined;
-  /** Batches in input order; `stop` closes the input, even in the middle of a read. */
-  batches(stop: AbortSignal): AsyncIterable<readonly BulkTarget[]> | Iterable<readonly BulkTarget[]>;
-}
+export type { JobTargets } from './types.js';
 
 export interface StartJobDeps {
   credentials: Credentials;
@@ -187,6 +192,7 @@ export function startJob(spec: JobSpec, targets: JobTargets, deps: StartJobDeps)
     const seconds = (now - since) / 1000;
     const rate = seconds > 0 ? (counts.done - doneThen) / seconds : 0;
     const total = targets.total;
+    const pacer = resetter?.pipeline.pacer;
     return {
       jobId: spec.jobId ?? null,
       state,
@@ -194,7 +200,8 @@ export function startJob(spec: JobSpec, targets: JobTargets, deps: StartJobDeps)
       total,
       rate,
       etaSec: total === undefined || rate <= 0 ? undefined : Math.max(0, total - counts.done) / rate,
-      pace: resetter?.pipeline.pacer?.rate(),
+      pace: pacer?.rate(),
+      controller: pacer === undefined ? undefined : controllerId(pacer),
     };
   }
 

@@ -37,6 +37,38 @@ export interface JobSpec extends TransportSpec {
     webhook?: { url: string; batch: number; timeoutSec: number } | undefined;
   };
   dryRun: boolean;
+  /**
+   * A stable name of the engine, kept in the job's settings instead of its URL, so that a job resumes
+   * against an engine whose URL changes between runs (a service's in-process emulator). @default its URL
+   */
+  engine?: string | undefined;
+  /** The selector that chose the job's sessions: each audit record names it, as the CLI's do. */
+  selector?: SelectorSpec | undefined;
+}
+
+/** A selector in a job spec: exactly one of `flow`, `endpoint`, `node`; where its OData data is read. */
+export interface SelectorSpec {
+  flow?: string | undefined;
+  endpoint?: string | undefined;
+  node?: string | undefined;
+  /** Inclusive, RFC 3339. */
+  since?: string | undefined;
+  /** Exclusive, RFC 3339. */
+  until?: string | undefined;
+  /** At most this many sessions. */
+  limit?: number | undefined;
+  /** The OData endpoint (its key comes from `Credentials.odataKey`). */
+  odataUrl: string;
+  /** The REST API, which an `endpoint` selector reads (with `Credentials.apiKey`). */
+  apiUrl?: string | undefined;
+}
+
+/** A job's sessions. */
+export interface JobTargets {
+  /** Known up front for arguments and regular files. */
+  total?: number | undefined;
+  /** Batches in input order; `stop` closes the input, even in the middle of a read. */
+  batches(stop: AbortSignal): AsyncIterable<readonly BulkTarget[]> | Iterable<readonly BulkTarget[]>;
 }
 
 /** Secrets a job needs, and the list of strings to scrub from everything it writes. */
@@ -49,6 +81,8 @@ export interface Credentials {
   urlToken?: string | undefined;
   /** The webhook's bearer token. */
   webhookToken?: string | undefined;
+  /** The OData key a selector reads with. */
+  odataKey?: string | undefined;
   /** Every secret above and any other the caller holds: never written anywhere. */
   secrets(): string[];
 }
@@ -72,6 +106,8 @@ export interface JobStatus {
   etaSec: number | undefined;
   /** The flow controller's current pace, SEND frames per second. */
   pace: number | undefined;
+  /** The flow controller's name: jobs on one engine and tenant share one (`fc-N`); undefined for a dry run. */
+  controller: string | undefined;
 }
 
 export type JobEvent =

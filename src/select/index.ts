@@ -2,6 +2,7 @@
 export {
   checkSelector,
   describeSelector,
+  reasonWithSelector,
   ROW_FIELDS,
   type Selector,
   type SelectorKind,

@@ -73,6 +73,13 @@ export function describeSelector(selector: Selector): string {
   ].join(' ');
 }
 
+/** The audit reason of a session a selector chose: the caller's reason, then the selector. */
+export function reasonWithSelector(reason: string | null | undefined, description: string): string {
+  return reason === undefined || reason === null
+    ? `[selector: ${description}]`
+    : `${reason} [selector: ${description}]`;
+}
+
 /** One row per distinct session: what `reset --from-file` reads and every transport needs. */
 export interface SessionRow {
   sessionId: string;

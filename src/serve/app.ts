@@ -14,7 +14,10 @@ import { DASHBOARD_HTML } from './dashboard.js';
 import { JOB_STATES } from './job-model.js';
 import { authenticate, hashKey } from './keys.js';
 import { PROBLEM_TYPE, problemOf, refuse } from './problem.js';
+import { jobCreateRoute } from './job-create.js';
+import { resumeRoute } from './resume-route.js';
 import { jobRoutes } from './routes.js';
+import { sessionRoutes } from './session-routes.js';
 
 /** JSON bodies at most this large; uploads have their own bound. */
 const BODY_LIMIT = 8 * 1024 * 1024;
@@ -85,9 +88,18 @@ export async function buildApp(deps: ServiceDeps): Promise<FastifyInstance> {
     help: "The service's jobs by state.",
     labelNames: ['state'],
     registers: [deps.metrics.registry],
+    async collect() {
+      const counts = await deps.jobs.counts();
+      for (const state of JOB_STATES) this.set({ state }, counts[state] ?? 0);
+    },
+  });
+  // Prometheus' usual name for it: an upload of any size must leave it flat.
+  new Gauge({
+    name: 'process_resident_memory_bytes',
+    help: 'Resident memory of the service process, in bytes.',
+    registers: [deps.metrics.registry],
     collect() {
-      const counts = deps.jobs.counts;
-      for (const state of JOB_STATES) this.set({ state }, counts[state]);
+      this.set(process.memoryUsage.rss());
     },
   });
 
@@ -105,7 +117,10 @@ export async function buildApp(deps: ServiceDeps): Promise<FastifyInstance> {
     reply.type('text/html; charset=utf-8').send(DASHBOARD_HTML),
   );
 
+  await app.register(jobCreateRoute(deps));
   await app.register(jobRoutes(deps));
+  await app.register(resumeRoute(deps));
+  await app.register(sessionRoutes(deps));
   await app.register(auditRoutes(deps));
   return app;
 }

@@ -39,6 +39,12 @@ export const CONFIG_SCHEMA = {
           ...secretSource,
           urlTokenEnv: IDENT,
           urlTokenFile: IDENT,
+          /** Where selectors read the tenant's analytics data; the key from odataKeyEnv or odataKeyFile. */
+          odataUrl: { type: 'string', minLength: 1, maxLength: 2048 },
+          odataKeyEnv: IDENT,
+          odataKeyFile: IDENT,
+          /** The REST API an `endpoint` selector reads (with the apiKey). */
+          apiUrl: { type: 'string', minLength: 1, maxLength: 2048 },
         },
       },
     },
@@ -53,6 +59,12 @@ export interface TenantConfig {
   bot: string | undefined;
   allowInsecure: boolean;
   credentials: Credentials;
+  /** Where selectors read its analytics data (the key is in the credentials). */
+  odataUrl?: string | undefined;
+  /** The REST API an `endpoint` selector reads. */
+  apiUrl?: string | undefined;
+  /** A stable name of the engine, for one whose URL changes at each start (the in-process emulator). */
+  engine?: string | undefined;
 }
 
 export interface ServiceConfig {
@@ -73,6 +85,10 @@ interface RawTenant {
   apiKeyFile?: string;
   urlTokenEnv?: string;
   urlTokenFile?: string;
+  odataUrl?: string;
+  odataKeyEnv?: string;
+  odataKeyFile?: string;
+  apiUrl?: string;
 }
 
 const validate = new Ajv({ useDefaults: true, strict: false }).compile(CONFIG_SCHEMA);
@@ -106,13 +122,21 @@ function secret(
   return text;
 }
 
-export function credentialsOf(values: { token?: string; apiKey?: string; urlToken?: string }): Credentials {
-  const list = [values.token, values.apiKey, values.urlToken].filter((v): v is string => v !== undefined);
+export function credentialsOf(values: {
+  token?: string;
+  apiKey?: string;
+  urlToken?: string;
+  odataKey?: string;
+}): Credentials {
+  const list = [values.token, values.apiKey, values.urlToken, values.odataKey].filter(
+    (v): v is string => v !== undefined,
+  );
   const provider = values.token === undefined ? undefined : new StaticTokenProvider(values.token);
   return {
     tokens: () => provider,
     apiKey: values.apiKey,
     urlToken: values.urlToken,
+    odataKey: values.odataKey,
     secrets: () => list,
   };
 }
@@ -133,6 +157,9 @@ export function parseConfig(value: unknown, env: NodeJS.ProcessEnv): ServiceConf
     const token = secret(name, 'token', env, t.tokenEnv, t.tokenFile);
     const apiKey = secret(name, 'API key', env, t.apiKeyEnv, t.apiKeyFile);
     const urlToken = secret(name, 'URLToken', env, t.urlTokenEnv, t.urlTokenFile);
+    const odataKey = secret(name, 'OData key', env, t.odataKeyEnv, t.odataKeyFile);
+    if (t.odataUrl !== undefined && odataKey === undefined)
+      throw configError(`tenant ${name}: odataUrl needs odataKeyEnv or odataKeyFile`);
     tenants.set(name, {
       name,
       transport: t.transport,
@@ -144,7 +171,10 @@ export function parseConfig(value: unknown, env: NodeJS.ProcessEnv): ServiceConf
         ...(token === undefined ? {} : { token }),
         ...(apiKey === undefined ? {} : { apiKey }),
         ...(urlToken === undefined ? {} : { urlToken }),
+        ...(odataKey === undefined ? {} : { odataKey }),
       }),
+      odataUrl: t.odataUrl,
+      apiUrl: t.apiUrl,
     });
   }
   return { maxRunningJobs: raw.maxRunningJobs, rateLimitPerMinute: raw.rateLimitPerMinute, tenants };

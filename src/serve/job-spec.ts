@@ -4,6 +4,16 @@ import type { JobSpec } from '../runner/types.js';
 import type { TenantConfig } from './config.js';
 import { refuse } from './problem.js';
 
+/** A selector as a request gives it: where its data is read comes from the tenant's config. */
+export interface SelectorFields {
+  flow?: string | undefined;
+  endpoint?: string | undefined;
+  node?: string | undefined;
+  since?: string | undefined;
+  until?: string | undefined;
+  limit?: number | undefined;
+}
+
 /** What a request gives besides its sessions; kept with the job so a restart can rebuild its spec. */
 export interface JobFields {
   tenant: string;
@@ -12,11 +22,24 @@ export interface JobFields {
   maxDurationSec?: number | undefined;
   dryRun?: boolean | undefined;
   plan?: Record<string, boolean> | undefined;
+  selector?: SelectorFields | undefined;
 }
 
-export function buildJobSpec(tenant: TenantConfig, fields: JobFields, id: string, actor: string): JobSpec {
+/** The spec of a job (`id`), or of a one-off reset (no id): still audited, under `actor`. */
+export function buildJobSpec(
+  tenant: TenantConfig,
+  fields: JobFields,
+  id: string | undefined,
+  actor: string,
+): JobSpec {
   const bot = fields.bot ?? tenant.bot;
   if (bot === undefined) throw refuse('CR_ERR_OPT_MISSING', 'bot: this tenant has no default bot', 'bot');
+  if (fields.selector !== undefined && tenant.odataUrl === undefined)
+    throw refuse(
+      'CR_ERR_OPT_INVALID',
+      `selector: tenant ${tenant.name} has no OData endpoint (odataUrl in the service config)`,
+      'selector',
+    );
   return jobSpec({
     transport: tenant.transport,
     url: tenant.url,
@@ -27,13 +50,25 @@ export function buildJobSpec(tenant: TenantConfig, fields: JobFields, id: string
     ...(fields.maxDurationSec === undefined ? {} : { maxDurationSec: fields.maxDurationSec }),
     reason: fields.reason ?? null,
     dryRun: fields.dryRun ?? false,
-    jobId: id,
+    ...(id === undefined ? {} : { jobId: id }),
     actor,
+    ...(tenant.engine === undefined ? {} : { engine: tenant.engine }),
+    ...(fields.selector === undefined
+      ? {}
+      : {
+          selector: {
+            ...fields.selector,
+            odataUrl: tenant.odataUrl,
+            ...(tenant.apiUrl === undefined ? {} : { apiUrl: tenant.apiUrl }),
+          },
+        }),
   });
 }
 
-/** The fields as given, without the sessions: what a job's manifest keeps. */
+/** The fields as given, without the sessions and the confirmation: what the store keeps of a request. */
 export function fieldsOf(value: JobFields & { sessions?: unknown }): JobFields {
-  const { tenant, bot, reason, maxDurationSec, dryRun, plan } = value;
-  return { tenant, bot, reason, maxDurationSec, dryRun, plan };
+  const { tenant, bot, reason, maxDurationSec, dryRun, plan, selector } = value;
+  return JSON.parse(
+    JSON.stringify({ tenant, bot, reason, maxDurationSec, dryRun, plan, selector }),
+  ) as JobFields;
 }

@@ -13,6 +13,8 @@ export interface Problem {
   detail: string;
   code: ErrorCode;
   field?: string | undefined;
+  /** A selector's count, on a refusal to run it unconfirmed. */
+  count?: number | undefined;
 }
 
 /** The problem document of a coded error; anything else is a 500 that says no more than that. */
@@ -26,9 +28,15 @@ export function problemOf(err: unknown): Problem {
       detail: err.message,
       code: err.code,
       ...(err.field === undefined ? {} : { field: err.field }),
+      ...countOf(err),
     };
   }
   return problemOf(new CognigyResetError('CR_ERR_API_INTERNAL', 'the service failed to answer this request'));
+}
+
+function countOf(err: CognigyResetError): { count?: number } {
+  const count = (err as { count?: unknown }).count;
+  return typeof count === 'number' ? { count } : {};
 }
 
 /** A refusal to throw from a route. */
@@ -47,5 +55,6 @@ export const PROBLEM_SCHEMA = {
     detail: { type: 'string' },
     code: { type: 'string', pattern: '^CR_' },
     field: { type: 'string' },
+    count: { type: 'integer', description: "the selector's count, on a refusal to run it unconfirmed" },
   },
 } as const;

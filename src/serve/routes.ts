@@ -1,139 +1,17 @@
-/** The /v1 job routes: create (ids inline or an upload), list, get, cancel, outcomes, live events. */
-import { createHash } from 'node:crypto';
+/** The /v1 job routes: list, get, cancel, outcomes, live events (creating one: `job-create.ts`). */
 import { createReadStream, existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ServiceDeps } from './deps.js';
-import { jobView, type JobState, type ServiceJob } from './job-model.js';
-import { requireTenant, type Principal } from './keys.js';
-import { refuse } from './problem.js';
-import {
-  JOB,
-  JOB_BODY,
-  JOB_LIST,
-  JOB_PARAMS,
-  LIST_QUERY,
-  OUTCOMES_QUERY,
-  problems,
-  SECURITY,
-  UPLOAD_QUERY,
-} from './schemas.js';
-import { requiredFieldsFor, spoolIds, uploadSource } from './targets.js';
-import { uploadPath } from './job-files.js';
-import { buildJobSpec, fieldsOf, type JobFields } from './job-spec.js';
-
-/** An upload is at most this large. */
-const UPLOAD_LIMIT = 1024 * 1024 * 1024;
-const UPLOAD_TYPES = ['text/csv', 'application/x-ndjson', 'application/jsonl', 'text/plain'];
-
-const principalOf = (request: FastifyRequest): Principal => request.principal!;
+import { outcomesPath } from './job-files.js';
+import { FINISHED, jobView, type JobState, type ServiceJob } from './job-model.js';
+import { requireTenant } from './keys.js';
+import { principalOf, visibleJob } from './route-helpers.js';
+import { JOB, JOB_LIST, JOB_PARAMS, LIST_QUERY, OUTCOMES_QUERY, problems, SECURITY } from './schemas.js';
 
 export function jobRoutes(deps: ServiceDeps) {
-  function visibleJob(request: FastifyRequest<{ Params: { id: string } }>): ServiceJob {
-    const job = deps.jobs.get(request.params.id);
-    if (job === undefined) throw refuse('CR_ERR_API_NOT_FOUND', `no job ${request.params.id}`);
-    requireTenant(principalOf(request), job.tenant);
-    return job;
-  }
-
   return function routes(app: FastifyInstance, _options: unknown, done: () => void): void {
-    // Uploads reach the route as the request stream: spooled, never buffered whole.
-    app.addContentTypeParser(UPLOAD_TYPES, (_request, payload, done) => done(null, payload));
-
-    app.post(
-      '/v1/jobs',
-      {
-        config: { scope: 'jobs:write' },
-        schema: {
-          summary: 'Create a job',
-          description:
-            'JSON `{"tenant","bot","sessions":[...]}`, or a CSV / JSON Lines upload (text/csv, application/x-ndjson) with the other fields in the query string. `Idempotency-Key`: the same key and body return the same job; another body is refused with 422. Scope jobs:write.',
-          security: SECURITY,
-          headers: {
-            type: 'object',
-            properties: { 'idempotency-key': { type: 'string', minLength: 1, maxLength: 255 } },
-          },
-          body: {
-            content: {
-              'application/json': { schema: JOB_BODY },
-              'text/csv': { schema: { description: 'a sessionId column, one row a session' } },
-              'application/x-ndjson': { schema: { description: 'one JSON object a line, with sessionId' } },
-            },
-          },
-          querystring: { ...UPLOAD_QUERY, required: [] },
-          response: { 201: JOB, ...problems(400, 401, 403, 413, 415, 422) },
-        },
-      },
-      async (request, reply) => {
-        const principal = principalOf(request);
-        const upload = isUpload(request);
-        const fields = (upload ? request.query : request.body) as JobFields & { sessions?: string[] };
-        if (upload && fields.tenant === undefined)
-          throw refuse(
-            'CR_ERR_OPT_MISSING',
-            'tenant: an upload names its tenant in the query string',
-            'tenant',
-          );
-        requireTenant(principal, fields.tenant);
-        const tenant = deps.config.tenants.get(fields.tenant);
-        if (tenant === undefined)
-          throw refuse(
-            'CR_ERR_OPT_INVALID',
-            `tenant: ${JSON.stringify(fields.tenant)} is not configured`,
-            'tenant',
-          );
-        const id = deps.jobs.newId();
-        const actor = `key:${principal.keyId}`;
-        const spec = buildJobSpec(tenant, fields, id, actor);
-        const required = await requiredFieldsFor(spec);
-        const key = request.headers['idempotency-key'];
-        const slot = typeof key === 'string' ? `${principal.keyId}\n${key}` : undefined;
-        const replay = (fingerprint: string): ServiceJob | undefined =>
-          slot === undefined ? undefined : deps.jobs.replay(slot, fingerprint);
-        const path = uploadPath(deps.jobs.dir, id);
-        let fingerprint: string;
-        let total: number;
-        let earlier: ServiceJob | undefined;
-        if (upload) {
-          try {
-            const spooled = await uploadSource(request.body as Readable, path, UPLOAD_LIMIT, required);
-            fingerprint = sha256(JSON.stringify([request.headers['content-type'], fields, spooled.sha256]));
-            total = spooled.total;
-            earlier = replay(fingerprint);
-          } catch (err) {
-            await rm(path, { force: true });
-            throw err;
-          }
-          if (earlier !== undefined) await rm(path, { force: true });
-        } else {
-          const sessions = (fields as { sessions: string[] }).sessions;
-          fingerprint = sha256(JSON.stringify(fields));
-          earlier = replay(fingerprint);
-          total = sessions.length;
-          if (earlier === undefined) await spoolIds(sessions, path, required);
-        }
-        if (earlier === undefined && total === 0) {
-          await rm(path, { force: true });
-          throw refuse('CR_ERR_OPT_MISSING', 'the upload holds no session', 'body');
-        }
-        if (earlier !== undefined)
-          return reply.status(201).header('idempotent-replayed', 'true').send(jobView(earlier));
-        const job = deps.jobs.add({
-          id,
-          fields: fieldsOf(fields),
-          actor,
-          tenant,
-          spec,
-          total,
-          required,
-          idempotency: slot === undefined ? undefined : { slot, fingerprint },
-        });
-        return reply.status(201).header('location', `/v1/jobs/${job.id}`).send(jobView(job));
-      },
-    );
-
     app.get(
       '/v1/jobs',
       {
@@ -147,15 +25,17 @@ export function jobRoutes(deps: ServiceDeps) {
           response: { 200: JOB_LIST, ...problems(400, 401, 403) },
         },
       },
-      (request, reply) => {
+      async (request, reply) => {
         const q = request.query as { tenant?: string; state?: JobState; limit: number; after?: string };
         const principal = principalOf(request);
         if (q.tenant !== undefined) requireTenant(principal, q.tenant);
-        let jobs = deps.jobs.list({ tenants: principal.tenants, tenant: q.tenant, state: q.state });
-        if (q.after !== undefined) {
-          const at = jobs.findIndex((job) => job.id === q.after);
-          jobs = at === -1 ? [] : jobs.slice(at + 1);
-        }
+        // One more than the page: whether there is a next one.
+        const jobs = await deps.jobs.list({
+          tenants: q.tenant !== undefined ? [q.tenant] : principal.tenants,
+          state: q.state,
+          limit: q.limit + 1,
+          after: q.after,
+        });
         const page = jobs.slice(0, q.limit);
         const next = jobs.length > q.limit ? page[page.length - 1]!.id : null;
         return reply.send({ jobs: page.map(jobView), next });
@@ -173,8 +53,7 @@ export function jobRoutes(deps: ServiceDeps) {
           response: { 200: JOB, ...problems(401, 403, 404) },
         },
       },
-      (request, reply) =>
-        reply.send(jobView(visibleJob(request as FastifyRequest<{ Params: { id: string } }>))),
+      async (request, reply) => reply.send(jobView(await visibleJob(deps, request))),
     );
 
     app.post(
@@ -190,8 +69,8 @@ export function jobRoutes(deps: ServiceDeps) {
         },
       },
       async (request, reply) => {
-        const job = visibleJob(request as FastifyRequest<{ Params: { id: string } }>);
-        deps.jobs.cancel(job);
+        const job = await visibleJob(deps, request);
+        await deps.jobs.cancel(job);
         return reply.status(202).send(jobView(job));
       },
     );
@@ -216,11 +95,12 @@ export function jobRoutes(deps: ServiceDeps) {
         },
       },
       async (request, reply) => {
-        const job = visibleJob(request as FastifyRequest<{ Params: { id: string } }>);
+        const job = await visibleJob(deps, request);
         const { outcome } = request.query as { outcome?: string };
+        const path = outcomesPath(deps.jobs.dir, job.id);
         void reply.type('application/x-ndjson');
-        if (!existsSync(job.outcomesPath)) return reply.send('');
-        return reply.send(Readable.from(outcomeLines(job.outcomesPath, outcome)));
+        if (!existsSync(path)) return reply.send('');
+        return reply.send(Readable.from(outcomeLines(path, outcome)));
       },
     );
 
@@ -243,20 +123,10 @@ export function jobRoutes(deps: ServiceDeps) {
           },
         },
       },
-      async (request, reply) =>
-        follow(visibleJob(request as FastifyRequest<{ Params: { id: string } }>), reply),
+      async (request, reply) => follow(await visibleJob(deps, request), reply),
     );
     done();
   };
-}
-
-function isUpload(request: FastifyRequest): boolean {
-  const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  return UPLOAD_TYPES.includes(type);
-}
-
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
 }
 
 async function* outcomeLines(path: string, outcome: string | undefined): AsyncGenerator<string> {
@@ -283,7 +153,7 @@ function follow(job: ServiceJob, reply: FastifyReply): void {
     if (event === 'done') res.end();
   };
   send('status', jobView(job));
-  if (job.state === 'succeeded' || job.state === 'failed' || job.state === 'cancelled') {
+  if (FINISHED.has(job.state)) {
     send('done', jobView(job));
     return;
   }

@@ -2,7 +2,8 @@
  * The routes' JSON Schemas, written once: Fastify validates requests and serialises responses with them,
  * and `@fastify/swagger` turns them into the OpenAPI 3.1 document. The job fields reuse the job spec's.
  */
-import { JOB_SPEC_SCHEMA, REASON_MAX } from '../runner/spec.js';
+import { JOB_SPEC_SCHEMA, REASON_MAX, SELECTOR_LIMIT_MAX } from '../runner/spec.js';
+import { DEFAULT_EXPECT_MARGIN } from './job-selection.js';
 import { PROBLEM_SCHEMA } from './problem.js';
 import { JOB_STATES } from './job-model.js';
 import { SCOPES } from './keys.js';
@@ -29,10 +30,29 @@ const jobFields = {
   dryRun: { type: 'boolean', default: false, description: 'compile and check, send nothing' },
 };
 
+const ref = { type: 'string', minLength: 1, maxLength: 256 };
+
+/** A selector in a request: where its data is read is the tenant's (`odataUrl` in the config). */
+export const SELECTOR = {
+  type: 'object',
+  additionalProperties: false,
+  description:
+    'exactly one of flow, endpoint, node (docs/selectors.md); since inclusive, until exclusive (RFC 3339)',
+  properties: {
+    flow: { ...ref, description: 'sessions with a step of this Flow (its reference id) in the window' },
+    endpoint: { ...ref, description: 'sessions started on this endpoint (its reference id) in the window' },
+    node: { ...ref, description: 'sessions whose last recorded step is this node, in the window' },
+    since: { type: 'string', maxLength: 64 },
+    until: { type: 'string', maxLength: 64 },
+    limit: { type: 'integer', minimum: 1, maximum: SELECTOR_LIMIT_MAX },
+  },
+} as const;
+
 export const JOB_BODY = {
   type: 'object',
   additionalProperties: false,
-  required: ['tenant', 'sessions'],
+  required: ['tenant'],
+  description: 'the sessions as `sessions` (ids) or as a `selector`, not both',
   properties: {
     ...jobFields,
     sessions: {
@@ -41,7 +61,37 @@ export const JOB_BODY = {
       maxItems: INLINE_SESSIONS_MAX,
       items: { type: 'string', minLength: 1, maxLength: 256 },
     },
+    selector: SELECTOR,
+    expect: {
+      type: 'integer',
+      minimum: 0,
+      description: 'with a selector: run only if it matches this many sessions (± expectMargin)',
+    },
+    expectMargin: {
+      type: 'number',
+      minimum: 0,
+      maximum: 100,
+      description: `per cent of expect the count may be off by (default ${DEFAULT_EXPECT_MARGIN})`,
+    },
+    confirm: {
+      type: 'boolean',
+      description: 'with a selector: run whatever the count (else expect is needed, or dryRun)',
+    },
     plan: spec.plan,
+  },
+} as const;
+
+/** One session's reset: the job's fields, and what some transports need to address the session. */
+export const SESSION_RESET_BODY = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['tenant'],
+  properties: {
+    ...jobFields,
+    plan: spec.plan,
+    userId: { ...ref, description: "cognigy-rest: the session's user" },
+    flowReferenceId: { ...ref, description: "cognigy-rest: the session's Flow" },
+    entrypoint: { ...ref, description: "cognigy-rest: the session's endpoint's entrypoint" },
   },
 } as const;
 
@@ -78,6 +128,11 @@ export const JOB = {
     rate: { type: 'number', description: 'sessions finished per second, lately' },
     etaSec: nullableNumber,
     pace: { ...nullableNumber, description: "the flow controller's SEND frames per second" },
+    flowController: {
+      type: ['string', 'null'],
+      description: "the flow controller the job's last run drew on: jobs on one tenant share one",
+    },
+    selector: { ...SELECTOR, type: ['object', 'null'], description: 'the selector that chose the sessions' },
     latencyMs: {
       type: 'object',
       properties: { p50: { type: 'number' }, p95: { type: 'number' }, p99: { type: 'number' } },

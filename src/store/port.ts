@@ -128,6 +128,47 @@ export interface JobRecord {
   lease: JobLease | null;
 }
 
+/** The Idempotency-Key a service job was created with: the API key's id scopes it, as Stripe scopes keys per account. */
+export interface ServiceJobIdempotency {
+  /** The id of the API key that sent the request (never the key). */
+  keyId: string;
+  /** The `Idempotency-Key` header's value. */
+  key: string;
+  /** SHA-256 of the request (hex): the same key with another request is refused. */
+  requestHash: string;
+}
+
+/**
+ * A job of the service (`cognigy-reset serve`) as the store keeps it, so that any replica lists it, a
+ * restart runs it on, and an Idempotency-Key outlives the process. `request` and `progress` are JSON the
+ * service alone reads; the store filters and orders by the other fields only. Neither holds a secret.
+ */
+export interface ServiceJobRecord {
+  id: string;
+  /** The service config's tenant name. */
+  tenant: string;
+  /** `queued`, `running`, `succeeded`, `failed` or `cancelled`. */
+  state: string;
+  /** ISO date-times. */
+  createdAt: string;
+  updatedAt: string;
+  /** What was asked: the request's fields (no sessions), the actor, the number of sessions. */
+  request: Record<string, unknown>;
+  /** How far it got: counts, error codes, latency, start and end. */
+  progress: Record<string, unknown>;
+  idempotency: ServiceJobIdempotency | null;
+}
+
+export interface ServiceJobFilter {
+  /** Only jobs of these tenants; undefined or empty: every tenant. */
+  tenants?: readonly string[] | undefined;
+  state?: string | undefined;
+  /** At most this many. */
+  limit: number;
+  /** The id of the last job of the page before: the page starts after it (empty when no such job). */
+  after?: string | undefined;
+}
+
 /** Writes that commit together in batches: an outcome is reported only once its batch committed. */
 export interface OutcomeWriter {
   /** Resolves once the item's batch committed; rejects `CR_ERR_STATE_WRITE` when it could not. */
@@ -187,6 +228,25 @@ export interface Store {
   listApiKeys(): Promise<ApiKeyRecord[]>;
   /** True when a key was revoked now; false when it was already revoked or does not exist. */
   revokeApiKey(id: string): Promise<boolean>;
+
+  /**
+   * Records a new service job. When it carries an Idempotency-Key that a job of the same API key was
+   * created with already, nothing is written and that job is returned instead (one of two concurrent
+   * requests with the same key wins); otherwise the job given is returned.
+   */
+  createServiceJob(job: ServiceJobRecord): Promise<ServiceJobRecord>;
+  /** Sets a service job's state and progress (and its `updatedAt`); false when there is no such job. */
+  updateServiceJob(
+    id: string,
+    update: { state: string; progress: Record<string, unknown> },
+  ): Promise<boolean>;
+  getServiceJob(id: string): Promise<ServiceJobRecord | undefined>;
+  /** The job an API key created with this Idempotency-Key; undefined when none. */
+  findServiceJobByIdempotencyKey(keyId: string, key: string): Promise<ServiceJobRecord | undefined>;
+  /** Service jobs, newest first (the order they were created in, reversed), filtered, one page. */
+  listServiceJobs(filter: ServiceJobFilter): Promise<ServiceJobRecord[]>;
+  /** How many service jobs there are in each state (states with none are left out). */
+  countServiceJobs(): Promise<Record<string, number>>;
 
   close(): Promise<void>;
 }

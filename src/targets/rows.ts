@@ -172,6 +172,9 @@ class RowParser {
 }
 
 function csvRow(text: string): string[] | undefined {
+  // A row with no quote is its cells between commas, exactly as the parser would read it; the parser,
+  // called once a row, costs far more on a wide row than the split.
+  if (text !== '' && !text.includes('"')) return text.split(',');
   try {
     const rows = parseCsv(text, { relax_column_count: true }) as string[][];
     return rows[0];

@@ -2,22 +2,29 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import { pino } from 'pino';
-import { startEmulator } from '../../src/emulator/index.js';
+import { type Emulator, startEmulator } from '../../src/emulator/index.js';
 import { buildApp } from '../../src/serve/app.js';
 import { credentialsOf, type TenantConfig } from '../../src/serve/config.js';
 import { JobManager } from '../../src/serve/jobs.js';
 import { createKey } from '../../src/serve/keys.js';
 import { ResetMetrics } from '../../src/sinks/prometheus.js';
 import { openStore, type Store } from '../../src/store/index.js';
+import { withDeadline } from './ws.js';
 
 export interface Service {
   url: string;
   store: Store;
+  emulator: Emulator;
+  /** The OData key of tenant `badkey`, which the emulator refuses: a secret that must show nowhere. */
+  badOdataKey: string;
   key(scopes: string[], tenants?: string[]): Promise<string>;
   call(path: string, key: string | undefined, init?: RequestInit): Promise<Response>;
 }
+
+const BAD_ODATA_KEY = 'odata-key-never-shown-5c1e';
 
 export async function startService(
   t: TestContext,
@@ -27,21 +34,24 @@ export async function startService(
 ): Promise<Service> {
   const emu = await startEmulator({ sessions, tenant: 'demo', botId: 'demo-bot' });
   const dir = mkdtempSync(join(tmpdir(), 'cr-serve-'));
-  const tenant = (name: string): TenantConfig => ({
+  const tenant = (name: string, odataKey?: string): TenantConfig => ({
     name,
     transport: 'runtime-ws',
     url: emu.wsUrl,
     tenantId: name,
     bot: 'demo-bot',
     allowInsecure: false,
-    credentials: credentialsOf({ token: 'dev-token' }),
+    credentials: credentialsOf({ token: 'dev-token', ...(odataKey === undefined ? {} : { odataKey }) }),
+    ...(odataKey === undefined ? {} : { odataUrl: emu.httpUrl }),
   });
+  // demo's analytics are the emulator's OData door; other has none; badkey's key is refused.
   const config = {
     maxRunningJobs: maxRunning,
     rateLimitPerMinute,
     tenants: new Map([
-      ['demo', tenant('demo')],
+      ['demo', tenant('demo', 'dev-token')],
       ['other', tenant('other')],
+      ['badkey', tenant('badkey', BAD_ODATA_KEY)],
     ]),
   };
   const store = await openStore(join(dir, 'state.sqlite'));
@@ -66,6 +76,8 @@ export async function startService(
   return {
     url,
     store,
+    emulator: emu,
+    badOdataKey: BAD_ODATA_KEY,
     key: async (scopes, tenants = []) => (await createKey(store, { scopes, tenants })).key,
     call: (path, key, init = {}) =>
       fetch(`${url}${path}`, {
@@ -81,3 +93,68 @@ export const json = (body: unknown): RequestInit => ({
   body: JSON.stringify(body),
 });
 export const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `session-${i + 1}`);
+
+/** Asserts a problem+json refusal of this status and code; resolves with its body. */
+export async function problem(res: Response, status: number, code: string): Promise<Record<string, unknown>> {
+  const body = (await res.json()) as Record<string, unknown>;
+  assert.equal(res.status, status, JSON.stringify(body));
+  assert.match(res.headers.get('content-type') ?? '', /^application\/problem\+json/);
+  assert.equal(body['code'], code);
+  assert.equal(body['status'], status);
+  return body;
+}
+
+/** Follows a job over SSE to its `done` event; resolves with the last status. */
+export async function followToEnd(
+  service: Service,
+  key: string,
+  id: string,
+): Promise<Record<string, unknown>> {
+  const res = await service.call(`/v1/jobs/${id}/events`, key);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
+  const text = await withDeadline(res.text(), 60_000, 'the job to finish');
+  const events = text
+    .split('\n\n')
+    .filter((block) => block.startsWith('event:'))
+    .map((block) => {
+      const [event, data] = block.split('\n');
+      return { event: event!.slice(7), data: JSON.parse(data!.slice(6)) as Record<string, unknown> };
+    });
+  assert.equal(events[events.length - 1]!.event, 'done');
+  return events[events.length - 1]!.data;
+}
+
+/** Follows a job over SSE until a status satisfies `until`; resolves with that status. */
+export async function followUntil(
+  service: Service,
+  key: string,
+  id: string,
+  until: (status: Record<string, unknown>) => boolean,
+): Promise<Record<string, unknown>> {
+  const res = await service.call(`/v1/jobs/${id}/events`, key);
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  try {
+    return await withDeadline(
+      (async () => {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) throw new Error(`the events of ${id} ended first`);
+          buffer += value;
+          let end: number;
+          while ((end = buffer.indexOf('\n\n')) !== -1) {
+            const data = buffer.slice(0, end).split('\n')[1]!.slice(6);
+            buffer = buffer.slice(end + 2);
+            const status = JSON.parse(data) as Record<string, unknown>;
+            if (until(status)) return status;
+          }
+        }
+      })(),
+      60_000,
+      `job ${id} to get there`,
+    );
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+}

@@ -8,7 +8,7 @@ import { describe, it, type TestContext } from 'node:test';
 import type { AuditContext } from '../../src/audit/record.js';
 import { isCognigyResetError } from '../../src/errors.js';
 import { blankOutcome, type ResetOutcome } from '../../src/reset/outcome.js';
-import type { Store } from '../../src/store/port.js';
+import type { ServiceJobRecord, Store } from '../../src/store/port.js';
 
 const AUDIT: AuditContext = {
   actor: 'os:contract',
@@ -243,6 +243,81 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       await held.release();
     });
 
+    it("keeps the service's jobs: create, update, get, list newest first by tenant and state, in pages", async (t) => {
+      const store = await fresh(t);
+      const job = (id: string, tenant: string): ServiceJobRecord => ({
+        id,
+        tenant,
+        state: 'queued',
+        createdAt: '2026-01-01T00:00:00.000Z',
+        updatedAt: '2026-01-01T00:00:00.000Z',
+        request: { fields: { tenant }, total: 3 },
+        progress: { counts: { total: 3 } },
+        idempotency: null,
+      });
+      // Created in the same millisecond: the order they were created in still holds.
+      for (const [id, tenant] of [
+        ['j1', 'acme'],
+        ['j2', 'beta'],
+        ['j3', 'acme'],
+        ['j4', 'acme'],
+      ] as const)
+        assert.deepEqual(await store.createServiceJob(job(id, tenant)), job(id, tenant));
+      assert.equal(await store.updateServiceJob('j3', { state: 'succeeded', progress: { done: 3 } }), true);
+      assert.equal(await store.updateServiceJob('nope', { state: 'failed', progress: {} }), false);
+      const j3 = await store.getServiceJob('j3');
+      assert.equal(j3?.state, 'succeeded');
+      assert.deepEqual(j3?.progress, { done: 3 });
+      assert.deepEqual(j3?.request, { fields: { tenant: 'acme' }, total: 3 });
+      assert.ok(j3 !== undefined && j3.updatedAt > j3.createdAt);
+      assert.equal(await store.getServiceJob('nope'), undefined);
+      const ids = async (filter: Parameters<Store['listServiceJobs']>[0]): Promise<string[]> =>
+        (await store.listServiceJobs(filter)).map((j) => j.id);
+      assert.deepEqual(await ids({ limit: 10 }), ['j4', 'j3', 'j2', 'j1']);
+      assert.deepEqual(await ids({ limit: 10, tenants: [] }), ['j4', 'j3', 'j2', 'j1']);
+      assert.deepEqual(await ids({ limit: 10, tenants: ['acme'] }), ['j4', 'j3', 'j1']);
+      assert.deepEqual(await ids({ limit: 10, tenants: ['acme', 'beta'], state: 'queued' }), [
+        'j4',
+        'j2',
+        'j1',
+      ]);
+      assert.deepEqual(await ids({ limit: 2 }), ['j4', 'j3']);
+      assert.deepEqual(await ids({ limit: 2, after: 'j3' }), ['j2', 'j1']);
+      assert.deepEqual(await ids({ limit: 2, after: 'j3', tenants: ['acme'] }), ['j1']);
+      assert.deepEqual(await ids({ limit: 2, after: 'nope' }), []);
+      assert.deepEqual(await store.countServiceJobs(), { queued: 3, succeeded: 1 });
+      await rejectsWith(store.createServiceJob(job('j1', 'acme')), 'CR_ERR_STATE_WRITE');
+    });
+
+    it('keeps one service job per Idempotency-Key and API key: a second create returns the first', async (t) => {
+      const store = await fresh(t);
+      const job = (id: string, keyId: string, requestHash: string): ServiceJobRecord => ({
+        id,
+        tenant: 'acme',
+        state: 'queued',
+        createdAt: new Date().toISOString(),
+        updatedAt: new Date().toISOString(),
+        request: {},
+        progress: {},
+        idempotency: { keyId, key: 'idem-1', requestHash },
+      });
+      const first = await store.createServiceJob(job('a', 'key_1', 'h1'));
+      assert.equal(first.id, 'a');
+      const again = await store.createServiceJob(job('b', 'key_1', 'h2'));
+      assert.equal(again.id, 'a', 'the first job is returned');
+      assert.deepEqual(again.idempotency, { keyId: 'key_1', key: 'idem-1', requestHash: 'h1' });
+      assert.equal(await store.getServiceJob('b'), undefined, 'nothing was written');
+      // Another API key's Idempotency-Key is its own.
+      assert.equal((await store.createServiceJob(job('c', 'key_2', 'h1'))).id, 'c');
+      assert.equal((await store.findServiceJobByIdempotencyKey('key_1', 'idem-1'))?.id, 'a');
+      assert.equal((await store.findServiceJobByIdempotencyKey('key_2', 'idem-1'))?.id, 'c');
+      assert.equal(await store.findServiceJobByIdempotencyKey('key_3', 'idem-1'), undefined);
+      // Jobs without a key are never taken for one another.
+      await store.createServiceJob({ ...job('d', 'x', 'h'), idempotency: null });
+      await store.createServiceJob({ ...job('e', 'x', 'h'), idempotency: null });
+      assert.equal((await store.listServiceJobs({ limit: 10 })).length, 4);
+    });
+
     it('refuses work once closed', async () => {
       const store = await open();
       await store.close();
@@ -252,6 +327,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         isCognigyResetError(err),
       );
       await assert.rejects(store.countOutbox('u'), (err: unknown) => isCognigyResetError(err));
+      await assert.rejects(store.listServiceJobs({ limit: 1 }), (err: unknown) => isCognigyResetError(err));
     });
   });
 }

@@ -29,6 +29,8 @@ interface ServeFlags {
 
 export const DEMO_TENANT = 'demo';
 export const DEMO_BOT = 'demo-bot';
+/** The name the in-process emulator's jobs keep in their settings in place of its URL. */
+const EMULATOR_ENGINE = 'serve --emulator';
 
 async function serve(flags: ServeFlags): Promise<void> {
   if (flags.config === undefined && !flags.emulator)
@@ -64,14 +66,20 @@ async function serve(flags: ServeFlags): Promise<void> {
         tenantId: DEMO_TENANT,
         bot: DEMO_BOT,
         allowInsecure: false,
-        credentials: credentialsOf({ token: DEFAULT_TOKEN }),
+        // Its port changes at each start: its jobs are kept under a name instead, so they resume.
+        engine: EMULATOR_ENGINE,
+        // Its OData door and REST API: selectors work on the demo tenant.
+        odataUrl: emulator.httpUrl,
+        apiUrl: emulator.httpUrl,
+        credentials: credentialsOf({ token: DEFAULT_TOKEN, apiKey: DEFAULT_TOKEN, odataKey: DEFAULT_TOKEN }),
       });
+      log.info({ wsUrl: emulator.wsUrl, httpUrl: emulator.httpUrl }, 'emulator listening');
     }
     const metrics = new ResetMetrics();
     closers.push(() => metrics.close());
     const jobs = new JobManager({ maxRunning: config.maxRunningJobs, store, dir, log, metrics });
     // The jobs of earlier runs are listed again; those that had not finished run again, in order.
-    jobs.restore(config.tenants, buildJobSpec);
+    await jobs.restore(config.tenants, buildJobSpec);
     let draining = false;
     const app = await buildApp({ store, jobs, config, metrics, log, draining: () => draining });
     closers.push(() => app.close());

@@ -16,3 +16,19 @@ export function sharedAdaptiveRate(key: string, options: AdaptiveRateOptions = {
   }
   return pacer;
 }
+
+const ids = new WeakMap<object, string>();
+let nextId = 0;
+
+/**
+ * A name of a pacer, the same for every job that draws on it (`fc-1`, `fc-2`, …, in this process): jobs
+ * whose pacers have one name share one budget.
+ */
+export function controllerId(pacer: object): string {
+  let id = ids.get(pacer);
+  if (id === undefined) {
+    id = `fc-${++nextId}`;
+    ids.set(pacer, id);
+  }
+  return id;
+}

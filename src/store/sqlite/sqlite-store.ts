@@ -17,12 +17,16 @@ import type {
   OpenJobOptions,
   OutboxEvent,
   OutcomeWriter,
+  ServiceJobFilter,
+  ServiceJobRecord,
   Store,
   VerifyResult,
 } from '../port.js';
 import { auditRecords, verifyAudit } from './audit-read.js';
 import { outboxRemover } from './batch-sql.js';
 import { SqliteJob, written } from './job-store.js';
+import * as apiKeys from './api-keys.js';
+import * as serviceJobs from './service-jobs.js';
 import { openStateFile, type StateDb } from './state-file.js';
 import { openStateReadOnly, sqliteStateError } from './state-read.js';
 import { checkWritable, StateWriter } from './state-writer.js';
@@ -33,28 +37,6 @@ export interface SqliteStoreOptions {
   /** Commit outcomes on a writer thread. @default true */
   writerThread?: boolean | undefined;
 }
-
-interface ApiKeyRow {
-  id: string;
-  hash: string;
-  label: string;
-  scopes: string;
-  tenants: string;
-  created_at: string;
-  revoked_at: string | null;
-  last_used_at: string | null;
-}
-
-const fromKeyRow = (r: ApiKeyRow): ApiKeyRecord => ({
-  id: r.id,
-  hash: r.hash,
-  label: r.label,
-  scopes: JSON.parse(r.scopes) as string[],
-  tenants: JSON.parse(r.tenants) as string[],
-  createdAt: r.created_at,
-  revokedAt: r.revoked_at,
-  lastUsedAt: r.last_used_at,
-});
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
@@ -258,40 +240,46 @@ export class SqliteStore implements Store {
   async createApiKey(
     key: Omit<ApiKeyRecord, 'createdAt' | 'revokedAt' | 'lastUsedAt'>,
   ): Promise<ApiKeyRecord> {
-    const db = this.#use(true);
-    const createdAt = new Date().toISOString();
-    written('the API key', () =>
-      db
-        .prepare(
-          'INSERT INTO api_keys (id, hash, label, scopes, tenants, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-        )
-        .run(key.id, key.hash, key.label, JSON.stringify(key.scopes), JSON.stringify(key.tenants), createdAt),
-    );
-    return { ...key, createdAt, revokedAt: null, lastUsedAt: null };
+    return apiKeys.createApiKey(this.#use(true), key);
   }
 
   async findApiKey(hash: string): Promise<ApiKeyRecord | undefined> {
-    const row = this.#read(
-      (db) => db.prepare('SELECT * FROM api_keys WHERE hash = ?').get(hash) as ApiKeyRow | undefined,
-    );
-    return row === undefined ? undefined : fromKeyRow(row);
+    return this.#read((db) => apiKeys.findApiKey(db, hash));
   }
 
   async listApiKeys(): Promise<ApiKeyRecord[]> {
-    const rows = this.#read(
-      (db) => db.prepare('SELECT * FROM api_keys ORDER BY created_at, id').all() as ApiKeyRow[],
-    );
-    return rows.map(fromKeyRow);
+    return this.#read((db) => apiKeys.listApiKeys(db));
   }
 
   async revokeApiKey(id: string): Promise<boolean> {
-    const db = this.#use(true);
-    const result = written('the API key', () =>
-      db
-        .prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL')
-        .run(new Date().toISOString(), id),
-    );
-    return result.changes > 0;
+    return apiKeys.revokeApiKey(this.#use(true), id);
+  }
+
+  async createServiceJob(job: ServiceJobRecord): Promise<ServiceJobRecord> {
+    return serviceJobs.createServiceJob(this.#use(true), job);
+  }
+
+  async updateServiceJob(
+    id: string,
+    update: { state: string; progress: Record<string, unknown> },
+  ): Promise<boolean> {
+    return serviceJobs.updateServiceJob(this.#use(true), id, update);
+  }
+
+  async getServiceJob(id: string): Promise<ServiceJobRecord | undefined> {
+    return this.#read((db) => serviceJobs.getServiceJob(db, id));
+  }
+
+  async findServiceJobByIdempotencyKey(keyId: string, key: string): Promise<ServiceJobRecord | undefined> {
+    return this.#read((db) => serviceJobs.findByIdempotencyKey(db, keyId, key));
+  }
+
+  async listServiceJobs(filter: ServiceJobFilter): Promise<ServiceJobRecord[]> {
+    return this.#read((db) => serviceJobs.listServiceJobs(db, filter));
+  }
+
+  async countServiceJobs(): Promise<Record<string, number>> {
+    return this.#read((db) => serviceJobs.countServiceJobs(db));
   }
 
   async close(): Promise<void> {

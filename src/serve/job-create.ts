@@ -1,0 +1,153 @@
+/**
+ * `POST /v1/jobs`: a job from ids given inline, a selector, or an upload (CSV / JSON Lines streamed to a
+ * file). Its sessions are spooled and checked, and the job recorded in the store, before `201`; with an
+ * Idempotency-Key, the same key and request return the first job.
+ */
+import { createHash } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ServiceJobIdempotency } from '../store/index.js';
+import type { ServiceDeps } from './deps.js';
+import { uploadPath } from './job-files.js';
+import { jobView } from './job-model.js';
+import { checkConfirmed, spoolSelection, type Confirmation } from './job-selection.js';
+import { buildJobSpec, fieldsOf, type JobFields } from './job-spec.js';
+import { requireTenant } from './keys.js';
+import { refuse } from './problem.js';
+import { actorOf, principalOf } from './route-helpers.js';
+import { JOB, JOB_BODY, problems, SECURITY, UPLOAD_QUERY } from './schemas.js';
+import { requiredFieldsFor, spoolIds, uploadSource } from './targets.js';
+
+/** An upload is at most this large. */
+const UPLOAD_LIMIT = 1024 * 1024 * 1024;
+const UPLOAD_TYPES = ['text/csv', 'application/x-ndjson', 'application/jsonl', 'text/plain'];
+
+type JobBody = JobFields & Confirmation & { sessions?: string[] };
+
+export function jobCreateRoute(deps: ServiceDeps) {
+  return function routes(app: FastifyInstance, _options: unknown, done: () => void): void {
+    // Uploads reach the route as the request stream: spooled, never buffered whole.
+    app.addContentTypeParser(UPLOAD_TYPES, (_request, payload, done) => done(null, payload));
+
+    app.post(
+      '/v1/jobs',
+      {
+        config: { scope: 'jobs:write' },
+        schema: {
+          summary: 'Create a job',
+          description:
+            'JSON `{"tenant","bot","sessions":[...]}` or `{"tenant","bot","selector":{"flow":...},"expect":N}`, or a CSV / JSON Lines upload (text/csv, application/x-ndjson) with the other fields in the query string. A selector is listed from the tenant\'s OData data before the job is made: it runs only with `expect` (the count ± `expectMargin` per cent) or `confirm: true`, else 422 with the `count` (a dry run needs neither). `Idempotency-Key`: the same key and body return the same job; another body is refused with 422. Scope jobs:write.',
+          security: SECURITY,
+          headers: {
+            type: 'object',
+            properties: { 'idempotency-key': { type: 'string', minLength: 1, maxLength: 255 } },
+          },
+          body: {
+            content: {
+              'application/json': { schema: JOB_BODY },
+              'text/csv': { schema: { description: 'a sessionId column, one row a session' } },
+              'application/x-ndjson': { schema: { description: 'one JSON object a line, with sessionId' } },
+            },
+          },
+          querystring: { ...UPLOAD_QUERY, required: [] },
+          response: { 201: JOB, ...problems(400, 401, 403, 413, 415, 422, 502) },
+        },
+      },
+      async (request, reply) => {
+        const principal = principalOf(request);
+        const upload = isUpload(request);
+        const body = (upload ? request.query : request.body) as JobBody;
+        if (upload && body.tenant === undefined)
+          throw refuse(
+            'CR_ERR_OPT_MISSING',
+            'tenant: an upload names its tenant in the query string',
+            'tenant',
+          );
+        if (!upload && (body.sessions === undefined) === (body.selector === undefined))
+          throw refuse(
+            body.sessions === undefined ? 'CR_ERR_OPT_MISSING' : 'CR_ERR_OPT_INVALID',
+            'give the sessions as `sessions` or as a `selector`, one of the two',
+            'sessions',
+          );
+        requireTenant(principal, body.tenant);
+        const tenant = deps.config.tenants.get(body.tenant);
+        if (tenant === undefined)
+          throw refuse(
+            'CR_ERR_OPT_INVALID',
+            `tenant: ${JSON.stringify(body.tenant)} is not configured`,
+            'tenant',
+          );
+        const id = deps.jobs.newId();
+        const actor = actorOf(request);
+        const spec = buildJobSpec(tenant, body, id, actor);
+        const required = await requiredFieldsFor(spec);
+        const header = request.headers['idempotency-key'];
+        const idempotency = (requestHash: string): ServiceJobIdempotency | null =>
+          typeof header === 'string' ? { keyId: principal.keyId, key: header, requestHash } : null;
+        const path = uploadPath(deps.jobs.dir, id);
+        let idem: ServiceJobIdempotency | null;
+        let total: number;
+        try {
+          if (upload) {
+            const spooled = await uploadSource(request.body as Readable, path, UPLOAD_LIMIT, required);
+            idem = idempotency(
+              sha256(JSON.stringify([request.headers['content-type'], body, spooled.sha256])),
+            );
+            total = spooled.total;
+          } else {
+            idem = idempotency(sha256(JSON.stringify(body)));
+            total = body.sessions?.length ?? 0;
+          }
+          // The same request again is answered before its sessions are listed a second time.
+          const earlier = idem === null ? undefined : await deps.jobs.replay(idem);
+          if (earlier !== undefined) {
+            await rm(path, { force: true });
+            return await reply.status(201).header('idempotent-replayed', 'true').send(jobView(earlier));
+          }
+          if (body.sessions !== undefined) await spoolIds(body.sessions, path, required);
+          else if (body.selector !== undefined) {
+            const selection = await spoolSelection(spec, tenant.credentials, path, deps.log);
+            total = selection.count;
+            if (!spec.dryRun) checkConfirmed(selection.count, selection.description, body);
+          }
+          if (total === 0)
+            throw refuse(
+              'CR_ERR_OPT_MISSING',
+              body.selector === undefined ? 'the upload holds no session' : 'the selector matches no session',
+              body.selector === undefined ? 'body' : 'selector',
+            );
+        } catch (err) {
+          await rm(path, { force: true });
+          throw err;
+        }
+        const { job, replayed } = await deps.jobs.add({
+          id,
+          fields: fieldsOf(body),
+          actor,
+          tenant,
+          spec,
+          total,
+          required,
+          idempotency: idem,
+        });
+        if (replayed) {
+          // Another request with the same key won meanwhile.
+          await rm(path, { force: true });
+          return reply.status(201).header('idempotent-replayed', 'true').send(jobView(job));
+        }
+        return reply.status(201).header('location', `/v1/jobs/${job.id}`).send(jobView(job));
+      },
+    );
+    done();
+  };
+}
+
+function isUpload(request: FastifyRequest): boolean {
+  const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  return UPLOAD_TYPES.includes(type);
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}

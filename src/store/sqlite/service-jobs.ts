@@ -1,0 +1,131 @@
+/**
+ * The service's jobs in the state file (table `service_jobs`, schema version 7): one row a job, its
+ * request and progress as JSON text, ordered by `seq` (the order they were created in). An Idempotency-Key
+ * is unique per API key: a second job with the same one is never written.
+ */
+import type { ServiceJobFilter, ServiceJobRecord } from '../port.js';
+import { written } from './job-store.js';
+import type { StateDb } from './state-file.js';
+
+interface Row {
+  seq: number;
+  id: string;
+  tenant: string;
+  state: string;
+  created_at: string;
+  updated_at: string;
+  request: string;
+  progress: string;
+  idempotency_key_id: string | null;
+  idempotency_key: string | null;
+  request_hash: string | null;
+}
+
+const fromRow = (r: Row): ServiceJobRecord => ({
+  id: r.id,
+  tenant: r.tenant,
+  state: r.state,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+  request: JSON.parse(r.request) as Record<string, unknown>,
+  progress: JSON.parse(r.progress) as Record<string, unknown>,
+  idempotency:
+    r.idempotency_key_id === null
+      ? null
+      : { keyId: r.idempotency_key_id, key: r.idempotency_key!, requestHash: r.request_hash! },
+});
+
+export function createServiceJob(db: StateDb, job: ServiceJobRecord): ServiceJobRecord {
+  return written('the service job', () =>
+    db
+      .transaction(() => {
+        const earlier =
+          job.idempotency === null
+            ? undefined
+            : findByIdempotencyKey(db, job.idempotency.keyId, job.idempotency.key);
+        if (earlier !== undefined) return earlier;
+        db.prepare(
+          `INSERT INTO service_jobs (id, tenant, state, created_at, updated_at, request, progress,
+             idempotency_key_id, idempotency_key, request_hash)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        ).run(
+          job.id,
+          job.tenant,
+          job.state,
+          job.createdAt,
+          job.updatedAt,
+          JSON.stringify(job.request),
+          JSON.stringify(job.progress),
+          job.idempotency?.keyId ?? null,
+          job.idempotency?.key ?? null,
+          job.idempotency?.requestHash ?? null,
+        );
+        return job;
+      })
+      .immediate(),
+  );
+}
+
+export function updateServiceJob(
+  db: StateDb,
+  id: string,
+  update: { state: string; progress: Record<string, unknown> },
+): boolean {
+  return (
+    written('the service job', () =>
+      db
+        .prepare('UPDATE service_jobs SET state = ?, progress = ?, updated_at = ? WHERE id = ?')
+        .run(update.state, JSON.stringify(update.progress), new Date().toISOString(), id),
+    ).changes > 0
+  );
+}
+
+export function getServiceJob(db: StateDb, id: string): ServiceJobRecord | undefined {
+  const row = db.prepare('SELECT * FROM service_jobs WHERE id = ?').get(id) as Row | undefined;
+  return row === undefined ? undefined : fromRow(row);
+}
+
+export function findByIdempotencyKey(db: StateDb, keyId: string, key: string): ServiceJobRecord | undefined {
+  const row = db
+    .prepare('SELECT * FROM service_jobs WHERE idempotency_key_id = ? AND idempotency_key = ?')
+    .get(keyId, key) as Row | undefined;
+  return row === undefined ? undefined : fromRow(row);
+}
+
+export function listServiceJobs(db: StateDb, filter: ServiceJobFilter): ServiceJobRecord[] {
+  const limit = Math.max(0, Math.floor(filter.limit));
+  let before: number | null = null;
+  if (filter.after !== undefined) {
+    const cursor = db.prepare('SELECT seq FROM service_jobs WHERE id = ?').get(filter.after) as
+      { seq: number } | undefined;
+    if (cursor === undefined) return [];
+    before = cursor.seq;
+  }
+  const tenants = filter.tenants === undefined || filter.tenants.length === 0 ? null : filter.tenants;
+  const rows = db
+    .prepare(
+      `SELECT * FROM service_jobs
+       WHERE (? IS NULL OR seq < ?)
+         AND (? IS NULL OR tenant IN (SELECT value FROM json_each(?)))
+         AND (? IS NULL OR state = ?)
+       ORDER BY seq DESC LIMIT ?`,
+    )
+    .all(
+      before,
+      before,
+      tenants === null ? null : 1,
+      tenants === null ? '[]' : JSON.stringify(tenants),
+      filter.state ?? null,
+      filter.state ?? null,
+      limit,
+    ) as Row[];
+  return rows.map(fromRow);
+}
+
+export function countServiceJobs(db: StateDb): Record<string, number> {
+  const rows = db.prepare('SELECT state, count(*) AS n FROM service_jobs GROUP BY state').all() as {
+    state: string;
+    n: number;
+  }[];
+  return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+}
