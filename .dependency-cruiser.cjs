@@ -46,6 +46,20 @@ module.exports = {
       to: { path: '^src/cli/' },
     },
     {
+      name: 'only-the-sqlite-backend-imports-better-sqlite3',
+      comment: 'nothing above the store port imports a database driver: SQLite is src/store/sqlite/',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/store/sqlite/' },
+      to: { path: 'node_modules/(@types/)?better-sqlite3/' },
+    },
+    {
+      name: 'only-the-postgres-backend-imports-pg',
+      comment: 'nothing above the store port imports a database driver: PostgreSQL is src/store/postgres/',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/store/postgres/' },
+      to: { path: 'node_modules/(@types/)?(pg|pg-cursor|pg-pool|pg-protocol)/' },
+    },
+    {
       name: 'emulator-shares-the-protocol-only',
       comment: "the emulator shares the protocol's definition with the client, never the client's code",
       severity: 'error',

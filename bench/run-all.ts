@@ -14,6 +14,7 @@ const BENCHES = [
   'rss-million',
   'flow-control',
   'selectors',
+  'store-postgres',
 ];
 
 let failed = 0;

@@ -337,31 +337,34 @@ export const ERROR_CATALOGUE = {
       'processInput with resetFlow was sent, but its answer never came (a timeout or a dropped connection): the Flow may or may not have restarted',
   },
 
-  // The state file.
+  // The store: the state file, or a PostgreSQL database.
   CR_ERR_STATE_CORRUPT: {
     kind: 'usage',
     retryable: false,
     http: 500,
-    summary: 'the state file is not a cognigy-reset database, or is damaged',
+    summary:
+      "the state file is not a cognigy-reset database, or is damaged; or a PostgreSQL store's tables are not what this version made",
   },
   CR_ERR_STATE_NEWER: {
     kind: 'usage',
     retryable: false,
     http: 500,
-    summary: 'the state file was written by a newer version of cognigy-reset',
+    summary:
+      "the state file, or the PostgreSQL store's schema, was written by a newer version of cognigy-reset",
   },
   CR_ERR_STATE_OPEN: {
     kind: 'usage',
     retryable: false,
     http: 503,
     summary:
-      'the state file cannot be opened or created (missing directory, permissions, not a regular file, held locked by another process)',
+      'the state file cannot be opened or created (missing directory, permissions, not a regular file, held locked by another process); or the PostgreSQL store cannot be reached, refuses the login, cannot be written, or holds no store for a read',
   },
   CR_ERR_STATE_WRITE: {
     kind: 'internal',
     retryable: false,
     http: 503,
-    summary: 'a write to the state file failed (disk full, permissions, or the file was removed)',
+    summary:
+      'a write to the state file or the PostgreSQL store failed (disk full, permissions, the file removed, the connection lost)',
   },
   CR_ERR_STATE_JOB_MISMATCH: {
     kind: 'usage',

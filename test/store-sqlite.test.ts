@@ -186,7 +186,20 @@ describe('the SQLite store', () => {
     await store.close();
   });
 
-  it('picks no backend it lacks for a postgres:// URL', async () => {
-    await assert.rejects(openStore('postgres://user:pw@db.example/x'), codeOf('CR_ERR_STATE_OPEN'));
+  it('refuses a store URL of a scheme it has no backend for, without showing the URL', async () => {
+    await assert.rejects(openStore('mysql://user:pw-SECRET@db.example/x'), (err: unknown) => {
+      assert.ok(codeOf('CR_ERR_STATE_OPEN')(err));
+      assert.ok(!(err as Error).message.includes('pw-SECRET'));
+      return true;
+    });
+  });
+
+  it('opens sqlite:PATH as the state file at PATH', async () => {
+    const path = fresh();
+    await withJob(path);
+    const store = await openStore(`sqlite:${path}`, { readOnly: true });
+    assert.equal(store.kind, 'sqlite');
+    assert.equal((await store.verifyAudit()).records, 3);
+    await store.close();
   });
 });

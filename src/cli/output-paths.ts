@@ -46,15 +46,16 @@ export interface NamedPath {
 
 /**
  * Refuses (CR_ERR_OPT_INVALID, exit 2, before anything is sent) an output that is the state file, one
- * of its companions, or a file the run reads.
+ * of its companions, or a file the run reads. `statePath` is undefined when the store is no file here
+ * (a PostgreSQL database).
  */
 export function refuseOutputCollisions(
   outputs: readonly NamedPath[],
-  statePath: string,
+  statePath: string | undefined,
   inputs: readonly NamedPath[] = [],
 ): void {
   const guarded: NamedPath[] = [
-    ...COMPANIONS.map((suffix) => ({
+    ...(statePath === undefined ? [] : COMPANIONS).map((suffix) => ({
       option: suffix === '' ? 'the state file' : `the state file's ${suffix} file`,
       path: `${statePath}${suffix}`,
     })),

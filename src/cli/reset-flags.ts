@@ -22,6 +22,7 @@ export interface ResetFlags extends SelectorFlags {
   maxAttempts: number;
   maxUnreachable: number;
   job?: string;
+  store?: string;
   state?: string;
   json: boolean;
   keepHistory: boolean;

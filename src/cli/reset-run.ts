@@ -3,7 +3,6 @@
  * `stop`/`abort`, events become lines, and the summary an exit code. The job itself lives in
  * `src/runner/`.
  */
-import { resolve } from 'node:path';
 import type { Server } from 'node:http';
 import { CognigyResetError } from '../errors.js';
 import { resolveActor } from '../audit/record.js';
@@ -33,8 +32,9 @@ import { asFlags, specFromFlags, targetUrl } from './reset-spec.js';
 import { checkConfirmed, reasonWithSelector, selectForReset, type Selection } from './select-for-reset.js';
 import { hasSelector } from './selector-options.js';
 import { stdoutGone } from './stdout-gone.js';
+import { resolveStore } from './store-flags.js';
 
-export const DEFAULT_STATE_FILE = 'cognigy-reset.sqlite';
+export { DEFAULT_STATE_FILE } from './store-flags.js';
 export const STALLED =
   'the run stopped making progress: nothing it waited on could still happen (resets in flight are not counted)';
 const IDENTIFIER_MAX = 256;
@@ -112,14 +112,15 @@ export async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.Pro
   await probe.close();
   const input = await inputSource(ids, selection?.path ?? flags.fromFile, env, process.stdin, required);
 
-  const statePath = resolve(flags.state ?? env['COGNIGY_RESET_STATE'] ?? DEFAULT_STATE_FILE);
+  const store = resolveStore(flags, env);
   // Served before the state file opens: a port that cannot be served stops the run with nothing written.
   if (flags.metricsFile !== undefined) {
     checkMetricsFile(flags.metricsFile);
-    // Checked whether or not this run opens the state file: it may hold earlier runs' audit log.
+    // Checked whether or not this run opens the state file: it may hold earlier runs' audit log. A
+    // database server's store has no file here to overwrite.
     refuseOutputCollisions(
       [{ option: '--metrics-file', path: flags.metricsFile }],
-      statePath,
+      store.path,
       [
         { option: '--from-file', path: flags.fromFile ?? '-' },
         { option: '--token-file', path: flags.tokenFile ?? '' },
@@ -151,7 +152,7 @@ export async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.Pro
     {
       credentials,
       log,
-      store: statePath,
+      store: store.location,
       metrics,
       halt: halt.signal,
       // A session listed twice is reset once; the set lives in a temporary file, flat in memory.

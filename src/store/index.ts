@@ -1,12 +1,17 @@
 /**
  * The store: everything durable, behind the port of `port.ts`. `openStore` picks the backend from the
- * location: a path is an SQLite state file (`sqlite/`).
+ * location: a `postgres://` URL is a PostgreSQL database (`postgres/`), shared by every process that
+ * names it; a path (or `sqlite:PATH`) is an SQLite state file (`sqlite/`).
  */
 import { CognigyResetError } from '../errors.js';
 import type { SeenIds } from '../reset/seen-ids.js';
 import type { Store } from './port.js';
+import { PgStore } from './postgres/pg-store.js';
+import { isPostgresUrl } from './postgres/url.js';
 import { SeenIdsFile } from './sqlite/seen-ids-file.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
+
+export { isPostgresUrl, redactStoreUrl } from './postgres/url.js';
 
 export type * from './port.js';
 
@@ -16,18 +21,24 @@ export const DEFAULT_LEASE_MS = 60_000;
 export interface OpenStoreOptions {
   /** Read only: nothing is written, and (SQLite) no byte of the file changes. */
   readOnly?: boolean | undefined;
-  /** SQLite: commit outcomes on a writer thread. @default true */
+  /** Commit outcomes on a writer thread (with its own connection). @default true */
   writerThread?: boolean | undefined;
 }
 
-/** Opens the store at `location`: a path names an SQLite state file, created and upgraded as needed. */
-// eslint-disable-next-line @typescript-eslint/require-await -- async: a failure to open is a rejection
+/**
+ * Opens the store at `location`: a `postgres://` (or `postgresql://`) URL names a PostgreSQL database,
+ * whose schema is created and migrated as needed; a path, or `sqlite:PATH`, an SQLite state file, created
+ * and upgraded as needed. Another scheme is refused (`CR_ERR_STATE_OPEN`).
+ */
+// async: a failure to open, of either backend, is a rejection
 export async function openStore(location: string, options: OpenStoreOptions = {}): Promise<Store> {
-  // The backend branch point: a postgres:// URL will pick the PostgreSQL backend here.
-  if (/^postgres(ql)?:\/\//i.test(location)) {
+  if (isPostgresUrl(location)) return PgStore.open(location, options);
+  if (/^sqlite:/i.test(location)) return SqliteStore.open(location.slice('sqlite:'.length), options);
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(location)?.[1];
+  if (scheme !== undefined) {
     throw new CognigyResetError(
       'CR_ERR_STATE_OPEN',
-      'a PostgreSQL store is not supported by this version of cognigy-reset: give a state file path',
+      `a store of scheme ${JSON.stringify(scheme.slice(0, 20))} is not supported: give a postgres:// URL or a state file path`,
     );
   }
   return SqliteStore.open(location, options);

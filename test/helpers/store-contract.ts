@@ -118,6 +118,25 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       await run2.release();
     });
 
+    it('makes the reservation marks of concurrent calls durable: a resumed run is unsure below the highest', async (t) => {
+      const store = await fresh(t);
+      const run1 = await store.openJob({ jobId: 'j', settings: {}, leaseMs: LONG });
+      // One call per session sent, all at once, as a bulk run makes them; each resolves once durable.
+      await Promise.all([0, 1, 2, 9000, 9001, 3, 20_000].map((i) => run1.reserve(i)));
+      await run1.release();
+      const run2 = await store.openJob({ jobId: 'j', settings: {}, leaseMs: LONG });
+      assert.deepEqual(
+        await run2.lookup([
+          { sessionId: 'a', index: 20_000 },
+          // The mark reaches 8,192 past the highest index reserved, and no further.
+          { sessionId: 'b', index: 28_191 },
+          { sessionId: 'c', index: 28_192 },
+        ]),
+        ['unsure', 'unsure', 'new'],
+      );
+      await run2.release();
+    });
+
     it('appends outcomes with their audit records: the chain verifies, and records stream in order by filter', async (t) => {
       const store = await fresh(t);
       const writer = await store.writer();

@@ -1,6 +1,5 @@
-/** `cognigy-reset audit verify|export`: the governance audit log in the state file. */
+/** `cognigy-reset audit verify|export`: the governance audit log in the store. */
 import { createReadStream, existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { type AuditRecord, ChainChecker, GENESIS_HASH, recordShapeProblem } from '../../audit/chain.js';
 import { errorLine } from '../exit-codes.js';
@@ -12,13 +11,16 @@ import { readLines } from '../../targets/lines.js';
 import { stdoutGone } from '../stdout-gone.js';
 import { LineWriter } from '../line-writer.js';
 import { safeJson } from '../../util/printable.js';
-import { DEFAULT_STATE_FILE } from './reset.js';
+import { resolveStore, STATE_HELP, STORE_HELP, type StoreFlags } from '../store-flags.js';
 
-function statePath(flag: string | undefined): string {
-  const path = resolve(flag ?? process.env['COGNIGY_RESET_STATE'] ?? DEFAULT_STATE_FILE);
-  if (!existsSync(path))
-    throw new CognigyResetError('CR_ERR_OPT_INVALID', `no state file at ${path}`, { field: '--state' });
-  return path;
+/** The store to read: a state file must exist (reading never creates one); a database is checked on open. */
+function storeToRead(flags: StoreFlags): string {
+  const { location, path } = resolveStore(flags, process.env);
+  if (path !== undefined && !existsSync(path))
+    throw new CognigyResetError('CR_ERR_OPT_INVALID', `no state file at ${path}`, {
+      field: flags.store !== undefined ? '--store' : '--state',
+    });
+  return location;
 }
 
 /**
@@ -106,11 +108,12 @@ async function verifyFile(path: string, anchor: string | undefined, allowGaps: b
 }
 
 export function auditCommand(): Command {
-  const audit = new Command('audit').description('the tamper-evident audit log in the state file');
+  const audit = new Command('audit').description('the tamper-evident audit log in the store');
   audit
     .command('verify')
     .description('exit 0 when the chain is intact; 1 and the first bad record if not')
-    .option('--state <path>', `the state file (env COGNIGY_RESET_STATE; default ./${DEFAULT_STATE_FILE})`)
+    .option('--store <url>', STORE_HELP)
+    .option('--state <path>', STATE_HELP)
     .option('--file <path>', 'verify an exported JSONL file instead (offline)')
     .option(
       '--allow-gaps',
@@ -122,7 +125,7 @@ export function auditCommand(): Command {
       'a headHash kept from an earlier verify: the chain must still hold the record with that hash',
       anchorHash,
     )
-    .action(async (flags: { state?: string; file?: string; anchor?: string; allowGaps: boolean }) => {
+    .action(async (flags: StoreFlags & { file?: string; anchor?: string; allowGaps: boolean }) => {
       if (flags.file !== undefined) {
         process.exitCode = await verifyFile(flags.file, flags.anchor, flags.allowGaps);
         return;
@@ -132,8 +135,7 @@ export function auditCommand(): Command {
           field: '--allow-gaps',
         });
       }
-      const path = statePath(flags.state);
-      const state = await openStore(path, { readOnly: true });
+      const state = await openStore(storeToRead(flags), { readOnly: true });
       try {
         const result = await state.verifyAudit({ anchor: flags.anchor });
         // anchorSeq is left out of the line when undefined (no --anchor).
@@ -153,7 +155,8 @@ export function auditCommand(): Command {
   audit
     .command('export')
     .description('stream the audit log as JSON Lines (with the chain fields) or CSV')
-    .option('--state <path>', `the state file (env COGNIGY_RESET_STATE; default ./${DEFAULT_STATE_FILE})`)
+    .option('--store <url>', STORE_HELP)
+    .option('--state <path>', STATE_HELP)
     .addOption(new Option('--format <format>', 'output format').choices(['jsonl', 'csv']).default('jsonl'))
     .option('--session <id>', 'only this session')
     .option('--job <id>', 'only this job')
@@ -161,15 +164,16 @@ export function auditCommand(): Command {
     .option('--until <time>', 'records before this time', isoTime('--until'))
     .addOption(new Option('--outcome <outcome>', 'only this outcome').choices(['reset', 'failed', 'skipped']))
     .action(
-      async (flags: {
-        state?: string;
-        format: 'jsonl' | 'csv';
-        session?: string;
-        job?: string;
-        since?: string;
-        until?: string;
-        outcome?: string;
-      }) => {
+      async (
+        flags: StoreFlags & {
+          format: 'jsonl' | 'csv';
+          session?: string;
+          job?: string;
+          since?: string;
+          until?: string;
+          outcome?: string;
+        },
+      ) => {
         if (flags.since !== undefined && flags.until !== undefined && flags.since >= flags.until) {
           throw new CognigyResetError(
             'CR_ERR_OPT_INVALID',
@@ -177,8 +181,7 @@ export function auditCommand(): Command {
             { field: '--since' },
           );
         }
-        const path = statePath(flags.state);
-        const state = await openStore(path, { readOnly: true });
+        const state = await openStore(storeToRead(flags), { readOnly: true });
         const out = new LineWriter(process.stdout, stdoutGone.signal);
         try {
           if (flags.format === 'csv') out.write(csvHeader());

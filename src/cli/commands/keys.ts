@@ -1,16 +1,14 @@
 /** `cognigy-reset keys create|list|revoke`: the service's API keys, stored hashed through the store. */
 import { Command } from 'commander';
 import { createKey, keyView, SCOPES } from '../../serve/keys.js';
-import { openServiceStore, storeLocation, type StoreFlags } from '../../serve/open-store.js';
+import { openServiceStore } from '../../serve/open-store.js';
 import { CognigyResetError } from '../../errors.js';
 import type { Store } from '../../store/port.js';
 import { collect, textUpTo } from '../parse.js';
-
-const STORE_HELP = 'the store: sqlite:PATH (default: the --state file)';
-const STATE_HELP = 'the state file (env COGNIGY_RESET_STATE; default ./cognigy-reset.sqlite)';
+import { resolveStore, STATE_HELP, STORE_HELP, type StoreFlags } from '../store-flags.js';
 
 async function withStore(flags: StoreFlags, run: (store: Store) => Promise<void>): Promise<void> {
-  const store = await openServiceStore(storeLocation(flags, process.env).location);
+  const store = await openServiceStore(resolveStore(flags, process.env).location);
   try {
     await run(store);
   } finally {

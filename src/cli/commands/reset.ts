@@ -12,6 +12,7 @@ import { DEFAULT_WEBHOOK_BATCH } from '../../sinks/webhook.js';
 import { LOG_LEVELS } from '../logger.js';
 import { integerIn, numberIn, textUpTo } from '../parse.js';
 import { DEFAULT_STATE_FILE, runReset } from '../reset-run.js';
+import { STATE_HELP, STORE_HELP } from '../store-flags.js';
 
 export { DEFAULT_STATE_FILE };
 import { addSelectorOptions } from '../selector-options.js';
@@ -91,7 +92,8 @@ export function resetCommand(): Command {
     .option('--keep-nlu', 'do not clear the NLU context', false)
     .option('--flow-only', 'reset the flow position only', false)
     .option('--job <id>', 'name a bulk job; the same command again resumes it', textUpTo(JOB_ID_MAX))
-    .option('--state <path>', `SQLite state file (env COGNIGY_RESET_STATE; default ./${DEFAULT_STATE_FILE})`)
+    .option('--store <url>', STORE_HELP)
+    .option('--state <path>', STATE_HELP)
     .option('--json', 'JSON Lines on stdout: one object per session, then {"summary":{...}}', false)
     .option('--no-audit', 'do not write the audit log (it is on by default)')
     .option(

@@ -11,10 +11,11 @@ import { buildApp } from '../../serve/app.js';
 import { credentialsOf, readConfig, type ServiceConfig } from '../../serve/config.js';
 import { JobManager } from '../../serve/jobs.js';
 import { buildJobSpec } from '../../serve/job-spec.js';
-import { openServiceStore, storeLocation } from '../../serve/open-store.js';
+import { openServiceStore } from '../../serve/open-store.js';
 import { ResetMetrics } from '../../sinks/prometheus.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.js';
 import { integerIn } from '../parse.js';
+import { resolveStore, STATE_HELP, STORE_HELP } from '../store-flags.js';
 
 interface ServeFlags {
   host: string;
@@ -43,7 +44,7 @@ async function serve(flags: ServeFlags): Promise<void> {
       : readConfig(flags.config, process.env);
   const secrets = (): string[] => [...config.tenants.values()].flatMap((t) => t.credentials.secrets());
   const log = createLogger(flags.logLevel, secrets);
-  const { location, dir } = storeLocation(flags, process.env);
+  const { location, dir } = resolveStore(flags, process.env);
   const store = await openServiceStore(location);
   // Whatever was opened is closed in reverse order, on a failure to start as on a stop.
   const closers: (() => unknown)[] = [() => store.close()];
@@ -124,8 +125,8 @@ export function serveCommand(): Command {
     .description('serve the control API and dashboard; prints {"event":"listening","url"} when ready')
     .option('--host <host>', 'the address to listen on', '127.0.0.1')
     .option('--port <port>', 'the port (0: any free port)', integerIn(0, 65_535), 0)
-    .option('--store <url>', 'the store: sqlite:PATH')
-    .option('--state <path>', 'the state file (env COGNIGY_RESET_STATE; default ./cognigy-reset.sqlite)')
+    .option('--store <url>', STORE_HELP)
+    .option('--state <path>', STATE_HELP)
     .option('--config <file>', "JSON: each tenant's engine, and where its secrets come from")
     .option('--emulator', 'serve an in-process emulator as tenant demo, bot demo-bot', false)
     .option('--sessions <n>', 'with --emulator: seed session-1 … session-N', integerIn(0, 10_000_000), 2000)

@@ -1,35 +1,15 @@
 /** Reading the audit log from the state file: streamed rows, and the chain verified in one snapshot. */
-import { CognigyResetError } from '../../errors.js';
-import {
-  type AuditRecord,
-  ChainChecker,
-  type ChainProblem,
-  GENESIS_HASH,
-  parseCanonical,
-} from '../../audit/chain.js';
+import type { AuditRecord } from '../../audit/chain.js';
+import { ChainWalk, exported, storedRecord, type StoredRecord } from '../audit-walk.js';
 import type { AuditFilter, VerifyResult } from '../port.js';
 import type { StateDb } from './state-file.js';
+
+export type { UnreadableRecord } from '../audit-walk.js';
 
 interface Row {
   seq: number;
   record: string;
   hash: string;
-}
-
-/** A stored record that is not a canonical record at all: `audit verify` names it. */
-export interface UnreadableRecord {
-  seq: number;
-  unreadable: true;
-}
-
-function matches(r: AuditRecord, f: AuditFilter): boolean {
-  return (
-    (f.sessionId === undefined || r.sessionId === f.sessionId) &&
-    (f.jobId === undefined || r.jobId === f.jobId) &&
-    (f.since === undefined || r.ts >= f.since) &&
-    (f.until === undefined || r.ts < f.until) &&
-    (f.outcome === undefined || r.outcome === f.outcome)
-  );
 }
 
 /** Records read at a time. */
@@ -42,7 +22,7 @@ const PAGE = 1000;
  * checkpointed. The log is append-only, so the pages join into one consistent prefix; inside a
  * transaction (`audit verify`) they are one snapshot anyway.
  */
-export function* storedRecords(db: StateDb): Generator<AuditRecord | UnreadableRecord> {
+export function* storedRecords(db: StateDb): Generator<StoredRecord> {
   const { last } = db.prepare('SELECT max(seq) AS last FROM audit_records').get() as { last: number | null };
   if (last === null) return;
   const page = db.prepare(
@@ -51,8 +31,7 @@ export function* storedRecords(db: StateDb): Generator<AuditRecord | UnreadableR
   // From -Infinity: a row inserted with seq 0 or below is read (and named) too.
   for (let after = -Infinity; ;) {
     const rows = page.all(after, last) as Row[];
-    for (const { seq, record, hash } of rows)
-      yield parseCanonical(seq, record, hash) ?? { seq, unreadable: true };
+    for (const { seq, record, hash } of rows) yield storedRecord(seq, record, hash);
     if (rows.length < PAGE) return;
     after = rows.at(-1)!.seq;
   }
@@ -60,14 +39,9 @@ export function* storedRecords(db: StateDb): Generator<AuditRecord | UnreadableR
 
 /** Streams the records that match `filter`, in chain order. An unreadable record stops the stream. */
 export function* auditRecords(db: StateDb, filter: AuditFilter = {}): Generator<AuditRecord> {
-  for (const record of storedRecords(db)) {
-    if ('unreadable' in record) {
-      throw new CognigyResetError(
-        'CR_ERR_STATE_CORRUPT',
-        `audit record ${record.seq} is not a readable record: run \`cognigy-reset audit verify\``,
-      );
-    }
-    if (matches(record, filter)) yield record;
+  for (const stored of storedRecords(db)) {
+    const record = exported(stored, filter);
+    if (record !== undefined) yield record;
   }
 }
 
@@ -84,32 +58,10 @@ export function verifyAudit(db: StateDb, anchor?: string): VerifyResult {
 function verifySnapshot(db: StateDb, anchor: string | undefined): VerifyResult {
   const head = db.prepare('SELECT seq, hash FROM audit_head WHERE id = 1').get() as
     { seq: number; hash: string } | undefined;
-  const checker = new ChainChecker({ prevHash: GENESIS_HASH, seq: 1 }, false, anchor);
-  const result = (problem: ChainProblem | null): VerifyResult => ({
-    ok: problem === null,
-    records: checker.count,
-    headSeq: head?.seq ?? 0,
-    headHash: head?.hash ?? GENESIS_HASH,
-    anchorSeq: checker.anchorSeq,
-    problem,
-  });
+  const walk = new ChainWalk(anchor);
   for (const record of storedRecords(db)) {
-    const problem =
-      'unreadable' in record
-        ? { seq: record.seq, sessionId: null, problem: 'the record is not readable: it was altered' }
-        : checker.check(record);
-    if (problem !== undefined) return result(problem);
+    const problem = walk.feed(record);
+    if (problem !== undefined) return walk.result(head, problem);
   }
-  const lastSeq = checker.lastSeq ?? 0;
-  if (head === undefined ? lastSeq !== 0 : head.seq !== lastSeq || head.hash !== checker.lastHash) {
-    return result({
-      seq: lastSeq + 1,
-      sessionId: null,
-      problem:
-        head !== undefined && head.seq > lastSeq
-          ? `the log ends at record ${lastSeq} but its head says ${head.seq}: records were truncated`
-          : 'the head anchor does not match the last record',
-    });
-  }
-  return result(checker.anchorProblem(false) ?? null);
+  return walk.result(head, undefined);
 }

@@ -2,9 +2,10 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { GENESIS_HASH } from '../../audit/chain.js';
 import { type AuditContext, linkAuditRecord } from '../../audit/record.js';
-import type { ResetOutcome } from '../../reset/outcome.js';
-import type { OutboxInput } from '../port.js';
+import { type BatchMessage, OUTCOME_VALUES } from '../batch.js';
 import { isoTime } from '../../util/iso-time.js';
+
+export { type BatchMessage, OUTCOME_VALUES, pushOutcome } from '../batch.js';
 
 /** One multi-row upsert binds this many rows: far fewer statement runs per batch. */
 export const ROWS_PER_STATEMENT = 64;
@@ -12,53 +13,6 @@ export const ROWS_PER_STATEMENT = 64;
 export const JOB_SESSION_COLUMNS = 10;
 /** Values bound per audit row: seq, the canonical record text, its hash. */
 const AUDIT_COLUMNS = 3;
-
-/**
- * One batch, as the main thread hands it over: flat value lists (a structured clone of a few arrays of
- * primitives and shared references is cheap; thousands of small objects are not).
- */
-export interface BatchMessage {
-  /** `OUTCOME_VALUES` values per outcome, as `pushOutcome` lays them out. */
-  outcomes: unknown[];
-  outbox: OutboxInput[];
-  /**
-   * Outbox ids the tracker accepted: deleted here, so the deliverer never waits for the write lock; in a
-   * transaction of their own, after the batch, so that failing to delete them cannot fail the batch.
-   */
-  delivered: number[];
-}
-
-/** Values `pushOutcome` adds per outcome. */
-export const OUTCOME_VALUES = 13;
-
-/**
- * Appends what one outcome makes durable — its job-ledger row, its audit record, or both — to a batch:
- * values and references only (the audit context and the layer list are the same objects for a whole run,
- * which the thread hand-off sends once); the writer encodes, sequences, links and hashes.
- */
-export function pushOutcome(
-  values: unknown[],
-  outcome: ResetOutcome,
-  job: { jobId: string; index: number } | undefined,
-  audit: AuditContext | undefined,
-): void {
-  values.push(
-    Date.now(),
-    outcome.sessionId,
-    outcome.outcome,
-    outcome.verified,
-    outcome.error?.code ?? null,
-    outcome.attempts,
-    outcome.latencyMs,
-    outcome.requestId ?? null,
-    outcome.directiveHash ?? null,
-    // What the engine acknowledged and no check contradicted: a failed reset lists none, or those it did.
-    outcome.cleared,
-    job?.jobId ?? null,
-    job?.index ?? null,
-    audit ?? null,
-  );
-}
 
 export function jobSessionSql(rows: number): string {
   const tuple = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';

@@ -16,11 +16,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import { CognigyResetError } from '../../errors.js';
+import { judgeClaim, jobLost, RESERVE_STEP, settingsMismatch } from '../job-lease.js';
 import type { JobClaimHandle, JobLease, LedgerVerdict, OpenJobOptions } from '../port.js';
 import type { StateDb } from './state-file.js';
-import { isRunning, type ProcessIdentity, thisProcess } from '../../util/process-identity.js';
-
-const RESERVE_STEP = 8192;
+import { type ProcessIdentity, thisProcess } from '../../util/process-identity.js';
 const DONE = Promise.resolve();
 
 interface HeldRow {
@@ -61,12 +60,8 @@ export class SqliteJob implements JobClaimHandle {
           const existing = db
             .prepare('SELECT settings, reserved_upto FROM jobs WHERE job_id = ?')
             .get(this.jobId) as { settings: string; reserved_upto: number } | undefined;
-          if (existing !== undefined && existing.settings !== text) {
-            throw new CognigyResetError(
-              'CR_ERR_STATE_JOB_MISMATCH',
-              `job ${JSON.stringify(this.jobId)} exists with other settings (${describeDiff(existing.settings, options.settings)}); use another --job name`,
-            );
-          }
+          if (existing !== undefined && existing.settings !== text)
+            throw settingsMismatch(this.jobId, existing.settings, options.settings);
           const takenOver = this.#claim(now);
           const iso = now.toISOString();
           if (existing === undefined) {
@@ -104,29 +99,18 @@ export class SqliteJob implements JobClaimHandle {
         'SELECT owner, host, pid, process_start, started_at, expires_at FROM job_runs WHERE job_id = ?',
       )
       .get(this.jobId) as HeldRow | undefined;
-    let takenOver: JobLease | undefined;
-    if (held !== undefined && !this.#isMine(held)) {
-      const running = isRunning({ host: held.host, pid: held.pid, start: held.process_start });
-      // A claim from before leases has no expiry: on this host it holds while its process runs.
-      const expired = held.expires_at === null ? running === undefined : held.expires_at <= now.toISOString();
-      if (running !== false && !expired) {
-        const where =
-          running === undefined ? ` on host ${held.host}, its lease until ${held.expires_at}` : '';
-        throw new CognigyResetError(
-          'CR_ERR_STATE_JOB_RUNNING',
-          `job ${JSON.stringify(this.jobId)} is being run by process ${held.pid}${where} (since ${held.started_at}); wait for it to end, or stop it`,
-        );
-      }
-      if (running !== false) {
-        takenOver = {
-          owner: held.owner ?? `${held.host}/${held.pid}`,
-          host: held.host,
-          pid: held.pid,
-          since: held.started_at,
-          expiresAt: held.expires_at ?? held.started_at,
-        };
-      }
-    }
+    const takenOver =
+      held === undefined || this.#isMine(held)
+        ? undefined
+        : judgeClaim(this.jobId, {
+            owner: held.owner,
+            host: held.host,
+            pid: held.pid,
+            processStart: held.process_start,
+            startedAt: held.started_at,
+            expiresAt: held.expires_at,
+            expired: held.expires_at !== null && held.expires_at <= now.toISOString(),
+          });
     const p = this.#process;
     this.#db
       .prepare(
@@ -156,14 +140,7 @@ export class SqliteJob implements JobClaimHandle {
         .prepare('UPDATE job_runs SET expires_at = ? WHERE job_id = ? AND owner = ?')
         .run(this.#expiry(new Date()), this.jobId, this.#owner),
     ).changes;
-    if (changed === 0) {
-      return Promise.reject(
-        new CognigyResetError(
-          'CR_ERR_STATE_JOB_LOST',
-          `job ${JSON.stringify(this.jobId)} was taken over by another run while this one held it: its lease had expired`,
-        ),
-      );
-    }
+    if (changed === 0) return Promise.reject(jobLost(this.jobId));
     return DONE;
   }
 
@@ -232,16 +209,4 @@ export function written<T>(what: string, write: () => T): T {
       { cause: err },
     );
   }
-}
-
-function describeDiff(previous: string, next: Record<string, unknown>): string {
-  let old: Record<string, unknown>;
-  try {
-    old = JSON.parse(previous) as Record<string, unknown>;
-  } catch {
-    return 'unreadable settings';
-  }
-  const keys = new Set([...Object.keys(old), ...Object.keys(next)]);
-  const changed = [...keys].filter((k) => JSON.stringify(old[k]) !== JSON.stringify(next[k]));
-  return changed.length === 0 ? 'same keys, different order' : `changed: ${changed.join(', ')}`;
 }
