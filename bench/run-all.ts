@@ -14,6 +14,7 @@ const BENCHES = [
   'rss-million',
   'flow-control',
   'selectors',
+  'serve',
 ];
 
 let failed = 0;

@@ -287,10 +287,12 @@ describe('serve: the HTTP API', () => {
       '/v1/audit/records',
       '/v1/audit/verify',
       '/v1/jobs',
+      '/v1/jobs/preview',
       '/v1/jobs/{id}',
       '/v1/jobs/{id}/cancel',
       '/v1/jobs/{id}/events',
       '/v1/jobs/{id}/outcomes',
+      '/v1/key',
     ]);
     assert.ok(doc.paths['/v1/jobs']!['post']);
     assert.equal((await s.call('/docs', undefined)).status, 200);

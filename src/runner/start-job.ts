@@ -195,6 +195,10 @@ export function startJob(spec: JobSpec, targets: JobTargets, deps: StartJobDeps)
       rate,
       etaSec: total === undefined || rate <= 0 ? undefined : Math.max(0, total - counts.done) / rate,
       pace: resetter?.pipeline.pacer?.rate(),
+      flowControl: {
+        ...paceSummary(resetter?.pipeline.pacer),
+        inFlightLimit: spec.pipeline.concurrency,
+      },
     };
   }
 

@@ -72,6 +72,8 @@ export interface JobStatus {
   etaSec: number | undefined;
   /** The flow controller's current pace, SEND frames per second. */
   pace: number | undefined;
+  /** The flow controller as the summary shows it (`mode`, `rate`, `ceiling`, `refused`, `cuts`), and the job's in-flight bound. */
+  flowControl: Record<string, unknown> & { inFlightLimit: number };
 }
 
 export type JobEvent =

@@ -6,6 +6,7 @@ import type { TargetField } from '../transports/transport.js';
 import type { TenantConfig } from './config.js';
 import type { JobManifest } from './job-files.js';
 import type { JobFields } from './job-spec.js';
+import type { RecentLatency } from './recent-latency.js';
 
 export type JobState = JobManifest['state'];
 export const JOB_STATES: readonly JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
@@ -27,6 +28,8 @@ export interface ServiceJob {
   counts: JobManifest['counts'];
   errors: Record<string, number>;
   latency: LatencyHistogram;
+  /** The sessions that finished over the last second, for a plot over time. */
+  recent: RecentLatency;
   /** The percentiles kept in the manifest of a job that finished before a restart. */
   savedLatency: JobManifest['latencyMs'] | undefined;
   error: { code: string; message: string } | null;
@@ -80,5 +83,7 @@ export function jobView(job: ServiceJob): Record<string, unknown> {
     errors: { ...job.errors },
     error: job.error,
     cancelRequested: job.cancelRequested,
+    recent: status === undefined ? null : job.recent.figures(),
+    flowControl: status?.flowControl ?? null,
   };
 }

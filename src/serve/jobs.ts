@@ -28,6 +28,7 @@ import {
   type ServiceJob,
 } from './job-model.js';
 import { readManifests, uploadPath, writeManifest, type JobManifest } from './job-files.js';
+import { RecentLatency } from './recent-latency.js';
 import type { JobFields } from './job-spec.js';
 import { fileSource } from './targets.js';
 
@@ -234,6 +235,7 @@ export class JobManager {
       counts: { total: 0, reset: 0, verified: 0, failed: 0, skipped: 0 },
       errors: {},
       latency: new LatencyHistogram(),
+      recent: new RecentLatency(),
       savedLatency: undefined,
       error: null,
       cancelRequested: false,
@@ -316,7 +318,10 @@ export class JobManager {
   #count(job: ServiceJob, outcome: ResetOutcome): void {
     job.counts[outcome.outcome]++;
     if (outcome.verified) job.counts.verified++;
-    if (outcome.outcome !== 'skipped') job.latency.record(outcome.latencyMs);
+    if (outcome.outcome !== 'skipped') {
+      job.latency.record(outcome.latencyMs);
+      job.recent.record(outcome.latencyMs);
+    }
     if (outcome.error !== null) job.errors[outcome.error.code] = (job.errors[outcome.error.code] ?? 0) + 1;
   }
 

@@ -25,8 +25,8 @@ import { uploadPath } from './job-files.js';
 import { buildJobSpec, fieldsOf, type JobFields } from './job-spec.js';
 
 /** An upload is at most this large. */
-const UPLOAD_LIMIT = 1024 * 1024 * 1024;
-const UPLOAD_TYPES = ['text/csv', 'application/x-ndjson', 'application/jsonl', 'text/plain'];
+export const UPLOAD_LIMIT = 1024 * 1024 * 1024;
+export const UPLOAD_TYPES = ['text/csv', 'application/x-ndjson', 'application/jsonl', 'text/plain'];
 
 const principalOf = (request: FastifyRequest): Principal => request.principal!;
 
@@ -250,7 +250,7 @@ export function jobRoutes(deps: ServiceDeps) {
   };
 }
 
-function isUpload(request: FastifyRequest): boolean {
+export function isUpload(request: FastifyRequest): boolean {
   const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   return UPLOAD_TYPES.includes(type);
 }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { pino } from 'pino';
-import { startEmulator } from '../../src/emulator/index.js';
+import { startEmulator, type Emulator } from '../../src/emulator/index.js';
 import { buildApp } from '../../src/serve/app.js';
 import { credentialsOf, type TenantConfig } from '../../src/serve/config.js';
 import { JobManager } from '../../src/serve/jobs.js';
@@ -15,6 +15,8 @@ import { openStore, type Store } from '../../src/store/index.js';
 export interface Service {
   url: string;
   store: Store;
+  /** The in-process engine the tenants `demo` and `other` point at. */
+  emulator: Emulator;
   key(scopes: string[], tenants?: string[]): Promise<string>;
   call(path: string, key: string | undefined, init?: RequestInit): Promise<Response>;
 }
@@ -66,6 +68,7 @@ export async function startService(
   return {
     url,
     store,
+    emulator: emu,
     key: async (scopes, tenants = []) => (await createKey(store, { scopes, tenants })).key,
     call: (path, key, init = {}) =>
       fetch(`${url}${path}`, {
