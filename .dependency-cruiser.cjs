@@ -66,6 +66,20 @@ module.exports = {
       from: { path: '^src/emulator/' },
       to: { path: '^src/(?!emulator/|protocol/|util/|errors\\.ts$)' },
     },
+    {
+      name: 'web-is-the-browser-side',
+      comment: 'the dashboard (src/web) runs in a browser: it speaks to the service over HTTP only',
+      severity: 'error',
+      from: { path: '^src/web/' },
+      to: { path: '^src/(?!web/)' },
+    },
+    {
+      name: 'nothing-imports-web',
+      comment: 'the dashboard is bundled by esbuild and served as files, never imported',
+      severity: 'error',
+      from: { path: '^src/(?!web/)' },
+      to: { path: '^src/web/' },
+    },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

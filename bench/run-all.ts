@@ -15,6 +15,7 @@ const BENCHES = [
   'flow-control',
   'selectors',
   'store-postgres',
+  'serve',
 ];
 
 let failed = 0;

@@ -260,11 +260,13 @@ describe('serve: the HTTP API', () => {
       '/v1/audit/records',
       '/v1/audit/verify',
       '/v1/jobs',
+      '/v1/jobs/preview',
       '/v1/jobs/{id}',
       '/v1/jobs/{id}/cancel',
       '/v1/jobs/{id}/events',
       '/v1/jobs/{id}/outcomes',
       '/v1/jobs/{id}/resume',
+      '/v1/key',
       '/v1/sessions/{sessionId}/reset',
     ]);
     assert.ok(doc.paths['/v1/jobs']!['post']);

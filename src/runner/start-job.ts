@@ -202,6 +202,10 @@ export function startJob(spec: JobSpec, targets: JobTargets, deps: StartJobDeps)
       etaSec: total === undefined || rate <= 0 ? undefined : Math.max(0, total - counts.done) / rate,
       pace: pacer?.rate(),
       controller: pacer === undefined ? undefined : controllerId(pacer),
+      flowControl: {
+        ...paceSummary(pacer),
+        inFlightLimit: spec.pipeline.concurrency,
+      },
     };
   }
 

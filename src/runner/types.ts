@@ -108,6 +108,8 @@ export interface JobStatus {
   pace: number | undefined;
   /** The flow controller's name: jobs on one engine and tenant share one (`fc-N`); undefined for a dry run. */
   controller: string | undefined;
+  /** The flow controller as the summary shows it (`mode`, `rate`, `ceiling`, `refused`, `cuts`), and the job's in-flight bound. */
+  flowControl: Record<string, unknown> & { inFlightLimit: number };
 }
 
 export type JobEvent =

@@ -10,9 +10,11 @@ import { Gauge } from 'prom-client';
 import { CognigyResetError } from '../errors.js';
 import { auditRoutes } from './audit-routes.js';
 import type { ServiceDeps } from './deps.js';
-import { DASHBOARD_HTML } from './dashboard.js';
+import { dashboardRoutes } from './dashboard.js';
 import { JOB_STATES } from './job-model.js';
+import { keyRoute } from './key-route.js';
 import { authenticate, hashKey } from './keys.js';
+import { previewRoutes } from './preview-routes.js';
 import { PROBLEM_TYPE, problemOf, refuse } from './problem.js';
 import { jobCreateRoute } from './job-create.js';
 import { resumeRoute } from './resume-route.js';
@@ -113,15 +115,15 @@ export async function buildApp(deps: ServiceDeps): Promise<FastifyInstance> {
     reply.type('text/plain; version=0.0.4').send(await deps.metrics.text()),
   );
   app.get('/openapi.json', { schema: { hide: true } }, (_request, reply) => reply.send(app.swagger()));
-  app.get('/', { schema: { hide: true } }, (_request, reply) =>
-    reply.type('text/html; charset=utf-8').send(DASHBOARD_HTML),
-  );
 
   await app.register(jobCreateRoute(deps));
   await app.register(jobRoutes(deps));
   await app.register(resumeRoute(deps));
   await app.register(sessionRoutes(deps));
   await app.register(auditRoutes(deps));
+  await app.register(previewRoutes(deps));
+  await app.register(keyRoute(deps));
+  await app.register(dashboardRoutes());
   return app;
 }
 

@@ -1,129 +1,93 @@
 /**
- * The dashboard at `/`: one static page, no build step, no CDN. The user pastes an API key (kept in
- * sessionStorage, for this tab only); the page lists jobs and follows one live. EventSource cannot send a
- * header, so the page reads the SSE stream with fetch.
+ * The dashboard at `/`: a small HTML page and one script and stylesheet bundled at build time from
+ * `src/web/` (`npm run build`), served from `dist/src/web/`: nothing from a CDN, works offline. The page
+ * holds no key: the user pastes one, kept in sessionStorage (this tab only). The assets' URLs carry their
+ * hash, so a browser may keep them for good.
  */
-export const DASHBOARD_HTML = `<!doctype html>
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import type { FastifyInstance } from 'fastify';
+import { refuse } from './problem.js';
+
+const ASSETS = { 'dashboard.js': 'text/javascript', 'dashboard.css': 'text/css' } as const;
+type AssetName = keyof typeof ASSETS;
+
+const ASSET_DIR = new URL('../web/', import.meta.url);
+
+/** Only the page's own origin; styles inline too (the chart library sets element styles). */
+const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+interface Asset {
+  body: Buffer;
+  /** The same, gzipped once. */
+  gzip: Buffer;
+  hash: string;
+}
+
+interface Bundle {
+  files: Map<AssetName, Asset>;
+  html: string;
+}
+
+let bundle: Bundle | undefined;
+
+function loadBundle(): Bundle {
+  if (bundle !== undefined) return bundle;
+  const files = new Map<AssetName, Asset>();
+  for (const name of Object.keys(ASSETS) as AssetName[]) {
+    let body: Buffer;
+    try {
+      body = readFileSync(new URL(name, ASSET_DIR));
+    } catch {
+      throw refuse('CR_ERR_API_NOT_FOUND', `the dashboard's ${name} is not built: run npm run build`);
+    }
+    const hash = createHash('sha256').update(body).digest('hex').slice(0, 16);
+    files.set(name, { body, gzip: gzipSync(body), hash });
+  }
+  const url = (name: AssetName): string => `/assets/${name}?v=${files.get(name)!.hash}`;
+  const html = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
 <title>cognigy-reset</title>
-<style>
-  body { font: 15px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #111; background: #fff; max-width: 70rem; }
-  h1 { font-size: 1.3rem; } h2 { font-size: 1.1rem; }
-  table { border-collapse: collapse; width: 100%; } th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #ccc; }
-  button { font: inherit; padding: .3rem .8rem; } input { font: inherit; padding: .3rem; width: 28rem; max-width: 100%; }
-  progress { width: 100%; height: 1.2rem; } .error { color: #a00000; } .muted { color: #444; }
-  a { color: #0645ad; }
-</style>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="${url('dashboard.css')}">
+<script type="module" src="${url('dashboard.js')}"></script>
 </head>
 <body>
-<h1>cognigy-reset</h1>
-<form id="signin">
-  <label for="key">API key</label>
-  <input id="key" type="password" autocomplete="off" required>
-  <button type="submit">Sign in</button>
-  <button type="button" id="signout">Sign out</button>
-  <span class="muted">kept for this tab only</span>
-</form>
-<p id="message" class="error" role="alert"></p>
-<section aria-labelledby="jobs-title">
-  <h2 id="jobs-title">Jobs</h2>
-  <table><thead><tr><th>id</th><th>tenant</th><th>state</th><th>done / total</th><th>created</th></tr></thead>
-  <tbody id="jobs"></tbody></table>
-</section>
-<section id="job" aria-labelledby="job-title" hidden>
-  <h2 id="job-title">Job</h2>
-  <progress id="progress" max="1" value="0" aria-label="progress"></progress>
-  <p id="summary" aria-live="polite"></p>
-  <p id="errors"></p>
-  <button type="button" id="cancel">Cancel job</button>
-  <a id="failed" href="#">Download failed sessions</a>
-</section>
-<script>
-const $ = (id) => document.getElementById(id);
-let key = sessionStorage.getItem('cr-key') || '';
-let following = null;
-const say = (text) => { $('message').textContent = text; };
-async function api(path, init = {}) {
-  const res = await fetch(path, { ...init, headers: { authorization: 'Bearer ' + key, ...(init.headers || {}) } });
-  if (!res.ok) {
-    const problem = await res.json().catch(() => ({}));
-    throw new Error((problem.code || res.status) + ': ' + (problem.detail || res.statusText));
-  }
-  return res;
-}
-function cell(text) { const td = document.createElement('td'); td.textContent = text; return td; }
-async function loadJobs() {
-  if (!key) return;
-  try {
-    const { jobs } = await (await api('/v1/jobs?limit=100')).json();
-    const body = $('jobs'); body.replaceChildren();
-    for (const job of jobs) {
-      const tr = document.createElement('tr');
-      const link = document.createElement('a'); link.href = '#' + job.id; link.textContent = job.id;
-      link.addEventListener('click', (e) => { e.preventDefault(); follow(job.id); });
-      const id = document.createElement('td'); id.append(link);
-      tr.append(id, cell(job.tenant), cell(job.state), cell(job.done + ' / ' + job.counts.total), cell(job.createdAt));
-      body.append(tr);
-    }
-    say('');
-  } catch (err) { say(String(err.message)); }
-}
-function show(job) {
-  $('job').hidden = false;
-  $('job-title').textContent = 'Job ' + job.id + ': ' + job.state;
-  $('progress').max = Math.max(1, job.counts.total); $('progress').value = job.done;
-  const pct = job.counts.total ? Math.floor((100 * job.done) / job.counts.total) : 0;
-  $('summary').textContent = pct + ' % · reset ' + job.counts.reset + ', verified ' + job.counts.verified +
-    ', failed ' + job.counts.failed + ', skipped ' + job.counts.skipped + ' · ' + job.rate + '/s' +
-    (job.etaSec === null ? '' : ' · ETA ' + Math.round(job.etaSec) + ' s') +
-    ' · latency p50 ' + job.latencyMs.p50 + ' ms, p95 ' + job.latencyMs.p95 + ' ms, p99 ' + job.latencyMs.p99 + ' ms' +
-    (job.pace === null ? '' : ' · pace ' + job.pace + '/s');
-  const codes = Object.entries(job.errors).map(([code, n]) => code + ': ' + n).join(', ');
-  $('errors').textContent = codes ? 'Errors: ' + codes : '';
-}
-async function follow(id) {
-  if (following) following.abort();
-  following = new AbortController();
-  try {
-    const res = await api('/v1/jobs/' + id + '/events', { signal: following.signal });
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      let end;
-      while ((end = buffer.indexOf('\\n\\n')) !== -1) {
-        const block = buffer.slice(0, end); buffer = buffer.slice(end + 2);
-        const data = block.split('\\n').find((l) => l.startsWith('data: '));
-        if (data) show(JSON.parse(data.slice(6)));
-      }
-    }
-    loadJobs();
-  } catch (err) { if (err.name !== 'AbortError') say(String(err.message)); }
-}
-$('cancel').addEventListener('click', async () => {
-  const id = $('job-title').textContent.split(' ')[1].replace(':', '');
-  try { await api('/v1/jobs/' + id + '/cancel', { method: 'POST' }); } catch (err) { say(String(err.message)); }
-});
-$('failed').addEventListener('click', async (e) => {
-  e.preventDefault();
-  const id = $('job-title').textContent.split(' ')[1].replace(':', '');
-  try {
-    const blob = await (await api('/v1/jobs/' + id + '/outcomes?outcome=failed')).blob();
-    const a = document.createElement('a'); a.href = URL.createObjectURL(blob); a.download = id + '-failed.jsonl'; a.click();
-  } catch (err) { say(String(err.message)); }
-});
-$('signin').addEventListener('submit', (e) => {
-  e.preventDefault(); key = $('key').value.trim(); sessionStorage.setItem('cr-key', key); $('key').value = ''; loadJobs();
-});
-$('signout').addEventListener('click', () => { key = ''; sessionStorage.removeItem('cr-key'); $('jobs').replaceChildren(); $('job').hidden = true; });
-loadJobs();
-setInterval(loadJobs, 3000);
-</script>
+<div id="app"><noscript>The dashboard needs JavaScript; the API is described at <a href="/docs">/docs</a>.</noscript></div>
 </body>
 </html>
 `;
+  bundle = { files, html };
+  return bundle;
+}
+
+export function dashboardRoutes() {
+  return function routes(app: FastifyInstance, _options: unknown, done: () => void): void {
+    app.get('/', { schema: { hide: true } }, (_request, reply) =>
+      reply
+        .type('text/html; charset=utf-8')
+        .header('content-security-policy', CSP)
+        .header('cache-control', 'no-cache')
+        .send(loadBundle().html),
+    );
+    app.get('/assets/:name', { schema: { hide: true } }, (request, reply) => {
+      const { name } = request.params as { name: string };
+      const file = Object.hasOwn(ASSETS, name) ? loadBundle().files.get(name as AssetName) : undefined;
+      if (file === undefined) throw refuse('CR_ERR_API_NOT_FOUND', `no asset ${name}`);
+      const gzip = /\bgzip\b/.test(request.headers['accept-encoding'] ?? '');
+      if (gzip) void reply.header('content-encoding', 'gzip');
+      return reply
+        .type(ASSETS[name as AssetName])
+        .header('vary', 'accept-encoding')
+        .header('cache-control', 'public, max-age=31536000, immutable')
+        .send(gzip ? file.gzip : file.body);
+    });
+    done();
+  };
+}

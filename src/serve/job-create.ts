@@ -20,8 +20,8 @@ import { JOB, JOB_BODY, problems, SECURITY, UPLOAD_QUERY } from './schemas.js';
 import { requiredFieldsFor, spoolIds, uploadSource } from './targets.js';
 
 /** An upload is at most this large. */
-const UPLOAD_LIMIT = 1024 * 1024 * 1024;
-const UPLOAD_TYPES = ['text/csv', 'application/x-ndjson', 'application/jsonl', 'text/plain'];
+export const UPLOAD_LIMIT = 1024 * 1024 * 1024;
+export const UPLOAD_TYPES = ['text/csv', 'application/x-ndjson', 'application/jsonl', 'text/plain'];
 
 type JobBody = JobFields & Confirmation & { sessions?: string[] };
 
@@ -143,7 +143,7 @@ export function jobCreateRoute(deps: ServiceDeps) {
   };
 }
 
-function isUpload(request: FastifyRequest): boolean {
+export function isUpload(request: FastifyRequest): boolean {
   const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   return UPLOAD_TYPES.includes(type);
 }

@@ -9,6 +9,7 @@ import type { ServiceJobIdempotency, ServiceJobRecord, Store } from '../store/po
 import type { TargetField } from '../transports/transport.js';
 import type { TenantConfig } from './config.js';
 import type { JobFields } from './job-spec.js';
+import { RecentLatency } from './recent-latency.js';
 
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export const JOB_STATES: readonly JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
@@ -66,6 +67,8 @@ export interface ServiceJob {
   counts: JobCounts;
   errors: Record<string, number>;
   latency: LatencyHistogram;
+  /** The sessions that finished over the last second, for a plot over time. */
+  recent: RecentLatency;
   /** The percentiles the store keeps, for a job this process did not run. */
   savedLatency: Percentiles | undefined;
   error: { code: string; message: string } | null;
@@ -130,6 +133,7 @@ export function newJob(record: ServiceJobRecord): ServiceJob {
     counts: progress.counts ?? zeroCounts(request.total),
     errors: progress.errors ?? {},
     latency: new LatencyHistogram(),
+    recent: new RecentLatency(),
     savedLatency: progress.latencyMs,
     error: progress.error ?? null,
     cancelRequested: progress.cancelRequested ?? false,
@@ -185,6 +189,8 @@ export function jobView(job: ServiceJob): Record<string, unknown> {
     errors: { ...job.errors },
     error: job.error,
     cancelRequested: job.cancelRequested,
+    recent: status === undefined ? null : job.recent.figures(),
+    flowControl: status?.flowControl ?? null,
   };
 }
 

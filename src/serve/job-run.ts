@@ -73,6 +73,9 @@ function stateOf(job: ServiceJob, summary: JobSummary): JobState {
 function count(job: ServiceJob, outcome: ResetOutcome): void {
   job.counts[outcome.outcome]++;
   if (outcome.verified) job.counts.verified++;
-  if (outcome.outcome !== 'skipped') job.latency.record(outcome.latencyMs);
+  if (outcome.outcome !== 'skipped') {
+    job.latency.record(outcome.latencyMs);
+    job.recent.record(outcome.latencyMs);
+  }
   if (outcome.error !== null) job.errors[outcome.error.code] = (job.errors[outcome.error.code] ?? 0) + 1;
 }

@@ -143,6 +143,30 @@ export const JOB = {
       properties: { code: { type: 'string' }, message: { type: 'string' } },
     },
     cancelRequested: { type: 'boolean' },
+    recent: {
+      type: ['object', 'null'],
+      description: 'while it runs: the sessions finished over the last second, and their latency',
+      properties: {
+        sessions: count,
+        latencyMs: {
+          type: 'object',
+          properties: { p50: { type: 'number' }, p95: { type: 'number' }, p99: { type: 'number' } },
+        },
+      },
+    },
+    flowControl: {
+      type: ['object', 'null'],
+      description:
+        "while it runs: the flow controller's mode, rate, ceiling and refusals; the in-flight bound",
+      properties: {
+        mode: { enum: ['adaptive', 'fixed', 'none'] },
+        rate: nullableNumber,
+        ceiling: nullableNumber,
+        refused: count,
+        cuts: count,
+        inFlightLimit: count,
+      },
+    },
   },
 } as const;
 

@@ -1,0 +1,223 @@
+/**
+ * The service under watch vs the CLI: the same job (the same number of fresh sessions, default
+ * concurrency and connections, audited, with a job ledger) started through `cognigy-reset serve`'s API
+ * while 50 clients poll its status (each once a second by default, as a dashboard would; `--poll-ms 100`
+ * for ten times that) and one follows its Server-Sent Events, and run by
+ * `cognigy-reset reset --job` (a child process), against one emulator (another process), in alternating
+ * rounds. Prints the throughput ratio (service / CLI, the median of each round's own; goal >= 0.9) and the
+ * status requests' p99 latency (the median of the rounds'; goal < 20 ms).
+ *
+ * The service's throughput is its job's sessions over `finishedAt - startedAt` (opening and closing the
+ * job's ledger included); the CLI's is its summary's (the bulk run alone): the comparison leans against
+ * the service. `--embedded` serves the emulator inside the service (`serve --emulator`), as the one-command
+ * demo does, instead of the emulator process the CLI uses.
+ *
+ *   npm run build && node dist/bench/serve.js [--ids 100000] [--rounds 3] [--clients 50] [--poll-ms 1000] [--embedded]
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { median, startChild } from './lib/child.js';
+import { CLI, cliRun } from './lib/cli-run.js';
+
+const { values } = parseArgs({
+  options: {
+    ids: { type: 'string', default: '100000' },
+    rounds: { type: 'string', default: '3' },
+    clients: { type: 'string', default: '50' },
+    'poll-ms': { type: 'string', default: '1000' },
+    embedded: { type: 'boolean', default: false },
+  },
+});
+const count = Number(values.ids);
+const rounds = Number(values.rounds);
+const clients = Number(values.clients);
+const pollMs = Number(values['poll-ms']);
+const warmCount = Math.min(count, 10_000);
+const total = 2 * (rounds * count + warmCount);
+
+const dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-serve-bench-'));
+const state = join(dir, 'serve.sqlite');
+const emulator = await startChild(process.execPath, [CLI, 'emulator', '--sessions', String(total)]);
+const wsUrl = emulator.info['wsUrl']!;
+// The tenant's token comes from the environment, as a config names it; the rate limit is out of the way.
+process.env['BENCH_ENGINE_TOKEN'] = 'dev-token';
+const config = join(dir, 'serve.json');
+writeFileSync(
+  config,
+  JSON.stringify({
+    maxRunningJobs: 1,
+    rateLimitPerMinute: 1_000_000,
+    tenants: values.embedded
+      ? {}
+      : { bench: { transport: 'runtime-ws', url: wsUrl, tokenEnv: 'BENCH_ENGINE_TOKEN', bot: 'bench' } },
+  }),
+);
+const made = spawnSync(
+  process.execPath,
+  [CLI, 'keys', 'create', '--scope', 'jobs:read,jobs:write', '--state', state],
+  {
+    encoding: 'utf8',
+  },
+);
+if (made.status !== 0) throw new Error(`keys create exited ${made.status}: ${made.stderr}`);
+const key = (JSON.parse(made.stdout) as { key: string }).key;
+const serveArgs = [CLI, 'serve', '--config', config, '--state', state, '--log-level', 'warn'];
+if (values.embedded) serveArgs.push('--emulator', '--sessions', String(total));
+const service = await startChild(process.execPath, serveArgs);
+const url = service.info['url']!;
+const tenant = values.embedded ? 'demo' : 'bench';
+const auth = { authorization: `Bearer ${key}` };
+
+let cursor = 0;
+const take = (n: number): string[] => Array.from({ length: n }, () => `session-${++cursor}`);
+const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface Job {
+  state: string;
+  startedAt: string;
+  finishedAt: string;
+  counts: { total: number; verified: number; reset: number; failed: number };
+}
+const FINISHED = new Set(['succeeded', 'failed', 'cancelled']);
+
+/** One status client: polls every `pollMs` until the job finished; the latency of each answer. */
+async function poller(id: string, latencies: number[], startAfter: number): Promise<void> {
+  await pause(startAfter);
+  for (;;) {
+    const started = performance.now();
+    const res = await fetch(`${url}/v1/jobs/${id}`, { headers: auth });
+    const job = (await res.json()) as Job;
+    latencies.push(performance.now() - started);
+    if (res.status !== 200) throw new Error(`status answered ${res.status}`);
+    if (FINISHED.has(job.state)) return;
+    await pause(pollMs);
+  }
+}
+
+/** The SSE follower: reads the stream to its end; how many events it got. */
+async function follower(id: string): Promise<number> {
+  const res = await fetch(`${url}/v1/jobs/${id}/events`, { headers: auth });
+  const text = await res.text();
+  return text.split('\n\n').filter((block) => block.startsWith('event:')).length;
+}
+
+let lastJob = '';
+
+async function serviceRun(
+  ids: string[],
+): Promise<{ perSec: number; p99: number; polls: number; events: number }> {
+  const res = await fetch(`${url}/v1/jobs?tenant=${tenant}`, {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'text/plain' },
+    body: `${ids.join('\n')}\n`,
+  });
+  if (res.status !== 201) throw new Error(`POST /v1/jobs answered ${res.status}: ${await res.text()}`);
+  const { id } = (await res.json()) as { id: string };
+  lastJob = id;
+  const latencies: number[] = [];
+  // Spread over one polling interval, as independent clients would be.
+  const polls = Array.from({ length: clients }, (_, i) => poller(id, latencies, (i * pollMs) / clients));
+  const [events] = await Promise.all([follower(id), ...polls]);
+  const job = (await (await fetch(`${url}/v1/jobs/${id}`, { headers: auth })).json()) as Job;
+  if (job.counts.verified !== ids.length) throw new Error(`service job verified ${job.counts.verified}`);
+  const seconds = (Date.parse(job.finishedAt) - Date.parse(job.startedAt)) / 1000;
+  latencies.sort((a, b) => a - b);
+  const p99 = latencies.length === 0 ? 0 : latencies[Math.ceil(0.99 * latencies.length) - 1]!;
+  return { perSec: (job.counts.reset + job.counts.failed) / seconds, p99, polls: latencies.length, events };
+}
+
+/** The service process's CPU time, in ms (Linux: /proc), or undefined. */
+function serviceCpuMs(): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${service.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime, in clock ticks of 10 ms.
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What one status request costs the service, in CPU µs, with no job running: `n` requests, 50 at a time. */
+async function statusCost(id: string, n: number): Promise<number | undefined> {
+  const before = serviceCpuMs();
+  let sent = 0;
+  await Promise.all(
+    Array.from({ length: 50 }, async () => {
+      while (sent++ < n) await (await fetch(`${url}/v1/jobs/${id}`, { headers: auth })).arrayBuffer();
+    }),
+  );
+  const after = serviceCpuMs();
+  return before === undefined || after === undefined ? undefined : ((after - before) / n) * 1000;
+}
+
+async function cliJob(name: string, ids: string[]): Promise<number> {
+  const run = await cliRun({ dir, name, ids, wsUrl, args: ['--job', name] });
+  if (run.verified !== ids.length) throw new Error(`${name}: verified ${run.verified}`);
+  return run.throughput;
+}
+
+try {
+  await serviceRun(take(warmCount));
+  await cliJob('warm', take(warmCount));
+  const service: number[] = [];
+  const cli: number[] = [];
+  const ratios: number[] = [];
+  const p99s: number[] = [];
+  let polls = 0;
+  let events = 0;
+  for (let round = 0; round < rounds; round++) {
+    // Alternating which goes first, so a drift in the machine's speed falls on both alike.
+    const runService = async (): Promise<number> => {
+      const s = await serviceRun(take(count));
+      p99s.push(s.p99);
+      polls += s.polls;
+      events += s.events;
+      return s.perSec;
+    };
+    let s: number;
+    let c: number;
+    if (round % 2 === 0) {
+      s = await runService();
+      c = await cliJob(`cli-${round}`, take(count));
+    } else {
+      c = await cliJob(`cli-${round}`, take(count));
+      s = await runService();
+    }
+    service.push(s);
+    cli.push(c);
+    ratios.push(s / c);
+  }
+  await statusCost(lastJob, 2000);
+  const cost = await statusCost(lastJob, 20_000);
+  const result = {
+    bench: 'serve',
+    ids: count,
+    rounds,
+    clients,
+    pollMs,
+    embedded: values.embedded,
+    servicePerSec: Math.round(median(service)),
+    cliPerSec: Math.round(median(cli)),
+    ratio: Number(median(ratios).toFixed(3)),
+    ratios: ratios.map((r) => Number(r.toFixed(3))),
+    statusP99Ms: Number(median(p99s).toFixed(1)),
+    statusP99MsRounds: p99s.map((p) => Number(p.toFixed(1))),
+    statusRequests: polls,
+    sseEvents: events,
+    statusCpuUs: cost === undefined ? null : Math.round(cost),
+  };
+  process.stdout.write(
+    `verified resets/s, medians of ${rounds} rounds: service ${result.servicePerSec} (${clients} clients polling every ${pollMs} ms, one following SSE), CLI ${result.cliPerSec}\n` +
+      `ratio service/CLI ${result.ratio} (rounds ${result.ratios.join(', ')}; goal >= 0.9); ` +
+      `status p99 ${result.statusP99Ms} ms (rounds ${result.statusP99MsRounds.join(', ')}; goal < 20 ms); ` +
+      `a status request costs the service ${result.statusCpuUs ?? '?'} µs of CPU\n`,
+  );
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+} finally {
+  await service.stop();
+  await emulator.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
