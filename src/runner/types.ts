@@ -14,7 +14,8 @@ export interface JobSpec extends TransportSpec {
   plan: { keepHistory: boolean; keepVariables: boolean; keepNlu: boolean; flowOnly: boolean };
   maxDurationSec: number;
   pipeline: TransportSpec['pipeline'] & {
-    concurrency: number;
+    /** The most resets in flight, and the first limit; unset: the limit adapts from 16 up to 1,024. */
+    concurrency?: number | undefined;
     verify: boolean;
     verifyTimeoutSec: number;
     /** Sessions in a row that could not reach the engine before the run stops (0: never). */
@@ -72,6 +73,10 @@ export interface JobStatus {
   etaSec: number | undefined;
   /** The flow controller's current pace, SEND frames per second. */
   pace: number | undefined;
+  /** The in-flight limit now. */
+  depth: number | undefined;
+  /** SEND frames the engine refused as over its rate, so far (undefined: nothing paced, a dry run). */
+  refused: number | undefined;
 }
 
 export type JobEvent =
