@@ -29,8 +29,6 @@ export function createProgress(options: {
   enabled: boolean;
   /** The send rate in force (the pacer's), shown beside the achieved rate. */
   pace?: () => number | undefined;
-  /** The in-flight limit in force, shown beside the pace. */
-  depth?: () => number | undefined;
 }): Progress {
   const { stream, total } = options;
   const started = performance.now();
@@ -38,11 +36,7 @@ export function createProgress(options: {
   const rate = (): number => counts.done / Math.max(0.001, (performance.now() - started) / 1000);
   const pace = (): string => {
     const r = options.pace?.();
-    const d = options.depth?.();
-    return (
-      (r === undefined || !Number.isFinite(r) ? '' : `  pace ${Math.round(r)}/s`) +
-      (d === undefined ? '' : `  in-flight limit ${d}`)
-    );
+    return r === undefined || !Number.isFinite(r) ? '' : `  pace ${Math.round(r)}/s`;
   };
   if (!options.enabled) return { update: () => undefined, stop: () => undefined };
   if (stream.isTTY === true) {

@@ -18,6 +18,8 @@ import type { JobSpec } from './types.js';
 export const JOB_ID_MAX = 128;
 export const REASON_MAX = 500;
 const IDENTIFIER_MAX = 256;
+export const DEFAULT_CONCURRENCY = 16;
+export const DEFAULT_CONNECTIONS = 4;
 
 const int = (minimum: number, maximum: number, value: number): object => ({
   type: 'integer',
@@ -60,9 +62,8 @@ export const JOB_SPEC_SCHEMA = {
       additionalProperties: false,
       default: {},
       properties: {
-        // Unset, the in-flight limit adapts (up to 1,024) and a runtime-ws pool follows it.
-        concurrency: { type: 'integer', minimum: 1, maximum: 10_000 },
-        connections: { type: 'integer', minimum: 1, maximum: 256 },
+        concurrency: int(1, 10_000, DEFAULT_CONCURRENCY),
+        connections: int(1, 256, DEFAULT_CONNECTIONS),
         ackTimeoutSec: positive(3600, 10),
         verify: { type: 'boolean', default: true },
         verifyTimeoutSec: positive(86_400, 30),
