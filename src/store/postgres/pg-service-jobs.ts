@@ -4,37 +4,11 @@
  * per API key: of two requests with the same one, from any replica, one job is written and both get it.
  */
 import type { ServiceJobFilter, ServiceJobRecord } from '../port.js';
-import type { Run } from './pg-job.js';
-
-interface Row {
-  id: string;
-  tenant: string;
-  state: string;
-  created_at: string;
-  updated_at: string;
-  request: string;
-  progress: string;
-  idempotency_key_id: string | null;
-  idempotency_key: string | null;
-  request_hash: string | null;
-}
+import { serviceJobFromRow as fromRow, type ServiceJobRow as Row } from '../service-job-row.js';
 
 const COLUMNS = `id, tenant, state, created_at, updated_at, request, progress, idempotency_key_id,
   idempotency_key, request_hash`;
-
-const fromRow = (r: Row): ServiceJobRecord => ({
-  id: r.id,
-  tenant: r.tenant,
-  state: r.state,
-  createdAt: r.created_at,
-  updatedAt: r.updated_at,
-  request: JSON.parse(r.request) as Record<string, unknown>,
-  progress: JSON.parse(r.progress) as Record<string, unknown>,
-  idempotency:
-    r.idempotency_key_id === null
-      ? null
-      : { keyId: r.idempotency_key_id, key: r.idempotency_key!, requestHash: r.request_hash! },
-});
+import type { Run } from './pg-job.js';
 
 export async function createServiceJob(run: Run, job: ServiceJobRecord): Promise<ServiceJobRecord> {
   // A job id already taken fails (the primary key); an Idempotency-Key already used writes nothing, and

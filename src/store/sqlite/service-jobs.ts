@@ -4,36 +4,9 @@
  * is unique per API key: a second job with the same one is never written.
  */
 import type { ServiceJobFilter, ServiceJobRecord } from '../port.js';
+import { serviceJobFromRow as fromRow, type ServiceJobRow as Row } from '../service-job-row.js';
 import { written } from './job-store.js';
 import type { StateDb } from './state-file.js';
-
-interface Row {
-  seq: number;
-  id: string;
-  tenant: string;
-  state: string;
-  created_at: string;
-  updated_at: string;
-  request: string;
-  progress: string;
-  idempotency_key_id: string | null;
-  idempotency_key: string | null;
-  request_hash: string | null;
-}
-
-const fromRow = (r: Row): ServiceJobRecord => ({
-  id: r.id,
-  tenant: r.tenant,
-  state: r.state,
-  createdAt: r.created_at,
-  updatedAt: r.updated_at,
-  request: JSON.parse(r.request) as Record<string, unknown>,
-  progress: JSON.parse(r.progress) as Record<string, unknown>,
-  idempotency:
-    r.idempotency_key_id === null
-      ? null
-      : { keyId: r.idempotency_key_id, key: r.idempotency_key!, requestHash: r.request_hash! },
-});
 
 export function createServiceJob(db: StateDb, job: ServiceJobRecord): ServiceJobRecord {
   return written('the service job', () =>
