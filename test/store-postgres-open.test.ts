@@ -39,11 +39,47 @@ if (db !== undefined) {
       );
       assert.deepEqual(
         versions.map((v) => v.version),
-        [1, 2],
+        [1, 2, 3],
       );
       // Opened again: nothing to do, nothing changes.
       await (await openStore(url)).close();
-      assert.equal((await db.sql('SELECT version FROM schema_version', [], url)).length, 2);
+      assert.equal((await db.sql('SELECT version FROM schema_version', [], url)).length, 3);
+    });
+
+    it('upgrades a store of version 2: its service jobs are kept, and their chunks can be claimed', async () => {
+      const url = await db.freshSchema();
+      const before = await openStore(url);
+      const now = new Date().toISOString();
+      await before.createServiceJob({
+        id: 'job_1',
+        tenant: 't',
+        state: 'queued',
+        createdAt: now,
+        updatedAt: now,
+        request: {},
+        progress: {},
+        idempotency: null,
+      });
+      await before.close();
+      // Back to what version 2 made: no chunks.
+      await db.sql('DROP TABLE job_chunks; DELETE FROM schema_version WHERE version = 3', [], url);
+      const store = await openStore(url);
+      try {
+        assert.equal((await store.getServiceJob('job_1'))?.state, 'queued');
+        await store.addJobChunks('job_1', [{ chunkNo: 0, firstIndex: 0, count: 1, targets: 'x\n' }]);
+        assert.equal((await store.claimJobChunk({ owner: 'r1', leaseMs: 60_000 }))?.jobId, 'job_1');
+      } finally {
+        await store.close();
+      }
+      const versions = await db.sql<{ version: number }>(
+        'SELECT version FROM schema_version ORDER BY version',
+        [],
+        url,
+      );
+      assert.deepEqual(
+        versions.map((v) => v.version),
+        [1, 2, 3],
+      );
     });
 
     it('refuses a store of a newer schema version, writing or reading, and leaves it untouched', async () => {
@@ -56,11 +92,11 @@ if (db !== undefined) {
         assert.equal(err.code, 'CR_ERR_STATE_NEWER');
         assert.match(
           err.message,
-          /schema version 99; this cognigy-reset understands up to 2: upgrade cognigy-reset/,
+          /schema version 99; this cognigy-reset understands up to 3: upgrade cognigy-reset/,
         );
         return true;
       });
-      assert.equal((await db.sql('SELECT version FROM schema_version', [], url)).length, 3);
+      assert.equal((await db.sql('SELECT version FROM schema_version', [], url)).length, 4);
     });
 
     it('reads a store read-only: verifies and exports, refuses writes, and refuses a database holding no store', async () => {

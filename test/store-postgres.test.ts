@@ -148,6 +148,61 @@ if (db !== undefined) {
       }
     });
 
+    it('never hands a job chunk to two replicas claiming at once from two stores, and leaves none', async () => {
+      const url = await db.freshSchema();
+      const [a, b] = await Promise.all([openStore(url), openStore(url)]);
+      try {
+        const now = new Date().toISOString();
+        for (const id of ['job-1', 'job-2']) {
+          await a.createServiceJob({
+            id,
+            tenant: 't',
+            state: 'running',
+            createdAt: now,
+            updatedAt: now,
+            request: {},
+            progress: {},
+            idempotency: null,
+          });
+          await a.addJobChunks(
+            id,
+            Array.from({ length: 100 }, (_, i) => ({
+              chunkNo: i,
+              firstIndex: i,
+              count: 1,
+              targets: `${id}\n`,
+            })),
+          );
+        }
+        const got: string[] = [];
+        // Several claimers a store, so claims of one pool run side by side too.
+        const drain = async (store: Store, owner: string): Promise<void> => {
+          for (;;) {
+            const chunk = await store.claimJobChunk({ owner, leaseMs: 600_000 });
+            if (chunk === undefined) return;
+            assert.equal(chunk.claims, 0);
+            got.push(`${chunk.jobId}#${chunk.chunkNo}`);
+            assert.equal(
+              await store.finishJobChunk(chunk.jobId, chunk.chunkNo, { owner, outcomes: 'x\n', error: null }),
+              true,
+            );
+          }
+        };
+        await Promise.all([
+          ...[1, 2, 3].map((i) => drain(a, `a${i}`)),
+          ...[1, 2, 3].map((i) => drain(b, `b${i}`)),
+        ]);
+        assert.equal(new Set(got).size, got.length, 'a chunk went to two owners');
+        assert.equal(got.length, 200);
+        for (const id of ['job-1', 'job-2']) {
+          const summary = await b.jobChunkSummary(id);
+          assert.deepEqual([summary.chunks, summary.done, summary.leased], [100, 100, 0]);
+        }
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+    });
+
     it("refuses a job another store's run holds, and takes it over once that lease expired", async () => {
       const url = await db.freshSchema();
       const [a, b] = await Promise.all([openStore(url), openStore(url)]);

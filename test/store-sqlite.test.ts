@@ -9,6 +9,7 @@ import type { AuditContext } from '../src/audit/record.js';
 import { isCognigyResetError } from '../src/errors.js';
 import { blankOutcome } from '../src/reset/outcome.js';
 import { openStore } from '../src/store/index.js';
+import { SCHEMA_VERSION } from '../src/store/sqlite/state-file.js';
 import { storeContract } from './helpers/store-contract.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cr-store-sqlite-'));
@@ -84,7 +85,7 @@ describe('the SQLite store', () => {
     assert.equal((await store.listApiKeys()).length, 0);
     await store.close();
     const check = new Database(path, { readonly: true });
-    assert.equal(check.pragma('user_version', { simple: true }), 7);
+    assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION);
     check.close();
   });
 
@@ -120,7 +121,45 @@ describe('the SQLite store', () => {
     );
     await store.close();
     const check = new Database(path, { readonly: true });
-    assert.equal(check.pragma('user_version', { simple: true }), 7);
+    assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+    check.close();
+  });
+
+  it('upgrades a version-7 file: its service jobs are kept, and their chunks can be claimed', async () => {
+    const path = fresh();
+    await withJob(path);
+    const before = await openStore(path);
+    const now = new Date().toISOString();
+    await before.createServiceJob({
+      id: 'job_1',
+      tenant: 't',
+      state: 'running',
+      createdAt: now,
+      updatedAt: now,
+      request: {},
+      progress: {},
+      idempotency: null,
+    });
+    await before.close();
+    // Back to what version 7 made: no chunks.
+    const db = new Database(path);
+    db.exec('DROP TABLE job_chunks');
+    db.pragma('user_version = 7');
+    db.close();
+    const store = await openStore(path);
+    assert.equal((await store.verifyAudit()).records, 3);
+    assert.equal((await store.getServiceJob('job_1'))?.state, 'running');
+    assert.deepEqual(await store.ledgerCounts(['j']), { outcomes: { reset: 3 }, verified: 0, errors: {} });
+    await store.addJobChunks('job_1', [
+      { chunkNo: 0, firstIndex: 0, count: 1, targets: '{"sessionId":"a"}\n' },
+    ]);
+    const chunk = await store.claimJobChunk({ owner: 'r1', leaseMs: 60_000 });
+    assert.equal(chunk?.jobId, 'job_1');
+    assert.equal(await store.finishJobChunk('job_1', 0, { owner: 'r1', outcomes: 'x\n', error: null }), true);
+    assert.equal((await store.jobChunkSummary('job_1')).done, 1);
+    await store.close();
+    const check = new Database(path, { readonly: true });
+    assert.equal(check.pragma('user_version', { simple: true }), 8);
     check.close();
   });
 

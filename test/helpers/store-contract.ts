@@ -9,6 +9,7 @@ import type { AuditContext } from '../../src/audit/record.js';
 import { isCognigyResetError } from '../../src/errors.js';
 import { blankOutcome, type ResetOutcome } from '../../src/reset/outcome.js';
 import type { ServiceJobRecord, Store } from '../../src/store/port.js';
+import { chunkContract } from './store-chunks-contract.js';
 
 const AUDIT: AuditContext = {
   actor: 'os:contract',
@@ -337,6 +338,8 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       assert.equal((await store.listServiceJobs({ limit: 10 })).length, 4);
     });
 
+    chunkContract(fresh);
+
     it('refuses work once closed', async () => {
       const store = await open();
       await store.close();
@@ -347,6 +350,16 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       );
       await assert.rejects(store.countOutbox('u'), (err: unknown) => isCognigyResetError(err));
       await assert.rejects(store.listServiceJobs({ limit: 1 }), (err: unknown) => isCognigyResetError(err));
+      await assert.rejects(store.claimJobChunk({ owner: 'o', leaseMs: LONG }), (err: unknown) =>
+        isCognigyResetError(err),
+      );
+      await assert.rejects(store.ledgerCounts(['j']), (err: unknown) => isCognigyResetError(err));
+      await assert.rejects(
+        (async () => {
+          for await (const text of store.jobChunkOutcomes('j')) assert.fail(text);
+        })(),
+        (err: unknown) => isCognigyResetError(err),
+      );
     });
   });
 }
