@@ -179,6 +179,39 @@ export interface OutcomeWriter {
   close(): Promise<void>;
 }
 
+/** A slice of a service job's sessions, as the job's creator writes it: replicas claim slices, not jobs. */
+export interface JobChunkInput {
+  /** 0, 1, 2 … in input order. */
+  chunkNo: number;
+  /** The input index of the chunk's first session: its sessions are `firstIndex … firstIndex + count - 1`. */
+  firstIndex: number;
+  count: number;
+  /** The chunk's sessions as JSON Lines, one target object a line (the service's own format). */
+  targets: string;
+}
+
+/** A chunk a replica claimed: its lease runs until it heartbeats or finishes it. */
+export interface ClaimedJobChunk extends JobChunkInput {
+  jobId: string;
+  /** Claims before this one: more than 0 means an earlier owner stopped or died before finishing it. */
+  claims: number;
+  /** The owner of the claim before this one, when it had not finished the chunk; null otherwise. */
+  previousOwner: string | null;
+}
+
+/** Where a job's chunks stand, across every replica. */
+export interface JobChunkSummary {
+  chunks: number;
+  /** Chunks finished. */
+  done: number;
+  /** Chunks under an unexpired claim. */
+  leased: number;
+  /** Owners of unexpired claims, sorted. */
+  owners: string[];
+  /** The failure a finished chunk recorded (the first, by chunk number), or null. */
+  error: { code: string; message: string } | null;
+}
+
 export interface Store {
   /** `sqlite` or `postgres`. */
   readonly kind: string;
@@ -247,6 +280,57 @@ export interface Store {
   listServiceJobs(filter: ServiceJobFilter): Promise<ServiceJobRecord[]>;
   /** How many service jobs there are in each state (states with none are left out). */
   countServiceJobs(): Promise<Record<string, number>>;
+
+  /**
+   * Writes a service job's chunks (once, when the job is created; a chunk that exists is left as it is).
+   * Nothing of a chunk is a secret: targets are session ids and the fields the service accepts.
+   */
+  addJobChunks(jobId: string, chunks: readonly JobChunkInput[]): Promise<void>;
+  /**
+   * Claims one unfinished chunk for `owner` for `leaseMs` (on the store's clock): a chunk nobody holds, or
+   * whose claim expired, of a service job whose state is `queued` or `running`, oldest job first, then by
+   * chunk number. Two owners never get the same chunk while a claim holds. Undefined when none is free.
+   * `jobs`: only chunks of these jobs (undefined: any job).
+   */
+  claimJobChunk(options: {
+    owner: string;
+    leaseMs: number;
+    jobs?: readonly string[] | undefined;
+  }): Promise<ClaimedJobChunk | undefined>;
+  /**
+   * Extends `owner`'s claim and appends `outcomes` (JSON Lines, possibly empty) to what the chunk holds.
+   * False when `owner` no longer holds the claim (it expired and another owner took it): stop the chunk.
+   */
+  heartbeatJobChunk(
+    jobId: string,
+    chunkNo: number,
+    options: { owner: string; leaseMs: number; outcomes: string },
+  ): Promise<boolean>;
+  /**
+   * Marks the chunk finished, appending the last `outcomes` and recording `error` (a fatal failure of its
+   * run, or null), and gives up the claim. False when `owner` no longer held it (nothing is written).
+   */
+  finishJobChunk(
+    jobId: string,
+    chunkNo: number,
+    options: { owner: string; outcomes: string; error: { code: string; message: string } | null },
+  ): Promise<boolean>;
+  /** Gives up `owner`'s claims, appending nothing: the chunks are free for any owner at once. */
+  releaseJobChunks(owner: string): Promise<void>;
+  /** Marks every chunk of the job unfinished again (a failed or cancelled job resumed); keeps their outcomes. */
+  reopenJobChunks(jobId: string): Promise<void>;
+  jobChunkSummary(jobId: string): Promise<JobChunkSummary>;
+  /** The outcomes the job's chunks hold, as JSON Lines, chunk by chunk in order. */
+  jobChunkOutcomes(jobId: string): AsyncIterable<string>;
+  /**
+   * Counts by outcome over the ledgers of these jobs (each chunk runs as a ledger job of its own), with
+   * `verified` and the error codes: one row per session, its latest outcome.
+   */
+  ledgerCounts(jobIds: readonly string[]): Promise<{
+    outcomes: Record<string, number>;
+    verified: number;
+    errors: Record<string, number>;
+  }>;
 
   close(): Promise<void>;
 }

@@ -104,6 +104,28 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX service_jobs_state ON service_jobs (state, seq);
     `,
   },
+  {
+    version: 3,
+    name: "the service jobs' chunks, claimed by replicas with leases",
+    sql: `
+      CREATE TABLE job_chunks (
+        job_id text NOT NULL,
+        chunk_no integer NOT NULL,
+        first_index bigint NOT NULL,
+        count integer NOT NULL,
+        targets text NOT NULL,
+        outcomes text NOT NULL DEFAULT '',
+        done boolean NOT NULL DEFAULT false,
+        error text,
+        owner text,
+        claimed_until timestamptz,
+        claims integer NOT NULL DEFAULT 0,
+        previous_owner text,
+        PRIMARY KEY (job_id, chunk_no)
+      );
+      CREATE INDEX job_chunks_owner ON job_chunks (owner) WHERE owner IS NOT NULL;
+    `,
+  },
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;

@@ -11,6 +11,9 @@ import { CognigyResetError } from '../../errors.js';
 import type {
   ApiKeyRecord,
   AuditFilter,
+  ClaimedJobChunk,
+  JobChunkInput,
+  JobChunkSummary,
   JobClaimHandle,
   JobRecord,
   OpenJobOptions,
@@ -21,6 +24,8 @@ import type {
   Store,
   VerifyResult,
 } from '../port.js';
+import type { LedgerCounts } from '../job-chunk-row.js';
+import * as jobChunks from './pg-job-chunks.js';
 import * as serviceJobs from './pg-service-jobs.js';
 import { pgStoreError } from './errors.js';
 import { checkSchema, migrate } from './migrations.js';
@@ -327,6 +332,54 @@ export class PgStore implements Store {
 
   countServiceJobs(): Promise<Record<string, number>> {
     return serviceJobs.countServiceJobs(this.#run);
+  }
+
+  addJobChunks(jobId: string, chunks: readonly JobChunkInput[]): Promise<void> {
+    return jobChunks.addJobChunks(this.#run, jobId, chunks);
+  }
+
+  claimJobChunk(options: {
+    owner: string;
+    leaseMs: number;
+    jobs?: readonly string[] | undefined;
+  }): Promise<ClaimedJobChunk | undefined> {
+    return jobChunks.claimJobChunk(this.#run, options);
+  }
+
+  heartbeatJobChunk(
+    jobId: string,
+    chunkNo: number,
+    options: { owner: string; leaseMs: number; outcomes: string },
+  ): Promise<boolean> {
+    return jobChunks.heartbeatJobChunk(this.#run, jobId, chunkNo, options);
+  }
+
+  finishJobChunk(
+    jobId: string,
+    chunkNo: number,
+    options: { owner: string; outcomes: string; error: { code: string; message: string } | null },
+  ): Promise<boolean> {
+    return jobChunks.finishJobChunk(this.#run, jobId, chunkNo, options);
+  }
+
+  releaseJobChunks(owner: string): Promise<void> {
+    return jobChunks.releaseJobChunks(this.#run, owner);
+  }
+
+  reopenJobChunks(jobId: string): Promise<void> {
+    return jobChunks.reopenJobChunks(this.#run, jobId);
+  }
+
+  jobChunkSummary(jobId: string): Promise<JobChunkSummary> {
+    return jobChunks.jobChunkSummary(this.#run, jobId);
+  }
+
+  jobChunkOutcomes(jobId: string): AsyncIterable<string> {
+    return jobChunks.jobChunkOutcomes(this.#run, jobId);
+  }
+
+  ledgerCounts(jobIds: readonly string[]): Promise<LedgerCounts> {
+    return jobChunks.ledgerCounts(this.#run, jobIds);
   }
 
   async close(): Promise<void> {

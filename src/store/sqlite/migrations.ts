@@ -182,6 +182,26 @@ export const MIGRATIONS: Record<number, string | ((db: Database.Database) => voi
     CREATE INDEX IF NOT EXISTS service_jobs_tenant ON service_jobs (tenant, seq);
     CREATE INDEX IF NOT EXISTS service_jobs_state ON service_jobs (state, seq);
   `,
+  // Version 8: a service job's sessions in chunks, which service replicas claim with leases
+  // (`job-chunks.ts`). A rowid table: a chunk's targets and outcomes are long texts.
+  8: `
+    CREATE TABLE IF NOT EXISTS job_chunks (
+      job_id TEXT NOT NULL,
+      chunk_no INTEGER NOT NULL,
+      first_index INTEGER NOT NULL,
+      count INTEGER NOT NULL,
+      targets TEXT NOT NULL,
+      outcomes TEXT NOT NULL DEFAULT '',
+      done INTEGER NOT NULL DEFAULT 0,
+      error TEXT,
+      owner TEXT,
+      claimed_until TEXT,
+      claims INTEGER NOT NULL DEFAULT 0,
+      previous_owner TEXT,
+      PRIMARY KEY (job_id, chunk_no)
+    ) STRICT;
+    CREATE INDEX IF NOT EXISTS job_chunks_owner ON job_chunks (owner) WHERE owner IS NOT NULL;
+  `,
 };
 
 /** An audit row as schema version 2 kept it: one column per field. */

@@ -12,6 +12,9 @@ import { CognigyResetError } from '../../errors.js';
 import type {
   ApiKeyRecord,
   AuditFilter,
+  ClaimedJobChunk,
+  JobChunkInput,
+  JobChunkSummary,
   JobClaimHandle,
   JobRecord,
   OpenJobOptions,
@@ -22,10 +25,12 @@ import type {
   Store,
   VerifyResult,
 } from '../port.js';
+import { type LedgerCounts, OUTCOME_PAGE } from '../job-chunk-row.js';
 import { auditRecords, verifyAudit } from './audit-read.js';
 import { outboxRemover } from './batch-sql.js';
 import { SqliteJob, written } from './job-store.js';
 import * as apiKeys from './api-keys.js';
+import * as jobChunks from './job-chunks.js';
 import * as serviceJobs from './service-jobs.js';
 import { openStateFile, type StateDb } from './state-file.js';
 import { openStateReadOnly, sqliteStateError } from './state-read.js';
@@ -280,6 +285,63 @@ export class SqliteStore implements Store {
 
   async countServiceJobs(): Promise<Record<string, number>> {
     return this.#read((db) => serviceJobs.countServiceJobs(db));
+  }
+
+  async addJobChunks(jobId: string, chunks: readonly JobChunkInput[]): Promise<void> {
+    jobChunks.addJobChunks(this.#use(true), jobId, chunks);
+  }
+
+  async claimJobChunk(options: {
+    owner: string;
+    leaseMs: number;
+    jobs?: readonly string[] | undefined;
+  }): Promise<ClaimedJobChunk | undefined> {
+    const db = this.#use(true);
+    // Read first: an idle poll costs no write lock, which the writer thread may be holding.
+    if (this.#read((d) => jobChunks.freeChunk(d, options.jobs)) === undefined) return undefined;
+    return jobChunks.claimJobChunk(db, options);
+  }
+
+  async heartbeatJobChunk(
+    jobId: string,
+    chunkNo: number,
+    options: { owner: string; leaseMs: number; outcomes: string },
+  ): Promise<boolean> {
+    return jobChunks.heartbeatJobChunk(this.#use(true), jobId, chunkNo, options);
+  }
+
+  async finishJobChunk(
+    jobId: string,
+    chunkNo: number,
+    options: { owner: string; outcomes: string; error: { code: string; message: string } | null },
+  ): Promise<boolean> {
+    return jobChunks.finishJobChunk(this.#use(true), jobId, chunkNo, options);
+  }
+
+  async releaseJobChunks(owner: string): Promise<void> {
+    jobChunks.releaseJobChunks(this.#use(true), owner);
+  }
+
+  async reopenJobChunks(jobId: string): Promise<void> {
+    jobChunks.reopenJobChunks(this.#use(true), jobId);
+  }
+
+  async jobChunkSummary(jobId: string): Promise<JobChunkSummary> {
+    return this.#read((db) => jobChunks.jobChunkSummary(db, jobId));
+  }
+
+  async *jobChunkOutcomes(jobId: string): AsyncIterable<string> {
+    // A page at a time, no statement held open between pages: the consumer may write meanwhile.
+    for (let after = -Infinity; ;) {
+      const page = this.#read((db) => jobChunks.outcomePage(db, jobId, after));
+      for (const row of page) yield row.outcomes;
+      if (page.length < OUTCOME_PAGE) return;
+      after = page.at(-1)!.chunk_no;
+    }
+  }
+
+  async ledgerCounts(jobIds: readonly string[]): Promise<LedgerCounts> {
+    return this.#read((db) => jobChunks.ledgerCounts(db, jobIds));
   }
 
   async close(): Promise<void> {

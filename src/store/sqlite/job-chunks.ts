@@ -1,0 +1,195 @@
+/**
+ * A service job's chunks in the state file (table `job_chunks`, schema version 8): replicas claim a chunk
+ * at a time with a lease, append its outcomes as they heartbeat, and finish it. Times are this process's
+ * clock, as ISO text.
+ */
+import { CognigyResetError } from '../../errors.js';
+import {
+  type ClaimedChunkRow,
+  claimedFromRow,
+  errorText,
+  ledgerCountsOf,
+  type LedgerCounts,
+  OUTCOME_PAGE,
+  summaryOf,
+} from '../job-chunk-row.js';
+import type { ClaimedJobChunk, JobChunkInput, JobChunkSummary } from '../port.js';
+import type { StateDb } from './state-file.js';
+
+/** A write of the chunks; a failure is `CR_ERR_STATE_WRITE` with SQLite's code, never its text. */
+function chunkWrite<T>(what: string, write: () => T): T {
+  try {
+    return write();
+  } catch (err) {
+    if (err instanceof CognigyResetError) throw err;
+    const code = (err as { code?: unknown }).code;
+    throw new CognigyResetError(
+      'CR_ERR_STATE_WRITE',
+      `state file write failed (${what}): ${typeof code === 'string' ? code : 'the write was refused'}`,
+      { cause: err },
+    );
+  }
+}
+
+const expiry = (leaseMs: number): string => new Date(Date.now() + Math.max(0, leaseMs)).toISOString();
+
+export function addJobChunks(db: StateDb, jobId: string, chunks: readonly JobChunkInput[]): void {
+  chunkWrite('the chunks of a job', () => {
+    const insert = db.prepare(
+      `INSERT INTO job_chunks (job_id, chunk_no, first_index, count, targets) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (job_id, chunk_no) DO NOTHING`,
+    );
+    // One transaction: a replica never sees part of a job's chunks.
+    db.transaction(() => {
+      for (const c of chunks) insert.run(jobId, c.chunkNo, c.firstIndex, c.count, c.targets);
+    }).immediate();
+  });
+}
+
+/** The first free chunk, oldest job first: its key, or undefined. */
+export function freeChunk(
+  db: StateDb,
+  jobs: readonly string[] | undefined,
+): { job_id: string; chunk_no: number } | undefined {
+  return db
+    .prepare(
+      `SELECT c.job_id, c.chunk_no FROM job_chunks c JOIN service_jobs s ON s.id = c.job_id
+       WHERE s.state IN ('queued', 'running') AND c.done = 0
+         AND (c.owner IS NULL OR c.claimed_until <= ?)
+         AND (? IS NULL OR c.job_id IN (SELECT value FROM json_each(?)))
+       ORDER BY s.seq, c.chunk_no LIMIT 1`,
+    )
+    .get(new Date().toISOString(), jobs === undefined ? null : 1, JSON.stringify(jobs ?? [])) as
+    { job_id: string; chunk_no: number } | undefined;
+}
+
+/** Claims the first free chunk (the caller read first that one looks free: see `freeChunk`). */
+export function claimJobChunk(
+  db: StateDb,
+  options: { owner: string; leaseMs: number; jobs?: readonly string[] | undefined },
+): ClaimedJobChunk | undefined {
+  return chunkWrite('a chunk claim', () =>
+    db
+      .transaction(() => {
+        // Again under the write lock: another process may have taken it meanwhile.
+        const free = freeChunk(db, options.jobs);
+        if (free === undefined) return undefined;
+        // The owner whose claim expired becomes the previous owner; a free chunk has none.
+        const row = db
+          .prepare(
+            `UPDATE job_chunks SET owner = ?, claimed_until = ?, claims = claims + 1, previous_owner = owner
+             WHERE job_id = ? AND chunk_no = ?
+             RETURNING job_id, chunk_no, first_index, count, targets, claims, previous_owner`,
+          )
+          .get(options.owner, expiry(options.leaseMs), free.job_id, free.chunk_no) as ClaimedChunkRow;
+        return claimedFromRow(row);
+      })
+      .immediate(),
+  );
+}
+
+export function heartbeatJobChunk(
+  db: StateDb,
+  jobId: string,
+  chunkNo: number,
+  options: { owner: string; leaseMs: number; outcomes: string },
+): boolean {
+  // A claim that expired but that nobody took is still this owner's.
+  const result = chunkWrite('a chunk heartbeat', () =>
+    db
+      .prepare(
+        `UPDATE job_chunks SET claimed_until = ?, outcomes = outcomes || ?
+         WHERE job_id = ? AND chunk_no = ? AND owner = ? AND done = 0`,
+      )
+      .run(expiry(options.leaseMs), options.outcomes, jobId, chunkNo, options.owner),
+  );
+  return result.changes > 0;
+}
+
+export function finishJobChunk(
+  db: StateDb,
+  jobId: string,
+  chunkNo: number,
+  options: { owner: string; outcomes: string; error: { code: string; message: string } | null },
+): boolean {
+  const result = chunkWrite('a finished chunk', () =>
+    db
+      .prepare(
+        `UPDATE job_chunks SET done = 1, outcomes = outcomes || ?, error = ?, owner = NULL, claimed_until = NULL
+         WHERE job_id = ? AND chunk_no = ? AND owner = ? AND done = 0`,
+      )
+      .run(options.outcomes, errorText(options.error), jobId, chunkNo, options.owner),
+  );
+  return result.changes > 0;
+}
+
+export function releaseJobChunks(db: StateDb, owner: string): void {
+  // `claims` is kept: the next owner learns that the chunk was started.
+  chunkWrite('the chunk claims', () =>
+    db.prepare('UPDATE job_chunks SET owner = NULL, claimed_until = NULL WHERE owner = ?').run(owner),
+  );
+}
+
+export function reopenJobChunks(db: StateDb, jobId: string): void {
+  chunkWrite('the chunks of a job', () =>
+    db
+      .prepare(
+        'UPDATE job_chunks SET done = 0, error = NULL, owner = NULL, claimed_until = NULL WHERE job_id = ?',
+      )
+      .run(jobId),
+  );
+}
+
+export function jobChunkSummary(db: StateDb, jobId: string): JobChunkSummary {
+  const now = new Date().toISOString();
+  const counts = db
+    .prepare(
+      `SELECT count(*) AS chunks, count(*) FILTER (WHERE done = 1) AS done,
+         count(*) FILTER (WHERE done = 0 AND owner IS NOT NULL AND claimed_until > ?) AS leased
+       FROM job_chunks WHERE job_id = ?`,
+    )
+    .get(now, jobId) as { chunks: number; done: number; leased: number };
+  const owners = db
+    .prepare(
+      `SELECT DISTINCT owner FROM job_chunks
+       WHERE job_id = ? AND done = 0 AND owner IS NOT NULL AND claimed_until > ?`,
+    )
+    .all(jobId, now) as { owner: string }[];
+  const error = db
+    .prepare('SELECT error FROM job_chunks WHERE job_id = ? AND error IS NOT NULL ORDER BY chunk_no LIMIT 1')
+    .get(jobId) as { error: string } | undefined;
+  return summaryOf(
+    counts,
+    owners.map((o) => o.owner),
+    error?.error ?? null,
+  );
+}
+
+/** The chunks after `after` whose outcomes are not empty, a page of them, in order. */
+export function outcomePage(
+  db: StateDb,
+  jobId: string,
+  after: number,
+): { chunk_no: number; outcomes: string }[] {
+  return db
+    .prepare(
+      `SELECT chunk_no, outcomes FROM job_chunks WHERE job_id = ? AND chunk_no > ? AND outcomes != ''
+       ORDER BY chunk_no LIMIT ${OUTCOME_PAGE}`,
+    )
+    .all(jobId, after) as { chunk_no: number; outcomes: string }[];
+}
+
+export function ledgerCounts(db: StateDb, jobIds: readonly string[]): LedgerCounts {
+  const groups = db
+    .prepare(
+      `SELECT outcome, error_code, count(*) AS n, sum(verified) AS verified FROM job_sessions
+       WHERE job_id IN (SELECT value FROM json_each(?)) GROUP BY outcome, error_code`,
+    )
+    .all(JSON.stringify(jobIds)) as {
+    outcome: string;
+    error_code: string | null;
+    n: number;
+    verified: number;
+  }[];
+  return ledgerCountsOf(groups);
+}
