@@ -169,6 +169,45 @@ describe('runner: the job handle', () => {
     assert.equal(await outcomes(metricsB), 40);
   });
 
+  it('two runs of one job over ledgers of their own: each claims and records its own, both name the job', async (t) => {
+    const emu = await startEmulator({ sessions: 0 });
+    t.after(() => emu.close());
+    for (let i = 1; i <= 30; i++) emu.store.create({ sessionId: `c-${i}` });
+    const store = await openStore(tempState(t));
+    t.after(() => store.close());
+    const half = (ledgerId: string, from: number): JobHandle =>
+      startJob(
+        specFor(emu, { jobId: 'job-c', ledgerId }),
+        {
+          total: 15,
+          batches: () => [
+            Array.from({ length: 15 }, (_, i) => ({ sessionId: `c-${from + i}`, index: from - 1 + i })),
+          ],
+        },
+        deps({ store }),
+      );
+    // At once: a ledger of its own each, so neither finds the other's lease.
+    const runs = [half('job-c.c0', 1), half('job-c.c1', 16)];
+    const events = await withDeadline(Promise.all(runs.map((run) => outcomesOf(run))), 30_000, 'runs');
+    const summaries = await Promise.all(runs.map((run) => run.done));
+    assert.deepEqual(
+      summaries.map((s) => [s.jobId, s.reset]),
+      [
+        ['job-c', 15],
+        ['job-c', 15],
+      ],
+    );
+    assert.ok(events.flat().every((e) => e.jobId === 'job-c'));
+    const ledgers = (await store.listJobs()).map((job) => [job.jobId, job.finished]).sort();
+    assert.deepEqual(ledgers, [
+      ['job-c.c0', true],
+      ['job-c.c1', true],
+    ]);
+    const records = [];
+    for await (const record of store.auditRecords({ jobId: 'job-c' })) records.push(record);
+    assert.equal(records.length, 30);
+  });
+
   it('a teardown step that throws is reported after the summary; the steps after it still run', async (t) => {
     const emu = await startEmulator({ sessions: 30 });
     t.after(() => emu.close());
@@ -304,6 +343,8 @@ describe('runner: the job handle', () => {
       'accepted',
     );
     assert.equal(fieldOf({ engine: '' })[1], 'engine');
+    assert.deepEqual(fieldOf({ ledgerId: 'job-1.c0' }).slice(0, 2), ['CR_ERR_OPT_MISSING', 'jobId']);
+    assert.equal(fieldOf({ jobId: 'job-1', ledgerId: 'job-1.c0' })[2], 'accepted');
   });
 
   it("a selector's rows are the job's targets, and each audit record names the selector after the reason", async (t) => {

@@ -65,7 +65,8 @@ export async function openDurable(ctx: DurableContext): Promise<Durable> {
     // Before the job is claimed, and before anything is sent: a file SQLite opened read-only says so here.
     await db.checkWritable();
     if (spec.jobId !== undefined) {
-      const jobId = spec.jobId;
+      // A chunk of a larger job keeps a ledger of its own; its audit records still name the job.
+      const jobId = spec.ledgerId ?? spec.jobId;
       job = await db.openJob({
         jobId,
         leaseMs: DEFAULT_LEASE_MS,
@@ -163,10 +164,11 @@ export async function openDurable(ctx: DurableContext): Promise<Durable> {
       }
     : undefined;
   const jobId = spec.jobId;
+  const ledgerId = spec.ledgerId ?? jobId;
   const persist = (outcome: ResetOutcome, index: number): Promise<void> => {
     const committed = stateWriter.append({
       outcome,
-      job: jobId === undefined ? undefined : { jobId, index },
+      job: ledgerId === undefined ? undefined : { jobId: ledgerId, index },
       audit: auditContext,
       outbox:
         webhook === undefined

@@ -84,6 +84,7 @@ export const JOB_SPEC_SCHEMA = {
     },
     defaultContextKeys: { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: 1000 },
     jobId: { type: 'string', minLength: 1, maxLength: JOB_ID_MAX },
+    ledgerId: { type: 'string', minLength: 1, maxLength: JOB_ID_MAX },
     reason: { type: ['string', 'null'], maxLength: REASON_MAX, default: null },
     actor: { type: 'string', minLength: 1, maxLength: 300 },
     audit: { type: 'boolean', default: true },
@@ -191,11 +192,13 @@ export function jobSpec(value: unknown): JobSpec {
 }
 
 function checkSemantics(spec: JobSpec): void {
-  for (const field of ['tenant', 'botId', 'jobId', 'actor'] as const) {
+  for (const field of ['tenant', 'botId', 'jobId', 'ledgerId', 'actor'] as const) {
     const text = spec[field];
     const problem = text === undefined || text === '' ? undefined : printableProblem(text, IDENTIFIER_MAX);
     if (problem !== undefined) throw specError(field, problem);
   }
+  if (spec.ledgerId !== undefined && spec.jobId === undefined)
+    throw specError('jobId', 'is required with ledgerId', 'CR_ERR_OPT_MISSING');
   if (spec.reason !== null && spec.reason !== undefined) {
     const problem = printableProblem(spec.reason, REASON_MAX);
     if (problem !== undefined) throw specError('reason', problem);

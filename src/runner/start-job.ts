@@ -63,8 +63,9 @@ export function startJob(spec: JobSpec, targets: JobTargets, deps: StartJobDeps)
   const abortController = new AbortController();
   // Every reset in flight listens on these signals.
   setMaxListeners(0, stopController.signal, abortController.signal);
-  // One-off runs get an id of their own: channel messages and metrics carry it.
-  const channelId = spec.jobId ?? `run-${randomUUID()}`;
+  // One-off runs get an id of their own: channel messages and metrics carry it. A run over a ledger of
+  // its own (a chunk of a job) is told apart by it: two chunks of one job may run in one process.
+  const channelId = spec.ledgerId ?? spec.jobId ?? `run-${randomUUID()}`;
   const queue = new EventQueue<JobEvent>(EVENT_QUEUE);
   const counts: JobCounts = { done: 0, reset: 0, failed: 0, skipped: 0 };
   const samples: [number, number][] = [[performance.now(), 0]];

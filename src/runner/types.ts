@@ -28,6 +28,12 @@ export interface JobSpec extends TransportSpec {
   };
   /** Names a resumable job; undefined: a one-off run (still audited). */
   jobId?: string | undefined;
+  /**
+   * The ledger job the run opens and records its outcomes in, when it is not `jobId`: a slice of a
+   * larger job (a service job's chunk) keeps a ledger of its own, while its audit records, events and
+   * metrics name `jobId`. Needs `jobId`. @default jobId
+   */
+  ledgerId?: string | undefined;
   /** Why: recorded in each audit record. */
   reason?: string | null | undefined;
   /** Who asks: `os:<user>`, `principal:<name>` or `key:<id>`. */

@@ -17,7 +17,7 @@ export const CONFIG_SCHEMA = {
   additionalProperties: false,
   required: ['tenants'],
   properties: {
-    /** Jobs that run at once; the others wait in order. */
+    /** Chunks of jobs this replica runs at once; the others wait in the store, oldest job first. */
     maxRunningJobs: { type: 'integer', minimum: 1, maximum: 64, default: 2 },
     /** Requests a minute one API key may send to /v1. */
     rateLimitPerMinute: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 600 },

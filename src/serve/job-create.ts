@@ -1,7 +1,8 @@
 /**
  * `POST /v1/jobs`: a job from ids given inline, a selector, or an upload (CSV / JSON Lines streamed to a
- * file). Its sessions are spooled and checked, and the job recorded in the store, before `201`; with an
- * Idempotency-Key, the same key and request return the first job.
+ * file). Its sessions are spooled and checked, then written to the store as chunks (which any replica may
+ * claim), and the job recorded there, before `201`; with an Idempotency-Key, the same key and request
+ * return the first job.
  */
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
@@ -88,6 +89,7 @@ export function jobCreateRoute(deps: ServiceDeps) {
         const path = uploadPath(deps.jobs.dir, id);
         let idem: ServiceJobIdempotency | null;
         let total: number;
+        let written: { chunks: number; duplicates: number };
         try {
           if (upload) {
             const spooled = await uploadSource(request.body as Readable, path, UPLOAD_LIMIT, required);
@@ -101,10 +103,8 @@ export function jobCreateRoute(deps: ServiceDeps) {
           }
           // The same request again is answered before its sessions are listed a second time.
           const earlier = idem === null ? undefined : await deps.jobs.replay(idem);
-          if (earlier !== undefined) {
-            await rm(path, { force: true });
+          if (earlier !== undefined)
             return await reply.status(201).header('idempotent-replayed', 'true').send(jobView(earlier));
-          }
           if (body.sessions !== undefined) await spoolIds(body.sessions, path, required);
           else if (body.selector !== undefined) {
             const selection = await spoolSelection(spec, tenant.credentials, path, deps.log);
@@ -117,25 +117,24 @@ export function jobCreateRoute(deps: ServiceDeps) {
               body.selector === undefined ? 'the upload holds no session' : 'the selector matches no session',
               body.selector === undefined ? 'body' : 'selector',
             );
-        } catch (err) {
+          // Into the store before the job is: a replica claims its chunks as soon as the job exists.
+          written = await deps.jobs.writeChunks(id, { path, total, required });
+        } finally {
+          // The chunks hold the sessions now: the spool is not read again.
           await rm(path, { force: true });
-          throw err;
         }
         const { job, replayed } = await deps.jobs.add({
           id,
           fields: fieldsOf(body),
           actor,
-          tenant,
-          spec,
+          bot: spec.botId,
           total,
           required,
           idempotency: idem,
+          ...written,
         });
-        if (replayed) {
-          // Another request with the same key won meanwhile.
-          await rm(path, { force: true });
-          return reply.status(201).header('idempotent-replayed', 'true').send(jobView(job));
-        }
+        // Another request with the same key won meanwhile (the chunks written for this one are never claimed).
+        if (replayed) return reply.status(201).header('idempotent-replayed', 'true').send(jobView(job));
         return reply.status(201).header('location', `/v1/jobs/${job.id}`).send(jobView(job));
       },
     );

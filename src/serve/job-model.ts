@@ -1,15 +1,15 @@
 /**
- * A service job as it is held and shown: its state, counts, and the view the API returns; and how it is
- * kept in the store (`ServiceJobRecord`: what was asked in `request`, how far it got in `progress`).
+ * A service job as it is shown: its state and counts as the store has them (so that every replica
+ * answers the same), what the answering replica adds of its own work (live rate, latency), and the view
+ * the API returns. The store keeps what was asked in the record's `request`, how far it got in `progress`.
  */
 import { CognigyResetError } from '../errors.js';
-import { LatencyHistogram } from '../reset/latency-histogram.js';
-import type { JobHandle, JobSpec } from '../runner/types.js';
-import type { ServiceJobIdempotency, ServiceJobRecord, Store } from '../store/port.js';
+import type { LatencyHistogram } from '../reset/latency-histogram.js';
+import type { JobHandle } from '../runner/types.js';
+import type { ServiceJobIdempotency, ServiceJobRecord } from '../store/port.js';
 import type { TargetField } from '../transports/transport.js';
-import type { TenantConfig } from './config.js';
 import type { JobFields } from './job-spec.js';
-import { RecentLatency } from './recent-latency.js';
+import type { RecentLatency } from './recent-latency.js';
 
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export const JOB_STATES: readonly JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
@@ -28,27 +28,51 @@ export interface Percentiles {
   p99: number;
 }
 
-/** A record's `request`: what a restart needs to run the job again (its sessions are in its upload). */
+/** A record's `request`: what any replica needs to run the job (its sessions are in its chunks). */
 export interface JobRequest {
   fields: JobFields;
   bot: string;
   actor: string;
   total: number;
   required: TargetField[];
+  /** How many chunks its sessions were written in (absent: a job made before chunks). */
+  chunks?: number | undefined;
+  /** Sessions listed more than once (each reported as skipped, CR_ERR_RESET_DUPLICATE). */
+  duplicates?: number | undefined;
 }
 
-/** A record's `progress`. */
+/** A record's `progress`. Counts are kept once the job succeeded; until then they are read from its ledgers. */
 export interface JobProgress {
   startedAt: string | null;
   finishedAt: string | null;
-  counts: JobCounts;
-  errors: Record<string, number>;
-  latencyMs: Percentiles;
+  counts?: JobCounts | undefined;
+  errors?: Record<string, number> | undefined;
+  latencyMs?: Percentiles | undefined;
   error: { code: string; message: string } | null;
   cancelRequested: boolean;
   controller: string | null;
 }
 
+/** What this replica knows of a job it runs chunks of, and the store does not: latency and live figures. */
+export interface LocalJob {
+  latency: LatencyHistogram;
+  /** The sessions that finished over the last second, for a plot over time. */
+  recent: RecentLatency;
+  /** The chunks of the job this replica runs now. */
+  handles: Set<JobHandle>;
+  /** The flow controller its last chunk drew on. */
+  controller: string | null;
+}
+
+/** Where a job's chunks stand, across every replica. */
+export interface ChunkView {
+  total: number;
+  done: number;
+  leased: number;
+  owners: string[];
+}
+
+/** A service job as the store has it now, with what this replica adds (`local`). */
 export interface ServiceJob {
   id: string;
   tenant: string;
@@ -57,32 +81,27 @@ export interface ServiceJob {
   fields: JobFields;
   required: TargetField[];
   total: number;
+  /** Chunks its sessions were written in; undefined for a job made before chunks. */
+  chunks: number | undefined;
+  /** Sessions its input listed more than once. */
+  duplicates: number;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
   state: JobState;
-  /** Undefined for a job that is not run by this process now. */
-  spec: JobSpec | undefined;
-  tenantConfig: TenantConfig | undefined;
   counts: JobCounts;
   errors: Record<string, number>;
-  latency: LatencyHistogram;
-  /** The sessions that finished over the last second, for a plot over time. */
-  recent: RecentLatency;
-  /** The percentiles the store keeps, for a job this process did not run. */
+  /** The percentiles the store keeps, for a job this replica did not run. */
   savedLatency: Percentiles | undefined;
   error: { code: string; message: string } | null;
   cancelRequested: boolean;
   /** The flow controller its last run drew on (`fc-N`): jobs on one engine and tenant share one. */
   controller: string | null;
   idempotency: ServiceJobIdempotency | null;
-  handle: JobHandle | undefined;
-  /** Settles once the job's run ended (or it was cancelled while queued). */
-  finished: Promise<void>;
-  settle: () => void;
-  followers: Set<(event: string, data: unknown) => void>;
-  /** The job's writes to the store, in order. */
-  saved: Promise<void>;
+  chunkView: ChunkView | null;
+  local: LocalJob | undefined;
+  /** The record it was read from. */
+  record: ServiceJobRecord;
 }
 
 export function errorOf(err: unknown): { code: string; message: string } {
@@ -94,11 +113,16 @@ export function errorOf(err: unknown): { code: string; message: string } {
 const round = (n: number, places = 1): number => Math.round(n * 10 ** places) / 10 ** places;
 
 export function latencyOf(job: ServiceJob): Percentiles {
-  if (job.savedLatency !== undefined && job.latency.count === 0) return job.savedLatency;
+  const latency = job.local?.latency;
+  if (latency === undefined || latency.count === 0) return job.savedLatency ?? { p50: 0, p95: 0, p99: 0 };
+  return percentilesOf(latency);
+}
+
+export function percentilesOf(latency: LatencyHistogram): Percentiles {
   return {
-    p50: round(job.latency.quantile(0.5)),
-    p95: round(job.latency.quantile(0.95)),
-    p99: round(job.latency.quantile(0.99)),
+    p50: round(latency.quantile(0.5)),
+    p95: round(latency.quantile(0.95)),
+    p99: round(latency.quantile(0.99)),
   };
 }
 
@@ -110,12 +134,10 @@ export const zeroCounts = (total: number): JobCounts => ({
   skipped: 0,
 });
 
-/** A job as held in memory: new, or as its record in the store says. */
+/** A job as its record in the store says (counts as saved; the caller reads live ones). */
 export function newJob(record: ServiceJobRecord): ServiceJob {
   const request = record.request as unknown as JobRequest;
   const progress = record.progress as unknown as Partial<JobProgress>;
-  let settle!: () => void;
-  const finished = new Promise<void>((resolve) => (settle = resolve));
   return {
     id: record.id,
     tenant: record.tenant,
@@ -124,49 +146,38 @@ export function newJob(record: ServiceJobRecord): ServiceJob {
     fields: request.fields,
     required: request.required,
     total: request.total,
+    chunks: request.chunks,
+    duplicates: request.duplicates ?? 0,
     createdAt: record.createdAt,
     startedAt: progress.startedAt ?? null,
     finishedAt: progress.finishedAt ?? null,
     state: record.state as JobState,
-    spec: undefined,
-    tenantConfig: undefined,
     counts: progress.counts ?? zeroCounts(request.total),
     errors: progress.errors ?? {},
-    latency: new LatencyHistogram(),
-    recent: new RecentLatency(),
     savedLatency: progress.latencyMs,
     error: progress.error ?? null,
     cancelRequested: progress.cancelRequested ?? false,
     controller: progress.controller ?? null,
     idempotency: record.idempotency,
-    handle: undefined,
-    finished,
-    settle,
-    followers: new Set(),
-    saved: Promise.resolve(),
+    chunkView: null,
+    local: undefined,
+    record,
   };
 }
 
-export function requestOf(job: ServiceJob): JobRequest {
-  return { fields: job.fields, bot: job.bot, actor: job.actor, total: job.total, required: job.required };
-}
-
-export function progressOf(job: ServiceJob): JobProgress {
-  return {
-    startedAt: job.startedAt,
-    finishedAt: job.finishedAt,
-    counts: job.counts,
-    errors: job.errors,
-    latencyMs: latencyOf(job),
-    error: job.error,
-    cancelRequested: job.cancelRequested,
-    controller: job.controller,
-  };
+/** The record's progress, with these changes. */
+export function progressWith(record: ServiceJobRecord, changes: Partial<JobProgress>): JobProgress {
+  return { ...(record.progress as unknown as JobProgress), ...changes };
 }
 
 /** A job as the API shows it: no secret, nothing of the spec but what the caller gave. */
 export function jobView(job: ServiceJob): Record<string, unknown> {
-  const status = job.state === 'running' ? job.handle?.status() : undefined;
+  const handles = job.state === 'running' && job.local !== undefined ? [...job.local.handles] : [];
+  const statuses = handles.map((handle) => handle.status());
+  const first = statuses[0];
+  const done = job.counts.reset + job.counts.failed + job.counts.skipped;
+  // The rate of the chunks this replica runs: each replica answers for its own work.
+  const rate = statuses.reduce((sum, status) => sum + status.rate, 0);
   return {
     id: job.id,
     state: job.state,
@@ -180,35 +191,17 @@ export function jobView(job: ServiceJob): Record<string, unknown> {
     startedAt: job.startedAt,
     finishedAt: job.finishedAt,
     counts: { ...job.counts },
-    done: job.counts.reset + job.counts.failed + job.counts.skipped,
-    rate: round(status?.rate ?? 0),
-    etaSec: status?.etaSec === undefined ? null : round(status.etaSec),
-    pace: status?.pace === undefined ? null : round(status.pace),
-    flowController: status?.controller ?? job.controller,
+    done,
+    rate: round(rate),
+    etaSec: first === undefined || rate <= 0 ? null : round(Math.max(0, job.total - done) / rate),
+    pace: first?.pace === undefined ? null : round(first.pace),
+    flowController: first?.controller ?? job.local?.controller ?? job.controller,
     latencyMs: latencyOf(job),
     errors: { ...job.errors },
     error: job.error,
     cancelRequested: job.cancelRequested,
-    recent: status === undefined ? null : job.recent.figures(),
-    flowControl: status?.flowControl ?? null,
+    recent: first === undefined ? null : job.local!.recent.figures(),
+    flowControl: first?.flowControl ?? null,
+    chunks: job.chunkView,
   };
-}
-
-/** Listing the unfinished jobs at start, this many a page. */
-const RESTORE_PAGE = 500;
-
-/** The jobs left running or queued by an earlier process, those that were running first, oldest first. */
-export async function unfinishedJobs(store: Store): Promise<ServiceJobRecord[]> {
-  const unfinished: ServiceJobRecord[] = [];
-  for (const state of ['running', 'queued'] as const) {
-    const newestFirst: ServiceJobRecord[] = [];
-    for (let after: string | undefined; ;) {
-      const page = await store.listServiceJobs({ state, limit: RESTORE_PAGE, after });
-      newestFirst.push(...page);
-      if (page.length < RESTORE_PAGE) break;
-      after = page[page.length - 1]!.id;
-    }
-    unfinished.push(...newestFirst.reverse());
-  }
-  return unfinished;
 }

@@ -1,71 +1,99 @@
 /**
- * The service's jobs: kept in the store (`ServiceJobRecord`), so that they are listed from it, a restart
- * runs on those that had not finished, and an Idempotency-Key outlives the process. This process holds in
- * memory only the jobs it runs or has queued: in order, with a bound on how many run at once
- * (`job-run.ts` runs one).
+ * The service's jobs, kept in the store (`ServiceJobRecord`, and the job's sessions as chunks), so that
+ * every replica on one store lists them, answers the same for each, cancels and resumes any of them, and
+ * shares their work: this replica's `ChunkWorker` claims chunks of any job. Nothing is restored at start:
+ * the chunks of unfinished jobs are there to claim.
  */
 import { mkdirSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CognigyResetError } from '../errors.js';
-import { LatencyHistogram } from '../reset/latency-histogram.js';
-import type { JobSpec } from '../runner/types.js';
 import type { ResetMetrics } from '../sinks/prometheus.js';
 import type { ServiceJobIdempotency, ServiceJobRecord, Store } from '../store/index.js';
 import type { TargetField } from '../transports/transport.js';
+import type { BuildSpec } from './chunk-run.js';
 import type { TenantConfig } from './config.js';
+import { writeChunks } from './job-chunks.js';
+import { withLiveCounts } from './job-counts.js';
 import {
-  errorOf,
   FINISHED,
-  jobView,
   newJob,
-  progressOf,
-  requestOf,
-  unfinishedJobs,
+  progressWith,
   zeroCounts,
+  type JobProgress,
+  type JobRequest,
   type JobState,
   type ServiceJob,
 } from './job-model.js';
-import { runJob } from './job-run.js';
-import type { JobFields } from './job-spec.js';
+import { buildJobSpec, type JobFields } from './job-spec.js';
+import { ChunkWorker } from './job-worker.js';
+
+export type { BuildSpec } from './chunk-run.js';
+
+/** How long a replica's claim on a chunk lasts without a heartbeat, by default. */
+export const DEFAULT_CHUNK_LEASE_MS = 30_000;
 
 export interface JobManagerOptions {
+  /** Chunks this replica runs at once. */
   maxRunning: number;
-  /** Where the jobs, their ledgers and audit records go: the service's store, kept open. */
+  /** Where the jobs, their chunks, ledgers and audit records go: the service's store, kept open. */
   store: Store;
-  /** Where jobs' sessions and outcome files live. */
+  /** Where uploads are spooled while a job is made. */
   dir: string;
   log: Logger;
   metrics?: ResetMetrics | undefined;
+  /** The tenants jobs run against: a chunk's spec is built from its tenant's config here. */
+  tenants: ReadonlyMap<string, TenantConfig>;
+  /** @default buildJobSpec */
+  build?: BuildSpec | undefined;
+  /** A chunk claim's lease, in milliseconds. @default DEFAULT_CHUNK_LEASE_MS */
+  leaseMs?: number | undefined;
 }
 
 export interface NewJob {
   id: string;
   fields: JobFields;
   actor: string;
-  tenant: TenantConfig;
-  spec: JobSpec;
+  bot: string;
   total: number;
   required: TargetField[];
   idempotency: ServiceJobIdempotency | null;
+  /** What `writeChunks` wrote. */
+  chunks: number;
+  duplicates: number;
 }
 
-export type BuildSpec = (tenant: TenantConfig, fields: JobFields, id: string, actor: string) => JobSpec;
-
 export class JobManager {
-  /** The jobs this process runs or has queued. */
-  readonly #live = new Map<string, ServiceJob>();
-  readonly #queue: ServiceJob[] = [];
-  #running = 0;
-  #closing = false;
+  readonly #worker: ChunkWorker;
+  readonly #stopping = new AbortController();
+  #closed: Promise<void> | undefined;
 
   constructor(readonly options: JobManagerOptions) {
     mkdirSync(options.dir, { recursive: true });
+    this.#worker = new ChunkWorker({
+      store: options.store,
+      maxRunning: options.maxRunning,
+      leaseMs: options.leaseMs ?? DEFAULT_CHUNK_LEASE_MS,
+      log: options.log,
+      metrics: options.metrics,
+      tenants: options.tenants,
+      build: options.build ?? buildJobSpec,
+    });
   }
 
-  /** Where jobs' files live: a job's sessions go to `uploadPath(dir, id)` before `add`. */
+  /** Where uploads are spooled: a job's sessions go to `uploadPath(dir, id)` before `writeChunks`. */
   get dir(): string {
     return this.options.dir;
+  }
+
+  /** This replica's id in the store's chunk claims. */
+  get owner(): string {
+    return this.#worker.owner;
+  }
+
+  /** Aborted once the service stops taking work: followers' streams end. */
+  get stopping(): AbortSignal {
+    return this.#stopping.signal;
   }
 
   get #store(): Store {
@@ -76,39 +104,54 @@ export class JobManager {
     return `job_${randomUUID().replace(/-/g, '')}`;
   }
 
+  /** Writes a new job's spooled sessions to the store as chunks (before `add`). */
+  writeChunks(
+    id: string,
+    spool: { path: string; total: number; required: readonly TargetField[] },
+  ): Promise<{ chunks: number; duplicates: number }> {
+    return writeChunks(this.#store, id, spool);
+  }
+
   /**
-   * Records a job whose spec is checked and whose sessions are spooled, and queues it. When an earlier
-   * request made a job with the same Idempotency-Key, that job is returned instead (`replayed`), or the
-   * request refused when it was another.
+   * Records a job whose spec is checked and whose chunks are written: from then on, any replica may
+   * claim them. When an earlier request made a job with the same Idempotency-Key, that job is returned
+   * instead (`replayed`; the chunks written for this one are never claimed), or the request refused when
+   * it was another.
    */
   async add(input: NewJob): Promise<{ job: ServiceJob; replayed: boolean }> {
     const now = new Date().toISOString();
+    const request: JobRequest = {
+      fields: input.fields,
+      bot: input.bot,
+      actor: input.actor,
+      total: input.total,
+      required: input.required,
+      chunks: input.chunks,
+      duplicates: input.duplicates,
+    };
+    const progress: JobProgress = {
+      startedAt: null,
+      finishedAt: null,
+      counts: zeroCounts(input.total),
+      error: null,
+      cancelRequested: false,
+      controller: null,
+    };
     const record: ServiceJobRecord = {
       id: input.id,
       tenant: input.fields.tenant,
       state: 'queued',
       createdAt: now,
       updatedAt: now,
-      request: {
-        fields: input.fields,
-        bot: input.spec.botId,
-        actor: input.actor,
-        total: input.total,
-        required: input.required,
-      },
-      progress: {},
+      request: { ...request },
+      progress: { ...progress },
       idempotency: input.idempotency,
     };
-    const job = newJob(record);
-    record.progress = { ...progressOf(job) };
     const stored = await this.#store.createServiceJob(record);
-    if (stored.id !== input.id) return { job: this.#replayed(stored, input.idempotency!), replayed: true };
-    job.spec = input.spec;
-    job.tenantConfig = input.tenant;
-    this.#live.set(job.id, job);
-    this.#queue.push(job);
-    this.#pump();
-    return { job, replayed: false };
+    if (stored.id !== input.id)
+      return { job: await this.#replayed(stored, input.idempotency!), replayed: true };
+    this.#worker.wake();
+    return { job: await this.#read(stored), replayed: false };
   }
 
   /** The job an earlier request with this Idempotency-Key made, when it was this request; else undefined. */
@@ -117,24 +160,22 @@ export class JobManager {
     return earlier === undefined ? undefined : this.#replayed(earlier, idempotency);
   }
 
-  #replayed(earlier: ServiceJobRecord, idempotency: ServiceJobIdempotency): ServiceJob {
+  #replayed(earlier: ServiceJobRecord, idempotency: ServiceJobIdempotency): Promise<ServiceJob> {
     if (earlier.idempotency?.requestHash !== idempotency.requestHash)
       throw new CognigyResetError(
         'CR_ERR_API_IDEMPOTENCY',
         'this Idempotency-Key was used with another request',
       );
-    return this.#live.get(earlier.id) ?? newJob(earlier);
+    return this.#read(earlier);
   }
 
-  /** The job this process runs, or as the store has it; undefined when there is none. */
+  /** The job as the store has it now, with its counts; undefined when there is none. */
   async find(id: string): Promise<ServiceJob | undefined> {
-    const live = this.#live.get(id);
-    if (live !== undefined) return live;
     const record = await this.#store.getServiceJob(id);
-    return this.#live.get(id) ?? (record === undefined ? undefined : newJob(record));
+    return record === undefined ? undefined : this.#read(record);
   }
 
-  /** A page of jobs from the store, newest first; those this process runs as they are now. */
+  /** A page of jobs from the store, newest first. */
   async list(filter: {
     tenants: readonly string[];
     state?: JobState | undefined;
@@ -142,7 +183,7 @@ export class JobManager {
     after?: string | undefined;
   }): Promise<ServiceJob[]> {
     const records = await this.#store.listServiceJobs(filter);
-    return records.map((record) => this.#live.get(record.id) ?? newJob(record));
+    return Promise.all(records.map((record) => this.#read(record)));
   }
 
   /** Jobs by state, from the store. */
@@ -151,163 +192,76 @@ export class JobManager {
   }
 
   /**
-   * Queues again, in the order they were created, the jobs of earlier runs that had not finished;
-   * `build` rebuilds a spec from the tenant's current config (a job whose tenant is gone fails).
+   * Cancels a job, whichever replica runs it: no chunk of it is claimed from now on, and every replica
+   * running one stops it at its next heartbeat (those in flight finish).
    */
-  async restore(tenants: ReadonlyMap<string, TenantConfig>, build: BuildSpec): Promise<void> {
-    const unfinished = await unfinishedJobs(this.#store);
-    for (const record of unfinished) {
-      const job = newJob(record);
-      job.state = 'queued';
-      this.#live.set(job.id, job);
-      try {
-        this.#prepare(job, tenants, build);
-        this.#queue.push(job);
-      } catch (err) {
-        job.error = errorOf(err);
-        await this.#finish(job, 'failed');
-      }
-    }
-    this.#pump();
-  }
-
-  /** A queued job is cancelled at once; a running one takes no new session and its in-flight finish. */
-  async cancel(job: ServiceJob): Promise<void> {
+  async cancel(job: ServiceJob): Promise<ServiceJob> {
     if (FINISHED.has(job.state))
       throw new CognigyResetError('CR_ERR_API_CONFLICT', `job ${job.id} is already ${job.state}`);
-    if (!this.#live.has(job.id))
-      throw new CognigyResetError('CR_ERR_API_CONFLICT', `job ${job.id} is not run by this service`);
-    job.cancelRequested = true;
-    if (job.state === 'queued') {
-      this.#queue.splice(this.#queue.indexOf(job), 1);
-      await this.#finish(job, 'cancelled');
-      return;
-    }
-    job.handle?.stop();
-    await this.#save(job);
-    this.#tell(job, 'status');
+    await this.#store.updateServiceJob(job.id, {
+      state: 'cancelled',
+      progress: {
+        ...progressWith(job.record, { cancelRequested: true, finishedAt: new Date().toISOString() }),
+      },
+    });
+    // This replica's own chunks stop at once; the others' at their next heartbeat.
+    for (const handle of this.#worker.local(job.id)?.handles ?? []) handle.stop();
+    return (await this.find(job.id)) ?? job;
   }
 
   /**
-   * Runs a failed or cancelled job again: its ledger skips the sessions already done, and checks the
-   * state of those that may have been sent before anything is sent to them. Refuses any other job.
+   * Runs a failed or cancelled job again: its chunks are opened again, and each one's ledger skips the
+   * sessions already done, and checks the state of those that may have been sent before anything is sent
+   * to them. Refuses any other job, and one whose tenant is no longer configured.
    */
-  async resume(
-    job: ServiceJob,
-    tenants: ReadonlyMap<string, TenantConfig>,
-    build: BuildSpec,
-  ): Promise<ServiceJob> {
-    if (this.#live.has(job.id) || (job.state !== 'failed' && job.state !== 'cancelled'))
+  async resume(job: ServiceJob): Promise<ServiceJob> {
+    if ((job.state !== 'failed' && job.state !== 'cancelled') || job.chunks === undefined)
       throw new CognigyResetError(
         'CR_ERR_API_NOT_RESUMABLE',
-        `job ${job.id} is ${this.#live.get(job.id)?.state ?? job.state}: only a failed or cancelled job resumes`,
+        job.chunks === undefined
+          ? `job ${job.id} was made by an earlier version of the service: it does not resume`
+          : `job ${job.id} is ${job.state}: only a failed or cancelled job resumes`,
       );
-    const resumed = newJob({
-      id: job.id,
-      tenant: job.tenant,
+    const tenant = this.options.tenants.get(job.tenant);
+    if (tenant === undefined)
+      throw new CognigyResetError('CR_ERR_API_CONFIG', `tenant ${job.tenant} is no longer configured`);
+    (this.options.build ?? buildJobSpec)(tenant, job.fields, job.id, job.actor);
+    // Opened before the job is queued: a claim never finds a queued job with every chunk done.
+    await this.#store.reopenJobChunks(job.id);
+    await this.#store.updateServiceJob(job.id, {
       state: 'queued',
-      createdAt: job.createdAt,
-      updatedAt: job.createdAt,
-      request: { ...requestOf(job) },
-      progress: {},
-      idempotency: job.idempotency,
+      progress: {
+        ...progressWith(job.record, {
+          startedAt: null,
+          finishedAt: null,
+          counts: undefined,
+          errors: undefined,
+          latencyMs: undefined,
+          error: null,
+          cancelRequested: false,
+        }),
+      },
     });
-    this.#prepare(resumed, tenants, build);
-    this.#live.set(resumed.id, resumed);
-    await this.#save(resumed);
-    this.#queue.push(resumed);
-    this.#pump();
-    return resumed;
+    this.#worker.wake();
+    return (await this.find(job.id)) ?? job;
   }
 
   /**
-   * Stops taking work: running jobs take no new session and those in flight finish; they and the queued
-   * ones stay unfinished in the store, and run again on the next start.
+   * Stops taking work: running chunks take no new session and those in flight finish; their claims are
+   * given up, so another replica, or the next start, runs them on.
    */
-  async close(): Promise<void> {
-    this.#closing = true;
-    const running = [...this.#live.values()].filter((job) => job.state === 'running');
-    for (const job of running) job.handle?.stop();
-    await Promise.all(running.map((job) => job.finished));
-    // Followers of the jobs left queued are told the stream ends: the server can close.
-    for (const job of this.#live.values()) {
-      this.#tell(job, 'done');
-      job.followers.clear();
-      await job.saved;
-    }
+  close(): Promise<void> {
+    this.#stopping.abort();
+    this.#closed ??= this.#worker.close();
+    return this.#closed;
   }
 
-  /** A job's spec from its tenant's config now; throws when the tenant is gone or the spec is refused. */
-  #prepare(job: ServiceJob, tenants: ReadonlyMap<string, TenantConfig>, build: BuildSpec): void {
-    const tenant = tenants.get(job.tenant);
-    if (tenant === undefined)
-      throw new CognigyResetError('CR_ERR_API_CONFIG', `tenant ${job.tenant} is no longer configured`);
-    job.spec = build(tenant, job.fields, job.id, job.actor);
-    job.tenantConfig = tenant;
-    job.counts = zeroCounts(job.total);
-    job.errors = {};
-    job.error = null;
-    job.latency = new LatencyHistogram();
-    job.savedLatency = undefined;
+  async #read(record: ServiceJobRecord): Promise<ServiceJob> {
+    return withLiveCounts(this.#store, this.#snapshot(newJob(record)));
   }
 
-  #pump(): void {
-    while (!this.#closing && this.#running < this.options.maxRunning && this.#queue.length > 0) {
-      const job = this.#queue.shift()!;
-      this.#running++;
-      void this.#run(job).finally(() => {
-        this.#running--;
-        job.settle();
-        this.#pump();
-      });
-    }
-  }
-
-  async #run(job: ServiceJob): Promise<void> {
-    job.state = 'running';
-    job.startedAt = new Date().toISOString();
-    await this.#save(job);
-    const final = await runJob(job, { ...this.options, tell: (j, event) => this.#tell(j, event) });
-    if (this.#closing && !job.cancelRequested && final !== 'succeeded') {
-      // Stopped by the service's own stop: left unfinished, it runs again on the next start.
-      job.state = 'queued';
-      await this.#save(job);
-      this.#tell(job, 'status');
-      this.#tell(job, 'done');
-      job.followers.clear();
-      return;
-    }
-    await this.#finish(job, final);
-  }
-
-  /** Ends a job: saved, its followers told, and no longer held by this process. */
-  async #finish(job: ServiceJob, state: JobState): Promise<void> {
-    job.state = state;
-    job.finishedAt = new Date().toISOString();
-    await this.#save(job);
-    this.#live.delete(job.id);
-    this.#tell(job, 'status');
-    this.#tell(job, 'done');
-    job.followers.clear();
-    job.settle();
-  }
-
-  /** Writes the job's state to the store, after its earlier writes; a failure is logged. */
-  #save(job: ServiceJob): Promise<void> {
-    const update = { state: job.state, progress: { ...progressOf(job) } };
-    job.saved = job.saved.then(async () => {
-      try {
-        await this.#store.updateServiceJob(job.id, update);
-      } catch (err) {
-        this.options.log.error({ jobId: job.id, err: errorOf(err) }, 'job state not written');
-      }
-    });
-    return job.saved;
-  }
-
-  #tell(job: ServiceJob, event: string): void {
-    if (job.followers.size === 0) return;
-    const data = jobView(job);
-    for (const follower of job.followers) follower(event, data);
+  #snapshot(job: ServiceJob): ServiceJob {
+    job.local = this.#worker.local(job.id);
+    return job;
   }
 }

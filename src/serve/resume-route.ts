@@ -1,12 +1,12 @@
 /**
  * `POST /v1/jobs/{id}/resume`: a failed or cancelled job runs again, as the runner resumes a job: its
- * ledger skips the sessions already done, and the state of those that may have been sent (a recorded
- * failure, or no outcome below the reservation mark) is checked before anything is sent to them.
+ * chunks are opened again, each chunk's ledger skips the sessions already done, and the state of those
+ * that may have been sent (a recorded failure, or no outcome below the reservation mark) is checked
+ * before anything is sent to them.
  */
 import type { FastifyInstance } from 'fastify';
 import type { ServiceDeps } from './deps.js';
 import { jobView } from './job-model.js';
-import { buildJobSpec } from './job-spec.js';
 import { visibleJob } from './route-helpers.js';
 import { JOB, JOB_PARAMS, problems, SECURITY } from './schemas.js';
 
@@ -27,7 +27,7 @@ export function resumeRoute(deps: ServiceDeps) {
       },
       async (request, reply) => {
         const job = await visibleJob(deps, request);
-        const resumed = await deps.jobs.resume(job, deps.config.tenants, buildJobSpec);
+        const resumed = await deps.jobs.resume(job);
         return reply.status(202).header('location', `/v1/jobs/${resumed.id}`).send(jobView(resumed));
       },
     );

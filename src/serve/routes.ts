@@ -1,10 +1,13 @@
-/** The /v1 job routes: list, get, cancel, outcomes, live events (creating one: `job-create.ts`). */
-import { createReadStream, existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+/**
+ * The /v1 job routes: list, get, cancel, outcomes, live events (creating one: `job-create.ts`). Each
+ * reads the store, so every replica on one store answers the same.
+ */
 import { Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { Store } from '../store/index.js';
 import type { ServiceDeps } from './deps.js';
-import { outcomesPath } from './job-files.js';
+import type { JobManager } from './jobs.js';
 import { FINISHED, jobView, type JobState, type ServiceJob } from './job-model.js';
 import { requireTenant } from './keys.js';
 import { principalOf, visibleJob } from './route-helpers.js';
@@ -70,8 +73,7 @@ export function jobRoutes(deps: ServiceDeps) {
       },
       async (request, reply) => {
         const job = await visibleJob(deps, request);
-        await deps.jobs.cancel(job);
-        return reply.status(202).send(jobView(job));
+        return reply.status(202).send(jobView(await deps.jobs.cancel(job)));
       },
     );
 
@@ -97,10 +99,8 @@ export function jobRoutes(deps: ServiceDeps) {
       async (request, reply) => {
         const job = await visibleJob(deps, request);
         const { outcome } = request.query as { outcome?: string };
-        const path = outcomesPath(deps.jobs.dir, job.id);
         void reply.type('application/x-ndjson');
-        if (!existsSync(path)) return reply.send('');
-        return reply.send(Readable.from(outcomeLines(path, outcome)));
+        return reply.send(Readable.from(outcomeLines(deps.store, job.id, outcome)));
       },
     );
 
@@ -123,22 +123,34 @@ export function jobRoutes(deps: ServiceDeps) {
           },
         },
       },
-      async (request, reply) => follow(await visibleJob(deps, request), reply),
+      async (request, reply) => follow(deps.jobs, await visibleJob(deps, request), reply),
     );
     done();
   };
 }
 
-async function* outcomeLines(path: string, outcome: string | undefined): AsyncGenerator<string> {
-  const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
-  for await (const line of lines) {
-    if (line === '') continue;
-    if (outcome === undefined || (JSON.parse(line) as { outcome: string }).outcome === outcome)
-      yield `${line}\n`;
-  }
+/** How often a follower gets the job's status. */
+const STATUS_EVERY_MS = 500;
+
+async function* outcomeLines(store: Store, id: string, outcome: string | undefined): AsyncGenerator<string> {
+  for await (const text of store.jobChunkOutcomes(id))
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      if (outcome === undefined || (JSON.parse(line) as { outcome: string }).outcome === outcome)
+        yield `${line}\n`;
+    }
 }
 
-function follow(job: ServiceJob, reply: FastifyReply): void {
+/**
+ * Ended, and nothing of it runs anywhere: a cancelled job is cancelled at once, while the sessions in
+ * flight on each replica finish and their outcomes are written.
+ */
+function ended(job: ServiceJob): boolean {
+  return FINISHED.has(job.state) && (job.chunkView === null || job.chunkView.leased === 0);
+}
+
+/** The job's status every half second, as the store has it, and a last `done` once it has ended. */
+function follow(jobs: JobManager, job: ServiceJob, reply: FastifyReply): void {
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, {
@@ -148,15 +160,31 @@ function follow(job: ServiceJob, reply: FastifyReply): void {
     'x-accel-buffering': 'no',
   });
   const send = (event: string, data: unknown): void => {
-    if (res.writableEnded) return;
+    if (res.writableEnded || res.destroyed) return;
     res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     if (event === 'done') res.end();
   };
-  send('status', jobView(job));
-  if (FINISHED.has(job.state)) {
-    send('done', jobView(job));
-    return;
-  }
-  job.followers.add(send);
-  res.on('close', () => job.followers.delete(send));
+  // Ends with the client, or with the service's stop.
+  const gone = new AbortController();
+  res.on('close', () => gone.abort());
+  const until = AbortSignal.any([gone.signal, jobs.stopping]);
+  void (async () => {
+    let last = job;
+    send('status', jobView(last));
+    while (!ended(last)) {
+      try {
+        await delay(STATUS_EVERY_MS, undefined, { signal: until });
+      } catch {
+        break;
+      }
+      try {
+        last = (await jobs.find(job.id)) ?? last;
+      } catch {
+        // The store could not be read this time: the next tick tries again.
+        continue;
+      }
+      send('status', jobView(last));
+    }
+    send('done', jobView(last));
+  })();
 }

@@ -167,6 +167,17 @@ export const JOB = {
         inFlightLimit: count,
       },
     },
+    chunks: {
+      type: ['object', 'null'],
+      description:
+        "the job's sessions as chunks, claimed by the service's replicas: how many, how many are done, how many are claimed now and by which replicas (host/pid/id)",
+      properties: {
+        total: count,
+        done: count,
+        leased: count,
+        owners: { type: 'array', items: { type: 'string' } },
+      },
+    },
   },
 } as const;
 

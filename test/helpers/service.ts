@@ -62,6 +62,7 @@ export async function startService(
     dir: join(dir, 'jobs'),
     log: pino({ level: 'silent' }),
     metrics,
+    tenants: config.tenants,
   });
   const app = await buildApp({ store, jobs, config, metrics, draining: () => false });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });

@@ -10,7 +10,6 @@ import { CognigyResetError } from '../../errors.js';
 import { buildApp } from '../../serve/app.js';
 import { credentialsOf, readConfig, type ServiceConfig } from '../../serve/config.js';
 import { JobManager } from '../../serve/jobs.js';
-import { buildJobSpec } from '../../serve/job-spec.js';
 import { openServiceStore } from '../../serve/open-store.js';
 import { ResetMetrics } from '../../sinks/prometheus.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.js';
@@ -25,6 +24,7 @@ interface ServeFlags {
   config?: string;
   emulator: boolean;
   sessions: number;
+  lease: number;
   logLevel: LogLevel;
 }
 
@@ -78,13 +78,23 @@ async function serve(flags: ServeFlags): Promise<void> {
     }
     const metrics = new ResetMetrics();
     closers.push(() => metrics.close());
-    const jobs = new JobManager({ maxRunning: config.maxRunningJobs, store, dir, log, metrics });
-    // The jobs of earlier runs are listed again; those that had not finished run again, in order.
-    await jobs.restore(config.tenants, buildJobSpec);
+    // Chunks of unfinished jobs, this replica's or another's, are claimed from the store: nothing to restore.
+    const jobs = new JobManager({
+      maxRunning: config.maxRunningJobs,
+      store,
+      dir,
+      log,
+      metrics,
+      tenants: config.tenants,
+      leaseMs: flags.lease * 1000,
+    });
+    // Closed once: here on a failure to start, or before the server on a stop (below).
+    closers.push(() => jobs.close());
     let draining = false;
     const app = await buildApp({ store, jobs, config, metrics, log, draining: () => draining });
     closers.push(() => app.close());
-    // Stopping: no new request is ready; running jobs take no new session, in-flight ones finish.
+    // Stopping: no new request is ready; running chunks take no new session, in-flight ones finish, and
+    // their claims are given up for another replica. Followers' streams end before the server closes.
     closers.push(() => jobs.close());
     closers.push(() => {
       draining = true;
@@ -130,6 +140,12 @@ export function serveCommand(): Command {
     .option('--config <file>', "JSON: each tenant's engine, and where its secrets come from")
     .option('--emulator', 'serve an in-process emulator as tenant demo, bot demo-bot', false)
     .option('--sessions <n>', 'with --emulator: seed session-1 … session-N', integerIn(0, 10_000_000), 2000)
+    .option(
+      '--lease <seconds>',
+      "how long this replica's claim on a chunk of a job lasts without a heartbeat: another replica takes it over after",
+      integerIn(3, 3600),
+      30,
+    )
     .addOption(new Option('--log-level <level>', 'log level (stderr)').choices(LOG_LEVELS).default('info'))
     .action(async (flags: ServeFlags) => {
       await serve(flags);

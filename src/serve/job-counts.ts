@@ -1,0 +1,66 @@
+/**
+ * A job's counts as the store has them, whichever replica ran its chunks: each chunk's ledger holds its
+ * sessions' latest outcomes (one row a session, so a chunk taken over or a job resumed is not counted
+ * twice). A dry run keeps no ledger: its counts are read from the outcomes its chunks hold. A succeeded
+ * job keeps its counts in its record, read there.
+ */
+import type { Store } from '../store/index.js';
+import { ledgerIdsOf } from './job-chunks.js';
+import { FINISHED, zeroCounts, type JobCounts, type ServiceJob } from './job-model.js';
+
+const DUPLICATE = 'CR_ERR_RESET_DUPLICATE';
+
+export interface LiveCounts {
+  counts: JobCounts;
+  errors: Record<string, number>;
+}
+
+/** The job as read, with its live counts and where its chunks stand. */
+export async function withLiveCounts(store: Store, job: ServiceJob): Promise<ServiceJob> {
+  if (job.chunks === undefined) return job;
+  const summary = await store.jobChunkSummary(job.id);
+  job.chunkView = {
+    total: summary.chunks,
+    done: summary.done,
+    leased: summary.leased,
+    owners: summary.owners,
+  };
+  if (job.state === 'succeeded' && job.record.progress['counts'] !== undefined) return job;
+  const live = await liveCounts(store, job);
+  job.counts = live.counts;
+  job.errors = live.errors;
+  return job;
+}
+
+/** Counts over the job's ledgers (or its outcomes, for a dry run). */
+export async function liveCounts(store: Store, job: ServiceJob): Promise<LiveCounts> {
+  const counts = zeroCounts(job.total);
+  let errors: Record<string, number> = {};
+  if (job.fields.dryRun === true) {
+    for await (const text of store.jobChunkOutcomes(job.id))
+      for (const line of text.split('\n')) {
+        if (line === '') continue;
+        const outcome = JSON.parse(line) as {
+          outcome: 'reset' | 'failed' | 'skipped';
+          verified: boolean;
+          error: { code: string } | null;
+        };
+        counts[outcome.outcome]++;
+        if (outcome.verified) counts.verified++;
+        if (outcome.error !== null) errors[outcome.error.code] = (errors[outcome.error.code] ?? 0) + 1;
+      }
+    return { counts, errors };
+  }
+  const ledger = await store.ledgerCounts(ledgerIdsOf(job.id, job.chunks ?? 0));
+  counts.reset = ledger.outcomes['reset'] ?? 0;
+  counts.failed = ledger.outcomes['failed'] ?? 0;
+  counts.skipped = ledger.outcomes['skipped'] ?? 0;
+  counts.verified = ledger.verified;
+  errors = { ...ledger.errors };
+  // A second listing of a session is settled without a ledger row: counted once the job has ended.
+  if (job.duplicates > 0 && FINISHED.has(job.state) && job.state !== 'cancelled') {
+    counts.skipped += job.duplicates;
+    errors[DUPLICATE] = (errors[DUPLICATE] ?? 0) + job.duplicates;
+  }
+  return { counts, errors };
+}

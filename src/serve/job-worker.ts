@@ -1,0 +1,192 @@
+/**
+ * A replica's share of the work: it claims chunks of any replica's jobs from the store, up to
+ * `maxRunning` at once, and runs each (`chunk-run.ts`). With none free it looks again after a short
+ * wait, or at once when this replica makes or resumes a job. The replica that finishes a job's last
+ * chunk sets the job's final state; a chunk that failed fatally fails its job at once, and the other
+ * chunks of the job stop, wherever they run, as on a cancel.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { LatencyHistogram } from '../reset/latency-histogram.js';
+import type { ClaimedJobChunk, ServiceJobRecord } from '../store/index.js';
+import { runChunk, type ChunkContext } from './chunk-run.js';
+import { liveCounts } from './job-counts.js';
+import { FINISHED, newJob, percentilesOf, progressWith, type JobState, type LocalJob } from './job-model.js';
+import { RecentLatency } from './recent-latency.js';
+
+/** How often a replica with a free slot looks for a chunk to claim. */
+const POLL_MS = 500;
+/** How often a replica reads the state of the jobs it runs chunks of: a cancel anywhere stops them. */
+const WATCH_MS = 250;
+const LIVE = new Set(['queued', 'running']);
+
+export type WorkerOptions = Omit<ChunkContext, 'owner' | 'local' | 'closing'> & { maxRunning: number };
+
+export class ChunkWorker {
+  /** This replica's id in the store's claims: host, process, and a random part for two in one process. */
+  readonly owner = `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
+  readonly #options: WorkerOptions;
+  readonly #context: ChunkContext;
+  readonly #local = new Map<string, LocalJob>();
+  readonly #running = new Set<Promise<void>>();
+  #filling: Promise<void> | undefined;
+  #again = false;
+  #closing = false;
+  readonly #timer: NodeJS.Timeout;
+  readonly #watcher: NodeJS.Timeout;
+  #watching = false;
+
+  constructor(options: WorkerOptions) {
+    this.#options = options;
+    this.#context = {
+      ...options,
+      owner: this.owner,
+      local: (jobId) => this.#localOf(jobId),
+      closing: () => this.#closing,
+    };
+    this.#timer = setInterval(() => this.wake(), POLL_MS);
+    this.#watcher = setInterval(() => void this.#watch(), WATCH_MS);
+    this.wake();
+  }
+
+  /** What this replica keeps of a job it runs or ran chunks of; undefined when none. */
+  local(jobId: string): LocalJob | undefined {
+    return this.#local.get(jobId);
+  }
+
+  /** Looks for chunks to claim now (a job was made or resumed here). */
+  wake(): void {
+    if (this.#closing || this.#running.size >= this.#options.maxRunning) return;
+    if (this.#filling !== undefined) {
+      this.#again = true;
+      return;
+    }
+    this.#filling = this.#fill().finally(() => (this.#filling = undefined));
+  }
+
+  /**
+   * Stops taking work: running chunks take no new session, those in flight finish and their outcomes
+   * are written; then the claims are given up, so another replica (or the next start) takes them at once.
+   */
+  async close(): Promise<void> {
+    this.#closing = true;
+    clearInterval(this.#timer);
+    clearInterval(this.#watcher);
+    await this.#filling;
+    for (const local of this.#local.values()) for (const handle of local.handles) handle.stop();
+    await Promise.all(this.#running);
+    await this.#options.store.releaseJobChunks(this.owner).catch((err: unknown) => {
+      this.#options.log.warn({ err: (err as Error).message }, 'chunk claims not released: they lapse');
+    });
+  }
+
+  /** Stops this replica's chunks of the jobs that were cancelled or failed, here or on another replica. */
+  async #watch(): Promise<void> {
+    if (this.#watching) return;
+    this.#watching = true;
+    try {
+      for (const [jobId, local] of this.#local) {
+        if (local.handles.size === 0) continue;
+        const record = await this.#options.store.getServiceJob(jobId).catch(() => undefined);
+        if (record === undefined || LIVE.has(record.state)) continue;
+        for (const handle of local.handles) handle.stop();
+      }
+    } finally {
+      this.#watching = false;
+    }
+  }
+
+  async #fill(): Promise<void> {
+    const { store, leaseMs, maxRunning, log } = this.#options;
+    try {
+      do {
+        this.#again = false;
+        while (!this.#closing && this.#running.size < maxRunning) {
+          const chunk = await store.claimJobChunk({ owner: this.owner, leaseMs });
+          if (chunk === undefined) break;
+          const run: Promise<void> = this.#run(chunk).finally(() => {
+            this.#running.delete(run);
+            this.wake();
+          });
+          this.#running.add(run);
+        }
+      } while (this.#again && !this.#closing);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'no chunk claimed: trying again');
+    }
+  }
+
+  async #run(chunk: ClaimedJobChunk): Promise<void> {
+    const { jobId } = chunk;
+    try {
+      const end = await runChunk(chunk, this.#context);
+      if (end.end === 'finished') await this.#afterChunk(jobId, end.fatal);
+    } catch (err) {
+      // The store failed under the chunk: its claim lapses, and another run takes it on.
+      this.#options.log.warn({ jobId, err: (err as Error).message }, 'chunk run failed');
+    }
+    const local = this.#local.get(jobId);
+    if (local !== undefined && local.handles.size === 0) {
+      const record = await this.#options.store.getServiceJob(jobId).catch(() => undefined);
+      if (record === undefined || FINISHED.has(record.state as JobState)) this.#local.delete(jobId);
+    }
+  }
+
+  /** After a chunk finished: the job fails at once on a fatal error, and ends with its last chunk. */
+  async #afterChunk(jobId: string, fatal: { code: string; message: string } | null): Promise<void> {
+    const { store } = this.#options;
+    const record = await store.getServiceJob(jobId);
+    if (record === undefined || !LIVE.has(record.state)) return;
+    if (fatal !== null) {
+      await this.#end(record, 'failed', { error: fatal });
+      return;
+    }
+    const job = newJob(record);
+    const summary = await store.jobChunkSummary(jobId);
+    if (job.chunks === undefined || summary.done < job.chunks) return;
+    job.state = 'succeeded';
+    const live = await liveCounts(store, job);
+    if (summary.error !== null || live.counts.failed > 0) {
+      await this.#end(record, 'failed', { error: summary.error });
+      return;
+    }
+    // Every chunk is done and no claim holds: the counts are final, kept with the job.
+    await this.#end(record, 'succeeded', { counts: live.counts, errors: live.errors });
+  }
+
+  /** Sets a job's final state; two replicas that both get here write the same. */
+  async #end(
+    record: ServiceJobRecord,
+    state: JobState,
+    changes: Parameters<typeof progressWith>[1],
+  ): Promise<void> {
+    const local = this.#local.get(record.id);
+    const latency = local?.latency;
+    await this.#options.store.updateServiceJob(record.id, {
+      state,
+      progress: {
+        ...progressWith(record, {
+          ...changes,
+          finishedAt: new Date().toISOString(),
+          ...(local?.controller == null ? {} : { controller: local.controller }),
+          ...(latency === undefined || latency.count === 0 ? {} : { latencyMs: percentilesOf(latency) }),
+        }),
+      },
+    });
+    this.#options.log.info({ jobId: record.id, state }, 'job ended');
+  }
+
+  #localOf(jobId: string): LocalJob {
+    let local = this.#local.get(jobId);
+    if (local === undefined) {
+      local = {
+        latency: new LatencyHistogram(),
+        recent: new RecentLatency(),
+        handles: new Set(),
+        controller: null,
+      };
+      this.#local.set(jobId, local);
+    }
+    return local;
+  }
+}
