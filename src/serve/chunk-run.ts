@@ -102,6 +102,8 @@ export async function runChunk(chunk: ClaimedJobChunk, ctx: ChunkContext): Promi
     await store
       .updateServiceJob(jobId, {
         state: 'running',
+        // A cancel that landed since the job was read stays.
+        from: ['queued'],
         progress: {
           ...progressWith(record, {
             startedAt: new Date().toISOString(),

@@ -162,8 +162,10 @@ export class ChunkWorker {
   ): Promise<void> {
     const local = this.#local.get(record.id);
     const latency = local?.latency;
-    await this.#options.store.updateServiceJob(record.id, {
+    const ended = await this.#options.store.updateServiceJob(record.id, {
       state,
+      // A cancel, or another replica's end, that landed since the job was read stays.
+      from: [...LIVE],
       progress: {
         ...progressWith(record, {
           ...changes,
@@ -173,7 +175,7 @@ export class ChunkWorker {
         }),
       },
     });
-    this.#options.log.info({ jobId: record.id, state }, 'job ended');
+    if (ended) this.#options.log.info({ jobId: record.id, state }, 'job ended');
   }
 
   #localOf(jobId: string): LocalJob {

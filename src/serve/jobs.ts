@@ -198,12 +198,18 @@ export class JobManager {
   async cancel(job: ServiceJob): Promise<ServiceJob> {
     if (FINISHED.has(job.state))
       throw new CognigyResetError('CR_ERR_API_CONFLICT', `job ${job.id} is already ${job.state}`);
-    await this.#store.updateServiceJob(job.id, {
+    const cancelled = await this.#store.updateServiceJob(job.id, {
       state: 'cancelled',
       progress: {
         ...progressWith(job.record, { cancelRequested: true, finishedAt: new Date().toISOString() }),
       },
+      from: ['queued', 'running'],
     });
+    if (!cancelled) {
+      // It ended (or was cancelled) on another replica since it was read.
+      const now = await this.find(job.id);
+      throw new CognigyResetError('CR_ERR_API_CONFLICT', `job ${job.id} is already ${now?.state ?? 'gone'}`);
+    }
     // This replica's own chunks stop at once; the others' at their next heartbeat.
     for (const handle of this.#worker.local(job.id)?.handles ?? []) handle.stop();
     return (await this.find(job.id)) ?? job;
@@ -228,8 +234,10 @@ export class JobManager {
     (this.options.build ?? buildJobSpec)(tenant, job.fields, job.id, job.actor);
     // Opened before the job is queued: a claim never finds a queued job with every chunk done.
     await this.#store.reopenJobChunks(job.id);
-    await this.#store.updateServiceJob(job.id, {
+    const queued = await this.#store.updateServiceJob(job.id, {
       state: 'queued',
+      // Two resumes at once: one queues the job, the other is refused.
+      from: ['failed', 'cancelled'],
       progress: {
         ...progressWith(job.record, {
           startedAt: null,
@@ -242,6 +250,8 @@ export class JobManager {
         }),
       },
     });
+    if (!queued)
+      throw new CognigyResetError('CR_ERR_API_NOT_RESUMABLE', `job ${job.id} was resumed meanwhile`);
     this.#worker.wake();
     return (await this.find(job.id)) ?? job;
   }

@@ -159,6 +159,13 @@ export interface ServiceJobRecord {
   idempotency: ServiceJobIdempotency | null;
 }
 
+export interface ServiceJobUpdate {
+  state: string;
+  progress: Record<string, unknown>;
+  /** Only when the job's state is one of these now. */
+  from?: readonly string[] | undefined;
+}
+
 export interface ServiceJobFilter {
   /** Only jobs of these tenants; undefined or empty: every tenant. */
   tenants?: readonly string[] | undefined;
@@ -268,11 +275,12 @@ export interface Store {
    * requests with the same key wins); otherwise the job given is returned.
    */
   createServiceJob(job: ServiceJobRecord): Promise<ServiceJobRecord>;
-  /** Sets a service job's state and progress (and its `updatedAt`); false when there is no such job. */
-  updateServiceJob(
-    id: string,
-    update: { state: string; progress: Record<string, unknown> },
-  ): Promise<boolean>;
+  /**
+   * Sets a service job's state and progress (and its `updatedAt`); false when there is no such job, or
+   * when `from` is given and the job's state is not one of them (nothing is written): replicas that race
+   * to start, end or cancel a job never overwrite one another's final state.
+   */
+  updateServiceJob(id: string, update: ServiceJobUpdate): Promise<boolean>;
   getServiceJob(id: string): Promise<ServiceJobRecord | undefined>;
   /** The job an API key created with this Idempotency-Key; undefined when none. */
   findServiceJobByIdempotencyKey(keyId: string, key: string): Promise<ServiceJobRecord | undefined>;

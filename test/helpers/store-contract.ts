@@ -285,6 +285,14 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.deepEqual(await store.createServiceJob(job(id, tenant)), job(id, tenant));
       assert.equal(await store.updateServiceJob('j3', { state: 'succeeded', progress: { done: 3 } }), true);
       assert.equal(await store.updateServiceJob('nope', { state: 'failed', progress: {} }), false);
+      // A conditional update writes nothing unless the state is one of `from`.
+      const guarded = { state: 'cancelled', progress: { gone: true }, from: ['queued', 'running'] };
+      assert.equal(await store.updateServiceJob('j3', guarded), false);
+      assert.equal((await store.getServiceJob('j3'))?.state, 'succeeded');
+      assert.deepEqual((await store.getServiceJob('j3'))?.progress, { done: 3 });
+      assert.equal(await store.updateServiceJob('j3', { ...guarded, from: ['succeeded'] }), true);
+      assert.equal((await store.getServiceJob('j3'))?.state, 'cancelled');
+      await store.updateServiceJob('j3', { state: 'succeeded', progress: { done: 3 } });
       const j3 = await store.getServiceJob('j3');
       assert.equal(j3?.state, 'succeeded');
       assert.deepEqual(j3?.progress, { done: 3 });

@@ -3,7 +3,7 @@
  * progress as JSON text, ordered by `seq` (the order they were created in). An Idempotency-Key is unique
  * per API key: of two requests with the same one, from any replica, one job is written and both get it.
  */
-import type { ServiceJobFilter, ServiceJobRecord } from '../port.js';
+import type { ServiceJobFilter, ServiceJobRecord, ServiceJobUpdate } from '../port.js';
 import { serviceJobFromRow as fromRow, type ServiceJobRow as Row } from '../service-job-row.js';
 
 const COLUMNS = `id, tenant, state, created_at, updated_at, request, progress, idempotency_key_id,
@@ -36,18 +36,15 @@ export async function createServiceJob(run: Run, job: ServiceJobRecord): Promise
   return (await findServiceJobByIdempotencyKey(run, job.idempotency!.keyId, job.idempotency!.key))!;
 }
 
-export async function updateServiceJob(
-  run: Run,
-  id: string,
-  update: { state: string; progress: Record<string, unknown> },
-): Promise<boolean> {
+export async function updateServiceJob(run: Run, id: string, update: ServiceJobUpdate): Promise<boolean> {
+  const from = update.from === undefined ? '' : ' AND state = ANY($5::text[])';
+  const values: unknown[] = [update.state, JSON.stringify(update.progress), new Date().toISOString(), id];
+  if (update.from !== undefined) values.push(update.from);
   const result = await run('updating a service job in', true, (pool) =>
-    pool.query('UPDATE service_jobs SET state = $1, progress = $2, updated_at = $3 WHERE id = $4', [
-      update.state,
-      JSON.stringify(update.progress),
-      new Date().toISOString(),
-      id,
-    ]),
+    pool.query(
+      `UPDATE service_jobs SET state = $1, progress = $2, updated_at = $3 WHERE id = $4${from}`,
+      values,
+    ),
   );
   return (result.rowCount ?? 0) > 0;
 }

@@ -21,6 +21,7 @@ import type {
   OutcomeWriter,
   ServiceJobFilter,
   ServiceJobRecord,
+  ServiceJobUpdate,
   Store,
   VerifyResult,
 } from '../port.js';
@@ -311,10 +312,7 @@ export class PgStore implements Store {
     return serviceJobs.createServiceJob(this.#run, job);
   }
 
-  updateServiceJob(
-    id: string,
-    update: { state: string; progress: Record<string, unknown> },
-  ): Promise<boolean> {
+  updateServiceJob(id: string, update: ServiceJobUpdate): Promise<boolean> {
     return serviceJobs.updateServiceJob(this.#run, id, update);
   }
 

@@ -3,7 +3,7 @@
  * request and progress as JSON text, ordered by `seq` (the order they were created in). An Idempotency-Key
  * is unique per API key: a second job with the same one is never written.
  */
-import type { ServiceJobFilter, ServiceJobRecord } from '../port.js';
+import type { ServiceJobFilter, ServiceJobRecord, ServiceJobUpdate } from '../port.js';
 import { serviceJobFromRow as fromRow, type ServiceJobRow as Row } from '../service-job-row.js';
 import { written } from './job-store.js';
 import type { StateDb } from './state-file.js';
@@ -39,16 +39,15 @@ export function createServiceJob(db: StateDb, job: ServiceJobRecord): ServiceJob
   );
 }
 
-export function updateServiceJob(
-  db: StateDb,
-  id: string,
-  update: { state: string; progress: Record<string, unknown> },
-): boolean {
+export function updateServiceJob(db: StateDb, id: string, update: ServiceJobUpdate): boolean {
+  const from = update.from === undefined ? '' : ' AND state IN (SELECT value FROM json_each(?))';
+  const values: unknown[] = [update.state, JSON.stringify(update.progress), new Date().toISOString(), id];
+  if (update.from !== undefined) values.push(JSON.stringify(update.from));
   return (
     written('the service job', () =>
       db
-        .prepare('UPDATE service_jobs SET state = ?, progress = ?, updated_at = ? WHERE id = ?')
-        .run(update.state, JSON.stringify(update.progress), new Date().toISOString(), id),
+        .prepare(`UPDATE service_jobs SET state = ?, progress = ?, updated_at = ? WHERE id = ?${from}`)
+        .run(...values),
     ).changes > 0
   );
 }

@@ -22,6 +22,7 @@ import type {
   OutcomeWriter,
   ServiceJobFilter,
   ServiceJobRecord,
+  ServiceJobUpdate,
   Store,
   VerifyResult,
 } from '../port.js';
@@ -264,10 +265,7 @@ export class SqliteStore implements Store {
     return serviceJobs.createServiceJob(this.#use(true), job);
   }
 
-  async updateServiceJob(
-    id: string,
-    update: { state: string; progress: Record<string, unknown> },
-  ): Promise<boolean> {
+  async updateServiceJob(id: string, update: ServiceJobUpdate): Promise<boolean> {
     return serviceJobs.updateServiceJob(this.#use(true), id, update);
   }
 
