@@ -4,7 +4,7 @@
  * twice). A dry run keeps no ledger: its counts are read from the outcomes its chunks hold. A succeeded
  * job keeps its counts in its record, read there.
  */
-import type { Store } from '../store/index.js';
+import type { JobChunkSummary, Store } from '../store/index.js';
 import { ledgerIdsOf } from './job-chunks.js';
 import { FINISHED, zeroCounts, type JobCounts, type ServiceJob } from './job-model.js';
 
@@ -15,21 +15,62 @@ export interface LiveCounts {
   errors: Record<string, number>;
 }
 
-/** The job as read, with its live counts and where its chunks stand. */
-export async function withLiveCounts(store: Store, job: ServiceJob): Promise<ServiceJob> {
-  if (job.chunks === undefined) return job;
+/** How long the counts of a job that runs are served again before the store is read anew. */
+const FRESH_MS = 250;
+
+/**
+ * Reads a job's live counts and chunk summary: while the job is queued or running, at most once per
+ * `FRESH_MS` however many clients poll or follow it (concurrent reads share one); a job that has ended is
+ * read anew each time, so that its final counts are exact at once.
+ */
+export class LiveCountsReader {
+  readonly #recent = new Map<string, { at: number; read: Promise<ChunkedCounts> }>();
+
+  constructor(readonly store: Store) {}
+
+  /** The job as read, with its live counts and where its chunks stand. */
+  async withCounts(job: ServiceJob): Promise<ServiceJob> {
+    if (job.chunks === undefined) return job;
+    const { summary, live } = await this.#read(job);
+    job.chunkView = {
+      total: summary.chunks,
+      done: summary.done,
+      leased: summary.leased,
+      owners: summary.owners,
+    };
+    if (live !== undefined) {
+      job.counts = live.counts;
+      job.errors = live.errors;
+    }
+    return job;
+  }
+
+  #read(job: ServiceJob): Promise<ChunkedCounts> {
+    const now = performance.now();
+    for (const [id, entry] of this.#recent) if (now - entry.at > FRESH_MS) this.#recent.delete(id);
+    const running = job.state === 'queued' || job.state === 'running';
+    const recent = running ? this.#recent.get(job.id) : undefined;
+    if (recent !== undefined) return recent.read;
+    const read = readCounts(this.store, job);
+    if (running) {
+      this.#recent.set(job.id, { at: now, read });
+      read.catch(() => this.#recent.delete(job.id));
+    }
+    return read;
+  }
+}
+
+interface ChunkedCounts {
+  summary: JobChunkSummary;
+  /** Undefined when the job's record holds its final counts. */
+  live: LiveCounts | undefined;
+}
+
+async function readCounts(store: Store, job: ServiceJob): Promise<ChunkedCounts> {
   const summary = await store.jobChunkSummary(job.id);
-  job.chunkView = {
-    total: summary.chunks,
-    done: summary.done,
-    leased: summary.leased,
-    owners: summary.owners,
-  };
-  if (job.state === 'succeeded' && job.record.progress['counts'] !== undefined) return job;
-  const live = await liveCounts(store, job);
-  job.counts = live.counts;
-  job.errors = live.errors;
-  return job;
+  if (job.state === 'succeeded' && job.record.progress['counts'] !== undefined)
+    return { summary, live: undefined };
+  return { summary, live: await liveCounts(store, job) };
 }
 
 /** Counts over the job's ledgers (or its outcomes, for a dry run). */

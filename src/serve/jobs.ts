@@ -14,7 +14,7 @@ import type { TargetField } from '../transports/transport.js';
 import type { BuildSpec } from './chunk-run.js';
 import type { TenantConfig } from './config.js';
 import { writeChunks } from './job-chunks.js';
-import { withLiveCounts } from './job-counts.js';
+import { LiveCountsReader } from './job-counts.js';
 import {
   FINISHED,
   newJob,
@@ -66,10 +66,12 @@ export interface NewJob {
 export class JobManager {
   readonly #worker: ChunkWorker;
   readonly #stopping = new AbortController();
+  readonly #counts: LiveCountsReader;
   #closed: Promise<void> | undefined;
 
   constructor(readonly options: JobManagerOptions) {
     mkdirSync(options.dir, { recursive: true });
+    this.#counts = new LiveCountsReader(options.store);
     this.#worker = new ChunkWorker({
       store: options.store,
       maxRunning: options.maxRunning,
@@ -267,7 +269,7 @@ export class JobManager {
   }
 
   async #read(record: ServiceJobRecord): Promise<ServiceJob> {
-    return withLiveCounts(this.#store, this.#snapshot(newJob(record)));
+    return this.#counts.withCounts(this.#snapshot(newJob(record)));
   }
 
   #snapshot(job: ServiceJob): ServiceJob {
