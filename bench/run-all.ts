@@ -16,6 +16,7 @@ const BENCHES = [
   'selectors',
   'store-postgres',
   'serve',
+  'replicas',
 ];
 
 let failed = 0;

@@ -12,12 +12,12 @@
  *   npm run build && node dist/bench/store-postgres.js [--ids 100000] [--runs 5]
  *   (CR_BENCH_PG_URL names the server's maintenance database; default postgres://postgres@127.0.0.1:5432/test)
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { cliRun } from './lib/cli-run.js';
 import { median } from './lib/child.js';
 import { pairedRatio, roundOrder, startPairedBench } from './lib/paired-bench.js';
+import { databaseWrites, serverCpu } from './lib/pg-server.js';
 
 const SERVER = process.env['CR_BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 const bench = await startPairedBench('store-postgres', (runs) => 4 * runs + 2);
@@ -32,43 +32,7 @@ const pgUrl = new URL(SERVER);
 pgUrl.pathname = `/${database}`;
 const STORES = { postgres: ['--store', pgUrl.toString()], sqlite: ['--store', join(dir, 'state.sqlite')] };
 
-const CLOCK_TICKS = 100; // USER_HZ on Linux
-/**
- * CPU time of the PostgreSQL server's processes so far, in µs (undefined without /proc): every live
- * process's own, and the postmaster's reaped children's (backends that ended).
- */
-function serverCpu(): number | undefined {
-  if (!existsSync('/proc/self/stat')) return undefined;
-  let ticks = 0;
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    if (comm !== 'postgres') continue;
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks += Number(f[11]) + Number(f[12]);
-    // The postmaster (its parent is not postgres) holds the CPU of the backends it reaped.
-    const parent = Number(f[1]);
-    const parentComm = existsSync(`/proc/${parent}/stat`)
-      ? readFileSync(`/proc/${parent}/stat`, 'utf8').split('(')[1]?.split(')')[0]
-      : undefined;
-    if (parentComm !== 'postgres') ticks += Number(f[13]) + Number(f[14]);
-  }
-  return (ticks * 1e6) / CLOCK_TICKS;
-}
-
-const commits = async (): Promise<number> =>
-  Number(
-    (
-      await admin.query<{ n: string }>('SELECT xact_commit AS n FROM pg_stat_database WHERE datname = $1', [
-        database,
-      ])
-    ).rows[0]!.n,
-  );
+const commits = async (): Promise<number> => (await databaseWrites(admin, database)).commits;
 
 interface Sample {
   rate: number;

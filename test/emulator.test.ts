@@ -508,3 +508,22 @@ describe('emulator inspection over HTTP', () => {
     assert.ok(stats.queries >= 1);
   });
 });
+
+describe('emulator resets per session', () => {
+  let emu: Emulator;
+  before(async () => {
+    emu = await startEmulator({ sessions: 5 });
+  });
+  after(() => emu.close());
+
+  it('counts in /emulator/stats how many sessions were reset once, twice, … (a deleted one leaves it)', async () => {
+    const client = await dial(emu.wsUrl);
+    for (const id of ['session-1', 'session-1', 'session-2', 'session-3'])
+      assert.equal((await client.request(seedDirective(id))).status, 'RESET_COMPLETE');
+    await client.request(stateCheck('session-4'));
+    client.close();
+    assert.deepEqual((await getJson(`${emu.httpUrl}/emulator/stats`)).body.resetsPerSession, { 1: 2, 2: 1 });
+    assert.equal((await sendJson('DELETE', `${emu.httpUrl}/emulator/sessions/session-1`, {})).status, 204);
+    assert.deepEqual((await getJson(`${emu.httpUrl}/emulator/stats`)).body.resetsPerSession, { 1: 2 });
+  });
+});

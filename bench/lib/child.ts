@@ -8,8 +8,13 @@ export interface ChildServer {
   stop(): Promise<void>;
 }
 
-export async function startChild(command: string, args: string[], timeoutMs = 15_000): Promise<ChildServer> {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+export async function startChild(
+  command: string,
+  args: string[],
+  timeoutMs = 15_000,
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<ChildServer> {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'], ...options });
   const lines = createInterface({ input: child.stdout });
   const info = await new Promise<Record<string, string>>((resolve, reject) => {
     const timer = setTimeout(

@@ -188,7 +188,15 @@ export function inspectionRoutes(ctx: EmulatorContext): Route[] {
     {
       method: 'GET',
       pattern: /^\/emulator\/stats$/,
-      handler: () => ({ status: 200, body: { ...ctx.stats, sessions: ctx.store.size, strict: ctx.strict } }),
+      handler: () => ({
+        status: 200,
+        body: {
+          ...ctx.stats,
+          resetsPerSession: ctx.store.resetsPerSession(),
+          sessions: ctx.store.size,
+          strict: ctx.strict,
+        },
+      }),
     },
     { method: 'GET', pattern: /^\/emulator\/faults$/, handler: () => ({ status: 200, body: ctx.faults }) },
     {

@@ -106,6 +106,8 @@ export class SessionStore {
   /** Seeded ids that were deleted, so they are not made again on the next look-up. */
   readonly #deleted = new Set<string>();
   readonly #flowDefaults = new Map<string, Record<string, unknown>>();
+  /** How many sessions were reset exactly k times, for each k ≥ 1: kept as resets land, read in O(k). */
+  readonly #resetCounts = new Map<number, number>();
   #seed: SeedOptions;
   #now: () => number;
 
@@ -207,6 +209,30 @@ export class SessionStore {
     };
   }
 
+  #countReset(record: SessionRecord): void {
+    this.#moveResetCount(record.resets, record.resets + 1);
+    record.resets++;
+  }
+
+  #moveResetCount(from: number, to: number): void {
+    if (from > 0) {
+      const left = (this.#resetCounts.get(from) ?? 0) - 1;
+      if (left === 0) this.#resetCounts.delete(from);
+      else this.#resetCounts.set(from, left);
+    }
+    if (to > 0) this.#resetCounts.set(to, (this.#resetCounts.get(to) ?? 0) + 1);
+  }
+
+  /**
+   * Sessions by how many resets were applied to them (`{"1": n, "2": m}`): a client that sent a
+   * session twice shows here. Sessions never reset are not counted.
+   */
+  resetsPerSession(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, n] of [...this.#resetCounts].sort((a, b) => a[0] - b[0])) out[String(k)] = n;
+    return out;
+  }
+
   /** Lands a pending flow reset once its blocking action has ended. */
   #settle(record: SessionRecord): SessionRecord {
     if (record.flowResetDueAt !== undefined && this.#now() >= record.flowResetDueAt) {
@@ -239,6 +265,8 @@ export class SessionStore {
 
   delete(sessionId: string): boolean {
     const existed = this.has(sessionId);
+    const record = this.#sessions.get(sessionId);
+    if (record !== undefined) this.#moveResetCount(record.resets, 0);
     this.#sessions.delete(sessionId);
     if (existed) this.#deleted.add(sessionId);
     return existed;
@@ -265,7 +293,7 @@ export class SessionStore {
     if (wipe.clearVariables) record.variables = {};
     if (wipe.clearHistory) record.history = [];
     if (wipe.clearNLUContext === true) record.nluContext = null;
-    record.resets++;
+    this.#countReset(record);
     record.updatedAt = new Date(this.#now()).toISOString();
     return 'RESET_COMPLETE';
   }
@@ -275,7 +303,7 @@ export class SessionStore {
     const record = this.get(sessionId)!;
     record.flowState = 'RESET';
     record.flowResetDueAt = undefined;
-    record.resets++;
+    this.#countReset(record);
     record.updatedAt = new Date(this.#now()).toISOString();
   }
 
@@ -294,7 +322,7 @@ export class SessionStore {
   resetContext(sessionId: string): Record<string, unknown> {
     const record = this.get(sessionId)!;
     record.variables = this.flowDefault(record.flowReferenceId);
-    record.resets++;
+    this.#countReset(record);
     record.updatedAt = new Date(this.#now()).toISOString();
     return record.variables;
   }
