@@ -208,6 +208,45 @@ describe('runner: the job handle', () => {
     assert.equal(records.length, 30);
   });
 
+  it('one run over several ledgers (ledgerOf): each index recorded under its ledger, a settled ledger finished and released at once', async (t) => {
+    const emu = await startEmulator({ sessions: 0 });
+    t.after(() => emu.close());
+    for (let i = 0; i < 30; i++) emu.store.create({ sessionId: `m-${i}` });
+    const store = await openStore(tempState(t));
+    t.after(() => store.close());
+    const ledgerOf = (index: number): string => `job-m.c${Math.floor(index / 10)}`;
+    const run = startJob(
+      specFor(emu, { jobId: 'job-m' }),
+      {
+        total: 30,
+        batches: () => [Array.from({ length: 30 }, (_, i) => ({ sessionId: `m-${i}`, index: i }))],
+      },
+      deps({ store, ledgerOf }),
+    );
+    let settled = false;
+    const outcomes: number[] = [];
+    for await (const event of run.events()) {
+      if (event.type !== 'outcome') continue;
+      outcomes.push(event.index);
+      // The first ledger's ten sessions all have an outcome: it is settled while the run goes on.
+      if (!settled && [...Array(10).keys()].every((i) => outcomes.includes(i))) {
+        settled = true;
+        await run.settleLedger('job-m.c0', true);
+        // Finished and released while the run still holds the others.
+        const ledgers = new Map((await store.listJobs()).map((job) => [job.jobId, job]));
+        assert.equal(ledgers.get('job-m.c0')?.finished, true);
+        assert.equal(ledgers.get('job-m.c0')?.lease, null);
+      }
+    }
+    const summary = await run.done;
+    assert.equal(summary.reset, 30);
+    for (const id of ['job-m.c0', 'job-m.c1', 'job-m.c2'])
+      assert.equal((await store.ledgerCounts([id])).outcomes['reset'], 10, id);
+    const records = [];
+    for await (const record of store.auditRecords({ jobId: 'job-m' })) records.push(record);
+    assert.equal(records.length, 30);
+  });
+
   it('a teardown step that throws is reported after the summary; the steps after it still run', async (t) => {
     const emu = await startEmulator({ sessions: 30 });
     t.after(() => emu.close());

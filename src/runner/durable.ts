@@ -20,13 +20,19 @@ import {
 import { reasonWithSelector } from '../select/index.js';
 import { redactUrl } from '../util/redact.js';
 import { describeSpecSelector } from './select-targets.js';
+import { LedgerSet } from './ledger-set.js';
 import { Teardown } from './teardown.js';
 import type { JobSpec } from './types.js';
 
+/** The run's ledger: one job's claim, or a set of ledger jobs the input spans (`ledger-set.ts`). */
+export type RunLedger = Pick<JobClaimHandle, 'lookup' | 'reserve' | 'heartbeat' | 'finish' | 'release'>;
+
 export interface Durable {
-  job: JobClaimHandle | undefined;
+  job: RunLedger | undefined;
   /** Makes an outcome durable; undefined when nothing is kept. */
   persist: ((outcome: ResetOutcome, index: number) => Promise<void>) | undefined;
+  /** Finishes and releases one ledger of a run whose input spans several (no-op otherwise). */
+  settleLedger(id: string, complete: boolean): Promise<void>;
   /** Closes in order; resolves with the webhook's figures and the first failure of a step. */
   close(complete: boolean): Promise<{ analytics: WebhookStats | undefined; error: unknown }>;
 }
@@ -35,6 +41,8 @@ export interface DurableContext {
   spec: JobSpec;
   /** A store the caller opened and keeps (a service's), or where to open one for this job alone. */
   store: Store | string | undefined;
+  /** The ledger job each input index is recorded under, when the input spans several; see `LedgerSet`. */
+  ledgerOf?: ((index: number) => string) | undefined;
   transportName: string;
   plan: { cleared: readonly string[]; notClearable: readonly string[] };
   webhookToken: string | undefined;
@@ -47,6 +55,7 @@ export interface DurableContext {
 const NOTHING: Durable = {
   job: undefined,
   persist: undefined,
+  settleLedger: () => Promise.resolve(),
   close: () => Promise.resolve({ analytics: undefined, error: undefined }),
 };
 
@@ -58,7 +67,8 @@ export async function openDurable(ctx: DurableContext): Promise<Durable> {
   if (!useState || ctx.store === undefined) return NOTHING;
   const owned = typeof ctx.store === 'string';
   const db: Store = typeof ctx.store === 'string' ? await openStore(ctx.store) : ctx.store;
-  let job: JobClaimHandle | undefined;
+  let job: RunLedger | undefined;
+  let ledgers: LedgerSet | undefined;
   let writer: OutcomeWriter | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
   try {
@@ -67,31 +77,34 @@ export async function openDurable(ctx: DurableContext): Promise<Durable> {
     if (spec.jobId !== undefined) {
       // A chunk of a larger job keeps a ledger of its own; its audit records still name the job.
       const jobId = spec.ledgerId ?? spec.jobId;
-      job = await db.openJob({
-        jobId,
-        leaseMs: DEFAULT_LEASE_MS,
-        settings: {
-          transport: ctx.transportName,
-          // A stable name where the URL changes between runs; a Socket endpoint's path is its URLToken:
-          // the job keeps its origin only.
-          ...(spec.engine === undefined
-            ? { url: redactUrl(spec.url, { path: spec.transport !== 'cognigy-socket' }) }
-            : { engine: spec.engine }),
-          tenant: spec.tenant,
-          botId: spec.botId,
-          plan: ctx.plan.cleared,
-          maxDurationSec: spec.maxDurationSec,
-          verify: spec.pipeline.verify,
-          ...(selection === undefined ? {} : { selector: selection }),
-        },
-      });
-      log.info({ jobId, resumed: job.resumed, state: db.location }, 'job opened');
-      if (job.takenOver !== undefined) {
-        const { host, pid, since } = job.takenOver;
-        log.warn(
-          { jobId, heldBy: { host, pid, since } },
-          'job claimed by a run on another host, which cannot be checked: taken over',
-        );
+      const settings = {
+        transport: ctx.transportName,
+        // A stable name where the URL changes between runs; a Socket endpoint's path is its URLToken:
+        // the job keeps its origin only.
+        ...(spec.engine === undefined
+          ? { url: redactUrl(spec.url, { path: spec.transport !== 'cognigy-socket' }) }
+          : { engine: spec.engine }),
+        tenant: spec.tenant,
+        botId: spec.botId,
+        plan: ctx.plan.cleared,
+        maxDurationSec: spec.maxDurationSec,
+        verify: spec.pipeline.verify,
+        ...(selection === undefined ? {} : { selector: selection }),
+      };
+      if (ctx.ledgerOf !== undefined) {
+        ledgers = new LedgerSet({ db, ledgerOf: ctx.ledgerOf, settings, leaseMs: DEFAULT_LEASE_MS, log });
+        job = ledgers;
+      } else {
+        const claim = await db.openJob({ jobId, leaseMs: DEFAULT_LEASE_MS, settings });
+        log.info({ jobId, resumed: claim.resumed, state: db.location }, 'job opened');
+        if (claim.takenOver !== undefined) {
+          const { host, pid, since } = claim.takenOver;
+          log.warn(
+            { jobId, heldBy: { host, pid, since } },
+            'job claimed by a run on another host, which cannot be checked: taken over',
+          );
+        }
+        job = claim;
       }
       // The lease is extended while the run lasts; a run that lost it stops at once. A heartbeat that
       // could not be written is tried again at the next one.
@@ -168,7 +181,10 @@ export async function openDurable(ctx: DurableContext): Promise<Durable> {
   const persist = (outcome: ResetOutcome, index: number): Promise<void> => {
     const committed = stateWriter.append({
       outcome,
-      job: ledgerId === undefined ? undefined : { jobId: ledgerId, index },
+      job:
+        ledgerId === undefined
+          ? undefined
+          : { jobId: ledgers === undefined ? ledgerId : ledgers.idOf(index), index },
       audit: auditContext,
       outbox:
         webhook === undefined
@@ -220,5 +236,7 @@ export async function openDurable(ctx: DurableContext): Promise<Durable> {
     if (owned) await step(() => db.close());
     return { analytics, error: teardown.error };
   };
-  return { job, persist, close };
+  const settleLedger = (id: string, complete: boolean): Promise<void> =>
+    ledgers?.settle(id, complete) ?? Promise.resolve();
+  return { job, persist, settleLedger, close };
 }

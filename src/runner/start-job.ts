@@ -51,6 +51,12 @@ export interface StartJobDeps {
   seen?: (() => SeenIds) | undefined;
   /** Ends the run at once with this reason (a run that can no longer settle by itself). */
   halt?: AbortSignal | undefined;
+  /**
+   * The ledger job input item `index` is recorded under, when the input spans several (a service
+   * replica's chunks of a job): each is opened when its first item is looked up, and settled with
+   * `JobHandle.settleLedger` or at the end. @default `spec.ledgerId ?? spec.jobId`
+   */
+  ledgerOf?: ((index: number) => string) | undefined;
 }
 
 /** Events a reader has not taken yet before the job waits for it. */
@@ -71,6 +77,7 @@ export function startJob(spec: JobSpec, targets: JobTargets, deps: StartJobDeps)
   const samples: [number, number][] = [[performance.now(), 0]];
   let state: JobStatus['state'] = 'running';
   let resetter: Resetter | undefined;
+  let opened: Durable | undefined;
 
   const done = run().finally(() => {
     state = 'done';
@@ -108,6 +115,7 @@ export function startJob(spec: JobSpec, targets: JobTargets, deps: StartJobDeps)
       durable = await openDurable({
         spec,
         store: deps.store,
+        ledgerOf: deps.ledgerOf,
         onLost: (err) => lost.abort(err),
         transportName: r.transport.name,
         plan: r.plan,
@@ -119,6 +127,7 @@ export function startJob(spec: JobSpec, targets: JobTargets, deps: StartJobDeps)
       await r.close().catch(() => undefined);
       throw err;
     }
+    opened = durable;
     const unsubscribeLogs = logChannels(deps.log, channelId, spec.jobId);
     let summary: BulkSummary | undefined;
     let seen: SeenIds | undefined;
@@ -223,6 +232,7 @@ export function startJob(spec: JobSpec, targets: JobTargets, deps: StartJobDeps)
       stopController.abort();
       abortController.abort();
     },
+    settleLedger: (id, complete) => opened?.settleLedger(id, complete) ?? Promise.resolve(),
     done,
   };
 }

@@ -160,6 +160,11 @@ export interface JobHandle {
   stop(): void;
   /** Aborts the resets in flight too. */
   abort(): void;
+  /**
+   * Finishes and releases one ledger job of a run whose input spans several (`StartJobDeps.ledgerOf`),
+   * once every session of it has an outcome; a no-op for any other run.
+   */
+  settleLedger(id: string, complete: boolean): Promise<void>;
   /** The summary, once everything is durable and closed. */
   readonly done: Promise<JobSummary>;
 }

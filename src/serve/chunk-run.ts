@@ -1,19 +1,22 @@
 /**
- * One claimed chunk of a service job, run by `startJob` with the job's spec: the job's id in its audit
- * records, events and metrics; the chunk's own ledger (`ledgerId`), so that a chunk taken over from a
- * replica that died resumes as a job does. While it runs, a heartbeat extends the claim with the outcomes
- * written since the last one; a claim lost to another owner stops the run at once. At the
- * end it is finished with its last outcomes, or left to another run. (The worker stops the chunks of a
- * job cancelled or failed anywhere.)
+ * A replica's share of one service job: one `startJob` run (one transport, one writer, one pipeline that
+ * never drains between chunks) over the chunks of the job this replica claims, one after another as the
+ * pipeline pulls its input. The job's id is in its audit records, events and metrics; each chunk keeps a
+ * ledger of its own (`StartJobDeps.ledgerOf`), so a chunk taken over from a replica that died resumes as a
+ * job does: state checks first, nothing verified reset twice. A heartbeat extends the claims of the open
+ * chunks with the outcomes written since the last one; a chunk whose sessions all have an outcome is
+ * finished at once. A claim lost to another owner stops the run. (The worker stops the shares of a job
+ * cancelled or failed anywhere.)
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { isCognigyResetError } from '../errors.js';
+import type { BulkTarget } from '../reset/bulk.js';
 import { outcomeLine } from '../reset/outcome.js';
 import { startJob } from '../runner/start-job.js';
-import type { JobSpec } from '../runner/types.js';
+import type { JobHandle, JobSpec } from '../runner/types.js';
 import type { ResetMetrics } from '../sinks/prometheus.js';
-import type { ClaimedJobChunk, Store } from '../store/index.js';
+import type { ClaimedJobChunk, ServiceJobRecord, Store } from '../store/index.js';
 import type { TenantConfig } from './config.js';
 import { chunkTargets, ledgerIdOf } from './job-chunks.js';
 import { errorOf, progressWith, type JobRequest, type LocalJob } from './job-model.js';
@@ -25,6 +28,8 @@ export type BuildSpec = (
   actor: string,
 ) => JobSpec;
 
+type Fatal = { code: string; message: string } | null;
+
 export interface ChunkContext {
   store: Store;
   owner: string;
@@ -33,158 +38,262 @@ export interface ChunkContext {
   metrics?: ResetMetrics | undefined;
   tenants: ReadonlyMap<string, TenantConfig>;
   build: BuildSpec;
-  /** What this replica keeps of the job: its latency, its running chunks. */
+  /** What this replica keeps of the job: its latency, its running shares. */
   local(jobId: string): LocalJob;
   /** The replica stops taking work: a chunk it stopped is left for another run. */
   closing(): boolean;
+  /** A chunk of the job was finished (`fatal`: its run's failure, or null): the job may have ended. */
+  finished(jobId: string, fatal: Fatal): Promise<void>;
 }
 
-/**
- * How a chunk's run ended: `finished` (the chunk is done; `fatal`: its run's failure, or null), `left`
- * (unfinished, its claim still this owner's: the replica's close releases it, or it lapses), `lost`
- * (another owner took the claim over).
- */
-export type ChunkEnd =
-  { end: 'finished'; fatal: { code: string; message: string } | null } | { end: 'left' | 'lost' };
-
 const LIVE = new Set(['queued', 'running']);
+/** Targets handed to the pipeline at a time. */
+const BATCH = 256;
 
-export async function runChunk(chunk: ClaimedJobChunk, ctx: ChunkContext): Promise<ChunkEnd> {
-  const { store, owner, leaseMs } = ctx;
-  const { jobId, chunkNo } = chunk;
-  const log = ctx.log.child({ jobId, chunk: chunkNo });
-  const finish = async (
-    outcomes: string,
-    fatal: { code: string; message: string } | null,
-  ): Promise<ChunkEnd> =>
-    (await store.finishJobChunk(jobId, chunkNo, { owner, outcomes, error: fatal }))
-      ? { end: 'finished', fatal }
-      : { end: 'lost' };
+/** A chunk this share claimed: its outcomes not yet written to the store, and how many are still to come. */
+interface OpenChunk {
+  chunk: ClaimedJobChunk;
+  lines: string[];
+  remaining: number;
+}
 
-  const record = await store.getServiceJob(jobId);
-  // Cancelled or failed since the claim: the chunk is done with, a resume opens it again.
-  if (record === undefined || !LIVE.has(record.state)) return finish('', null);
-  const request = record.request as unknown as JobRequest;
-  const tenant = ctx.tenants.get(record.tenant);
-  if (tenant === undefined)
-    return finish('', {
-      code: 'CR_ERR_API_CONFIG',
-      message: `tenant ${record.tenant} is no longer configured`,
-    });
-  let spec: JobSpec;
-  try {
-    spec = {
-      ...ctx.build(tenant, request.fields, jobId, request.actor),
-      ledgerId: ledgerIdOf(jobId, chunkNo),
-    };
-  } catch (err) {
-    return finish('', errorOf(err));
+export class JobShare {
+  readonly jobId: string;
+  /** Claimed by the worker for this job while the share runs: taken before any new claim. */
+  readonly #adopted: ClaimedJobChunk[] = [];
+  /** Claimed and not finished, by chunk number. */
+  readonly #open = new Map<number, OpenChunk>();
+  /** Every chunk this share took, for the index → ledger mapping (first index, count, chunk number). */
+  readonly #ranges: [number, number, number][] = [];
+  readonly #ctx: ChunkContext;
+  readonly #log: Logger;
+  #handle: JobHandle | undefined;
+  #lost = false;
+  /** The run still takes input: a chunk adopted now is run. */
+  #taking = true;
+
+  constructor(first: ClaimedJobChunk, ctx: ChunkContext) {
+    this.jobId = first.jobId;
+    this.#ctx = ctx;
+    this.#log = ctx.log.child({ jobId: first.jobId });
+    this.adopt(first);
   }
-  if (chunk.claims > 0)
-    log.info({ previousOwner: chunk.previousOwner, claims: chunk.claims }, 'chunk taken over');
 
-  // Claimed while the replica began to stop: its close gives the claim up.
-  if (ctx.closing()) return { end: 'left' };
-  const { targets, seen } = chunkTargets(chunk);
-  const handle = startJob(spec, targets, {
-    credentials: tenant.credentials,
-    log,
-    store,
-    metrics: ctx.metrics,
-    seen,
-  });
-  const local = ctx.local(jobId);
-  local.handles.add(handle);
-  if (ctx.closing()) handle.stop();
-  local.controller = handle.status().controller ?? local.controller;
-  // The job's first claim starts it.
-  if (record.state === 'queued')
-    await store
-      .updateServiceJob(jobId, {
-        state: 'running',
-        // A cancel that landed since the job was read stays.
-        from: ['queued'],
-        progress: {
-          ...progressWith(record, {
-            startedAt: new Date().toISOString(),
-            controller: local.controller,
-          }),
-        },
-      })
-      .catch((err: unknown) => log.warn({ err: errorOf(err) }, 'job state not written'));
-  let buffer: string[] = [];
-  let lost = false;
+  /**
+   * Takes a chunk of this job that the worker claimed: the run takes it next. False once the run takes
+   * no more input (the worker starts another run for it).
+   */
+  adopt(chunk: ClaimedJobChunk): boolean {
+    if (!this.#taking) return false;
+    this.#adopted.push(chunk);
+    this.#track(chunk);
+    return true;
+  }
 
-  const beat = async (): Promise<void> => {
-    const outcomes = buffer.join('');
-    buffer = [];
-    let held: boolean;
+  async run(): Promise<void> {
     try {
-      held = await store.heartbeatJobChunk(jobId, chunkNo, { owner, leaseMs, outcomes });
+      await this.#run();
+    } finally {
+      this.#taking = false;
+    }
+  }
+
+  async #run(): Promise<void> {
+    const { store, jobId } = { store: this.#ctx.store, jobId: this.jobId };
+    const record = await store.getServiceJob(jobId);
+    // Cancelled or failed since the claim: the chunks are done with; a resume opens them again.
+    if (record === undefined || !LIVE.has(record.state)) return this.#end(null);
+    const tenant = this.#ctx.tenants.get(record.tenant);
+    if (tenant === undefined)
+      return this.#end({
+        code: 'CR_ERR_API_CONFIG',
+        message: `tenant ${record.tenant} is no longer configured`,
+      });
+    const request = record.request as unknown as JobRequest;
+    let spec: JobSpec;
+    try {
+      spec = this.#ctx.build(tenant, request.fields, jobId, request.actor);
     } catch (err) {
-      // Tried again at the next beat, with what this one carried.
-      buffer.unshift(outcomes);
-      log.warn({ err: errorOf(err) }, 'chunk heartbeat not written');
+      return this.#end(errorOf(err));
+    }
+    // Claimed while the replica began to stop: its close gives the claims up.
+    if (this.#ctx.closing()) return;
+    const duplicateOf = new Map<number, number>();
+    const handle = startJob(
+      spec,
+      { batches: (stop) => this.#batches(stop, duplicateOf) },
+      {
+        credentials: tenant.credentials,
+        log: this.#log,
+        store,
+        metrics: this.#ctx.metrics,
+        seen: () => ({ firstIndex: (_sessionId, at) => duplicateOf.get(at) }),
+        ledgerOf: (index) => ledgerIdOf(jobId, this.#chunkOf(index)),
+      },
+    );
+    this.#handle = handle;
+    const local = this.#ctx.local(jobId);
+    local.handles.add(handle);
+    if (this.#ctx.closing()) handle.stop();
+    local.controller = handle.status().controller ?? local.controller;
+    await this.#start(record, local.controller);
+    const beats = new AbortController();
+    const beating = this.#beat(beats.signal);
+    let fatal: Fatal = null;
+    let complete = false;
+    let refused = false;
+    try {
+      for await (const event of handle.events()) {
+        if (event.type !== 'outcome') continue;
+        recordLatency(local, event.outcome);
+        const open = this.#open.get(this.#chunkOf(event.index));
+        if (open === undefined) continue;
+        open.lines.push(`${JSON.stringify(outcomeLine(event.outcome))}\n`);
+        if (--open.remaining === 0) await this.#finish(open, null);
+      }
+      const summary = await handle.done;
+      fatal = summary.fatal;
+      complete = !summary.interrupted;
+      local.controller = handle.status().controller ?? local.controller;
+    } catch (err) {
+      // A chunk ledger's lease of a run that died on another host still holds: the chunks are left to
+      // lapse, and claimed again once it has.
+      refused = isCognigyResetError(err) && err.code === 'CR_ERR_STATE_JOB_RUNNING';
+      fatal = errorOf(err);
+      this.#log[refused ? 'info' : 'warn'](
+        { err: fatal },
+        refused ? 'chunk ledger still held elsewhere' : 'job share failed',
+      );
+    } finally {
+      local.handles.delete(handle);
+      beats.abort();
+      await beating;
+    }
+    if (this.#lost || refused) return;
+    if (this.#ctx.closing() && !complete && fatal === null) {
+      // Stopped by this replica's close: what it did is written, and the chunks are left for another
+      // replica or the next start.
+      await this.#heartbeat();
       return;
     }
-    if (!held) {
-      lost = true;
-      log.warn('chunk claim lost to another owner: stopping at once');
-      handle.abort();
+    // Failed, or stopped because the job ended (a chunk of a job resumed meanwhile is no longer this
+    // owner's: the finish is refused, and the chunk runs again).
+    await this.#end(fatal);
+  }
+
+  /** The chunks' sessions, claimed one chunk after another as the pipeline takes them. */
+  async *#batches(stop: AbortSignal, duplicateOf: Map<number, number>): AsyncIterable<readonly BulkTarget[]> {
+    try {
+      for (;;) {
+        const chunk =
+          stop.aborted || this.#ctx.closing() || this.#lost
+            ? undefined
+            : (this.#adopted.shift() ?? (await this.#claim()));
+        if (chunk === undefined) return;
+        if (chunk.claims > 0)
+          this.#log.info(
+            { chunk: chunk.chunkNo, previousOwner: chunk.previousOwner, claims: chunk.claims },
+            'chunk taken over',
+          );
+        const { targets, duplicateOf: repeats } = chunkTargets(chunk);
+        for (const [index, at] of repeats) duplicateOf.set(index, at);
+        for (const batch of targets.batches(stop) as Iterable<readonly BulkTarget[]>)
+          for (let i = 0; i < batch.length; i += BATCH) yield batch.slice(i, i + BATCH);
+      }
+    } finally {
+      // The pipeline takes no more input, whether it read to the end or stopped.
+      this.#taking = false;
     }
-  };
-  const beats = new AbortController();
-  const beating = (async () => {
-    const every = Math.min(leaseMs / 3, 1000);
+  }
+
+  async #claim(): Promise<ClaimedJobChunk | undefined> {
+    const { store, owner, leaseMs } = this.#ctx;
+    const chunk = await store.claimJobChunk({ owner, leaseMs, jobs: [this.jobId] });
+    if (chunk !== undefined) this.#track(chunk);
+    return chunk;
+  }
+
+  #track(chunk: ClaimedJobChunk): void {
+    this.#open.set(chunk.chunkNo, { chunk, lines: [], remaining: chunk.count });
+    this.#ranges.push([chunk.firstIndex, chunk.count, chunk.chunkNo]);
+  }
+
+  #chunkOf(index: number): number {
+    for (const [first, count, chunkNo] of this.#ranges)
+      if (index >= first && index < first + count) return chunkNo;
+    throw new Error(`input index ${index} is in no chunk of this run`);
+  }
+
+  /** The job's first claim starts it; a cancel that landed since the job was read stays. */
+  async #start(record: ServiceJobRecord, controller: string | null): Promise<void> {
+    if (record.state !== 'queued') return;
+    await this.#ctx.store
+      .updateServiceJob(this.jobId, {
+        state: 'running',
+        from: ['queued'],
+        progress: { ...progressWith(record, { startedAt: new Date().toISOString(), controller }) },
+      })
+      .catch((err: unknown) => this.#log.warn({ err: errorOf(err) }, 'job state not written'));
+  }
+
+  async #beat(signal: AbortSignal): Promise<void> {
+    const every = Math.min(this.#ctx.leaseMs / 3, 1000);
     for (;;) {
       try {
-        await delay(every, undefined, { signal: beats.signal });
+        await delay(every, undefined, { signal });
       } catch {
         return;
       }
-      await beat();
-      if (lost) return;
+      await this.#heartbeat();
+      if (this.#lost) return;
     }
-  })();
+  }
 
-  let fatal: { code: string; message: string } | null = null;
-  let complete = false;
-  let refused = false;
-  try {
-    for await (const event of handle.events()) {
-      if (event.type !== 'outcome') continue;
-      recordLatency(local, event.outcome);
-      buffer.push(`${JSON.stringify(outcomeLine(event.outcome))}\n`);
+  /** Extends the open chunks' claims with the outcomes written since; a lost claim stops the run. */
+  async #heartbeat(): Promise<void> {
+    const { store, owner, leaseMs } = this.#ctx;
+    for (const open of [...this.#open.values()]) {
+      const outcomes = open.lines.join('');
+      open.lines = [];
+      let held: boolean;
+      try {
+        held = await store.heartbeatJobChunk(this.jobId, open.chunk.chunkNo, { owner, leaseMs, outcomes });
+      } catch (err) {
+        // Tried again at the next beat, with what this one carried.
+        open.lines.unshift(outcomes);
+        this.#log.warn({ err: errorOf(err) }, 'chunk heartbeat not written');
+        continue;
+      }
+      if (!held) {
+        this.#lost = true;
+        this.#log.warn({ chunk: open.chunk.chunkNo }, 'chunk claim lost to another owner: stopping at once');
+        this.#handle?.abort();
+        return;
+      }
     }
-    const summary = await handle.done;
-    fatal = summary.fatal;
-    complete = !summary.interrupted;
-    local.controller = handle.status().controller ?? local.controller;
-  } catch (err) {
-    // The ledger's lease of a run that died on another host still holds: the claim is left to lapse,
-    // and the chunk is claimed again once it has.
-    refused = isCognigyResetError(err) && err.code === 'CR_ERR_STATE_JOB_RUNNING';
-    fatal = errorOf(err);
-    log[refused ? 'info' : 'warn'](
-      { err: fatal },
-      refused ? 'chunk ledger still held elsewhere' : 'chunk failed',
-    );
-  } finally {
-    local.handles.delete(handle);
-    beats.abort();
-    await beating;
   }
-  if (lost) return { end: 'lost' };
-  if (refused) return { end: 'left' };
-  if (ctx.closing() && !complete && fatal === null) {
-    // Stopped by this replica's close: what it did is written, and the chunk left for another replica
-    // or the next start.
-    await beat();
-    return lost ? { end: 'lost' } : { end: 'left' };
+
+  /** Finishes one chunk: its last outcomes written, its ledger settled, the job told. */
+  async #finish(open: OpenChunk, fatal: Fatal): Promise<void> {
+    const { store, owner } = this.#ctx;
+    const { chunkNo } = open.chunk;
+    this.#open.delete(chunkNo);
+    const outcomes = open.lines.join('');
+    open.lines = [];
+    await this.#handle?.settleLedger(ledgerIdOf(this.jobId, chunkNo), fatal === null).catch(() => undefined);
+    if (await store.finishJobChunk(this.jobId, chunkNo, { owner, outcomes, error: fatal }))
+      await this.#ctx.finished(this.jobId, fatal);
   }
-  // Done, failed, or stopped because the job ended (a chunk of a job resumed meanwhile is no longer this
-  // owner's: the finish is refused, and the chunk runs again).
-  return finish(buffer.join(''), fatal);
+
+  /** The run takes no more chunks, and ends every one it holds. */
+  #end(fatal: Fatal): Promise<void> {
+    this.#taking = false;
+    return this.#finishAll(fatal);
+  }
+
+  async #finishAll(fatal: Fatal): Promise<void> {
+    for (const open of [...this.#open.values()]) await this.#finish(open, fatal);
+  }
 }
 
 function recordLatency(local: LocalJob, outcome: { outcome: string; latencyMs: number }): void {

@@ -81,7 +81,12 @@ export async function writeChunks(
  * outcome's `index` and a duplicate's message name), and the run's duplicate check: a session's earlier
  * listing is known from the chunk itself.
  */
-export function chunkTargets(chunk: ClaimedJobChunk): { targets: JobTargets; seen: () => SeenIds } {
+export function chunkTargets(chunk: ClaimedJobChunk): {
+  targets: JobTargets;
+  /** Input index → the index the same session was first listed at, for each repeat. */
+  duplicateOf: ReadonlyMap<number, number>;
+  seen: () => SeenIds;
+} {
   const targets: BulkTarget[] = [];
   const duplicateOf = new Map<number, number>();
   let index = chunk.firstIndex;
@@ -101,6 +106,7 @@ export function chunkTargets(chunk: ClaimedJobChunk): { targets: JobTargets; see
         for (let i = 0; i < targets.length; i += 256) yield targets.slice(i, i + 256);
       },
     },
+    duplicateOf,
     seen: () => ({ firstIndex: (_sessionId, at) => duplicateOf.get(at) }),
   };
 }

@@ -16,7 +16,7 @@ export interface LiveCounts {
 }
 
 /** How long the counts of a job that runs are served again before the store is read anew. */
-const FRESH_MS = 250;
+const FRESH_MS = 1000;
 
 /**
  * Reads a job's live counts and chunk summary: while the job is queued or running, at most once per

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { LatencyHistogram } from '../reset/latency-histogram.js';
 import type { ClaimedJobChunk, ServiceJobRecord } from '../store/index.js';
-import { runChunk, type ChunkContext } from './chunk-run.js';
+import { JobShare, type ChunkContext } from './chunk-run.js';
 import { liveCounts } from './job-counts.js';
 import { FINISHED, newJob, percentilesOf, progressWith, type JobState, type LocalJob } from './job-model.js';
 import { RecentLatency } from './recent-latency.js';
@@ -20,7 +20,9 @@ const POLL_MS = 500;
 const WATCH_MS = 250;
 const LIVE = new Set(['queued', 'running']);
 
-export type WorkerOptions = Omit<ChunkContext, 'owner' | 'local' | 'closing'> & { maxRunning: number };
+export type WorkerOptions = Omit<ChunkContext, 'owner' | 'local' | 'closing' | 'finished'> & {
+  maxRunning: number;
+};
 
 export class ChunkWorker {
   /** This replica's id in the store's claims: host, process, and a random part for two in one process. */
@@ -29,6 +31,8 @@ export class ChunkWorker {
   readonly #context: ChunkContext;
   readonly #local = new Map<string, LocalJob>();
   readonly #running = new Set<Promise<void>>();
+  /** The job runs of this replica, by job id: a chunk claimed for one of them joins it. */
+  readonly #shares = new Map<string, JobShare>();
   #filling: Promise<void> | undefined;
   #again = false;
   #closing = false;
@@ -43,6 +47,7 @@ export class ChunkWorker {
       owner: this.owner,
       local: (jobId) => this.#localOf(jobId),
       closing: () => this.#closing,
+      finished: (jobId, fatal) => this.#afterChunk(jobId, fatal),
     };
     this.#timer = setInterval(() => this.wake(), POLL_MS);
     this.#watcher = setInterval(() => void this.#watch(), WATCH_MS);
@@ -104,6 +109,9 @@ export class ChunkWorker {
         while (!this.#closing && this.#running.size < maxRunning) {
           const chunk = await store.claimJobChunk({ owner: this.owner, leaseMs });
           if (chunk === undefined) break;
+          // A job this replica runs already takes the chunk into its run; one chunk a look, so that a
+          // replica does not hoard a job's chunks.
+          if (this.#shares.get(chunk.jobId)?.adopt(chunk) === true) break;
           const run: Promise<void> = this.#run(chunk).finally(() => {
             this.#running.delete(run);
             this.wake();
@@ -118,12 +126,15 @@ export class ChunkWorker {
 
   async #run(chunk: ClaimedJobChunk): Promise<void> {
     const { jobId } = chunk;
+    const share = new JobShare(chunk, this.#context);
+    this.#shares.set(jobId, share);
     try {
-      const end = await runChunk(chunk, this.#context);
-      if (end.end === 'finished') await this.#afterChunk(jobId, end.fatal);
+      await share.run();
     } catch (err) {
-      // The store failed under the chunk: its claim lapses, and another run takes it on.
-      this.#options.log.warn({ jobId, err: (err as Error).message }, 'chunk run failed');
+      // The store failed under the run: its claims lapse, and another run takes them on.
+      this.#options.log.warn({ jobId, err: (err as Error).message }, 'job share failed');
+    } finally {
+      if (this.#shares.get(jobId) === share) this.#shares.delete(jobId);
     }
     const local = this.#local.get(jobId);
     if (local !== undefined && local.handles.size === 0) {
