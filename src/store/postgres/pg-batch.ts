@@ -7,7 +7,8 @@
  * serialize on the head once per batch: three round trips. While this connection is the only one
  * appending, a batch links after the head this connection last left and moves it only if it is still
  * there, all in one statement (one round trip); if another process appended meanwhile, the statement
- * writes nothing and the batch is committed the locked way. Outbox events are inserted under the head's
+ * writes nothing and the batch is committed the locked way, as are the batches after it until one finds
+ * the head where this connection left it (no other process appended in between). Outbox events are inserted under the head's
  * row lock too, so their ids are handed out in commit order: a deliverer that reads on after the last id
  * it posted misses none.
  */
@@ -149,6 +150,8 @@ export class PgBatchCommitter {
   readonly #client: ClientBase;
   /** The head as this connection's last batch left it, while no other process is seen appending. */
   #head: { seq: number; hash: string } | undefined;
+  /** The head this connection's last batch left, whichever way it was committed. */
+  #left: { seq: number; hash: string } | undefined;
 
   constructor(client: ClientBase) {
     this.#client = client;
@@ -186,7 +189,7 @@ export class PgBatchCommitter {
     if (cached !== undefined) {
       const moved = await this.#write(batch, jobs, cached);
       if (moved !== undefined) {
-        this.#head = moved;
+        this.#head = this.#left = moved;
         return;
       }
     }
@@ -207,8 +210,11 @@ export class PgBatchCommitter {
       // Under the lock the head cannot have moved: a batch is never committed unwritten.
       if (moved === undefined) throw new Error('the audit chain head moved while locked');
       await client.query('COMMIT');
-      // After a miss, the next batch locks too; the one after tries the one-statement way again.
-      if (cached === undefined) this.#head = moved;
+      // The one-statement way again only once no other process appended since this connection's last
+      // batch: while another appends, a try would wait for its lock only to write nothing.
+      const alone = this.#left !== undefined && this.#left.seq === head.seq && this.#left.hash === head.hash;
+      if (alone) this.#head = moved;
+      this.#left = moved;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
