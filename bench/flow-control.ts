@@ -1,20 +1,39 @@
 /**
- * Flow control with default flags (`node dist/bench/flow-control.js`): the CLI against the emulator
- * capped at 50, 300 and 3,000 SEND frames a second (a cap it is not told), a cap halved mid-run, two
- * processes sharing one cap, and an uncapped engine. Prints, per case, throughput ÷ cap, the share of
- * SEND frames refused, and the time to converge; for the uncapped engine, the defaults' rate ÷ the lean
- * pipelined client's rate, measured in the same run.
+ * Flow control with default flags: the CLI against the emulator capped at 50, 300 and 3,000 SEND frames a
+ * second (a cap it is not told), a cap halved mid-run, two processes sharing one cap, an engine that
+ * answers after 50 ms, and uncapped engines. Prints, per case, throughput ÷ cap, the share of SEND frames
+ * refused, and the time to converge; for the slow engine, the in-flight limit and p99 latency ÷ the
+ * engine's 50 ms; for the uncapped engines, the CLI's rate ÷ the lean pipelined client's rate, measured in
+ * the same run.
+ *
+ *   node dist/bench/flow-control.js [--cases capped,halved,shared,slow,uncapped] [--uncapped-ids 40000]
+ *     [--rounds 1] [--cli-args="--rate 1000000 --fixed-rate"]
+ *
+ * `--cli-args` adds flags to every CLI run (to measure what the defaults cost); `CR_BENCH_CLI` names
+ * another build's `bin/cognigy-reset` to measure instead of this checkout's (the engines stay this one's).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { startChild } from './lib/child.js';
-import { CLI } from './lib/cli-run.js';
+import { CLI, RESET_CLI } from './lib/cli-run.js';
 import { leanRun } from './lib/lean-client.js';
 
+const { values } = parseArgs({
+  options: {
+    cases: { type: 'string', default: 'capped,halved,shared,slow,uncapped' },
+    'uncapped-ids': { type: 'string', default: '40000' },
+    rounds: { type: 'string', default: '1' },
+    'cli-args': { type: 'string', default: '' },
+  },
+});
+const CASES = new Set(values.cases.split(','));
+const UNCAPPED_IDS = Number(values['uncapped-ids']);
+const CLI_ARGS = values['cli-args'].split(' ').filter((a) => a !== '');
 const dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-flow-bench-'));
 const ids = (n: number, from = 1): string[] => Array.from({ length: n }, (_, i) => `session-${i + from}`);
 
@@ -30,7 +49,17 @@ function reset(emu: Pick<Emulator, 'wsUrl'>, name: string, list: string[]): Prom
   writeFileSync(file, `${list.join('\n')}\n`);
   const child = spawn(
     process.execPath,
-    [CLI, 'reset', '--from-file', file, '--json', '--no-audit', '--progress-interval', '0.5'],
+    [
+      RESET_CLI,
+      'reset',
+      '--from-file',
+      file,
+      '--json',
+      '--no-audit',
+      '--progress-interval',
+      '0.5',
+      ...CLI_ARGS,
+    ],
     {
       env: {
         ...process.env,
@@ -73,6 +102,12 @@ function convergedAt(intervals: [number, number][], target: number, after = 0): 
 
 const refusedOf = (emu: Emulator): number => emu.stats().answers['RATE_LIMITED'] ?? 0;
 const pct = (n: number): string => `${(n * 100).toFixed(2)} %`;
+/** Where the in-flight limit ended, and how often it was cut. */
+function depthOf(run: Run): string {
+  const flow = run.summary['flowControl'] as { depth?: { limit: number; cuts: number; floorMs: number } };
+  const d = flow.depth;
+  return d === undefined ? '' : `  in-flight limit ${d.limit} (${d.cuts} cuts, floor ${d.floorMs} ms)`;
+}
 
 async function capped(cap: number, seconds: number): Promise<void> {
   const emu = await startEmulator({ sessions: cap * seconds, faults: { messageRate: cap } });
@@ -83,7 +118,7 @@ async function capped(cap: number, seconds: number): Promise<void> {
     process.stdout.write(
       `cap ${cap}/s, ${cap * seconds} sessions: throughput / cap ${(run.summary.throughput / cap).toFixed(3)}` +
         `  refused ${pct(refused / (cap * seconds + refused))}` +
-        `  converged after ${conv === null ? 'never' : `${conv.toFixed(1)} s`}\n`,
+        `  converged after ${conv === null ? 'never' : `${conv.toFixed(1)} s`}${depthOf(run)}\n`,
     );
   } finally {
     await emu.close();
@@ -130,9 +165,27 @@ async function shared(): Promise<void> {
   }
 }
 
+/** An engine that answers after 50 ms: the limit must stay bounded, and p99 latency within 3× 50 ms. */
+async function slow(): Promise<void> {
+  const n = 20_000;
+  const latencyMs = 50;
+  const emu = await startEmulator({ sessions: n, faults: { latencyMs } });
+  try {
+    const run = await reset(emu, 'slow', ids(n));
+    const latency = run.summary['latencyMs'] as { p50: number; p99: number };
+    process.stdout.write(
+      `engine answering after ${latencyMs} ms, ${n} sessions: ${Math.round(run.summary.throughput)}/s` +
+        `  p50 ${latency.p50} ms, p99 ${latency.p99} ms = ${(latency.p99 / latencyMs).toFixed(2)}× the engine's ${latencyMs} ms` +
+        `${depthOf(run)}\n`,
+    );
+  } finally {
+    await emu.close();
+  }
+}
+
 /** Uncapped: the defaults against the lean pipelined client, on the emulator and on a lean engine. */
 async function uncapped(engineName: string, args: string[]): Promise<void> {
-  const n = 40_000;
+  const n = UNCAPPED_IDS;
   // The engine in a process of its own: the lean client and the CLI each get the other core.
   const engine = await startChild(process.execPath, args);
   try {
@@ -141,8 +194,9 @@ async function uncapped(engineName: string, args: string[]): Promise<void> {
     const leanRate = (lean.resets / lean.ms) * 1000;
     const run = await reset({ wsUrl }, `uncapped-${engineName}`, ids(n));
     process.stdout.write(
-      `uncapped ${engineName}, ${n} sessions: defaults ${Math.round(run.summary.throughput)}/s, lean client ` +
-        `${Math.round(leanRate)}/s: ratio ${(run.summary.throughput / leanRate).toFixed(3)}\n`,
+      `uncapped ${engineName}, ${n} sessions: ${CLI_ARGS.length === 0 ? 'defaults' : CLI_ARGS.join(' ')} ` +
+        `${Math.round(run.summary.throughput)}/s, lean client ` +
+        `${Math.round(leanRate)}/s: ratio ${(run.summary.throughput / leanRate).toFixed(3)}${depthOf(run)}\n`,
     );
   } finally {
     await engine.stop();
@@ -150,13 +204,20 @@ async function uncapped(engineName: string, args: string[]): Promise<void> {
 }
 
 try {
-  await capped(50, 30);
-  await capped(300, 20);
-  await capped(3000, 20);
-  await halved();
-  await shared();
-  await uncapped('emulator', [CLI, 'emulator', '--sessions', '40000']);
-  await uncapped('lean engine', [fileURLToPath(new URL('./lib/lean-engine.js', import.meta.url))]);
+  for (let round = 0; round < Number(values.rounds); round++) {
+    if (CASES.has('capped')) {
+      await capped(50, 30);
+      await capped(300, 20);
+      await capped(3000, 20);
+    }
+    if (CASES.has('halved')) await halved();
+    if (CASES.has('shared')) await shared();
+    if (CASES.has('slow')) await slow();
+    if (CASES.has('uncapped')) {
+      await uncapped('emulator', [CLI, 'emulator', '--sessions', String(UNCAPPED_IDS)]);
+      await uncapped('lean engine', [fileURLToPath(new URL('./lib/lean-engine.js', import.meta.url))]);
+    }
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -7,7 +7,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { type Emulator, startEmulator } from '../src/emulator/index.js';
+import { type Emulator, type EmulatorFaults, startEmulator } from '../src/emulator/index.js';
 import { CLI, cliEnv, parseJsonLines, runCli, startCli, waitForOutput } from './helpers/cli.js';
 import { withDeadline } from './helpers/ws.js';
 import { withFaults } from './helpers/faults.js';
@@ -559,9 +559,12 @@ function jobRun(name: string, count: number, ...extra: string[]): { args: string
   return { args: ['reset', '--from-file', file, '--job', name, '--json', '--state', state, ...extra], state };
 }
 
-/** A 3,000-session job against an emulator that answers in 5 ms, once its first outcome is printed. */
-async function jobUnderway(name: string) {
-  const emu = await startEmulator({ sessions: 3000, faults: { latencyMs: 5 } });
+/**
+ * A 3,000-session job against an emulator that answers in 5 ms (with more `faults` if given), once its
+ * first outcome is printed.
+ */
+async function jobUnderway(name: string, faults: Partial<EmulatorFaults> = {}) {
+  const emu = await startEmulator({ sessions: 3000, faults: { latencyMs: 5, ...faults } });
   const { args, state } = jobRun(name, 3000, '--no-progress', '--concurrency', '8');
   const run = startCli(args, envFor(emu));
   try {
@@ -576,7 +579,10 @@ async function jobUnderway(name: string) {
 
 describe('cognigy-reset reset: one run of a job at a time', () => {
   it('refuses a second run of a running job (exit 2), runs another job beside it, and takes over the claim of a run that was killed', async () => {
-    const { emu, args, state, run: first } = await jobUnderway('twice');
+    // The engine answers the first resets, then holds its answers (applied, unanswered): however fast the
+    // machine, the first run is still running when the second comes, and when it is killed.
+    const { emu, args, state, run: first } = await jobUnderway('twice', { holdAfterSends: 200 });
+    const beside = await startEmulator({ sessions: 2 });
     try {
       const second = await runCli(args, envFor(emu));
       assert.equal(second.code, 2, second.stderr);
@@ -587,7 +593,7 @@ describe('cognigy-reset reset: one run of a job at a time', () => {
         ),
       );
       assert.equal(second.stdout, '');
-      // Another job shares the state file (and its audit chain) meanwhile.
+      // Another job, on another engine, shares the state file (and its audit chain) meanwhile.
       const other = await runCli(
         [
           'reset',
@@ -599,7 +605,7 @@ describe('cognigy-reset reset: one run of a job at a time', () => {
           '--state',
           state,
         ],
-        envFor(emu),
+        envFor(beside),
       );
       assert.equal(other.code, 0, other.stderr);
 
@@ -611,6 +617,7 @@ describe('cognigy-reset reset: one run of a job at a time', () => {
       db.close();
       assert.equal(claim?.pid, first.child.pid, 'a killed run leaves its claim behind');
 
+      emu.setFaults({ holdAfterSends: 0 });
       const resumed = await runCli(args, envFor(emu));
       assert.equal(resumed.code, 0, resumed.stderr);
       const { summary } = parseJsonLines(resumed.stdout);
@@ -623,6 +630,7 @@ describe('cognigy-reset reset: one run of a job at a time', () => {
       const verify = await runCli(['audit', 'verify', '--state', state], {});
       assert.equal(verify.code, 0, verify.stdout);
     } finally {
+      await beside.close();
       await emu.close();
     }
   });

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { runCli, startCli, waitForOutput } from './helpers/cli.js';
+import { runCli, startCli, waitForOutput, waitForStderr } from './helpers/cli.js';
 import { withDeadline } from './helpers/ws.js';
 
 describe('serve: the command', () => {
@@ -74,12 +74,21 @@ describe('serve: a stop in the middle of a job', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cr-serve-resume-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const state = join(dir, 'state.sqlite');
-    const N = 20_000;
-    // The engine outlives the service: its URL, part of the job's settings, stays the same.
-    const engine = startCli(['emulator', '--port', '0', '--sessions', String(N)], {});
+    const N = 5_000;
+    // The engine outlives the service: its URL, part of the job's settings, stays the same. It answers
+    // the first HOLD resets, then holds its answers until the test lets them go: however fast the job
+    // runs, the first run cannot take more than HOLD and its in-flight ceiling before the stop lands.
+    const HOLD = 1_000;
+    const engine = startCli(
+      ['emulator', '--port', '0', '--sessions', String(N), '--hold-after-sends', String(HOLD)],
+      {},
+    );
     t.after(() => engine.child.kill('SIGKILL'));
     await waitForOutput(engine, (out) => out.includes('\n'));
-    const { wsUrl } = JSON.parse(engine.stdout().split('\n')[0]!) as { wsUrl: string };
+    const { wsUrl, httpUrl } = JSON.parse(engine.stdout().split('\n')[0]!) as {
+      wsUrl: string;
+      httpUrl: string;
+    };
     const config = join(dir, 'config.json');
     writeFileSync(
       config,
@@ -126,9 +135,24 @@ describe('serve: a stop in the middle of a job', () => {
       'progress',
     );
     first.run.child.kill('SIGTERM');
+    // The service took the stop (its jobs take no new session): the engine lets the answers it held go,
+    // and the sessions in flight finish.
+    await waitForStderr(first.run, (err) => err.includes('stopping: in-flight sessions finish'), 60_000);
+    const released = await fetch(`${httpUrl}/emulator/faults`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ holdAfterSends: 0 }),
+    });
+    assert.equal(released.status, 200);
     const exit = await withDeadline(first.run.done, 60_000, 'serve to stop');
     assert.equal(exit.code, 0, exit.stderr);
     assert.ok(!exit.stderr.includes('dev-token'), 'the engine token never appears in a log line');
+    // The stop landed in the middle: the engine had reset some sessions, not all.
+    const stats = (await (await fetch(`${httpUrl}/emulator/stats`)).json()) as {
+      resetsPerSession: Record<string, number>;
+    };
+    const resetBefore = Object.values(stats.resetsPerSession).reduce((a, b) => a + b, 0);
+    assert.ok(resetBefore >= 200 && resetBefore < N, `the first run reset ${resetBefore} of ${N}`);
 
     const second = await start();
     // The Idempotency-Key outlives the restart: the same request names the same job.

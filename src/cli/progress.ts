@@ -29,6 +29,8 @@ export function createProgress(options: {
   enabled: boolean;
   /** The send rate in force (the pacer's), shown beside the achieved rate. */
   pace?: () => number | undefined;
+  /** The in-flight limit in force, shown beside the pace. */
+  depth?: () => number | undefined;
 }): Progress {
   const { stream, total } = options;
   const started = performance.now();
@@ -36,7 +38,11 @@ export function createProgress(options: {
   const rate = (): number => counts.done / Math.max(0.001, (performance.now() - started) / 1000);
   const pace = (): string => {
     const r = options.pace?.();
-    return r === undefined || !Number.isFinite(r) ? '' : `  pace ${Math.round(r)}/s`;
+    const d = options.depth?.();
+    return (
+      (r === undefined || !Number.isFinite(r) ? '' : `  pace ${Math.round(r)}/s`) +
+      (d === undefined ? '' : `  in-flight limit ${d}`)
+    );
   };
   if (!options.enabled) return { update: () => undefined, stop: () => undefined };
   if (stream.isTTY === true) {

@@ -11,8 +11,8 @@ export interface ResetFlags extends SelectorFlags {
   fromFile?: string;
   maxDuration: number;
   reason?: string;
-  concurrency: number;
-  connections: number;
+  concurrency?: number;
+  connections?: number;
   rate?: number;
   fixedRate: boolean;
   dryRun: boolean;

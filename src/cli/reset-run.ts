@@ -159,6 +159,10 @@ export async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.Pro
       seen: createSeenIds,
     },
   );
+  metrics?.watchFlow(() => {
+    const status = job.status();
+    return { rate: status.pace, limit: status.depth, refused: status.refused };
+  });
   const onSignal = (): void => {
     if (job.status().state === 'running') {
       process.stderr.write('stopping: resets in flight finish; Ctrl-C again to abort them\n');
@@ -188,6 +192,7 @@ export async function runReset(ids: string[], flags: ResetFlags, env: NodeJS.Pro
     intervalMs: flags.progressInterval * 1000,
     enabled: flags.progress && !flags.dryRun,
     pace: () => job.status().pace,
+    depth: () => job.status().depth,
   });
   let summary;
   try {

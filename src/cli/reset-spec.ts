@@ -83,8 +83,8 @@ export function specFromFlags(flags: ResetFlags, inputs: SpecInputs): JobSpec {
     },
     maxDurationSec: flags.maxDuration,
     pipeline: {
-      concurrency: flags.concurrency,
-      connections: flags.connections,
+      ...(flags.concurrency === undefined ? {} : { concurrency: flags.concurrency }),
+      ...(flags.connections === undefined ? {} : { connections: flags.connections }),
       ackTimeoutSec: flags.ackTimeout,
       verify: flags.verify,
       verifyTimeoutSec: flags.verifyTimeout,

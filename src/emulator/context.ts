@@ -15,6 +15,8 @@ export interface EmulatorContext {
   random: () => number;
   /** Rate limiters by name and tenant, rebuilt when the fault set changes. */
   limiters: Map<string, TokenBucket>;
+  /** Called after the fault set changed (the runtime door answers what it held). */
+  onFaults?: (() => void) | undefined;
 }
 
 export function applyFaults(ctx: EmulatorContext, faults: EmulatorFaults): void {
@@ -23,6 +25,7 @@ export function applyFaults(ctx: EmulatorContext, faults: EmulatorFaults): void 
   ctx.limiters.clear();
   if (reseed) ctx.random = createRandom(faults.seed);
   ctx.store.seed({ blockingShare: faults.blockingShare, blockingMs: faults.blockingMs, seed: faults.seed });
+  ctx.onFaults?.();
 }
 
 /** Takes one token from the named per-tenant limiter; returns 0 or the ms to wait. Rate 0 = unlimited. */

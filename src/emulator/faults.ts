@@ -25,6 +25,12 @@ export interface EmulatorFaults {
   odataFailFrom: number;
   /** 1: answer 500 instead of an empty OData page, as some Cognigy versions do past the end. @default 0 */
   odataEmpty500: number;
+  /**
+   * Answer this many SEND frames (counted since the start), then hold the answer to every later one
+   * until this is set back to 0; the answers behind a held one on its connection wait with it (answers
+   * stay in request order). 0 = never. @default 0
+   */
+  holdAfterSends: number;
 }
 
 export const DEFAULT_FAULTS: Readonly<EmulatorFaults> = Object.freeze({
@@ -40,6 +46,7 @@ export const DEFAULT_FAULTS: Readonly<EmulatorFaults> = Object.freeze({
   odataFailEvery: 0,
   odataFailFrom: 0,
   odataEmpty500: 0,
+  holdAfterSends: 0,
 });
 
 const LIMITS: Record<keyof EmulatorFaults, { min: number; max: number; integer: boolean }> = {
@@ -55,6 +62,7 @@ const LIMITS: Record<keyof EmulatorFaults, { min: number; max: number; integer: 
   odataFailEvery: { min: 0, max: Number.MAX_SAFE_INTEGER, integer: true },
   odataFailFrom: { min: 0, max: Number.MAX_SAFE_INTEGER, integer: true },
   odataEmpty500: { min: 0, max: 1, integer: true },
+  holdAfterSends: { min: 0, max: Number.MAX_SAFE_INTEGER, integer: true },
 };
 
 /** Checks a partial fault set; returns the problem, naming the field, or undefined. */

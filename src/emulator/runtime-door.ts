@@ -30,7 +30,7 @@ interface Connection {
   grant: TokenGrant;
   frames: number;
   closing: boolean;
-  /** Answers waiting for their due time, in request order. */
+  /** Answers waiting for their due time, in request order; held by `holdAfterSends`: due never. */
   queue: { due: number; text: string }[];
   timer: NodeJS.Timeout | undefined;
   /** Corks the TCP socket while a tick's answers are written. */
@@ -86,6 +86,15 @@ export class RuntimeDoor {
       // Any Origin is accepted; the subprotocol is selected when offered.
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
+    ctx.onFaults = () => {
+      if (ctx.faults.holdAfterSends !== 0) return;
+      // The hold ended: what it held is due now (after the latency, if any), still in request order.
+      const due = performance.now() + ctx.faults.latencyMs;
+      for (const conn of this.#connections) {
+        for (const queued of conn.queue) if (queued.due === Infinity) queued.due = due;
+        this.#schedule(conn);
+      }
+    };
   }
 
   /** Handles an HTTP upgrade to `/ws/v1`: 400, 429, 401, 403, or 101. */
@@ -204,7 +213,8 @@ export class RuntimeDoor {
       this.#drop(conn);
       return;
     }
-    this.#answer(conn, answer);
+    const hold = ctx.faults.holdAfterSends;
+    this.#answer(conn, answer, frame.type === 'SEND' && hold > 0 && ctx.stats.sends > hold);
   }
 
   #onSend(conn: Connection, directive: ResetDirective): Record<string, unknown> | undefined {
@@ -273,20 +283,23 @@ export class RuntimeDoor {
     };
   }
 
-  /** Sends an answer after the configured latency, never ahead of an earlier one. */
-  #answer(conn: Connection, answer: Record<string, unknown>): void {
+  /**
+   * Sends an answer after the configured latency, never ahead of an earlier one; a `held` one waits
+   * until the hold ends, and the answers behind it with it.
+   */
+  #answer(conn: Connection, answer: Record<string, unknown>, held: boolean): void {
     const text = JSON.stringify(answer);
     const latency = this.#ctx.faults.latencyMs;
-    if (latency <= 0 && conn.queue.length === 0) {
+    if (!held && latency <= 0 && conn.queue.length === 0) {
       this.#send(conn, text);
       return;
     }
-    conn.queue.push({ due: performance.now() + latency, text });
+    conn.queue.push({ due: held ? Infinity : performance.now() + latency, text });
     this.#schedule(conn);
   }
 
   #schedule(conn: Connection): void {
-    if (conn.timer !== undefined || conn.queue.length === 0) return;
+    if (conn.timer !== undefined || conn.queue.length === 0 || conn.queue[0]!.due === Infinity) return;
     const delay = Math.max(0, conn.queue[0]!.due - performance.now());
     conn.timer = setTimeout(() => {
       conn.timer = undefined;

@@ -1,11 +1,13 @@
 /**
- * The bulk runner: pulls session ids from a stream as it goes (a million ids in flat memory), keeps
- * `concurrency` resets in flight, consults a job ledger so a resumed job skips what an earlier run
- * finished, and stops gracefully (in-flight resets finish) or at the first fatal error (401/403).
+ * The bulk runner: pulls session ids from a stream as it goes (a million ids in flat memory), keeps as
+ * many resets in flight as its depth limiter allows (`concurrency`, or an adaptive depth), consults a job
+ * ledger so a resumed job skips what an earlier run finished, and stops gracefully (in-flight resets
+ * finish) or at the first fatal error (401/403).
  */
 import { type CognigyResetError, isCognigyResetError, isMarked } from '../errors.js';
 import { CHANNELS, type DoneMessage } from './events.js';
 import { LatencyHistogram } from './latency-histogram.js';
+import { DepthLimiter } from './flow-control/depth-limiter.js';
 import { blankOutcome, errorOf, type ResetOutcome } from './outcome.js';
 import { onAbort } from '../util/on-abort.js';
 import type { ResetPipeline } from './pipeline.js';
@@ -32,8 +34,10 @@ export interface JobLedger {
 }
 
 export interface BulkOptions {
-  /** Resets in flight. @default 16 */
+  /** Resets in flight, when `depth` is not given. @default 16 */
   concurrency?: number;
+  /** The in-flight limit, fixed or adaptive; give the same one to the pipeline so it hears the latencies. */
+  depth?: DepthLimiter | undefined;
   /** Stop taking new sessions; those in flight finish. */
   stop?: AbortSignal | undefined;
   /** Abort the resets in flight too. */
@@ -187,9 +191,11 @@ export async function runBulk(
     const state = verdicts?.[queued] ?? 'new';
     return { target: queue[queued++]!, state };
   };
-  const concurrency = Math.max(1, Math.floor(options.concurrency ?? 16));
-  // Reports waiting for their commit; past this many, workers wait for one to finish.
-  const maxReports = Math.max(4096, concurrency * 8);
+  const depth = options.depth ?? new DepthLimiter(Math.max(1, Math.floor(options.concurrency ?? 16)));
+  // One worker per slot the limit may ever allow; those past the limit in force wait for a slot.
+  const workers = depth.ceiling;
+  // Reports waiting for their commit; past this many (8 per slot of the limit in force), workers wait.
+  const maxReports = (): number => Math.max(4096, depth.limit * 8);
 
   const one = async (target: BulkTarget, verdict: LedgerState): Promise<void> => {
     let outcome: ResetOutcome;
@@ -273,13 +279,13 @@ export async function runBulk(
           groups.delete(durable);
           reports.delete(done);
           waiting -= list.length;
-          while (waiting <= maxReports && spaceWaiters.length > 0) spaceWaiters.shift()!();
+          while (waiting <= maxReports() && spaceWaiters.length > 0) spaceWaiters.shift()!();
         });
       reports.add(done);
     }
     group.push({ outcome, target });
     // One waiter per blocked worker, woken as commits land (not a race over every pending report).
-    if (++waiting > maxReports) await new Promise<void>((resolve) => spaceWaiters.push(resolve));
+    if (++waiting > maxReports()) await new Promise<void>((resolve) => spaceWaiters.push(resolve));
   };
   interface Report {
     outcome: ResetOutcome;
@@ -343,17 +349,27 @@ export async function runBulk(
 
   const isStopped = (): boolean =>
     options.stop?.aborted === true || options.signal?.aborted === true || options.halt?.aborted === true;
+  // A stop sends the workers waiting for a slot away, once (not a race per wait, which would pile up).
+  void stopping.then(() => depth.abandon());
   const worker = async (): Promise<void> => {
     for (;;) {
       if (fatal || reportError !== undefined || isStopped()) return;
-      if (queued < queue.length) {
-        const state = verdicts?.[queued] ?? 'new';
-        await one(queue[queued++]!, state);
-        continue;
+      // A slot below the in-flight limit; none when the run stopped while this worker waited.
+      const slot = depth.acquire();
+      if (slot !== undefined && !(await slot)) return;
+      try {
+        if (fatal || reportError !== undefined || isStopped()) return;
+        if (queued < queue.length) {
+          const state = verdicts?.[queued] ?? 'new';
+          await one(queue[queued++]!, state);
+          continue;
+        }
+        const next = await take();
+        if (next === undefined) return;
+        await one(next.target, next.state);
+      } finally {
+        depth.release();
       }
-      const next = await take();
-      if (next === undefined) return;
-      await one(next.target, next.state);
     }
   };
 
@@ -367,8 +383,8 @@ export async function runBulk(
   );
   let drained = false;
   try {
-    const workers = Promise.all(Array.from({ length: concurrency }, worker));
-    let stuck = await Promise.race([workers.then(() => undefined), halted]);
+    const running = Promise.all(Array.from({ length: workers }, worker));
+    let stuck = await Promise.race([running.then(() => undefined), halted]);
     // Taken now: a pull the workers stopped waiting for may still end the input later.
     drained = !gaveUp && exhausted && queued >= queue.length;
     while (stuck === undefined && reports.size > 0)

@@ -25,7 +25,22 @@ export const CHANNELS = {
   analyticsError: channel('cognigy-reset:analytics:error'),
   /** `{ sessionId, code, rate }` when a refusal made the adaptive rate slow down (`rate`: the new rate). */
   paceCut: channel('cognigy-reset:flow:cut'),
+  /**
+   * `{ sessionId, from, to, latencyMs, targetMs, floorMs }` when the adaptive depth cut the in-flight
+   * limit: a round of answers took `latencyMs` (its median), past `targetMs` (set by the floor `floorMs`).
+   */
+  depthCut: channel('cognigy-reset:flow:depth-cut'),
 } as const;
+
+export interface DepthCutMessage {
+  sessionId: string;
+  jobId?: string | undefined;
+  from: number;
+  to: number;
+  latencyMs: number;
+  targetMs: number;
+  floorMs: number;
+}
 
 export interface PaceCutMessage {
   sessionId: string;

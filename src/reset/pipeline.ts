@@ -26,7 +26,8 @@ import type { SessionTarget, TargetField } from '../model/target.js';
 import type { ReadBack, Transport } from '../transports/transport.js';
 import { BackoffGate } from '../util/backoff-gate.js';
 import { sha256 } from '../util/sha256.js';
-import { type AnalyticsErrorMessage, CHANNELS, type DoneMessage } from './events.js';
+import { type AnalyticsErrorMessage, CHANNELS, type DepthCutMessage, type DoneMessage } from './events.js';
+import type { DepthLimiter } from './flow-control/depth-limiter.js';
 import { FixedRate, type SendPacer } from './flow-control/pacer.js';
 import { blankOutcome, errorOf, type ResetOutcome } from './outcome.js';
 import { priorStateOf, verdictFor } from './verify.js';
@@ -82,6 +83,8 @@ export interface PipelineOptions {
   rate?: number | undefined;
   /** Spaces the sends and hears the engine's refusals (an adaptive rate); takes the place of `rate`. */
   pacer?: SendPacer | undefined;
+  /** Hears each answer's latency: the in-flight limit of the bulk run that shares it. */
+  depth?: DepthLimiter | undefined;
   gate?: BackoffGate | undefined;
   analytics?: AnalyticsCallback | undefined;
   /** Carried by every message this pipeline publishes, so two jobs in one process are told apart. */
@@ -104,6 +107,11 @@ interface Sent {
 }
 
 const ignore = (): undefined => undefined;
+
+/** A long wait for a turn is slept in slices this long, asking again each time: the rate may have risen. */
+const TURN_SLICE_MS = 25;
+/** A send that left this much later than it asked for its turn waited for it. */
+const WAITED_MS = 1;
 
 function statusError(ack: StatusAnswer): CognigyResetError | undefined {
   switch (ack.status) {
@@ -152,6 +160,7 @@ export class ResetPipeline {
     random: () => number;
   };
   readonly pacer: SendPacer | undefined;
+  readonly depth: DepthLimiter | undefined;
   readonly jobId: string | undefined;
   readonly #analytics: AnalyticsCallback | undefined;
   readonly #required: readonly TargetField[];
@@ -173,6 +182,7 @@ export class ResetPipeline {
       random: options.random ?? Math.random,
     };
     this.pacer = options.pacer ?? (options.rate === undefined ? undefined : new FixedRate(options.rate));
+    this.depth = options.depth;
     this.#analytics = options.analytics;
     this.jobId = options.jobId;
     this.#required = this.transport.requiredFields(this.plan);
@@ -262,12 +272,27 @@ export class ResetPipeline {
       for (;;) {
         const reservedAt = performance.now();
         if (this.pacer === undefined) return reservedAt;
-        const wait = this.pacer.reserve(reservedAt);
-        if (wait > 0) await sleep(wait, undefined, { signal });
+        let wait = this.pacer.reserve(reservedAt);
+        if (!this.pacer.adapts) {
+          if (wait > 0) await sleep(wait, undefined, { signal });
+        } else {
+          const ticket = this.pacer.issued;
+          while (wait > 0) {
+            await sleep(Math.min(wait, TURN_SLICE_MS), undefined, { signal });
+            wait = this.pacer.waitFor(ticket);
+          }
+        }
         if (!this.pacer.slowedSince(reservedAt)) return reservedAt;
         await this.gate.wait(signal);
       }
     })();
+  }
+
+  /** Tells the depth limiter how long an answer took; publishes the cut it made, if any. */
+  #answered(sessionId: string, leftAt: number, waited: boolean): void {
+    const cut = this.depth?.observe(performance.now() - leftAt, waited);
+    if (cut !== undefined && CHANNELS.depthCut.hasSubscribers)
+      CHANNELS.depthCut.publish({ sessionId, ...cut, jobId: this.jobId } satisfies DepthCutMessage);
   }
 
   /** Tells the pacer of a refusal: a "slow down" answer to a send made at `sentAt`. */
@@ -292,7 +317,10 @@ export class ResetPipeline {
   ): Promise<ReadBack | undefined> {
     const sessionId = target.sessionId;
     let sentAt = 0;
+    // A transport that retried inside one exchange answered after its backoff: no latency to learn from.
+    let retriedInside = false;
     const beforeRetry: RetryHook = async (err, attempt) => {
+      retriedInside = true;
       this.#heard(sessionId, err, sentAt);
       await this.#backoff(sessionId, err, attempt, signal);
       outcome.attempts++;
@@ -313,8 +341,11 @@ export class ResetPipeline {
         requestId: this.#requestId(),
         maxDurationSec: this.#o.maxDurationSec,
       });
+      const asked = performance.now();
       const turn = this.#waitTurn(signal);
-      sentAt = turn === undefined ? performance.now() : await turn;
+      sentAt = turn === undefined ? asked : await turn;
+      const leftAt = turn === undefined ? asked : performance.now();
+      retriedInside = false;
       outcome.attempts++;
       outcome.requestId = prepared.requestId;
       sent.text = prepared.text;
@@ -337,6 +368,8 @@ export class ResetPipeline {
       exchange.state?.catch(ignore);
       try {
         const answer = await exchange.ack;
+        if (this.depth !== undefined && !retriedInside)
+          this.#answered(sessionId, leftAt, leftAt - asked >= WAITED_MS);
         if (answer.status !== 'RATE_LIMITED') this.pacer?.accepted(sentAt);
         const error = statusError(answer);
         if (error === undefined) {

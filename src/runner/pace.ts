@@ -39,5 +39,5 @@ export function paceSummary(pacer: SendPacer | undefined): Record<string, unknow
       cuts: pacer.cuts,
     };
   }
-  return { mode: 'fixed', rate };
+  return { mode: 'fixed', rate, refused: pacer.refusals };
 }

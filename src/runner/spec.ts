@@ -18,8 +18,6 @@ import type { JobSpec } from './types.js';
 export const JOB_ID_MAX = 128;
 export const REASON_MAX = 500;
 const IDENTIFIER_MAX = 256;
-export const DEFAULT_CONCURRENCY = 16;
-export const DEFAULT_CONNECTIONS = 4;
 
 const int = (minimum: number, maximum: number, value: number): object => ({
   type: 'integer',
@@ -62,8 +60,9 @@ export const JOB_SPEC_SCHEMA = {
       additionalProperties: false,
       default: {},
       properties: {
-        concurrency: int(1, 10_000, DEFAULT_CONCURRENCY),
-        connections: int(1, 256, DEFAULT_CONNECTIONS),
+        // Unset, the in-flight limit adapts (up to 1,024) and a runtime-ws pool follows it.
+        concurrency: { type: 'integer', minimum: 1, maximum: 10_000 },
+        connections: { type: 'integer', minimum: 1, maximum: 256 },
         ackTimeoutSec: positive(3600, 10),
         verify: { type: 'boolean', default: true },
         verifyTimeoutSec: positive(86_400, 30),

@@ -10,7 +10,8 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { Logger } from 'pino';
 import type { BulkSummary, BulkTarget } from '../reset/bulk.js';
 import { controllerId } from '../reset/flow-control/shared.js';
-import { CHANNELS, type DoneMessage, type PaceCutMessage } from '../reset/events.js';
+import { CHANNELS, type DepthCutMessage, type DoneMessage, type PaceCutMessage } from '../reset/events.js';
+import type { DepthLimiter } from '../reset/flow-control/depth-limiter.js';
 import type { ResetOutcome } from '../reset/outcome.js';
 import { createResetter, type Resetter } from '../reset/resetter.js';
 import { retryPolicyFor } from '../model/retry-policy.js';
@@ -23,6 +24,7 @@ import { BackoffGate } from '../util/backoff-gate.js';
 import { openDurable, type Durable } from './durable.js';
 import { EventQueue } from './event-queue.js';
 import { Teardown } from './teardown.js';
+import { depthFor, depthSummary, poolFor } from './depth.js';
 import { pacerFor, paceSummary } from './pace.js';
 import type {
   Credentials,
@@ -78,6 +80,7 @@ export function startJob(spec: JobSpec, targets: JobTargets, deps: StartJobDeps)
   let state: JobStatus['state'] = 'running';
   let resetter: Resetter | undefined;
   let opened: Durable | undefined;
+  const depth: DepthLimiter = depthFor(spec);
 
   const done = run().finally(() => {
     state = 'done';
@@ -95,7 +98,7 @@ export function startJob(spec: JobSpec, targets: JobTargets, deps: StartJobDeps)
     const transport = createTransport(
       spec,
       { tokens: () => credentials.tokens(), apiKey: credentials.apiKey, urlToken: credentials.urlToken },
-      { gate, dryRun: spec.dryRun },
+      { gate, dryRun: spec.dryRun, pool: poolFor(spec, depth) },
     );
     resetter = createResetter({
       transport,
@@ -107,6 +110,7 @@ export function startJob(spec: JobSpec, targets: JobTargets, deps: StartJobDeps)
       verifyTimeoutMs: spec.pipeline.verifyTimeoutSec * 1000,
       retry: retryPolicyFor(spec.pipeline.maxAttempts),
       pacer: spec.dryRun ? undefined : pacerFor(spec),
+      depth,
       plan: spec.plan,
     });
     const r = resetter;
@@ -141,7 +145,7 @@ export function startJob(spec: JobSpec, targets: JobTargets, deps: StartJobDeps)
         );
       }
       summary = await r.run(targets.batches(stopController.signal), {
-        concurrency: spec.pipeline.concurrency,
+        depth,
         stop: stopController.signal,
         signal: abortController.signal,
         halt,
@@ -190,7 +194,7 @@ export function startJob(spec: JobSpec, targets: JobTargets, deps: StartJobDeps)
       transport: r.transport.name,
       cleared: [...r.plan.cleared],
       notCleared: [...r.plan.notClearable],
-      flowControl: paceSummary(r.pipeline.pacer),
+      flowControl: { ...paceSummary(r.pipeline.pacer), depth: depthSummary(depth) },
       analytics,
       lateError: late,
     };
@@ -214,8 +218,10 @@ export function startJob(spec: JobSpec, targets: JobTargets, deps: StartJobDeps)
       controller: pacer === undefined ? undefined : controllerId(pacer),
       flowControl: {
         ...paceSummary(pacer),
-        inFlightLimit: spec.pipeline.concurrency,
+        inFlightLimit: depth.limit ?? spec.pipeline.concurrency ?? 0,
       },
+      depth: depth.limit,
+      refused: pacer?.refusals,
     };
   }
 
@@ -237,7 +243,10 @@ export function startJob(spec: JobSpec, targets: JobTargets, deps: StartJobDeps)
   };
 }
 
-/** The job's debug and info lines: retries, failures, rate cuts; made only when they would be written. */
+/**
+ * The job's debug and info lines: retries, failures, rate cuts, in-flight limit cuts; made only when they
+ * would be written.
+ */
 function logChannels(log: Logger, channelId: string, jobId: string | undefined): () => void {
   const mine = (message: unknown): boolean => (message as { jobId?: string }).jobId === channelId;
   const onRetry = (message: unknown): void => {
@@ -271,12 +280,24 @@ function logChannels(log: Logger, channelId: string, jobId: string | undefined):
     const { sessionId, code, rate } = message as PaceCutMessage;
     log.child({ sessionId, jobId }).debug({ code, rate: Math.round(rate) }, 'rate cut');
   };
-  subscribe(CHANNELS.retry.name, onRetry);
-  subscribe(CHANNELS.done.name, onDone);
-  subscribe(CHANNELS.paceCut.name, onPaceCut);
+  const onDepthCut = (message: unknown): void => {
+    if (!mine(message) || !log.isLevelEnabled('debug')) return;
+    const { sessionId, jobId: _job, ...cut } = message as DepthCutMessage;
+    log
+      .child({ sessionId, jobId })
+      .debug(
+        { ...cut, reason: 'the median latency of a round of answers passed the target' },
+        'in-flight limit cut',
+      );
+  };
+  const channels: [string | symbol, (message: unknown) => void][] = [
+    [CHANNELS.retry.name, onRetry],
+    [CHANNELS.done.name, onDone],
+    [CHANNELS.paceCut.name, onPaceCut],
+    [CHANNELS.depthCut.name, onDepthCut],
+  ];
+  for (const [name, listener] of channels) subscribe(name, listener);
   return () => {
-    unsubscribe(CHANNELS.retry.name, onRetry);
-    unsubscribe(CHANNELS.done.name, onDone);
-    unsubscribe(CHANNELS.paceCut.name, onPaceCut);
+    for (const [name, listener] of channels) unsubscribe(name, listener);
   };
 }

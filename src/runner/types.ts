@@ -14,7 +14,8 @@ export interface JobSpec extends TransportSpec {
   plan: { keepHistory: boolean; keepVariables: boolean; keepNlu: boolean; flowOnly: boolean };
   maxDurationSec: number;
   pipeline: TransportSpec['pipeline'] & {
-    concurrency: number;
+    /** The most resets in flight, and the first limit; unset: the limit adapts from 16 up to 1,024. */
+    concurrency?: number | undefined;
     verify: boolean;
     verifyTimeoutSec: number;
     /** Sessions in a row that could not reach the engine before the run stops (0: never). */
@@ -116,6 +117,10 @@ export interface JobStatus {
   controller: string | undefined;
   /** The flow controller as the summary shows it (`mode`, `rate`, `ceiling`, `refused`, `cuts`), and the job's in-flight bound. */
   flowControl: Record<string, unknown> & { inFlightLimit: number };
+  /** The in-flight limit now. */
+  depth: number | undefined;
+  /** SEND frames the engine refused as over its rate, so far (undefined: nothing paced, a dry run). */
+  refused: number | undefined;
 }
 
 export type JobEvent =

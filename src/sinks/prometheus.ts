@@ -121,6 +121,45 @@ export class ResetMetrics {
   #analyticsFailures: Counter | undefined;
 
   /**
+   * Adds the flow control's metrics, read at each scrape: the send rate in force, the in-flight limit,
+   * and the SEND frames the engine refused as over its rate (undefined: not known, left out).
+   */
+  watchFlow(
+    read: () => { rate?: number | undefined; limit?: number | undefined; refused?: number | undefined },
+  ): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'cognigy_reset_send_rate',
+      help: 'SEND frames per second the flow control allows now (+Inf: no limit).',
+      registers,
+      collect() {
+        const rate = read().rate;
+        if (rate !== undefined) this.set(rate);
+      },
+    });
+    new Gauge({
+      name: 'cognigy_reset_in_flight_limit',
+      help: 'Resets the flow control allows in flight now.',
+      registers,
+      collect() {
+        const limit = read().limit;
+        if (limit !== undefined) this.set(limit);
+      },
+    });
+    let counted = 0;
+    new Counter({
+      name: 'cognigy_reset_refused_sends_total',
+      help: 'SEND frames the engine refused as over its rate (RATE_LIMITED, or 429).',
+      registers,
+      collect() {
+        const refused = read().refused ?? counted;
+        if (refused > counted) this.inc(refused - counted);
+        counted = refused;
+      },
+    });
+  }
+
+  /**
    * Adds the webhook sink's metrics: events delivered, failed POSTs (by whether they are retried), and
    * the outbox's backlog, which `pending` reads at each scrape (null: it could not be read).
    */

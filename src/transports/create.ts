@@ -22,7 +22,8 @@ export interface TransportSpec {
   tenant: string;
   botId: string;
   allowInsecure: boolean;
-  pipeline: { connections: number; ackTimeoutSec: number; maxAttempts: number };
+  /** `connections` unset: runtime-ws sizes its pool by `CreateTransportOptions.pool`, else 4. */
+  pipeline: { connections?: number | undefined; ackTimeoutSec: number; maxAttempts: number };
   flowControl: { rate?: number | undefined };
   /** cognigy-socket: the first input of the restarted Flow. */
   socket?: { text?: string | undefined; data?: Record<string, unknown> | undefined } | undefined;
@@ -45,6 +46,11 @@ export interface CreateTransportOptions {
   gate?: BackoffGate | undefined;
   /** A dry run dials nothing: missing credentials are not an error. */
   dryRun?: boolean | undefined;
+  /**
+   * runtime-ws, when the spec names no connections: a pool of up to `max` that spreads requests over
+   * `inUse()` of them (say, following the in-flight limit).
+   */
+  pool?: { max: number; inUse: () => number } | undefined;
   /** runtime-ws connection details, for tests and the library. */
   runtime?: Pick<RuntimeWsOptions, 'origin' | 'handshakeTimeoutMs' | 'pingIntervalMs' | 'deadAfterMs'>;
 }
@@ -101,7 +107,11 @@ export function createTransport(
       return new RuntimeWsTransport({
         url: runtimeDialUrl(spec.url, tenant, botId, spec.allowInsecure),
         tokens,
-        connections: spec.pipeline.connections,
+        ...(spec.pipeline.connections !== undefined
+          ? { connections: spec.pipeline.connections }
+          : options.pool !== undefined
+            ? { connections: options.pool.max, inUse: options.pool.inUse }
+            : {}),
         ...(options.gate === undefined ? {} : { gate: options.gate }),
         ...options.runtime,
       });

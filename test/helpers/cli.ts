@@ -72,15 +72,33 @@ export function waitForOutput(
   predicate: (stdout: string) => boolean,
   ms = 30_000,
 ): Promise<void> {
+  return waitOn(run, 'stdout', predicate, ms);
+}
+
+/** Resolves once `predicate(stderr)` holds (a log line); rejects at the deadline or if the process exits first. */
+export function waitForStderr(
+  run: CliRun,
+  predicate: (stderr: string) => boolean,
+  ms = 30_000,
+): Promise<void> {
+  return waitOn(run, 'stderr', predicate, ms);
+}
+
+function waitOn(
+  run: CliRun,
+  stream: 'stdout' | 'stderr',
+  predicate: (text: string) => boolean,
+  ms: number,
+): Promise<void> {
   return withDeadline(
     new Promise<void>((resolve, reject) => {
       const check = (): void => {
-        if (predicate(run.stdout())) {
-          run.child.stdout!.off('data', check);
+        if (predicate(run[stream]())) {
+          run.child[stream]!.off('data', check);
           resolve();
         }
       };
-      run.child.stdout!.on('data', check);
+      run.child[stream]!.on('data', check);
       run.child.once('close', () => reject(new Error(`exited before the output appeared:\n${run.stderr()}`)));
       check();
     }),

@@ -26,6 +26,7 @@ interface EmulatorFlags {
   odataFailEvery: number;
   odataFailFrom: number;
   odataEmpty500: boolean;
+  holdAfterSends: number;
   oauthClient?: { clientId: string; clientSecret: string }[];
   tokenTtl: number;
   urlToken: string;
@@ -139,6 +140,12 @@ export function emulatorCommand(): Command {
       0,
     )
     .option('--odata-empty-500', 'answer 500 instead of an empty OData page', false)
+    .option(
+      '--hold-after-sends <n>',
+      'answer N SEND frames, then hold later answers until PUT /emulator/faults sets holdAfterSends to 0 (0: never)',
+      integerIn(0, 1e12),
+      0,
+    )
     .addOption(
       new Option(
         '--oauth-client <id:secret>',
@@ -194,6 +201,7 @@ export function emulatorCommand(): Command {
           odataFailEvery: flags.odataFailEvery,
           odataFailFrom: flags.odataFailFrom,
           odataEmpty500: flags.odataEmpty500 ? 1 : 0,
+          holdAfterSends: flags.holdAfterSends,
         },
       });
       for (const warning of warnings(flags))

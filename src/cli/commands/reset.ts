@@ -7,7 +7,7 @@ import { Command, Option } from 'commander';
 import { DEFAULT_WS_URL } from '../../protocol/index.js';
 import { DEFAULT_MAX_UNREACHABLE } from '../../reset/bulk.js';
 import { DEFAULT_RETRY_POLICY } from '../../model/retry-policy.js';
-import { DEFAULT_CONCURRENCY, DEFAULT_CONNECTIONS, JOB_ID_MAX } from '../../runner/spec.js';
+import { JOB_ID_MAX } from '../../runner/spec.js';
 import { DEFAULT_WEBHOOK_BATCH } from '../../sinks/webhook.js';
 import { LOG_LEVELS } from '../logger.js';
 import { integerIn, numberIn, textUpTo } from '../parse.js';
@@ -49,8 +49,16 @@ export function resetCommand(): Command {
     .option('--from-file <path>', 'one session id a line; "-" is stdin; streamed')
     .option('--max-duration <sec>', 'maxDurationSec of each directive', integerIn(-1e9, 1e9), 900)
     .option('--reason <text>', 'why: recorded in each audit record (at most 500 characters)', textUpTo(500))
-    .option('--concurrency <n>', 'resets in flight', integerIn(1, 10_000), DEFAULT_CONCURRENCY)
-    .option('--connections <n>', 'WebSocket connections in the pool', integerIn(1, 256), DEFAULT_CONNECTIONS)
+    .option(
+      '--concurrency <n>',
+      'resets in flight at most, and at first (default: adapts from 16 up to 1,024, following latency)',
+      integerIn(1, 10_000),
+    )
+    .option(
+      '--connections <n>',
+      'WebSocket connections in the pool (default: one per 64 resets the in-flight limit allows, up to 8)',
+      integerIn(1, 256),
+    )
     .option(
       '--rate <perSecond>',
       'SEND frames per second at most: the adaptive rate never passes it',

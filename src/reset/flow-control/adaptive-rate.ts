@@ -9,7 +9,12 @@
  *   estimate after `K` seconds, flat around it, then faster and faster above it until the next refusal.
  *   `K` is stretched at low rates so a probe cycle spans enough sends to keep refusals a small share.
  * - The rate never passes `ceiling`, and never runs far ahead of what is used: it is held to twice the
- *   accepted rate (a client limited by its depth, not by the engine, does not ramp forever).
+ *   accepted rate (a client limited by its depth, not by the engine, does not ramp forever). At the start
+ *   that is the rate over the last second, or over the last `startWindow` accepted sends when they took
+ *   less and give more: a second's hold at low rates, where an engine's burst allowance hides its cap
+ *   longest, and a hold of a few round trips at high ones, where the refusals allowed are many.
+ * - Turns are tickets: a turn taken while the rate was low goes once the risen rate reaches it
+ *   (`waitFor`), instead of sleeping out the wait it was given then.
  *
  * Pure: the clock is passed in. The pipeline asks `reserve()` before each send and reports each answer.
  */
@@ -30,6 +35,11 @@ export interface AdaptiveRateOptions {
   minProbeSec?: number;
   /** Sends a probe cycle spans at least (stretches `K` at low rates). @default 300 */
   sendsPerProbe?: number;
+  /**
+   * The start holds the rate to twice what the engine accepted over its last this many sends (or the last
+   * second, when that is shorter): gentle at low rates, fast at high ones. @default 100
+   */
+  startWindow?: number;
   /** Milliseconds, monotonic. @default performance.now */
   now?: () => number;
 }
@@ -49,6 +59,9 @@ export class AdaptiveRate implements SendPacer {
   readonly #sendsPerProbe: number;
   readonly #now: () => number;
   readonly #initialRate: number;
+  /** When each of the last `startWindow` accepted sends was answered (a ring). */
+  readonly #recent: Float64Array;
+  #recentCount = 0;
 
   #phase: 'start' | 'probe' = 'start';
   #startedAt: number;
@@ -61,6 +74,8 @@ export class AdaptiveRate implements SendPacer {
   #c = 0;
   /** The bucket: a small burst (50 ms of the rate), served first come first served. */
   #tokens = 1;
+  /** Turns handed out: a turn's ticket may go once `#issued + #tokens` (the turns served) reaches it. */
+  #issued = 0;
   #last: number;
   /** Accepted sends in 100 ms slots over the last second. */
   readonly #slots = new Array<number>(SLOTS).fill(0);
@@ -78,6 +93,7 @@ export class AdaptiveRate implements SendPacer {
     this.#minProbeSec = options.minProbeSec ?? 1.5;
     this.#sendsPerProbe = options.sendsPerProbe ?? 300;
     this.#now = options.now ?? (() => performance.now());
+    this.#recent = new Float64Array(Math.max(2, Math.floor(options.startWindow ?? 100)));
     const now = this.#now();
     this.#startedAt = now;
     this.#last = now;
@@ -111,7 +127,10 @@ export class AdaptiveRate implements SendPacer {
       rate = this.#wMax + this.#peak * this.#c * t * t * t;
     }
     // Never far ahead of what is used: twice the accepted rate, and never below the first rate.
-    const used = Math.max(this.#initialRate, this.#wMax * this.#beta, 2 * this.acceptedRate(now));
+    // At the start, the recent rate lets it ramp fast; the second's keeps a short stall from holding it back.
+    const second = this.acceptedRate(now);
+    const accepted = this.#phase === 'start' ? Math.max(this.#recentRate(now), second) : second;
+    const used = Math.max(this.#initialRate, this.#wMax * this.#beta, 2 * accepted);
     return Math.max(this.#minRate, Math.min(rate, used, this.ceiling));
   }
 
@@ -125,19 +144,52 @@ export class AdaptiveRate implements SendPacer {
   }
 
   reserve(now = this.#now()): number {
+    // The start counts from the first send, not from when the job was made (it dials, reads its input).
+    if (this.#issued === 0) this.#startedAt = this.#last = now;
+    const rate = this.#refill(now);
+    this.#tokens -= 1;
+    this.#issued++;
+    return this.#tokens >= 0 ? 0 : Math.ceil((-this.#tokens / rate) * 1000);
+  }
+
+  /** The ticket of the last turn handed out: `waitFor` tells how much longer it waits. */
+  get issued(): number {
+    return this.#issued;
+  }
+
+  /**
+   * The milliseconds the turn `ticket` still waits, at the rate in force now: a turn taken early in the
+   * start, when the rate was low, goes as soon as the risen rate reaches it.
+   */
+  waitFor(ticket: number, now = this.#now()): number {
+    const rate = this.#refill(now);
+    const behind = ticket - (this.#issued + this.#tokens);
+    return behind <= 0 ? 0 : Math.ceil((behind / rate) * 1000);
+  }
+
+  /** Adds the turns the rate made since the last call (a burst of 50 ms of the rate at most). */
+  #refill(now: number): number {
     const rate = this.rate(now);
     const burst = Math.max(1, rate / 20);
     if (now > this.#last) {
       this.#tokens = Math.min(burst, this.#tokens + ((now - this.#last) / 1000) * rate);
       this.#last = now;
     }
-    this.#tokens -= 1;
-    return this.#tokens >= 0 ? 0 : Math.ceil((-this.#tokens / rate) * 1000);
+    return rate;
   }
 
   accepted(_sentAt: number, now = this.#now()): void {
     this.#roll(now);
     this.#slots[this.#slotAt % SLOTS]!++;
+    this.#recent[this.#recentCount++ % this.#recent.length] = now;
+  }
+
+  /** The accepted rate over the last `startWindow` sends when they took less than a second; else 0. */
+  #recentRate(now: number): number {
+    const n = this.#recent.length;
+    if (this.#recentCount < n) return 0;
+    const span = now - this.#recent[this.#recentCount % n]!;
+    return span < SLOTS * SLOT_MS ? (n * 1000) / Math.max(span, 1) : 0;
   }
 
   /** A refusal of a send made at `sentAt`: cuts once per refusal that the last cut could not explain. */

@@ -6,8 +6,15 @@
 import { TokenBucket } from '../../util/token-bucket.js';
 
 export interface SendPacer {
-  /** Takes a turn: the milliseconds to wait before sending (0: now). */
+  /** Takes a turn: the milliseconds to wait before sending (0: now). Its ticket is then `issued`. */
   reserve(now?: number): number;
+  /** The ticket of the last turn `reserve` handed out. */
+  readonly issued: number;
+  /**
+   * The milliseconds turn `ticket` still waits at the rate in force now (an adaptive rate may have risen
+   * or fallen since the turn was taken; a fixed one never moves, so its first wait is the whole wait).
+   */
+  waitFor(ticket: number, now?: number): number;
   /** The engine applied, or answered without refusing, a send made at `sentAt`. */
   accepted(sentAt: number, now?: number): void;
   /** The engine refused a send made at `sentAt` as over its rate: whether the pacer slowed down. */
@@ -16,6 +23,8 @@ export interface SendPacer {
   rate(now?: number): number;
   /** Whether a refusal slowed the pacer after `t` (a turn reserved at `t` is then taken again). */
   slowedSince(t: number): boolean;
+  /** Sends the engine refused as over its rate, so far. */
+  readonly refusals: number;
   /** Whether refusals change the rate (then a refusal pauses the job only as long as the engine asked). */
   readonly adapts: boolean;
 }
@@ -29,13 +38,26 @@ export class FixedRate implements SendPacer {
     this.#bucket = new TokenBucket(ratePerSec, Math.max(1, Math.ceil(ratePerSec / 20)));
   }
 
+  readonly issued = 0;
+
   reserve(now?: number): number {
     return this.#bucket.reserve(now);
   }
 
+  waitFor(): number {
+    return 0;
+  }
+
   accepted(): void {}
 
+  #refused = 0;
+
+  get refusals(): number {
+    return this.#refused;
+  }
+
   refused(): boolean {
+    this.#refused++;
     return false;
   }
 

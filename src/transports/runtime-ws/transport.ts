@@ -35,8 +35,13 @@ export interface RuntimeWsOptions {
   /** The dial URL from `runtimeDialUrl` (tenant and botId set, no token). */
   url: URL;
   tokens: TokenProvider;
-  /** Connections in the pool. @default 4 */
+  /** Connections in the pool (with `inUse`, the most it may grow to). @default 4 */
   connections?: number;
+  /**
+   * How many of the pool's connections to spread requests over now (say, following an in-flight limit);
+   * the others finish what they carry and sit idle until it grows again. @default all of them
+   */
+  inUse?: (() => number) | undefined;
   /** @default 'https://api.cognigy.com' */
   origin?: string;
   /** @default 10000 */
@@ -65,6 +70,7 @@ export class RuntimeWsTransport implements Transport {
   readonly #tokens: TokenProvider;
   readonly #gate: BackoffGate;
   readonly #slots: Slot[];
+  readonly #inUse: (() => number) | undefined;
   #closed = false;
   /** Counters a caller can show: dials, refused handshakes, drops. */
   readonly counters = { dials: 0, redials: 0, refreshes: 0, closes: 0 };
@@ -81,6 +87,7 @@ export class RuntimeWsTransport implements Transport {
     this.#gate = options.gate ?? new BackoffGate();
     const size = Math.max(1, Math.floor(options.connections ?? 4));
     this.#slots = Array.from({ length: size }, () => ({ conn: undefined, dialing: undefined }));
+    this.#inUse = options.inUse;
   }
 
   /** The SEND frame, compiled and validated: a directive that breaks an engine constraint is never sent. */
@@ -151,7 +158,10 @@ export class RuntimeWsTransport implements Transport {
     }
     let best: RuntimeConnection | undefined;
     let empty: Slot | undefined;
-    for (const slot of this.#slots) {
+    const slots = this.#slots;
+    const n = this.#inUse === undefined ? slots.length : Math.max(1, Math.min(slots.length, this.#inUse()));
+    for (let i = 0; i < n; i++) {
+      const slot = slots[i]!;
       const conn = slot.conn;
       if (conn?.isOpen === true) {
         if (best === undefined || conn.inFlight < best.inFlight) best = conn;
