@@ -13,7 +13,7 @@ import { describe, it } from 'node:test';
 import { AdaptiveDepth, type AdaptiveDepthOptions } from '../src/reset/flow-control/adaptive-depth.js';
 import { DepthLimiter } from '../src/reset/flow-control/depth-limiter.js';
 import { startEmulator } from '../src/emulator/index.js';
-import { parseJsonLines, startCli, waitForOutput } from './helpers/cli.js';
+import { parseJsonLines, runCli, startCli, waitForOutput } from './helpers/cli.js';
 import { withDeadline } from './helpers/ws.js';
 
 const full = (d: AdaptiveDepth): { inFlight: number; waited: boolean } => ({
@@ -257,5 +257,33 @@ describe('reset: the adaptive depth is the default', () => {
     assert.match(metrics, new RegExp(`^cognigy_reset_in_flight_limit ${depth['limit']}$`, 'm'));
     assert.match(metrics, /^cognigy_reset_send_rate \d/m);
     assert.match(metrics, /^cognigy_reset_refused_sends_total 0$/m);
+  });
+
+  it('--fixed-concurrency keeps --concurrency in flight though latency rises; without --concurrency it is refused before anything is sent', async (t) => {
+    const emu = await startEmulator({ sessions: 200 });
+    t.after(() => emu.close());
+    const dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-depth-fixed-'));
+    const env = {
+      COGNIGY_WS_URL: emu.wsUrl,
+      COGNIGY_TENANT_ID: 't',
+      COGNIGY_BOT_ID: 'b',
+      COGNIGY_API_TOKEN: 'dev-token',
+      COGNIGY_RESET_STATE: join(dir, 'state.sqlite'),
+    };
+    const ids = Array.from({ length: 200 }, (_, i) => `session-${i + 1}`);
+    emu.setFaults({ latencyMs: 20 });
+    const result = await runCli(
+      ['reset', ...ids, '--json', '--no-audit', '--concurrency', '24', '--fixed-concurrency'],
+      env,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const { summary } = parseJsonLines(result.stdout);
+    assert.equal(summary!.verified, 200);
+    const depth = (summary!['flowControl'] as Record<string, any>)['depth'] as Record<string, any>;
+    assert.deepEqual(depth, { mode: 'fixed', limit: 24 });
+    const refused = await runCli(['reset', 'session-1', '--fixed-concurrency'], env);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /CR_ERR_OPT_MISSING: .*--concurrency/);
+    assert.equal(emu.stats().resetsApplied, 200, 'the refused run sent nothing');
   });
 });

@@ -9,6 +9,7 @@ const FLAGS: Record<string, string> = {
   botId: '--bot',
   maxDurationSec: '--max-duration',
   'pipeline.concurrency': '--concurrency',
+  'pipeline.fixedConcurrency': '--fixed-concurrency',
   'pipeline.connections': '--connections',
   'pipeline.ackTimeoutSec': '--ack-timeout',
   'pipeline.verifyTimeoutSec': '--verify-timeout',

@@ -15,6 +15,7 @@ export interface ResetFlags extends SelectorFlags {
   connections?: number;
   rate?: number;
   fixedRate: boolean;
+  fixedConcurrency: boolean;
   dryRun: boolean;
   verify: boolean;
   verifyTimeout: number;

@@ -84,6 +84,7 @@ export function specFromFlags(flags: ResetFlags, inputs: SpecInputs): JobSpec {
     maxDurationSec: flags.maxDuration,
     pipeline: {
       ...(flags.concurrency === undefined ? {} : { concurrency: flags.concurrency }),
+      ...(flags.fixedConcurrency ? { fixedConcurrency: true } : {}),
       ...(flags.connections === undefined ? {} : { connections: flags.connections }),
       ackTimeoutSec: flags.ackTimeout,
       verify: flags.verify,

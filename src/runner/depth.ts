@@ -15,8 +15,8 @@ export const MAX_FOLLOWING_CONNECTIONS = 8;
 
 export function depthFor(spec: Pick<JobSpec, 'pipeline' | 'dryRun'>): DepthLimiter {
   const given = spec.pipeline.concurrency;
-  // A dry run sends nothing, so it has no latency to learn from.
-  if (spec.dryRun) return new DepthLimiter(given ?? 16);
+  // A dry run sends nothing, so it has no latency to learn from; a fixed depth is what was asked.
+  if (spec.dryRun || spec.pipeline.fixedConcurrency === true) return new DepthLimiter(given ?? 16);
   return new DepthLimiter(
     new AdaptiveDepth(given === undefined ? {} : { ceiling: given, initialLimit: given }),
   );

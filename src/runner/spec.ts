@@ -62,6 +62,7 @@ export const JOB_SPEC_SCHEMA = {
       properties: {
         // Unset, the in-flight limit adapts (up to 1,024) and a runtime-ws pool follows it.
         concurrency: { type: 'integer', minimum: 1, maximum: 10_000 },
+        fixedConcurrency: { type: 'boolean' },
         connections: { type: 'integer', minimum: 1, maximum: 256 },
         ackTimeoutSec: positive(3600, 10),
         verify: { type: 'boolean', default: true },
@@ -216,6 +217,15 @@ function checkSemantics(spec: JobSpec): void {
       `${probe.message} (the engine accepts ${MAX_DURATION_MIN_SEC}–${MAX_DURATION_MAX_SEC})`,
       'CR_ERR_OPT_INVALID',
       probe,
+    );
+  }
+  if (spec.pipeline.fixedConcurrency === true && spec.pipeline.concurrency === undefined) {
+    throw new CognigyResetError(
+      'CR_ERR_OPT_MISSING',
+      'pipeline.fixedConcurrency needs pipeline.concurrency',
+      {
+        field: 'pipeline.concurrency',
+      },
     );
   }
   if (spec.flowControl.fixed && spec.flowControl.rate === undefined) {

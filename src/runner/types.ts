@@ -16,6 +16,8 @@ export interface JobSpec extends TransportSpec {
   pipeline: TransportSpec['pipeline'] & {
     /** The most resets in flight, and the first limit; unset: the limit adapts from 16 up to 1,024. */
     concurrency?: number | undefined;
+    /** Keep `concurrency` in flight whatever the latency, instead of adapting below it. */
+    fixedConcurrency?: boolean | undefined;
     verify: boolean;
     verifyTimeoutSec: number;
     /** Sessions in a row that could not reach the engine before the run stops (0: never). */

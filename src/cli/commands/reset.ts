@@ -55,6 +55,11 @@ export function resetCommand(): Command {
       integerIn(1, 10_000),
     )
     .option(
+      '--fixed-concurrency',
+      'keep --concurrency in flight whatever the latency, instead of adapting below it',
+      false,
+    )
+    .option(
       '--connections <n>',
       'WebSocket connections in the pool (default: one per 64 resets the in-flight limit allows, up to 8)',
       integerIn(1, 256),
