@@ -60,6 +60,64 @@ function drive(
   return result;
 }
 
+interface SharingClient {
+  /** Milliseconds into the run it sends from, and until. */
+  from: number;
+  until: number;
+  /** `[ms, peers]`: from that moment on, its rate is told it has that many peers (`setPeers`). */
+  peers?: number[][];
+}
+
+/**
+ * Clients, each an adaptive rate, sharing one engine that accepts `cap` a second (a bucket of one second)
+ * for `ms`; `onAccepted` hears each accepted send (its client, milliseconds into the run).
+ */
+function shareCap(
+  cap: number,
+  ms: number,
+  clients: SharingClient[],
+  onAccepted: (client: SharingClient, at: number) => void,
+): { sent: number; refused: number } {
+  const clock = new Clock();
+  const start = clock.t;
+  const engine = new TokenBucket(cap, cap, clock.t);
+  const pacers = new Map(clients.map((c) => [c, new AdaptiveRate({ now: clock.now })]));
+  const next = new Map(clients.map((c) => [c, start + c.from]));
+  const told = new Map(clients.map((c) => [c, 0]));
+  const answers: { at: number; sentAt: number; ok: boolean; client: SharingClient }[] = [];
+  let sent = 0;
+  let refused = 0;
+  while (clock.t < start + ms) {
+    answers.sort((a, b) => a.at - b.at);
+    while (answers.length > 0 && answers[0]!.at <= clock.t) {
+      const a = answers.shift()!;
+      const pacer = pacers.get(a.client)!;
+      if (a.ok) {
+        pacer.accepted(a.sentAt, clock.t);
+        onAccepted(a.client, clock.t - start);
+      } else {
+        pacer.refused(a.sentAt, clock.t);
+        refused++;
+      }
+    }
+    for (const client of clients) {
+      const pacer = pacers.get(client)!;
+      const peers = client.peers ?? [];
+      while (told.get(client)! < peers.length && start + peers[told.get(client)!]![0]! <= clock.t) {
+        pacer.setPeers(peers[told.get(client)!]![1]!, clock.t);
+        told.set(client, told.get(client)! + 1);
+      }
+      if (next.get(client)! > clock.t || clock.t >= start + client.until) continue;
+      const sentAt = clock.t + pacer.reserve(clock.t);
+      answers.push({ at: sentAt + 2, sentAt, ok: engine.tryTake(sentAt + 1) === 0, client });
+      sent++;
+      next.set(client, sentAt);
+    }
+    clock.t += 0.25;
+  }
+  return { sent, refused };
+}
+
 describe('adaptive rate (simulated clock)', () => {
   it('ramps up fast from its first rate while nothing is refused', () => {
     const clock = new Clock();
@@ -141,48 +199,47 @@ describe('adaptive rate (simulated clock)', () => {
   });
 
   it('two clients sharing one cap even out their shares, though one started 8 s later', () => {
-    const clock = new Clock();
     const cap = 300;
-    const engine = new TokenBucket(cap, cap, clock.t);
-    const first = new AdaptiveRate({ now: clock.now });
-    const late = new AdaptiveRate({ now: clock.now });
-    const answers: { at: number; sentAt: number; ok: boolean; pacer: AdaptiveRate }[] = [];
-    const next = new Map<AdaptiveRate, number>([
-      [first, clock.t],
-      [late, clock.t + 8_000],
-    ]);
-    const tail = new Map<AdaptiveRate, number>([
+    const first = { from: 0, until: 40_000 };
+    const late = { from: 8_000, until: 40_000 };
+    const tail = new Map<object, number>([
       [first, 0],
       [late, 0],
     ]);
-    const end = clock.t + 40_000;
-    let sent = 0;
-    let refused = 0;
-    while (clock.t < end) {
-      answers.sort((a, b) => a.at - b.at);
-      while (answers.length > 0 && answers[0]!.at <= clock.t) {
-        const a = answers.shift()!;
-        if (a.ok) {
-          a.pacer.accepted(a.sentAt, clock.t);
-          if (end - clock.t <= 10_000) tail.set(a.pacer, tail.get(a.pacer)! + 1);
-        } else {
-          a.pacer.refused(a.sentAt, clock.t);
-          refused++;
-        }
-      }
-      for (const pacer of [first, late]) {
-        if (next.get(pacer)! > clock.t) continue;
-        const sentAt = clock.t + pacer.reserve(clock.t);
-        answers.push({ at: sentAt + 2, sentAt, ok: engine.tryTake(sentAt + 1) === 0, pacer });
-        sent++;
-        next.set(pacer, sentAt);
-      }
-      clock.t += 0.25;
-    }
-    for (const [pacer, n] of tail) {
-      assert.ok(n / 10 >= 0.4 * cap, `${pacer === late ? 'the late' : 'the first'} client had ${n / 10}/s`);
+    const { sent, refused } = shareCap(cap, 40_000, [first, late], (client, at) => {
+      if (at >= 30_000) tail.set(client, tail.get(client)! + 1);
+    });
+    for (const [client, n] of tail) {
+      assert.ok(n / 10 >= 0.4 * cap, `${client === late ? 'the late' : 'the first'} client had ${n / 10}/s`);
     }
     assert.ok(refused / sent <= 0.02, `${refused} of ${sent} refused`);
+  });
+
+  it('told its peers (setPeers), a client takes the share of a peer that left at once', () => {
+    /** Two clients share a cap of 300/s for 20 s, then the first stops: what the other reaches in the next 4 s. */
+    const run = (told: boolean): { after: number; refusedShare: number } => {
+      const first = { from: 0, until: 20_000, peers: told ? [[0, 2]] : [] };
+      const second = {
+        from: 0,
+        until: 25_000,
+        peers: told
+          ? [
+              [0, 2],
+              [20_000, 1],
+            ]
+          : [],
+      };
+      let after = 0;
+      const { sent, refused } = shareCap(300, 25_000, [first, second], (client, at) => {
+        if (client === second && at >= 21_000) after++;
+      });
+      return { after: after / 4, refusedShare: refused / sent };
+    };
+    const alone = run(false);
+    const told = run(true);
+    assert.ok(told.after >= 0.9 * 300, `told: ${told.after}/s in the 4 s after its peer left`);
+    assert.ok(told.after > alone.after, `told ${told.after}/s, not told ${alone.after}/s`);
+    assert.ok(told.refusedShare <= 0.02, `${(told.refusedShare * 100).toFixed(2)} % refused`);
   });
 
   it('refuses a ceiling that is not a positive number', () => {

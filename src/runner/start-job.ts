@@ -239,6 +239,7 @@ export function startJob(spec: JobSpec, targets: JobTargets, deps: StartJobDeps)
       abortController.abort();
     },
     settleLedger: (id, complete) => opened?.settleLedger(id, complete) ?? Promise.resolve(),
+    setPeers: (peers) => resetter?.pipeline.pacer?.setPeers?.(peers),
     done,
   };
 }

@@ -172,6 +172,11 @@ export interface JobHandle {
    * once every session of it has an outcome; a no-op for any other run.
    */
   settleLedger(id: string, complete: boolean): Promise<void>;
+  /**
+   * How many processes share the engine's cap now, this one included, when the caller knows (a service's
+   * replicas): an adaptive rate takes its share at once instead of finding it by refusals.
+   */
+  setPeers(peers: number): void;
   /** The summary, once everything is durable and closed. */
   readonly done: Promise<JobSummary>;
 }

@@ -246,6 +246,20 @@ export class JobShare {
       }
       await this.#heartbeat();
       if (this.#lost) return;
+      await this.#sharePace();
+    }
+  }
+
+  /**
+   * Tells the run's flow controller how many replicas work on the job now (the owners of its live claims):
+   * they share the tenant's cap, so each takes its share at once when one joins or leaves.
+   */
+  async #sharePace(): Promise<void> {
+    try {
+      const { owners } = await this.#ctx.store.jobChunkSummary(this.jobId);
+      this.#handle?.setPeers(Math.max(1, owners.length));
+    } catch {
+      // Read again at the next beat; the rate adapts on the engine's refusals meanwhile.
     }
   }
 

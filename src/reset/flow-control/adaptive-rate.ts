@@ -82,6 +82,8 @@ export class AdaptiveRate implements SendPacer {
   #slotAt: number;
   #refused = 0;
   #cuts = 0;
+  /** Processes known to share the cap, this one included (`setPeers`). */
+  #peers = 1;
 
   constructor(options: AdaptiveRateOptions = {}) {
     this.ceiling = options.ceiling ?? Infinity;
@@ -190,6 +192,25 @@ export class AdaptiveRate implements SendPacer {
     if (this.#recentCount < n) return 0;
     const span = now - this.#recent[this.#recentCount % n]!;
     return span < SLOTS * SLOT_MS ? (n * 1000) / Math.max(span, 1) : 0;
+  }
+
+  /**
+   * How many processes share the engine's cap now, this one included, when a caller knows (a service's
+   * replicas, from the store's claims). After a cut, the estimate is this process's share: when peers
+   * leave, theirs is added to it at once (`peers before ÷ peers now`), and when peers join it gives theirs
+   * up, instead of waiting for refusals or for a slow probe to find the cap moved. The start finds the cap
+   * by itself.
+   */
+  setPeers(peers: number, now = this.#now()): void {
+    const n = Math.max(1, Math.floor(peers));
+    if (!Number.isFinite(n) || n === this.#peers) return;
+    const share = this.#peers / n;
+    this.#peers = n;
+    if (this.#phase !== 'probe') return;
+    // The estimate scaled by the share, and the probe's clock set so the rate is at it now.
+    this.#wMax = Math.max(this.#minRate, Math.min(this.#wMax * share, this.ceiling));
+    this.#peak = Math.max(this.#wMax, this.#peak * share);
+    this.#cutAt = now - this.#k * 1000;
   }
 
   /** A refusal of a send made at `sentAt`: cuts once per refusal that the last cut could not explain. */

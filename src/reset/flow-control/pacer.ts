@@ -27,6 +27,8 @@ export interface SendPacer {
   readonly refusals: number;
   /** Whether refusals change the rate (then a refusal pauses the job only as long as the engine asked). */
   readonly adapts: boolean;
+  /** How many processes share the engine's cap now, this one included (an adaptive rate takes its share). */
+  setPeers?(peers: number): void;
 }
 
 /** A fixed rate: a token bucket with a burst of 50 ms of the rate; answers change nothing. */
