@@ -84,7 +84,8 @@ export class JobShare {
    * no more input (the worker starts another run for it).
    */
   adopt(chunk: ClaimedJobChunk): boolean {
-    if (!this.#taking) return false;
+    // A chunk this run took before comes back only when the job was reopened: a fresh run takes it.
+    if (!this.#taking || this.#ranges.some(([, , n]) => n === chunk.chunkNo)) return false;
     this.#adopted.push(chunk);
     this.#track(chunk);
     return true;
@@ -132,6 +133,8 @@ export class JobShare {
       },
     );
     this.#handle = handle;
+    // The reader attaches now: outcomes that come before the first await below are not dropped.
+    const events = handle.events();
     const local = this.#ctx.local(jobId);
     local.handles.add(handle);
     if (this.#ctx.closing()) handle.stop();
@@ -143,17 +146,31 @@ export class JobShare {
     let complete = false;
     let refused = false;
     try {
-      for await (const event of handle.events()) {
+      for await (const event of events) {
         if (event.type !== 'outcome') continue;
         recordLatency(local, event.outcome);
         const open = this.#open.get(this.#chunkOf(event.index));
         if (open === undefined) continue;
         open.lines.push(`${JSON.stringify(outcomeLine(event.outcome))}\n`);
-        if (--open.remaining === 0) await this.#finish(open, null);
+        // A store that fails here fails no session: the chunk's claim lapses and it runs again, its
+        // ledger skipping what was done; the run goes on reading (a reader that left would hold it).
+        if (--open.remaining === 0)
+          await this.#finish(open, null).catch((err: unknown) =>
+            this.#log.warn(
+              { chunk: open.chunk.chunkNo, err: errorOf(err) },
+              'chunk not finished: its claim lapses',
+            ),
+          );
       }
       const summary = await handle.done;
       fatal = summary.fatal;
       complete = !summary.interrupted;
+      refused = fatal?.code === 'CR_ERR_STATE_JOB_RUNNING';
+      if (fatal !== null)
+        this.#log[refused ? 'info' : 'warn'](
+          { err: fatal },
+          refused ? 'chunk ledger still held elsewhere: its chunks lapse and run again' : 'job share failed',
+        );
       local.controller = handle.status().controller ?? local.controller;
     } catch (err) {
       // A chunk ledger's lease of a run that died on another host still holds: the chunks are left to
@@ -169,7 +186,11 @@ export class JobShare {
       beats.abort();
       await beating;
     }
-    if (this.#lost || refused) return;
+    if (this.#lost || refused) {
+      // Every chunk of the job may have been finished meanwhile, by this run or another: the job ends.
+      await this.#ctx.finished(jobId, null).catch(() => undefined);
+      return;
+    }
     if (this.#ctx.closing() && !complete && fatal === null) {
       // Stopped by this replica's close: what it did is written, and the chunks are left for another
       // replica or the next start.
@@ -179,6 +200,12 @@ export class JobShare {
     // Failed, or stopped because the job ended (a chunk of a job resumed meanwhile is no longer this
     // owner's: the finish is refused, and the chunk runs again).
     await this.#end(fatal);
+    // A second chance for a job whose last chunk was finished while ending it failed (a store error).
+    await this.#ctx
+      .finished(jobId, null)
+      .catch((err: unknown) =>
+        this.#log.warn({ err: errorOf(err) }, 'job end not written: the next chunk end or run tries again'),
+      );
   }
 
   /** The chunks' sessions, claimed one chunk after another as the pipeline takes them. */
@@ -209,7 +236,14 @@ export class JobShare {
   async #claim(): Promise<ClaimedJobChunk | undefined> {
     const { store, owner, leaseMs } = this.#ctx;
     const chunk = await store.claimJobChunk({ owner, leaseMs, jobs: [this.jobId] });
-    if (chunk !== undefined) this.#track(chunk);
+    if (chunk === undefined) return undefined;
+    if (this.#ranges.some(([, , n]) => n === chunk.chunkNo)) {
+      // A chunk this run took before: the job was resumed while this run went on, and its ledgers are
+      // this run's. The chunk is left (its claim lapses) for a fresh run, and this one takes no more input.
+      this.#log.info({ chunk: chunk.chunkNo }, 'job reopened under this run: leaving its chunks');
+      return undefined;
+    }
+    this.#track(chunk);
     return chunk;
   }
 

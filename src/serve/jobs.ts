@@ -234,6 +234,13 @@ export class JobManager {
     if (tenant === undefined)
       throw new CognigyResetError('CR_ERR_API_CONFIG', `tenant ${job.tenant} is no longer configured`);
     (this.options.build ?? buildJobSpec)(tenant, job.fields, job.id, job.actor);
+    // A replica still finishing the sessions it had in flight holds claims: reopened under it, its chunks
+    // would run twice at once. The job resumes once every replica let go (its event stream has ended).
+    if ((await this.#store.jobChunkSummary(job.id)).leased > 0)
+      throw new CognigyResetError(
+        'CR_ERR_API_NOT_RESUMABLE',
+        `job ${job.id} is still stopping on a replica: resume it once its event stream has ended`,
+      );
     // Opened before the job is queued: a claim never finds a queued job with every chunk done.
     await this.#store.reopenJobChunks(job.id);
     const queued = await this.#store.updateServiceJob(job.id, {
