@@ -45,6 +45,10 @@ export const CONFIG_SCHEMA = {
           odataKeyFile: IDENT,
           /** The REST API an `endpoint` selector reads (with the apiKey). */
           apiUrl: { type: 'string', minLength: 1, maxLength: 2048 },
+          /** Where each outcome's analytics event is posted (the webhook sink); its bearer token from analyticsTokenEnv or analyticsTokenFile. */
+          analyticsUrl: { type: 'string', minLength: 1, maxLength: 2048 },
+          analyticsTokenEnv: IDENT,
+          analyticsTokenFile: IDENT,
         },
       },
     },
@@ -63,6 +67,8 @@ export interface TenantConfig {
   odataUrl?: string | undefined;
   /** The REST API an `endpoint` selector reads. */
   apiUrl?: string | undefined;
+  /** Where each outcome's analytics event is posted, through the store's outbox (its token is in the credentials). */
+  analyticsUrl?: string | undefined;
   /** A stable name of the engine, for one whose URL changes at each start (the in-process emulator). */
   engine?: string | undefined;
 }
@@ -89,6 +95,9 @@ interface RawTenant {
   odataKeyEnv?: string;
   odataKeyFile?: string;
   apiUrl?: string;
+  analyticsUrl?: string;
+  analyticsTokenEnv?: string;
+  analyticsTokenFile?: string;
 }
 
 const validate = new Ajv({ useDefaults: true, strict: false }).compile(CONFIG_SCHEMA);
@@ -127,8 +136,9 @@ export function credentialsOf(values: {
   apiKey?: string;
   urlToken?: string;
   odataKey?: string;
+  webhookToken?: string;
 }): Credentials {
-  const list = [values.token, values.apiKey, values.urlToken, values.odataKey].filter(
+  const list = [values.token, values.apiKey, values.urlToken, values.odataKey, values.webhookToken].filter(
     (v): v is string => v !== undefined,
   );
   const provider = values.token === undefined ? undefined : new StaticTokenProvider(values.token);
@@ -137,6 +147,7 @@ export function credentialsOf(values: {
     apiKey: values.apiKey,
     urlToken: values.urlToken,
     odataKey: values.odataKey,
+    webhookToken: values.webhookToken,
     secrets: () => list,
   };
 }
@@ -158,6 +169,7 @@ export function parseConfig(value: unknown, env: NodeJS.ProcessEnv): ServiceConf
     const apiKey = secret(name, 'API key', env, t.apiKeyEnv, t.apiKeyFile);
     const urlToken = secret(name, 'URLToken', env, t.urlTokenEnv, t.urlTokenFile);
     const odataKey = secret(name, 'OData key', env, t.odataKeyEnv, t.odataKeyFile);
+    const webhookToken = secret(name, 'analytics token', env, t.analyticsTokenEnv, t.analyticsTokenFile);
     if (t.odataUrl !== undefined && odataKey === undefined)
       throw configError(`tenant ${name}: odataUrl needs odataKeyEnv or odataKeyFile`);
     tenants.set(name, {
@@ -172,9 +184,11 @@ export function parseConfig(value: unknown, env: NodeJS.ProcessEnv): ServiceConf
         ...(apiKey === undefined ? {} : { apiKey }),
         ...(urlToken === undefined ? {} : { urlToken }),
         ...(odataKey === undefined ? {} : { odataKey }),
+        ...(webhookToken === undefined ? {} : { webhookToken }),
       }),
       odataUrl: t.odataUrl,
       apiUrl: t.apiUrl,
+      analyticsUrl: t.analyticsUrl,
     });
   }
   return { maxRunningJobs: raw.maxRunningJobs, rateLimitPerMinute: raw.rateLimitPerMinute, tenants };

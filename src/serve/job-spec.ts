@@ -53,6 +53,8 @@ export function buildJobSpec(
     ...(id === undefined ? {} : { jobId: id }),
     actor,
     ...(tenant.engine === undefined ? {} : { engine: tenant.engine }),
+    // Each outcome's event goes through the store's outbox: any replica delivers it, once it is committed.
+    ...(tenant.analyticsUrl === undefined ? {} : { sinks: { webhook: { url: tenant.analyticsUrl } } }),
     ...(fields.selector === undefined
       ? {}
       : {
