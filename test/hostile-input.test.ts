@@ -141,6 +141,19 @@ describe('no silent rewriting: an id is what the line holds, or the line is refu
     }
   });
 
+  it('a CSV of one column headed sessionId: the header is not taken for a session', async () => {
+    const result = await runCli(
+      ['reset', '--from-file', file('sessionId\nsession-5\nsession-6\n'), '--json'],
+      env(),
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const { sessions } = parseJsonLines(result.stdout);
+    assert.deepEqual(sessions.map((s) => [s['sessionId'], s['outcome']]).sort(), [
+      ['session-5', 'reset'],
+      ['session-6', 'reset'],
+    ]);
+  });
+
   it('a leading byte order mark, CRLF line ends, blank lines and comments are not part of any id', async () => {
     const result = await runCli(
       [

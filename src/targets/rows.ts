@@ -87,7 +87,9 @@ class RowParser {
     if (this.#format === undefined) {
       if (text.trimStart().startsWith('{')) this.#format = 'jsonl';
       else {
-        const header = text.includes(',') ? csvRow(text) : undefined;
+        // A header alone on its line (a CSV of one column) is a header too, not an id.
+        const header =
+          text.includes(',') || text.trim().toLowerCase() === 'sessionid' ? csvRow(text) : undefined;
         const columns = header?.map((c) => c.trim()) ?? [];
         if (columns.some((c) => c.toLowerCase() === 'sessionid')) {
           this.#format = 'csv';
