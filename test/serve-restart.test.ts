@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
-import { type CliRun, runCli, startCli, waitForOutput } from './helpers/cli.js';
+import { type CliRun, runCli, startCli, waitForOutput, waitForStderr } from './helpers/cli.js';
 import { withDeadline } from './helpers/ws.js';
 
 const N = 6000;
@@ -70,6 +70,14 @@ describe('serve --emulator: a stop in the middle of a job', () => {
     const { key } = JSON.parse(made.stdout) as { key: string };
     const auth = { authorization: `Bearer ${key}` };
     const sessions = Array.from({ length: N }, (_, i) => `session-${i + 1}`);
+    // The engine answers 1,000 resets, then holds its answers: the stop always lands mid-job.
+    const hold = (n: number): Promise<Response> =>
+      fetch(`${first.emulator}/emulator/faults`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ holdAfterSends: n }),
+      });
+    assert.equal((await hold(1000)).status, 200);
     const res = await fetch(`${first.url}/v1/jobs`, {
       method: 'POST',
       headers: { ...auth, 'content-type': 'application/json' },
@@ -79,6 +87,9 @@ describe('serve --emulator: a stop in the middle of a job', () => {
     const { id } = (await res.json()) as { id: string };
     await progress(first.url, auth, id, 200);
     first.run.child.kill('SIGTERM');
+    // The service took the stop: the engine lets the answers it held go, and the sessions in flight finish.
+    await waitForStderr(first.run, (err) => err.includes('stopping: in-flight sessions finish'), 60_000);
+    assert.equal((await hold(0)).status, 200);
     assert.equal((await withDeadline(first.run.done, 60_000, 'serve to stop')).code, 0);
     // What the first run reset, as its audit records say.
     const exported = await runCli(['audit', 'export', '--state', state], {});
