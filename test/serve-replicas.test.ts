@@ -11,7 +11,7 @@ import { describe, it, type TestContext } from 'node:test';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { runCli, startCli, waitForOutput } from './helpers/cli.js';
 import { testDatabase } from './helpers/postgres.js';
-import { withDeadline } from './helpers/ws.js';
+import { readEvents } from './helpers/service.js';
 
 const N = 6000;
 
@@ -39,31 +39,15 @@ async function follow(
   ms = 120_000,
 ): Promise<Status> {
   const res = await fetch(`${url}/v1/jobs/${id}/events`, { headers: auth });
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = '';
-  try {
-    return await withDeadline(
-      (async () => {
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) throw new Error(`the events of ${id} ended first`);
-          buffer += value;
-          let end: number;
-          while ((end = buffer.indexOf('\n\n')) !== -1) {
-            const [event, data] = buffer.slice(0, end).split('\n');
-            buffer = buffer.slice(end + 2);
-            const status = JSON.parse(data!.slice(6)) as Status;
-            onStatus(status);
-            if (until === 'done' ? event === 'event: done' : until(status)) return status;
-          }
-        }
-      })(),
-      ms,
-      `job ${id} to get there`,
-    );
-  } finally {
-    await reader.cancel().catch(() => undefined);
-  }
+  return readEvents<Status>(
+    res,
+    id,
+    (event, status) => {
+      onStatus(status);
+      return until === 'done' ? event === 'done' : until(status);
+    },
+    ms,
+  );
 }
 
 /** What every replica must answer the same: the figures of the store, not of the replica's own work. */

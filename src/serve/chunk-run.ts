@@ -47,8 +47,6 @@ export interface ChunkContext {
 }
 
 const LIVE = new Set(['queued', 'running']);
-/** Targets handed to the pipeline at a time. */
-const BATCH = 256;
 
 /** A chunk this share claimed: its outcomes not yet written to the store, and how many are still to come. */
 interface OpenChunk {
@@ -224,8 +222,7 @@ export class JobShare {
           );
         const { targets, duplicateOf: repeats } = chunkTargets(chunk);
         for (const [index, at] of repeats) duplicateOf.set(index, at);
-        for (const batch of targets.batches(stop) as Iterable<readonly BulkTarget[]>)
-          for (let i = 0; i < batch.length; i += BATCH) yield batch.slice(i, i + BATCH);
+        yield* targets.batches(stop) as Iterable<readonly BulkTarget[]>;
       }
     } finally {
       // The pipeline takes no more input, whether it read to the end or stopped.

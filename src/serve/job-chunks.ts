@@ -6,7 +6,6 @@
  * chunk holds the first listing.
  */
 import type { BulkTarget } from '../reset/bulk.js';
-import type { SeenIds } from '../reset/seen-ids.js';
 import type { JobTargets } from '../runner/types.js';
 import { createSeenIds, type ClaimedJobChunk, type JobChunkInput, type Store } from '../store/index.js';
 import type { TargetField } from '../transports/transport.js';
@@ -78,14 +77,13 @@ export async function writeChunks(
 
 /**
  * A claimed chunk's sessions for `startJob`, indexed by their place in the job's whole input (what an
- * outcome's `index` and a duplicate's message name), and the run's duplicate check: a session's earlier
- * listing is known from the chunk itself.
+ * outcome's `index` and a duplicate's message name), and where each repeat was first listed (known from
+ * the chunk itself).
  */
 export function chunkTargets(chunk: ClaimedJobChunk): {
   targets: JobTargets;
   /** Input index → the index the same session was first listed at, for each repeat. */
   duplicateOf: ReadonlyMap<number, number>;
-  seen: () => SeenIds;
 } {
   const targets: BulkTarget[] = [];
   const duplicateOf = new Map<number, number>();
@@ -107,6 +105,5 @@ export function chunkTargets(chunk: ClaimedJobChunk): {
       },
     },
     duplicateOf,
-    seen: () => ({ firstIndex: (_sessionId, at) => duplicateOf.get(at) }),
   };
 }

@@ -133,7 +133,19 @@ export async function followUntil(
   id: string,
   until: (status: Record<string, unknown>) => boolean,
 ): Promise<Record<string, unknown>> {
-  const res = await service.call(`/v1/jobs/${id}/events`, key);
+  return readEvents(await service.call(`/v1/jobs/${id}/events`, key), id, (_event, status) => until(status));
+}
+
+/**
+ * Reads a job's event stream until `until` holds for an event (its name, `status` or `done`, and its data);
+ * resolves with that data. Fails when the stream ends first, or after `ms`.
+ */
+export async function readEvents<T = Record<string, unknown>>(
+  res: Response,
+  id: string,
+  until: (event: string, data: T) => boolean,
+  ms = 60_000,
+): Promise<T> {
   const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
   try {
@@ -145,14 +157,14 @@ export async function followUntil(
           buffer += value;
           let end: number;
           while ((end = buffer.indexOf('\n\n')) !== -1) {
-            const data = buffer.slice(0, end).split('\n')[1]!.slice(6);
+            const [event, data] = buffer.slice(0, end).split('\n');
             buffer = buffer.slice(end + 2);
-            const status = JSON.parse(data) as Record<string, unknown>;
-            if (until(status)) return status;
+            const parsed = JSON.parse(data!.slice(6)) as T;
+            if (until(event!.slice(7), parsed)) return parsed;
           }
         }
       })(),
-      60_000,
+      ms,
       `job ${id} to get there`,
     );
   } finally {
