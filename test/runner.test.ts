@@ -4,6 +4,8 @@
  */
 import * as assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -206,6 +208,54 @@ describe('runner: the job handle', () => {
     const records = [];
     for await (const record of store.auditRecords({ jobId: 'job-c' })) records.push(record);
     assert.equal(records.length, 30);
+  });
+
+  it("two runs of one job in one process, one metrics registry, each posting to the tenant's webhook: both run, and the metrics count both", async (t) => {
+    const emu = await startEmulator({ sessions: 0 });
+    t.after(() => emu.close());
+    for (let i = 1; i <= 20; i++) emu.store.create({ sessionId: `w-${i}` });
+    const store = await openStore(tempState(t));
+    t.after(() => store.close());
+    const posted: string[] = [];
+    const hook = createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (c: string) => (body += c));
+      req.on('end', () => {
+        for (const e of (JSON.parse(body) as { events: { sessionId: string }[] }).events)
+          posted.push(e.sessionId);
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+    t.after(() => hook.close());
+    const url = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/events`;
+    const metrics = new ResetMetrics({ jobId: 'job-w' });
+    t.after(() => metrics.close());
+    // One after the other, as a replica's second run of a job it took a chunk of again.
+    for (const [ledgerId, from] of [
+      ['job-w.c0', 1],
+      ['job-w.c1', 11],
+    ] as const) {
+      const run = startJob(
+        specFor(emu, { jobId: 'job-w', ledgerId, sinks: { webhook: { url } } }),
+        {
+          total: 10,
+          batches: () => [
+            Array.from({ length: 10 }, (_, i) => ({ sessionId: `w-${from + i}`, index: from - 1 + i })),
+          ],
+        },
+        deps({ store, metrics }),
+      );
+      await withDeadline(outcomesOf(run), 30_000, ledgerId);
+      const summary = await run.done;
+      assert.equal(summary.fatal, null, JSON.stringify(summary.fatal));
+      assert.equal(summary.reset, 10);
+    }
+    assert.deepEqual([...posted].sort(), Array.from({ length: 20 }, (_, i) => `w-${i + 1}`).sort());
+    const value = async (name: string): Promise<number> =>
+      (await metrics.registry.getSingleMetric(name)!.get()).values.reduce((sum, v) => sum + v.value, 0);
+    assert.equal(await value('cognigy_reset_analytics_events_delivered_total'), 20);
+    assert.equal(await value('cognigy_reset_analytics_events_pending'), 0);
   });
 
   it('one run over several ledgers (ledgerOf): each index recorded under its ledger, a settled ledger finished and released at once', async (t) => {

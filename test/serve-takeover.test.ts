@@ -19,7 +19,15 @@ import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { type CliRun, parseJsonLines, runCli, startCli, waitForOutput } from './helpers/cli.js';
 import { testDatabase } from './helpers/postgres.js';
-import { FINISHED, firstLine, type JobView, lines, pollJob, type Replica } from './helpers/replicas.js';
+import {
+  FINISHED,
+  firstLine,
+  type JobView,
+  lines,
+  pollJob,
+  type Replica,
+  warnings,
+} from './helpers/replicas.js';
 import { withDeadline } from './helpers/ws.js';
 
 const db = await testDatabase('takeover');
@@ -142,7 +150,11 @@ if (db !== undefined) {
       const survivors = replicas.filter((r) => r !== victim);
 
       const last = await pollJob(survivors[0]!, auth, id, (v) => FINISHED.has(v.state), END_WITHIN_MS);
-      assert.equal(last.state, 'succeeded', JSON.stringify(last));
+      assert.equal(
+        last.state,
+        'succeeded',
+        `${JSON.stringify(last)}\n${survivors.map((r) => warnings(r)).join('\n')}`,
+      );
       const afterKillSec = (Date.now() - killedAt) / 1000;
       // The victim's chunks were finished by the others.
       const [takenOver] = await db.sql<{ n: number }>(

@@ -160,7 +160,9 @@ export async function openDurable(ctx: DurableContext): Promise<Durable> {
       (ids) =>
         void stateWriter.ack(ids).catch((err: unknown) => deliverer.deliveryNotRecorded(storeReason(err))),
     );
-    metrics?.watchAnalytics(() => (closed ? Promise.resolve(pendingAtClose) : pendingNow()));
+    metrics?.watchAnalytics(deliverer.urlSha256, () =>
+      closed ? Promise.resolve(pendingAtClose) : pendingNow(),
+    );
     deliverer.start();
     webhook = deliverer;
   }

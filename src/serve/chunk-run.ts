@@ -176,7 +176,8 @@ export class JobShare {
       refused = isCognigyResetError(err) && err.code === 'CR_ERR_STATE_JOB_RUNNING';
       fatal = errorOf(err);
       this.#log[refused ? 'info' : 'warn'](
-        { err: fatal },
+        // An error of no known code is a defect: its stack says where.
+        { err: fatal, ...(isCognigyResetError(err) ? {} : { stack: (err as Error).stack }) },
         refused ? 'chunk ledger still held elsewhere' : 'job share failed',
       );
     } finally {

@@ -159,11 +159,18 @@ export class ResetMetrics {
     });
   }
 
+  /** The outbox backlog of each webhook URL (by its hash), read at each scrape. */
+  readonly #pending = new Map<string, () => number | null | Promise<number | null>>();
+
   /**
-   * Adds the webhook sink's metrics: events delivered, failed POSTs (by whether they are retried), and
-   * the outbox's backlog, which `pending` reads at each scrape (null: it could not be read).
+   * Adds the webhook sink's metrics, once per registry: events delivered, failed POSTs (by whether they are
+   * retried), and the outbox's backlog. `pending` reads the backlog of the webhook `url` (by its hash) at
+   * each scrape (null: it could not be read); a later run to the same URL takes its place, and the gauge
+   * shows the sum over the URLs (a service posts each tenant's events to its own).
    */
-  watchAnalytics(pending: () => number | null | Promise<number | null>): void {
+  watchAnalytics(urlSha256: string, pending: () => number | null | Promise<number | null>): void {
+    this.#pending.set(urlSha256, pending);
+    if (this.#analyticsDelivered !== undefined) return;
     const registers = [this.registry];
     this.#analyticsDelivered = new Counter({
       name: 'cognigy_reset_analytics_events_delivered_total',
@@ -176,13 +183,15 @@ export class ResetMetrics {
       labelNames: ['retryable'],
       registers,
     });
+    const readers = this.#pending;
     new Gauge({
       name: 'cognigy_reset_analytics_events_pending',
-      help: 'Webhook events waiting in the outbox for this URL.',
+      help: 'Webhook events waiting in the outbox for the webhook URLs of the runs.',
       registers,
       async collect() {
-        const value = await pending();
-        if (value !== null) this.set(value);
+        const values = await Promise.all([...readers.values()].map(async (read) => read()));
+        const known = values.filter((value): value is number => value !== null);
+        if (known.length > 0) this.set(known.reduce((a, b) => a + b, 0));
       },
     });
   }

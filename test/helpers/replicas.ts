@@ -52,3 +52,12 @@ export async function pollJob(
   }
   throw new Error(`job ${id} on replica ${replica.n}: not there after ${ms} ms: ${JSON.stringify(last)}`);
 }
+
+/** A replica's log lines at warn or above, for an assertion's message: what went wrong where. */
+export function warnings(replica: Replica): string {
+  const found = replica.run
+    .stderr()
+    .split('\n')
+    .filter((line) => /"level":(4|5|6)\d/.test(line));
+  return `replica ${replica.n}: ${found.slice(-20).join('\n') || '(no warnings)'}`;
+}
