@@ -260,6 +260,44 @@ describe('webhook sink', () => {
     await store.close();
   });
 
+  it('a standing deliverer takes over the events another deliverer claimed and never posted, once its claim lapses, with no new run', async (t) => {
+    const tracker = new Tracker();
+    t.after(() => tracker.close());
+    await tracker.listen();
+    const store = await openStore(join(dir, 'standing.sqlite'), { writerThread: false });
+    t.after(() => store.close());
+    const writer = await store.writer();
+    const urlSha256 = urlFingerprint(tracker.url);
+    const events = Array.from({ length: 40 }, (_, i) =>
+      outboxEvent(blankOutcome(`session-${i}`, 'reset', []), {
+        urlSha256,
+        jobId: null,
+        tenant: 't',
+        botId: 'b',
+      }),
+    );
+    await Promise.all(events.map((outbox) => writer.append({ outbox })));
+    await writer.close();
+    // A deliverer of a process that died mid-POST: the first 10 events stay claimed for a while.
+    const claimed = await store.claimOutbox(urlSha256, { limit: 10, owner: 'webhook/dead', leaseMs: 400 });
+    assert.equal(claimed.length, 10);
+    const deliverer = new WebhookDeliverer(store, { url: tracker.url, batchSize: 15, resumeAfterMs: 1000 });
+    deliverer.start();
+    t.after(() => deliverer.stop(Date.now() + 1000));
+    await withDeadline(
+      (async () => {
+        while (tracker.accepted.length < events.length)
+          await new Promise((resolve) => setTimeout(resolve, 20));
+      })(),
+      10_000,
+      'every event delivered',
+    );
+    assert.deepEqual([...tracker.accepted].sort(), events.map((e) => e.key).sort());
+    assert.equal(tracker.received.length, events.length, 'no event posted twice');
+    const stats = await deliverer.stop(Date.now() + 1000);
+    assert.deepEqual([stats.delivered, stats.pending], [40, 0]);
+  });
+
   it('gives a tracker that never answers --analytics-timeout and no more; its events wait in the outbox', async () => {
     await withTracker(async (tracker) => {
       tracker.script = Array.from({ length: 50 }, () => 'hang' as const);

@@ -117,12 +117,16 @@ async function scenario(t: TestContext, store: string, emulator: Emulator): Prom
     .map((line) => (JSON.parse(line) as { sessionId: string }).sessionId);
   assert.equal(new Set(ids).size, N);
 
-  // Another, slower: once both replicas run a chunk of it, a cancel on A stops B's too.
-  emulator.setFaults({ latencyMs: 20 });
+  // Another, held: the engine answers a chunk and a half of it, then holds every answer, so that the job
+  // cannot end before both replicas run a chunk of it, however fast the machine. Then a cancel on A stops
+  // B's too.
+  emulator.setFaults({ latencyMs: 0, holdAfterSends: emulator.stats().sends + 1500 });
   const shared2 = await create(b, N);
   await follow(a, auth, shared2, (status) => (status.chunks?.owners.length ?? 0) === 2);
   const cancelled = await fetch(`${a}/v1/jobs/${shared2}/cancel`, { method: 'POST', headers: auth });
   assert.equal(cancelled.status, 202);
+  // The engine lets the held answers go: the sessions in flight finish, and nothing new is sent.
+  emulator.setFaults({ holdAfterSends: 0 });
   // B's stream ends once no chunk of the job runs anywhere (its in-flight sessions finished and written):
   // about a second on a quiet machine; the deadline only bounds a test that would otherwise hang.
   const cancelledAt = performance.now();

@@ -8,7 +8,8 @@ import type { Logger } from 'pino';
 import type { AuditContext } from '../audit/record.js';
 import type { ResetOutcome } from '../reset/outcome.js';
 import type { ResetMetrics } from '../sinks/prometheus.js';
-import { outboxEvent, storeReason, WebhookDeliverer, type WebhookStats } from '../sinks/webhook.js';
+import { outboxEvent, type WebhookDeliverer, type WebhookStats } from '../sinks/webhook.js';
+import { analyticsDeliverer } from './analytics-sink.js';
 import { isCognigyResetError } from '../errors.js';
 import {
   DEFAULT_LEASE_MS,
@@ -48,6 +49,8 @@ export interface DurableContext {
   webhookToken: string | undefined;
   log: Logger;
   metrics: ResetMetrics | undefined;
+  /** A standing deliverer for the spec's webhook URL, owned by the caller (see `StartJobDeps.webhook`). */
+  webhook?: WebhookDeliverer | undefined;
   /** Another run took the job's lease over: this one must stop at once. */
   onLost(err: unknown): void;
 }
@@ -133,37 +136,24 @@ export async function openDurable(ctx: DurableContext): Promise<Durable> {
   let closed = false;
   let pendingAtClose: number | null = null;
   let webhook: WebhookDeliverer | undefined;
+  let giveBack: (() => void) | undefined;
+  /** A standing deliverer the caller owns (a service's): this run feeds it, and neither starts nor stops it. */
+  const shared = webhookSpec === undefined ? undefined : ctx.webhook;
   if (webhookSpec !== undefined) {
-    let warned = false;
-    // The state file cannot be read: the summary says so.
-    const pendingNow = (): Promise<number | null> => deliverer.countPending().catch(() => null);
-    const deliverer = new WebhookDeliverer(db, {
-      url: webhookSpec.url,
-      token: ctx.webhookToken,
-      batchSize: webhookSpec.batch,
-      // The first failure and a refusal are worth a warning; the retries after the first are detail.
-      onDelivered: (events) => metrics?.analyticsDelivered(events),
-      onFailure: ({ reason, retryable }) => {
-        metrics?.analyticsFailed(retryable);
-        const level = !retryable || !warned ? 'warn' : 'debug';
-        warned = true;
-        log[level](
-          { reason, retryable },
-          retryable
-            ? 'analytics delivery failed; retrying'
-            : 'analytics delivery stopped for this run: the events wait in the outbox',
-        );
-      },
-    });
-    // While the writer thread commits, accepted events are deleted in its batches (see removeVia).
-    deliverer.removeVia(
-      (ids) =>
-        void stateWriter.ack(ids).catch((err: unknown) => deliverer.deliveryNotRecorded(storeReason(err))),
-    );
-    metrics?.watchAnalytics(deliverer.urlSha256, () =>
-      closed ? Promise.resolve(pendingAtClose) : pendingNow(),
-    );
-    deliverer.start();
+    const deliverer: WebhookDeliverer =
+      shared ??
+      analyticsDeliverer(db, {
+        url: webhookSpec.url,
+        token: ctx.webhookToken,
+        batch: webhookSpec.batch,
+        log,
+        metrics,
+        pending: (): Promise<number | null> =>
+          closed ? Promise.resolve(pendingAtClose) : deliverer.countPending().catch(() => null),
+      });
+    // While the writer thread commits, accepted events are deleted in its batches (see lendRemover).
+    giveBack = deliverer.lendRemover((ids) => stateWriter.ack(ids));
+    if (shared === undefined) deliverer.start();
     webhook = deliverer;
   }
   const auditContext: AuditContext | undefined = spec.audit
@@ -213,7 +203,7 @@ export async function openDurable(ctx: DurableContext): Promise<Durable> {
     const step = (run: () => unknown): Promise<void> => teardown.step(run);
     // From here the deliverer deletes what it delivers itself: the writer must not be handed work while
     // it closes.
-    webhook?.removeVia(undefined);
+    giveBack?.();
     let written = true;
     await step(async () => {
       try {
@@ -230,10 +220,10 @@ export async function openDurable(ctx: DurableContext): Promise<Durable> {
     await step(() => job?.release());
     let analytics: WebhookStats | undefined;
     // The webhook drains before the metrics are written, so that they count what it delivered.
-    if (webhook !== undefined && webhookSpec !== undefined) {
+    if (webhook !== undefined && webhookSpec !== undefined && shared === undefined) {
       await step(async () => (analytics = await webhook.stop(Date.now() + webhookSpec.timeoutSec * 1000)));
+      pendingAtClose = await webhook.countPending().catch(() => null);
     }
-    if (webhook !== undefined) pendingAtClose = await webhook.countPending().catch(() => null);
     closed = true;
     if (owned) await step(() => db.close());
     return { analytics, error: teardown.error };

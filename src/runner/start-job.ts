@@ -18,7 +18,7 @@ import { retryPolicyFor } from '../model/retry-policy.js';
 import type { SeenIds } from '../reset/seen-ids.js';
 import type { ResetMetrics } from '../sinks/prometheus.js';
 import type { Store } from '../store/port.js';
-import type { WebhookStats } from '../sinks/webhook.js';
+import type { WebhookDeliverer, WebhookStats } from '../sinks/webhook.js';
 import { createTransport } from '../transports/create.js';
 import { BackoffGate } from '../util/backoff-gate.js';
 import { openDurable, type Durable } from './durable.js';
@@ -59,6 +59,12 @@ export interface StartJobDeps {
    * `JobHandle.settleLedger` or at the end. @default `spec.ledgerId ?? spec.jobId`
    */
   ledgerOf?: ((index: number) => string) | undefined;
+  /**
+   * A deliverer that stands for the life of the caller (a service's, one per webhook URL): the run writes
+   * its events to the outbox and wakes it, instead of delivering them itself and draining at its end.
+   * Its URL must be `spec.sinks.webhook.url`.
+   */
+  webhook?: WebhookDeliverer | undefined;
 }
 
 /** Events a reader has not taken yet before the job waits for it. */
@@ -120,6 +126,7 @@ export function startJob(spec: JobSpec, targets: JobTargets, deps: StartJobDeps)
         spec,
         store: deps.store,
         ledgerOf: deps.ledgerOf,
+        webhook: deps.webhook,
         onLost: (err) => lost.abort(err),
         transportName: r.transport.name,
         plan: r.plan,

@@ -16,6 +16,7 @@ import { outcomeLine } from '../reset/outcome.js';
 import { startJob } from '../runner/start-job.js';
 import type { JobHandle, JobSpec } from '../runner/types.js';
 import type { ResetMetrics } from '../sinks/prometheus.js';
+import type { WebhookDeliverer } from '../sinks/webhook.js';
 import type { ClaimedJobChunk, ServiceJobRecord, Store } from '../store/index.js';
 import type { TenantConfig } from './config.js';
 import { chunkTargets, ledgerIdOf } from './job-chunks.js';
@@ -42,6 +43,8 @@ export interface ChunkContext {
   local(jobId: string): LocalJob;
   /** The replica stops taking work: a chunk it stopped is left for another run. */
   closing(): boolean;
+  /** The tenant's standing analytics deliverer, when it posts outcome events to a webhook. */
+  webhookOf(tenant: string): WebhookDeliverer | undefined;
   /** A chunk of the job was finished (`fatal`: its run's failure, or null): the job may have ended. */
   finished(jobId: string, fatal: Fatal): Promise<void>;
 }
@@ -128,6 +131,7 @@ export class JobShare {
         metrics: this.#ctx.metrics,
         seen: () => ({ firstIndex: (_sessionId, at) => duplicateOf.get(at) }),
         ledgerOf: (index) => ledgerIdOf(jobId, this.#chunkOf(index)),
+        webhook: this.#ctx.webhookOf(record.tenant),
       },
     );
     this.#handle = handle;

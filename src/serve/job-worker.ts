@@ -3,11 +3,16 @@
  * `maxRunning` at once, and runs each (`chunk-run.ts`). With none free it looks again after a short
  * wait, or at once when this replica makes or resumes a job. The replica that finishes a job's last
  * chunk sets the job's final state; a chunk that failed fatally fails its job at once, and the other
- * chunks of the job stop, wherever they run, as on a cancel.
+ * chunks of the job stop, wherever they run, as on a cancel. A tenant that posts outcome events to an
+ * analytics webhook has one deliverer on each replica for as long as it runs: every replica's runs feed
+ * the store's outbox, and the deliverers share its events by claims, so events a replica that died had
+ * claimed go out once the claim lapses, whether or not a job still runs.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { LatencyHistogram } from '../reset/latency-histogram.js';
+import { analyticsDeliverer } from '../runner/analytics-sink.js';
+import type { WebhookDeliverer } from '../sinks/webhook.js';
 import type { ClaimedJobChunk, ServiceJobRecord } from '../store/index.js';
 import { JobShare, type ChunkContext } from './chunk-run.js';
 import { liveCounts } from './job-counts.js';
@@ -19,8 +24,12 @@ const POLL_MS = 500;
 /** How often a replica reads the state of the jobs it runs chunks of: a cancel anywhere stops them. */
 const WATCH_MS = 250;
 const LIVE = new Set(['queued', 'running']);
+/** A standing analytics deliverer whose tracker refused a batch tries again after this long. */
+const RESUME_DELIVERY_MS = 60_000;
+/** How long a replica that stops delivers what is left in the outbox, at most. */
+const DRAIN_MS = 10_000;
 
-export type WorkerOptions = Omit<ChunkContext, 'owner' | 'local' | 'closing' | 'finished'> & {
+export type WorkerOptions = Omit<ChunkContext, 'owner' | 'local' | 'closing' | 'finished' | 'webhookOf'> & {
   maxRunning: number;
 };
 
@@ -39,15 +48,30 @@ export class ChunkWorker {
   readonly #timer: NodeJS.Timeout;
   readonly #watcher: NodeJS.Timeout;
   #watching = false;
+  /** Each tenant's standing analytics deliverer, by tenant name. */
+  readonly #deliverers = new Map<string, WebhookDeliverer>();
 
   constructor(options: WorkerOptions) {
     this.#options = options;
+    for (const tenant of options.tenants.values()) {
+      if (tenant.analyticsUrl === undefined) continue;
+      const deliverer = analyticsDeliverer(options.store, {
+        url: tenant.analyticsUrl,
+        token: tenant.credentials.webhookToken,
+        log: options.log.child({ tenant: tenant.name }),
+        metrics: options.metrics,
+        resumeAfterMs: RESUME_DELIVERY_MS,
+      });
+      deliverer.start();
+      this.#deliverers.set(tenant.name, deliverer);
+    }
     this.#context = {
       ...options,
       owner: this.owner,
       local: (jobId) => this.#localOf(jobId),
       closing: () => this.#closing,
       finished: (jobId, fatal) => this.#afterChunk(jobId, fatal),
+      webhookOf: (tenant) => this.#deliverers.get(tenant),
     };
     this.#timer = setInterval(() => this.wake(), POLL_MS);
     this.#watcher = setInterval(() => void this.#watch(), WATCH_MS);
@@ -83,6 +107,9 @@ export class ChunkWorker {
     await this.#options.store.releaseJobChunks(this.owner).catch((err: unknown) => {
       this.#options.log.warn({ err: (err as Error).message }, 'chunk claims not released: they lapse');
     });
+    // What the runs left in the outbox goes out now, within a bound; the rest waits for a replica.
+    const deadline = Date.now() + DRAIN_MS;
+    await Promise.all([...this.#deliverers.values()].map((deliverer) => deliverer.stop(deadline)));
   }
 
   /** Stops this replica's chunks of the jobs that were cancelled or failed, here or on another replica. */

@@ -40,6 +40,12 @@ export interface WebhookOptions {
   onFailure?: ((failure: WebhookFailure) => void) | undefined;
   /** Told of each batch the tracker accepted, with its number of events. */
   onDelivered?: ((events: number) => void) | undefined;
+  /**
+   * A standing deliverer (a service's, for the life of the process): once delivery stopped (a refusal, a
+   * store failure), `start()`'s loop tries again after this long instead of leaving the events to the
+   * next run. @default undefined: delivery stays stopped until the next run
+   */
+  resumeAfterMs?: number | undefined;
 }
 
 export interface WebhookFailure {
@@ -79,6 +85,16 @@ export const DEFAULT_WEBHOOK_BATCH = 500;
 
 /** An outbox event as the deliverer reads it. */
 type PendingRow = OutboxEvent;
+
+/** Deletes accepted events from the outbox. */
+export type OutboxRemover = (ids: readonly number[]) => Promise<void>;
+
+/**
+ * How often an idle deliverer reads the outbox from its start again: an event of a lower id than the last
+ * one delivered may have committed since (PostgreSQL hands ids out before commit), or another deliverer's
+ * claim on it lapsed (a replica that died mid-POST).
+ */
+const RESCAN_MS = 1000;
 
 /** Answers worth retrying: the tracker is busy, overloaded or failing for now. */
 const retryableStatus = (status: number): boolean =>
@@ -130,8 +146,8 @@ export function outboxEvent(
 }
 
 export class WebhookDeliverer {
-  readonly #o: Required<Omit<WebhookOptions, 'token' | 'onFailure' | 'onDelivered'>> &
-    Pick<WebhookOptions, 'onFailure' | 'onDelivered'>;
+  readonly #o: Required<Omit<WebhookOptions, 'token' | 'onFailure' | 'onDelivered' | 'resumeAfterMs'>> &
+    Pick<WebhookOptions, 'onFailure' | 'onDelivered' | 'resumeAfterMs'>;
   readonly #headers: Record<string, string>;
   /** The URL's fingerprint, which this deliverer's events carry in the outbox (`outboxEvent`). */
   readonly urlSha256: string;
@@ -147,12 +163,16 @@ export class WebhookDeliverer {
   readonly #store: Store;
   /** This deliverer's claim on the outbox events it posts: no other deliverer posts them meanwhile. */
   readonly #owner = `webhook/${randomUUID()}`;
-  /** The last outbox id posted and accepted: events are read on from there (ids only grow). */
+  /** The highest outbox id posted and accepted: events are read on from there, and now and then from 0. */
   #after = 0;
+  /** When the outbox was last read from its start. */
+  #rescanned = 0;
+  /** Accepted events whose delete is not yet known to have committed: never posted again by this one. */
+  readonly #accepted = new Set<number>();
   /** Deletes accepted events through the store. */
-  readonly #removeHere: (ids: readonly number[]) => Promise<void>;
-  /** Deletes accepted events: `#removeHere`, or the state writer while it runs (see `removeVia`). */
-  #remover: (ids: readonly number[]) => void | Promise<void>;
+  readonly #removeHere: OutboxRemover;
+  /** State writers lent while they run (see `lendRemover`): the newest deletes. */
+  readonly #lent: OutboxRemover[] = [];
 
   constructor(store: Store, options: WebhookOptions) {
     const { token, ...rest } = options;
@@ -168,29 +188,45 @@ export class WebhookDeliverer {
     this.urlSha256 = urlFingerprint(options.url);
     this.#store = store;
     this.#removeHere = (ids) => store.ackOutbox(ids);
-    this.#remover = this.#removeHere;
   }
 
   /**
    * While the store's writer commits (`OutcomeWriter.ack`), accepted events are deleted through it: a
    * delete beside it would wait for the writer's lock, and SQLite waits by sleeping, which stops the
-   * event loop every reset runs on. A remover that does not wait for its delete tells of a failure with
-   * `deliveryNotRecorded`. Cleared (undefined) before that writer closes: it must not be handed work
-   * while it shuts down.
+   * event loop every reset runs on. The delete is not waited for; its failure stops delivery as a store
+   * failure does. Returns the function that gives it back, called before that writer closes: it must not
+   * be handed work while it shuts down. Several runs may lend theirs to one standing deliverer.
    */
-  removeVia(remover: ((ids: readonly number[]) => void | Promise<void>) | undefined): void {
-    this.#remover = remover ?? this.#removeHere;
+  lendRemover(remover: OutboxRemover): () => void {
+    this.#lent.push(remover);
+    return () => {
+      const at = this.#lent.indexOf(remover);
+      if (at >= 0) this.#lent.splice(at, 1);
+    };
   }
 
-  /** Claims the next batch of events for this URL: those after the last one accepted. */
-  #pending(): Promise<PendingRow[]> {
-    return this.#store.claimOutbox(this.urlSha256, {
+  /** Claims the next batch of events for this URL, on from `after`, but those accepted already. */
+  async #claim(after: number): Promise<PendingRow[]> {
+    const rows = await this.#store.claimOutbox(this.urlSha256, {
       limit: this.#o.batchSize,
       owner: this.#owner,
       // A claim lasts as long as one POST may: no other deliverer posts the same events meanwhile.
       leaseMs: this.#o.timeoutMs,
-      after: this.#after,
+      after,
     });
+    return this.#accepted.size === 0 ? rows : rows.filter((row) => !this.#accepted.has(row.id));
+  }
+
+  /**
+   * The next batch: on from the last one accepted, or, once nothing is left there, from the start (at once
+   * when draining, at most every `RESCAN_MS` in the background): ids alone cannot say what is left.
+   */
+  async #pending(background: boolean): Promise<PendingRow[]> {
+    const rows = await this.#claim(this.#after);
+    if (rows.length > 0 || this.#after === 0) return rows;
+    if (background && Date.now() - this.#rescanned < RESCAN_MS) return rows;
+    this.#rescanned = Date.now();
+    return this.#claim(0);
   }
 
   /** Events in the outbox for this URL. */
@@ -267,8 +303,17 @@ export class WebhookDeliverer {
    * every outcome), or a run of millions would leave each event's payload in the state file for good.
    */
   async #removeDelivered(rows: PendingRow[]): Promise<void> {
-    this.#after = rows.at(-1)!.id;
-    await this.#remover(rows.map((row) => row.id));
+    this.#after = Math.max(this.#after, rows.at(-1)!.id);
+    const ids = rows.map((row) => row.id);
+    for (const id of ids) this.#accepted.add(id);
+    const forget = (): void => ids.forEach((id) => this.#accepted.delete(id));
+    const lent = this.#lent.at(-1);
+    if (lent === undefined) {
+      await this.#removeHere(ids);
+      forget();
+    } else {
+      lent(ids).then(forget, (err: unknown) => this.deliveryNotRecorded(storeReason(err)));
+    }
     this.stats.delivered += rows.length;
     this.#o.onDelivered?.(rows.length);
   }
@@ -284,7 +329,7 @@ export class WebhookDeliverer {
       // Stopped for good: the events wait in the outbox for a run that can deliver them.
       if (this.stats.stopped !== undefined) return;
       let rows: PendingRow[] = [];
-      if (!(await this.#inStateFile(async () => (rows = await this.#pending())))) return;
+      if (!(await this.#inStateFile(async () => (rows = await this.#pending(untilStopped))))) return;
       if (rows.length === 0) {
         if (!untilStopped || this.#stopped) return;
         await new Promise<void>((resolve) => {
@@ -346,9 +391,23 @@ export class WebhookDeliverer {
     }
   }
 
-  /** Starts delivering in the background while a run lasts. */
+  /** Starts delivering in the background while a run lasts (a standing one: until `stop()`). */
   start(): void {
-    this.#loop ??= this.deliver(Number.MAX_SAFE_INTEGER, true);
+    this.#loop ??= this.#background();
+  }
+
+  async #background(): Promise<void> {
+    const resume = this.#o.resumeAfterMs;
+    for (;;) {
+      await this.deliver(Number.MAX_SAFE_INTEGER, true);
+      if (this.#stopped || resume === undefined) return;
+      try {
+        await sleep(resume, undefined, { ref: false, signal: this.#stopping.signal });
+      } catch {
+        return;
+      }
+      this.stats.stopped = undefined;
+    }
   }
 
   /** New events are in the outbox. */

@@ -148,18 +148,20 @@ export async function readEvents<T = Record<string, unknown>>(
 ): Promise<T> {
   const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
+  let last = '';
   try {
     return await withDeadline(
       (async () => {
         for (;;) {
           const { value, done } = await reader.read();
-          if (done) throw new Error(`the events of ${id} ended first`);
+          if (done) throw new Error(`the events of ${id} ended first; the last: ${last}`);
           buffer += value;
           let end: number;
           while ((end = buffer.indexOf('\n\n')) !== -1) {
             const [event, data] = buffer.slice(0, end).split('\n');
             buffer = buffer.slice(end + 2);
-            const parsed = JSON.parse(data!.slice(6)) as T;
+            last = data!.slice(6);
+            const parsed = JSON.parse(last) as T;
             if (until(event!.slice(7), parsed)) return parsed;
           }
         }
