@@ -88,7 +88,11 @@ describe('serve: resuming a job', () => {
       counts.reset,
       'each send reset a session not reset before',
     );
-    const second = (await outcomes(s, key, id)).slice(first.length);
+    const all = await outcomes(s, key, id);
+    // Each session once: what the first run listed stands, and the second lists only what it did.
+    assert.equal(new Set(all.map((o) => o.sessionId)).size, 1000);
+    assert.equal(all.length, 1000, 'each session listed once');
+    const second = all.slice(first.length);
     assert.equal(second.find((o) => o.sessionId === 'session-1000')?.outcome, 'skipped');
     const resetOnce = [...first, ...second].filter((o) => o.outcome === 'reset').map((o) => o.sessionId);
     assert.equal(new Set(resetOnce).size, resetOnce.length, 'no session reset twice');

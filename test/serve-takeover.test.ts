@@ -205,11 +205,13 @@ if (db !== undefined) {
         assert.deepEqual([s.flowState, s.variables], ['RESET', {}], sessionId);
       }
 
-      // The outcomes, from a survivor: every session, none failed.
+      // The outcomes, from a survivor: every session once, none failed.
       const outcomes = lines(
         await (await fetch(`${survivors[1]!.url}/v1/jobs/${id}/outcomes`, { headers: auth })).text(),
       ) as { sessionId: string; outcome: string; verified: boolean }[];
       assert.equal(new Set(outcomes.map((o) => o.sessionId)).size, N);
+      // Once each: the lines the dead replica wrote stand, and its successor does not list them again.
+      assert.equal(outcomes.length, N, 'each session listed once');
       assert.ok(outcomes.every((o) => o.outcome !== 'failed' && o.verified));
 
       // The audit chain verifies, with one record per recorded outcome.

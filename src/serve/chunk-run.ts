@@ -19,7 +19,7 @@ import type { ResetMetrics } from '../sinks/prometheus.js';
 import type { WebhookDeliverer } from '../sinks/webhook.js';
 import type { ClaimedJobChunk, ServiceJobRecord, Store } from '../store/index.js';
 import type { TenantConfig } from './config.js';
-import { chunkTargets, ledgerIdOf } from './job-chunks.js';
+import { chunkTargets, ledgerIdOf, lineKeys, lineKey } from './job-chunks.js';
 import { errorOf, progressWith, type JobRequest, type LocalJob } from './job-model.js';
 
 export type BuildSpec = (
@@ -56,6 +56,8 @@ interface OpenChunk {
   chunk: ClaimedJobChunk;
   lines: string[];
   remaining: number;
+  /** The sessions earlier owners wrote a line for (`lineKey`): this run does not list them again. */
+  listed: ReadonlySet<string>;
 }
 
 export class JobShare {
@@ -153,7 +155,10 @@ export class JobShare {
         recordLatency(local, event.outcome);
         const open = this.#open.get(this.#chunkOf(event.index));
         if (open === undefined) continue;
-        open.lines.push(`${JSON.stringify(outcomeLine(event.outcome))}\n`);
+        // A session an earlier owner recorded and listed is found done: its line stands.
+        const { outcome } = event;
+        if (outcome.skipReason !== 'done-earlier' || !open.listed.has(lineKey(outcome)))
+          open.lines.push(`${JSON.stringify(outcomeLine(outcome))}\n`);
         // A store that fails here fails no session: the chunk's claim lapses and it runs again, its
         // ledger skipping what was done; the run goes on reading (a reader that left would hold it).
         if (--open.remaining === 0)
@@ -250,7 +255,12 @@ export class JobShare {
   }
 
   #track(chunk: ClaimedJobChunk): void {
-    this.#open.set(chunk.chunkNo, { chunk, lines: [], remaining: chunk.count });
+    this.#open.set(chunk.chunkNo, {
+      chunk,
+      lines: [],
+      remaining: chunk.count,
+      listed: lineKeys(chunk.outcomes),
+    });
     this.#ranges.push([chunk.firstIndex, chunk.count, chunk.chunkNo]);
   }
 

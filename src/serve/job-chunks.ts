@@ -107,3 +107,22 @@ export function chunkTargets(chunk: ClaimedJobChunk): {
     duplicateOf,
   };
 }
+
+/** What tells a chunk's outcome lines apart: the session, and whether the line is a repeat's. */
+export function lineKey(line: { sessionId: string; error: { code: string } | null }): string {
+  return line.error?.code === 'CR_ERR_RESET_DUPLICATE' ? `${line.sessionId}\u0000dup` : line.sessionId;
+}
+
+/** The line keys of outcome lines (JSON Lines); a line that is not readable lists nothing. */
+export function lineKeys(text: string): ReadonlySet<string> {
+  const keys = new Set<string>();
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    try {
+      keys.add(lineKey(JSON.parse(line) as { sessionId: string; error: { code: string } | null }));
+    } catch {
+      // Not a line this service wrote: it hides nothing.
+    }
+  }
+  return keys;
+}

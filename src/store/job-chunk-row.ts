@@ -14,6 +14,7 @@ export interface ClaimedChunkRow {
   targets: string;
   claims: number;
   previous_owner: string | null;
+  outcomes: string;
 }
 
 export const claimedFromRow = (r: ClaimedChunkRow): ClaimedJobChunk => ({
@@ -24,6 +25,7 @@ export const claimedFromRow = (r: ClaimedChunkRow): ClaimedJobChunk => ({
   targets: r.targets,
   claims: r.claims - 1,
   previousOwner: r.previous_owner,
+  outcomes: r.outcomes,
 });
 
 /** Chunks read at a time when their outcomes are streamed: each may hold a long text. */

@@ -204,6 +204,8 @@ export interface ClaimedJobChunk extends JobChunkInput {
   claims: number;
   /** The owner of the claim before this one, when it had not finished the chunk; null otherwise. */
   previousOwner: string | null;
+  /** The outcome lines earlier owners wrote (heartbeats of a claim that lapsed): '' for a fresh chunk. */
+  outcomes: string;
 }
 
 /** Where a job's chunks stand, across every replica. */

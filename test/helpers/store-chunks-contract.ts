@@ -53,7 +53,7 @@ export function chunkContract(fresh: (t: TestContext) => Promise<Store>): void {
     // Written again: a chunk that exists is left as it is.
     await store.addJobChunks('job-a', [{ chunkNo: 0, firstIndex: 9, count: 9, targets: 'other\n' }]);
     const first = await store.claimJobChunk({ owner: 'r1', leaseMs: LONG });
-    assert.deepEqual(first, { jobId: 'job-a', ...a[0]!, claims: 0, previousOwner: null });
+    assert.deepEqual(first, { jobId: 'job-a', ...a[0]!, claims: 0, previousOwner: null, outcomes: '' });
     assert.equal(key(await store.claimJobChunk({ owner: 'r2', leaseMs: LONG })), 'job-a#1');
     assert.equal(key(await store.claimJobChunk({ owner: 'r2', leaseMs: LONG, jobs: ['job-d'] })), 'job-d#0');
     assert.equal(key(await store.claimJobChunk({ owner: 'r1', leaseMs: LONG, jobs: ['job-c'] })), 'none');
@@ -83,6 +83,8 @@ export function chunkContract(fresh: (t: TestContext) => Promise<Store>): void {
     assert.equal(key(taken), 'job#0');
     assert.equal(taken?.claims, 1);
     assert.equal(taken?.previousOwner, 'lapsed');
+    // What the lapsed owner wrote comes with the claim: the taker does not list those sessions again.
+    assert.equal(taken?.outcomes, 'a\n');
     assert.equal(
       await store.heartbeatJobChunk('job', 0, { owner: 'lapsed', leaseMs: LONG, outcomes: 'x\n' }),
       false,

@@ -85,7 +85,7 @@ export async function claimJobChunk(
        UPDATE job_chunks c SET owner = $1, claimed_until = clock_timestamp() + $2::float8 * interval '1 millisecond', claims = c.claims + 1,
          previous_owner = c.owner
        FROM picked WHERE c.job_id = picked.job_id AND c.chunk_no = picked.chunk_no
-       RETURNING c.job_id, c.chunk_no, c.first_index, c.count, c.targets, c.claims, c.previous_owner`,
+       RETURNING c.job_id, c.chunk_no, c.first_index, c.count, c.targets, c.claims, c.previous_owner, c.outcomes`,
       [options.owner, Math.max(0, options.leaseMs), options.jobs === undefined ? null : [...options.jobs]],
     ),
   );

@@ -79,7 +79,7 @@ export function claimJobChunk(
           .prepare(
             `UPDATE job_chunks SET owner = ?, claimed_until = ?, claims = claims + 1, previous_owner = owner
              WHERE job_id = ? AND chunk_no = ?
-             RETURNING job_id, chunk_no, first_index, count, targets, claims, previous_owner`,
+             RETURNING job_id, chunk_no, first_index, count, targets, claims, previous_owner, outcomes`,
           )
           .get(options.owner, expiry(options.leaseMs), free.job_id, free.chunk_no) as ClaimedChunkRow;
         return claimedFromRow(row);
