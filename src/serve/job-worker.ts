@@ -50,9 +50,12 @@ export class ChunkWorker {
   #watching = false;
   /** Each tenant's standing analytics deliverer, by tenant name. */
   readonly #deliverers = new Map<string, WebhookDeliverer>();
+  /** The tenants this replica has a config for. */
+  readonly #tenants: readonly string[];
 
   constructor(options: WorkerOptions) {
     this.#options = options;
+    this.#tenants = [...options.tenants.keys()];
     for (const tenant of options.tenants.values()) {
       if (tenant.analyticsUrl === undefined) continue;
       const deliverer = analyticsDeliverer(options.store, {
@@ -134,7 +137,9 @@ export class ChunkWorker {
       do {
         this.#again = false;
         while (!this.#closing && this.#running.size < maxRunning) {
-          const chunk = await store.claimJobChunk({ owner: this.owner, leaseMs });
+          // Only chunks of the tenants this replica is configured for: the others are left to replicas
+          // that are (a job of a tenant none has waits, queued, for one that has).
+          const chunk = await store.claimJobChunk({ owner: this.owner, leaseMs, tenants: this.#tenants });
           if (chunk === undefined) break;
           // A job this replica runs already takes the chunk into its run; one chunk a look, so that a
           // replica does not hoard a job's chunks.

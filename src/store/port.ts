@@ -208,6 +208,14 @@ export interface ClaimedJobChunk extends JobChunkInput {
   outcomes: string;
 }
 
+/** Who claims a chunk, for how long, and which chunks it may take (`Store.claimJobChunk`). */
+export interface ChunkClaimOptions {
+  owner: string;
+  leaseMs: number;
+  jobs?: readonly string[] | undefined;
+  tenants?: readonly string[] | undefined;
+}
+
 /** Where a job's chunks stand, across every replica. */
 export interface JobChunkSummary {
   chunks: number;
@@ -300,13 +308,9 @@ export interface Store {
    * Claims one unfinished chunk for `owner` for `leaseMs` (on the store's clock): a chunk nobody holds, or
    * whose claim expired, of a service job whose state is `queued` or `running`, oldest job first, then by
    * chunk number. Two owners never get the same chunk while a claim holds. Undefined when none is free.
-   * `jobs`: only chunks of these jobs (undefined: any job).
+   * `jobs`: only chunks of these jobs; `tenants`: only chunks of jobs of these tenants (undefined: any).
    */
-  claimJobChunk(options: {
-    owner: string;
-    leaseMs: number;
-    jobs?: readonly string[] | undefined;
-  }): Promise<ClaimedJobChunk | undefined>;
+  claimJobChunk(options: ChunkClaimOptions): Promise<ClaimedJobChunk | undefined>;
   /**
    * Extends `owner`'s claim and appends `outcomes` (JSON Lines, possibly empty) to what the chunk holds.
    * False when `owner` no longer holds the claim (it expired and another owner took it): stop the chunk.

@@ -11,11 +11,17 @@ import type { ClaimedJobChunk, JobChunkInput, Store } from '../../src/store/port
 const LONG = 600_000;
 
 /** Records a service job in `state`, and its `n` chunks of two sessions each. */
-async function jobWithChunks(store: Store, id: string, state: string, n: number): Promise<JobChunkInput[]> {
+async function jobWithChunks(
+  store: Store,
+  id: string,
+  state: string,
+  n: number,
+  tenant = 't',
+): Promise<JobChunkInput[]> {
   const now = new Date().toISOString();
   await store.createServiceJob({
     id,
-    tenant: 't',
+    tenant,
     state,
     createdAt: now,
     updatedAt: now,
@@ -68,6 +74,16 @@ export function chunkContract(fresh: (t: TestContext) => Promise<Store>): void {
       owners: ['r1', 'r2'],
       error: null,
     });
+  });
+
+  it("claims only chunks of the tenants it is told: a replica without a job's tenant leaves it to others", async (t) => {
+    const store = await fresh(t);
+    await jobWithChunks(store, 'job-x', 'running', 1, 'x');
+    await jobWithChunks(store, 'job-y', 'running', 1, 'y');
+    assert.equal(key(await store.claimJobChunk({ owner: 'o', leaseMs: LONG, tenants: ['y'] })), 'job-y#0');
+    assert.equal(await store.claimJobChunk({ owner: 'o', leaseMs: LONG, tenants: ['y', 'z'] }), undefined);
+    assert.equal(await store.claimJobChunk({ owner: 'o', leaseMs: LONG, tenants: [] }), undefined);
+    assert.equal(key(await store.claimJobChunk({ owner: 'p', leaseMs: LONG, tenants: ['x'] })), 'job-x#0');
   });
 
   it('takes an expired chunk claim over: the new owner learns of the old, the old one stops', async (t) => {

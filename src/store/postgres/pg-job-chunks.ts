@@ -14,7 +14,7 @@ import {
   OUTCOME_PAGE,
   summaryOf,
 } from '../job-chunk-row.js';
-import type { ClaimedJobChunk, JobChunkInput, JobChunkSummary } from '../port.js';
+import type { ChunkClaimOptions, ClaimedJobChunk, JobChunkInput, JobChunkSummary } from '../port.js';
 import type { Run } from './pg-job.js';
 
 /** Chunks sent in one statement: a bound on its rows and on the bytes of their targets. */
@@ -69,7 +69,7 @@ export async function addJobChunks(run: Run, jobId: string, chunks: readonly Job
 
 export async function claimJobChunk(
   run: Run,
-  options: { owner: string; leaseMs: number; jobs?: readonly string[] | undefined },
+  options: ChunkClaimOptions,
 ): Promise<ClaimedJobChunk | undefined> {
   // `previous_owner = c.owner` reads the row before the update: the owner whose claim expired, or null.
   // Only the chunk is locked, not its job: a job's update does not hide its chunks from a claim.
@@ -80,13 +80,19 @@ export async function claimJobChunk(
          WHERE s.state IN ('queued', 'running') AND NOT c.done
            AND (c.owner IS NULL OR c.claimed_until <= clock_timestamp())
            AND ($3::text[] IS NULL OR c.job_id = ANY($3))
+           AND ($4::text[] IS NULL OR s.tenant = ANY($4))
          ORDER BY s.seq, c.chunk_no LIMIT 1
          FOR UPDATE OF c SKIP LOCKED)
        UPDATE job_chunks c SET owner = $1, claimed_until = clock_timestamp() + $2::float8 * interval '1 millisecond', claims = c.claims + 1,
          previous_owner = c.owner
        FROM picked WHERE c.job_id = picked.job_id AND c.chunk_no = picked.chunk_no
        RETURNING c.job_id, c.chunk_no, c.first_index, c.count, c.targets, c.claims, c.previous_owner, c.outcomes`,
-      [options.owner, Math.max(0, options.leaseMs), options.jobs === undefined ? null : [...options.jobs]],
+      [
+        options.owner,
+        Math.max(0, options.leaseMs),
+        options.jobs === undefined ? null : [...options.jobs],
+        options.tenants === undefined ? null : [...options.tenants],
+      ],
     ),
   );
   const row = result.rows[0];

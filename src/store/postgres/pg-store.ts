@@ -12,6 +12,7 @@ import type {
   ApiKeyRecord,
   AuditFilter,
   ClaimedJobChunk,
+  ChunkClaimOptions,
   JobChunkInput,
   JobChunkSummary,
   JobClaimHandle,
@@ -336,11 +337,7 @@ export class PgStore implements Store {
     return jobChunks.addJobChunks(this.#run, jobId, chunks);
   }
 
-  claimJobChunk(options: {
-    owner: string;
-    leaseMs: number;
-    jobs?: readonly string[] | undefined;
-  }): Promise<ClaimedJobChunk | undefined> {
+  claimJobChunk(options: ChunkClaimOptions): Promise<ClaimedJobChunk | undefined> {
     return jobChunks.claimJobChunk(this.#run, options);
   }
 

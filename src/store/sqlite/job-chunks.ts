@@ -13,7 +13,7 @@ import {
   OUTCOME_PAGE,
   summaryOf,
 } from '../job-chunk-row.js';
-import type { ClaimedJobChunk, JobChunkInput, JobChunkSummary } from '../port.js';
+import type { ChunkClaimOptions, ClaimedJobChunk, JobChunkInput, JobChunkSummary } from '../port.js';
 import type { StateDb } from './state-file.js';
 
 /** A write of the chunks; a failure is `CR_ERR_STATE_WRITE` with SQLite's code, never its text. */
@@ -49,7 +49,7 @@ export function addJobChunks(db: StateDb, jobId: string, chunks: readonly JobChu
 /** The first free chunk, oldest job first: its key, or undefined. */
 export function freeChunk(
   db: StateDb,
-  jobs: readonly string[] | undefined,
+  { jobs, tenants }: Pick<ChunkClaimOptions, 'jobs' | 'tenants'>,
 ): { job_id: string; chunk_no: number } | undefined {
   return db
     .prepare(
@@ -57,22 +57,25 @@ export function freeChunk(
        WHERE s.state IN ('queued', 'running') AND c.done = 0
          AND (c.owner IS NULL OR c.claimed_until <= ?)
          AND (? IS NULL OR c.job_id IN (SELECT value FROM json_each(?)))
+         AND (? IS NULL OR s.tenant IN (SELECT value FROM json_each(?)))
        ORDER BY s.seq, c.chunk_no LIMIT 1`,
     )
-    .get(new Date().toISOString(), jobs === undefined ? null : 1, JSON.stringify(jobs ?? [])) as
-    { job_id: string; chunk_no: number } | undefined;
+    .get(
+      new Date().toISOString(),
+      jobs === undefined ? null : 1,
+      JSON.stringify(jobs ?? []),
+      tenants === undefined ? null : 1,
+      JSON.stringify(tenants ?? []),
+    ) as { job_id: string; chunk_no: number } | undefined;
 }
 
 /** Claims the first free chunk (the caller read first that one looks free: see `freeChunk`). */
-export function claimJobChunk(
-  db: StateDb,
-  options: { owner: string; leaseMs: number; jobs?: readonly string[] | undefined },
-): ClaimedJobChunk | undefined {
+export function claimJobChunk(db: StateDb, options: ChunkClaimOptions): ClaimedJobChunk | undefined {
   return chunkWrite('a chunk claim', () =>
     db
       .transaction(() => {
         // Again under the write lock: another process may have taken it meanwhile.
-        const free = freeChunk(db, options.jobs);
+        const free = freeChunk(db, options);
         if (free === undefined) return undefined;
         // The owner whose claim expired becomes the previous owner; a free chunk has none.
         const row = db

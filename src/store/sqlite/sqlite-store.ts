@@ -15,6 +15,7 @@ import type {
   ClaimedJobChunk,
   JobChunkInput,
   JobChunkSummary,
+  ChunkClaimOptions,
   JobClaimHandle,
   JobRecord,
   OpenJobOptions,
@@ -289,14 +290,10 @@ export class SqliteStore implements Store {
     jobChunks.addJobChunks(this.#use(true), jobId, chunks);
   }
 
-  async claimJobChunk(options: {
-    owner: string;
-    leaseMs: number;
-    jobs?: readonly string[] | undefined;
-  }): Promise<ClaimedJobChunk | undefined> {
+  async claimJobChunk(options: ChunkClaimOptions): Promise<ClaimedJobChunk | undefined> {
     const db = this.#use(true);
     // Read first: an idle poll costs no write lock, which the writer thread may be holding.
-    if (this.#read((d) => jobChunks.freeChunk(d, options.jobs)) === undefined) return undefined;
+    if (this.#read((d) => jobChunks.freeChunk(d, options)) === undefined) return undefined;
     return jobChunks.claimJobChunk(db, options);
   }
 
