@@ -7,7 +7,7 @@
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RecentLatency } from '../src/serve/recent-latency.js';
-import { ids, json, startService } from './helpers/service.js';
+import { followToEnd, ids, json, startService } from './helpers/service.js';
 
 interface Preview {
   tenant: string;
@@ -104,6 +104,38 @@ describe('serve: POST /v1/jobs/preview', () => {
       body: 'session-1\n session-2\n',
     });
     await problem(bad, 400, 'CR_ERR_OPT_SESSION_ID');
+  });
+
+  it("takes an upload's plan flags from its query string: the preview shows them kept, and the job keeps them", async (t) => {
+    const s = await startService(t);
+    const key = await s.key(['jobs:read', 'jobs:write']);
+    const upload = (path: string): Promise<Response> =>
+      s.call(path, key, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain' },
+        body: `${ids(5).join('\n')}\n`,
+      });
+    const res = await upload('/v1/jobs/preview?tenant=demo&first=1&keepHistory=true&keepVariables=true');
+    assert.equal(res.status, 200);
+    const preview = (await res.json()) as Preview;
+    assert.deepEqual([...preview.plan.kept].sort(), ['history', 'variables']);
+    assert.deepEqual(preview.plan.cleared, ['flow', 'dialog', 'engine', 'nlu']);
+    const session = async (): Promise<{ flowState: string; variables: Record<string, unknown> }> =>
+      (await (await fetch(`${s.emulator.httpUrl}/emulator/sessions/session-1`)).json()) as {
+        flowState: string;
+        variables: Record<string, unknown>;
+      };
+    const before = await session();
+    assert.notDeepEqual(before.variables, {}, 'a seeded session has variables to keep');
+    const made = await upload('/v1/jobs?tenant=demo&keepVariables=true');
+    assert.equal(made.status, 201, await made.clone().text());
+    const last = await followToEnd(s, key, String(((await made.json()) as { id: string }).id));
+    assert.equal(last['state'], 'succeeded', JSON.stringify(last));
+    const after = await session();
+    assert.equal(after.flowState, 'RESET');
+    assert.deepEqual(after.variables, before.variables, 'the variables were kept');
+    // A flag that is not a boolean is refused like any bad field.
+    await problem(await upload('/v1/jobs?tenant=demo&keepNlu=maybe'), 400, 'CR_ERR_OPT_INVALID');
   });
 
   it('refuses a bad id, an unknown tenant, a missing scope or a tenant the key is not bound to', async (t) => {

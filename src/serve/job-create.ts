@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { ServiceJobIdempotency } from '../store/index.js';
 import type { ServiceDeps } from './deps.js';
 import { uploadPath } from './job-files.js';
@@ -16,20 +16,18 @@ import { checkConfirmed, spoolSelection, type Confirmation } from './job-selecti
 import { buildJobSpec, fieldsOf, type JobFields } from './job-spec.js';
 import { requireTenant } from './keys.js';
 import { refuse } from './problem.js';
-import { actorOf, principalOf } from './route-helpers.js';
+import { acceptUploads, actorOf, isUpload, principalOf, requestFields } from './route-helpers.js';
 import { JOB, JOB_BODY, problems, SECURITY, UPLOAD_QUERY } from './schemas.js';
 import { requiredFieldsFor, spoolIds, uploadSource } from './targets.js';
 
 /** An upload is at most this large. */
 export const UPLOAD_LIMIT = 1024 * 1024 * 1024;
-export const UPLOAD_TYPES = ['text/csv', 'application/x-ndjson', 'application/jsonl', 'text/plain'];
 
 type JobBody = JobFields & Confirmation & { sessions?: string[] };
 
 export function jobCreateRoute(deps: ServiceDeps) {
   return function routes(app: FastifyInstance, _options: unknown, done: () => void): void {
-    // Uploads reach the route as the request stream: spooled, never buffered whole.
-    app.addContentTypeParser(UPLOAD_TYPES, (_request, payload, done) => done(null, payload));
+    acceptUploads(app);
 
     app.post(
       '/v1/jobs',
@@ -58,13 +56,7 @@ export function jobCreateRoute(deps: ServiceDeps) {
       async (request, reply) => {
         const principal = principalOf(request);
         const upload = isUpload(request);
-        const body = (upload ? request.query : request.body) as JobBody;
-        if (upload && body.tenant === undefined)
-          throw refuse(
-            'CR_ERR_OPT_MISSING',
-            'tenant: an upload names its tenant in the query string',
-            'tenant',
-          );
+        const body = requestFields<JobBody>(request);
         if (!upload && (body.sessions === undefined) === (body.selector === undefined))
           throw refuse(
             body.sessions === undefined ? 'CR_ERR_OPT_MISSING' : 'CR_ERR_OPT_INVALID',
@@ -140,11 +132,6 @@ export function jobCreateRoute(deps: ServiceDeps) {
     );
     done();
   };
-}
-
-export function isUpload(request: FastifyRequest): boolean {
-  const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  return UPLOAD_TYPES.includes(type);
 }
 
 function sha256(text: string): string {

@@ -16,7 +16,8 @@ import type { ServiceDeps } from './deps.js';
 import { buildJobSpec, type JobFields } from './job-spec.js';
 import { requireTenant } from './keys.js';
 import { refuse } from './problem.js';
-import { isUpload, UPLOAD_LIMIT, UPLOAD_TYPES } from './job-create.js';
+import { UPLOAD_LIMIT } from './job-create.js';
+import { acceptUploads, isUpload, requestFields } from './route-helpers.js';
 import { JOB_BODY, problems, SECURITY, UPLOAD_QUERY } from './schemas.js';
 import { fileSource, spoolIds, uploadSource } from './targets.js';
 
@@ -69,7 +70,7 @@ const PREVIEW = {
 
 export function previewRoutes(deps: ServiceDeps) {
   return function routes(app: FastifyInstance, _options: unknown, done: () => void): void {
-    app.addContentTypeParser(UPLOAD_TYPES, (_request, payload, done) => done(null, payload));
+    acceptUploads(app);
     app.post(
       '/v1/jobs/preview',
       {
@@ -93,13 +94,7 @@ export function previewRoutes(deps: ServiceDeps) {
       async (request, reply) => {
         const upload = isUpload(request);
         const query = request.query as JobFields & { first: number };
-        const fields = (upload ? query : request.body) as JobFields & { sessions?: string[] };
-        if (upload && fields.tenant === undefined)
-          throw refuse(
-            'CR_ERR_OPT_MISSING',
-            'tenant: an upload names its tenant in the query string',
-            'tenant',
-          );
+        const fields = requestFields<JobFields & { sessions?: string[] }>(request);
         requireTenant(request.principal!, fields.tenant);
         const tenant = deps.config.tenants.get(fields.tenant);
         if (tenant === undefined)

@@ -1,9 +1,41 @@
 /** What the /v1 routes share: who asks, and a job they may see (404 when none, 403 another tenant's). */
-import type { FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ServiceDeps } from './deps.js';
 import type { ServiceJob } from './job-model.js';
 import { requireTenant, type Principal } from './keys.js';
 import { refuse } from './problem.js';
+import { PLAN_FLAGS } from './schemas.js';
+
+const UPLOAD_TYPES = ['text/csv', 'application/x-ndjson', 'application/jsonl', 'text/plain'];
+
+/** Uploads reach the plugin's routes as the request stream: spooled, never buffered whole. */
+export function acceptUploads(app: FastifyInstance): void {
+  app.addContentTypeParser(UPLOAD_TYPES, (_request, payload, done) => done(null, payload));
+}
+
+/** A body of sessions to stream (CSV, JSON Lines, one id a line), not JSON. */
+export function isUpload(request: FastifyRequest): boolean {
+  const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  return UPLOAD_TYPES.includes(type);
+}
+
+/**
+ * A job's fields: a JSON body's, or an upload's query string, whose plan flags are gathered into `plan`
+ * as a body has them. An upload must name its tenant.
+ */
+export function requestFields<T extends { tenant?: string }>(request: FastifyRequest): T {
+  if (!isUpload(request)) return request.body as T;
+  const query = { ...(request.query as Record<string, unknown>) };
+  const plan: Record<string, unknown> = {};
+  for (const flag of PLAN_FLAGS)
+    if (flag in query) {
+      plan[flag] = query[flag];
+      delete query[flag];
+    }
+  if (query['tenant'] === undefined)
+    throw refuse('CR_ERR_OPT_MISSING', 'tenant: an upload names its tenant in the query string', 'tenant');
+  return (Object.keys(plan).length === 0 ? query : { ...query, plan }) as T;
+}
 
 export const principalOf = (request: FastifyRequest): Principal => request.principal!;
 

@@ -95,11 +95,22 @@ export const SESSION_RESET_BODY = {
   },
 } as const;
 
+/** The plan's flags: in a JSON body as `plan`, in an upload's query string each on its own. */
+export const PLAN_FLAGS = ['keepHistory', 'keepVariables', 'keepNlu', 'flowOnly'] as const;
+
 export const UPLOAD_QUERY = {
   type: 'object',
   additionalProperties: false,
   required: ['tenant'],
-  properties: jobFields,
+  properties: {
+    ...jobFields,
+    ...Object.fromEntries(
+      PLAN_FLAGS.map((flag) => [
+        flag,
+        { type: 'boolean', description: `the plan's ${flag} (a JSON body's plan.${flag})` },
+      ]),
+    ),
+  },
 } as const;
 
 const count = { type: 'integer', minimum: 0 };

@@ -43,14 +43,16 @@ function request(
   if (draft.bot !== '') fields['bot'] = draft.bot;
   if (draft.reason !== '') fields['reason'] = draft.reason;
   const headers = new Headers(init.headers);
+  const plan = Object.fromEntries(Object.entries(draft.plan).filter(([, on]) => on));
   if (draft.file !== null) {
     headers.set('content-type', uploadType(draft.file.name));
-    const search = new URLSearchParams({ ...fields, ...query });
+    // An upload's plan flags go in the query string, each on its own.
+    const flags = Object.fromEntries(Object.keys(plan).map((flag) => [flag, 'true']));
+    const search = new URLSearchParams({ ...fields, ...flags, ...query });
     return [`${path}?${search}`, { ...init, method: 'POST', headers, body: draft.file }];
   }
   headers.set('content-type', 'application/json');
   const sessions = draft.ids.split(/\r?\n/).filter((line) => line !== '');
-  const plan = Object.fromEntries(Object.entries(draft.plan).filter(([, on]) => on));
   const search = new URLSearchParams(query).toString();
   const body = JSON.stringify({ ...fields, sessions, plan });
   return [`${path}${search === '' ? '' : `?${search}`}`, { ...init, method: 'POST', headers, body }];
