@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
-import { runCli, startCli, waitForOutput } from './helpers/cli.js';
+import { type CliRun, runCli, startCli, waitForOutput, waitForStderr } from './helpers/cli.js';
 import { testDatabase } from './helpers/postgres.js';
 import { readEvents } from './helpers/service.js';
 
@@ -20,13 +20,22 @@ type Status = Record<string, unknown> & {
   chunks: { total: number; done: number; leased: number; owners: string[] } | null;
 };
 
-async function replica(t: TestContext, store: string, config: string): Promise<string> {
+async function replica(t: TestContext, store: string, config: string, token = 'dev-token'): Promise<string> {
+  return (await replicaRun(t, store, config, token)).url;
+}
+
+async function replicaRun(
+  t: TestContext,
+  store: string,
+  config: string,
+  token: string,
+): Promise<{ url: string; run: CliRun }> {
   const run = startCli(['serve', '--config', config, '--port', '0', '--store', store, '--lease', '6'], {
-    DEMO_TOKEN: 'dev-token',
+    DEMO_TOKEN: token,
   });
   t.after(() => run.child.kill('SIGKILL'));
   await waitForOutput(run, (out) => out.includes('\n'));
-  return (JSON.parse(run.stdout().split('\n')[0]!) as { url: string }).url;
+  return { url: (JSON.parse(run.stdout().split('\n')[0]!) as { url: string }).url, run };
 }
 
 /** Follows a job's events until `until` holds for a status (or the stream's `done`, when `until` is 'done'). */
@@ -141,6 +150,73 @@ async function scenario(t: TestContext, store: string, emulator: Emulator): Prom
 }
 
 describe('serve: two replicas on one store', () => {
+  it("a replica whose token the engine refuses leaves the job's chunks to the other: the job succeeds", async (t) => {
+    const emulator = await startEmulator({ sessions: 3000, tenant: 'demo', botId: 'demo-bot' });
+    t.after(() => emulator.close());
+    const dir = mkdtempSync(join(tmpdir(), 'cr-serve-replicas-token-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const store = join(dir, 'state.sqlite');
+    const config = join(dir, 'config.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        tenants: {
+          demo: { transport: 'runtime-ws', url: emulator.wsUrl, bot: 'demo-bot', tokenEnv: 'DEMO_TOKEN' },
+        },
+      }),
+    );
+    // The stale replica makes the job: it claims first, and the engine refuses its token.
+    const stale = await replicaRun(t, store, config, 'a-rotated-token');
+    const made = await runCli(['keys', 'create', '--scope', 'jobs:read,jobs:write', '--store', store], {});
+    assert.equal(made.code, 0, made.stderr);
+    const auth = { authorization: `Bearer ${(JSON.parse(made.stdout) as { key: string }).key}` };
+    const res = await fetch(`${stale.url}/v1/jobs`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        tenant: 'demo',
+        sessions: Array.from({ length: 3000 }, (_, i) => `session-${i + 1}`),
+      }),
+    });
+    assert.equal(res.status, 201);
+    const { id } = (await res.json()) as { id: string };
+    await waitForStderr(
+      stale.run,
+      (err) => err.includes("the engine refused this replica's credentials"),
+      30_000,
+    );
+    const good = await replicaRun(t, store, config, 'dev-token');
+    const last = await follow(good.url, auth, id, 'done', undefined, 60_000);
+    assert.equal(last.state, 'succeeded', JSON.stringify(last));
+    assert.deepEqual(last['counts'], { total: 3000, reset: 3000, verified: 3000, failed: 0, skipped: 0 });
+    assert.equal(emulator.stats().sends, 3000, 'each session sent once, all by the replica with the token');
+    // Alone, the stale replica gets its chunk back (nobody else took it): the job fails on the refusal.
+    good.run.child.kill('SIGKILL');
+    await good.run.done;
+    const again = await fetch(`${stale.url}/v1/jobs`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ tenant: 'demo', sessions: ['session-1', 'session-2'] }),
+    });
+    assert.equal(again.status, 201);
+    const failed = await follow(
+      stale.url,
+      auth,
+      ((await again.json()) as { id: string }).id,
+      'done',
+      undefined,
+      60_000,
+    );
+    assert.equal(failed.state, 'failed', JSON.stringify(failed));
+    assert.equal(
+      (failed['error'] as { code: string } | null)?.code,
+      'CR_ERR_AUTH_UNAUTHORIZED',
+      JSON.stringify(failed),
+    );
+    assert.equal(emulator.stats().sends, 3000, 'nothing sent with the refused token');
+    assert.ok(!stale.run.stderr().includes('a-rotated-token'), 'the token appears in no log line');
+  });
+
   it('SQLite: they share a job, answer the same for it, and a cancel on one stops the other', async (t) => {
     const emulator = await startEmulator({ sessions: N, tenant: 'demo', botId: 'demo-bot' });
     t.after(() => emulator.close());

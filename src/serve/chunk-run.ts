@@ -43,6 +43,8 @@ export interface ChunkContext {
   local(jobId: string): LocalJob;
   /** The replica stops taking work: a chunk it stopped is left for another run. */
   closing(): boolean;
+  /** The engine refused this replica's credentials for `tenant`: it claims none of its chunks for a while. */
+  credentialsRefused(tenant: string): void;
   /** The tenant's standing analytics deliverer, when it posts outcome events to a webhook. */
   webhookOf(tenant: string): WebhookDeliverer | undefined;
   /** A chunk of the job was finished (`fatal`: its run's failure, or null): the job may have ended. */
@@ -50,6 +52,12 @@ export interface ChunkContext {
 }
 
 const LIVE = new Set(['queued', 'running']);
+/**
+ * Claims of a chunk whose runs the engine refused the credentials of, this one included, before the job
+ * fails: a replica with a stale secret leaves the chunk to the others, but a secret wrong everywhere (or on
+ * the only replica: the chunk comes back to it) fails the job.
+ */
+const CREDENTIAL_TRIES = 3;
 
 /** A chunk this share claimed: its outcomes not yet written to the store, and how many are still to come. */
 interface OpenChunk {
@@ -149,6 +157,7 @@ export class JobShare {
     let fatal: Fatal = null;
     let complete = false;
     let refused = false;
+    let credentialsRefused = false;
     try {
       for await (const event of events) {
         if (event.type !== 'outcome') continue;
@@ -159,9 +168,12 @@ export class JobShare {
         const { outcome } = event;
         if (outcome.skipReason !== 'done-earlier' || !open.listed.has(lineKey(outcome)))
           open.lines.push(`${JSON.stringify(outcomeLine(outcome))}\n`);
+        // The engine refused this replica's credentials: no chunk is finished before the run's end says
+        // whether it is left to another replica, whose run tries its failed sessions again.
+        if (outcome.error?.code.startsWith('CR_ERR_AUTH_') === true) credentialsRefused = true;
         // A store that fails here fails no session: the chunk's claim lapses and it runs again, its
         // ledger skipping what was done; the run goes on reading (a reader that left would hold it).
-        if (--open.remaining === 0)
+        if (--open.remaining === 0 && !credentialsRefused)
           await this.#finish(open, null).catch((err: unknown) =>
             this.#log.warn(
               { chunk: open.chunk.chunkNo, err: errorOf(err) },
@@ -193,6 +205,16 @@ export class JobShare {
       local.handles.delete(handle);
       beats.abort();
       await beating;
+    }
+    if (fatal !== null && fatal.code.startsWith('CR_ERR_AUTH_') && this.#othersMayTry()) {
+      // This replica's secret for the tenant may be the stale one: its chunks go to the other replicas.
+      this.#log.warn(
+        { err: fatal, tenant: record.tenant },
+        "the engine refused this replica's credentials: its chunks of the job are left to other replicas",
+      );
+      this.#ctx.credentialsRefused(record.tenant);
+      await this.#leave();
+      return;
     }
     if (this.#lost || refused) {
       // Every chunk of the job may have been finished meanwhile, by this run or another: the job ends.
@@ -330,6 +352,30 @@ export class JobShare {
         this.#handle?.abort();
         return;
       }
+    }
+  }
+
+  /**
+   * Another replica may run the open chunks with the credentials this one lacks: none came back to this
+   * replica unclaimed by any other since it left it, nor was claimed `CREDENTIAL_TRIES` times.
+   */
+  #othersMayTry(): boolean {
+    return [...this.#open.values()].every(
+      ({ chunk }) => chunk.claims < CREDENTIAL_TRIES - 1 && chunk.previousOwner !== this.#ctx.owner,
+    );
+  }
+
+  /** Gives the open chunks up at once (a claim that lapses now), with the outcomes written since the last beat. */
+  async #leave(): Promise<void> {
+    const { store, owner } = this.#ctx;
+    for (const open of [...this.#open.values()]) {
+      this.#open.delete(open.chunk.chunkNo);
+      const outcomes = open.lines.join('');
+      await store
+        .heartbeatJobChunk(this.jobId, open.chunk.chunkNo, { owner, leaseMs: 0, outcomes })
+        .catch((err: unknown) =>
+          this.#log.warn({ err: errorOf(err) }, 'chunk not given up: its claim lapses'),
+        );
     }
   }
 

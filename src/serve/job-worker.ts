@@ -26,10 +26,18 @@ const WATCH_MS = 250;
 const LIVE = new Set(['queued', 'running']);
 /** A standing analytics deliverer whose tracker refused a batch tries again after this long. */
 const RESUME_DELIVERY_MS = 60_000;
+/**
+ * How long a replica whose credentials for a tenant the engine refused claims none of its chunks: the
+ * other replicas look for chunks far more often, so a chunk it left that comes back to it has no taker.
+ */
+const REFUSED_TENANT_MS = 5000;
 /** How long a replica that stops delivers what is left in the outbox, at most. */
 const DRAIN_MS = 10_000;
 
-export type WorkerOptions = Omit<ChunkContext, 'owner' | 'local' | 'closing' | 'finished' | 'webhookOf'> & {
+export type WorkerOptions = Omit<
+  ChunkContext,
+  'owner' | 'local' | 'closing' | 'finished' | 'webhookOf' | 'credentialsRefused'
+> & {
   maxRunning: number;
 };
 
@@ -52,6 +60,8 @@ export class ChunkWorker {
   readonly #deliverers = new Map<string, WebhookDeliverer>();
   /** The tenants this replica has a config for. */
   readonly #tenants: readonly string[];
+  /** Tenants whose credentials the engine refused here, until when (ms since the epoch). */
+  readonly #refused = new Map<string, number>();
 
   constructor(options: WorkerOptions) {
     this.#options = options;
@@ -75,6 +85,7 @@ export class ChunkWorker {
       closing: () => this.#closing,
       finished: (jobId, fatal) => this.#afterChunk(jobId, fatal),
       webhookOf: (tenant) => this.#deliverers.get(tenant),
+      credentialsRefused: (tenant) => this.#refused.set(tenant, Date.now() + REFUSED_TENANT_MS),
     };
     this.#timer = setInterval(() => this.wake(), POLL_MS);
     this.#watcher = setInterval(() => void this.#watch(), WATCH_MS);
@@ -139,7 +150,7 @@ export class ChunkWorker {
         while (!this.#closing && this.#running.size < maxRunning) {
           // Only chunks of the tenants this replica is configured for: the others are left to replicas
           // that are (a job of a tenant none has waits, queued, for one that has).
-          const chunk = await store.claimJobChunk({ owner: this.owner, leaseMs, tenants: this.#tenants });
+          const chunk = await store.claimJobChunk({ owner: this.owner, leaseMs, tenants: this.#claimable() });
           if (chunk === undefined) break;
           // A job this replica runs already takes the chunk into its run; one chunk a look, so that a
           // replica does not hoard a job's chunks.
@@ -154,6 +165,13 @@ export class ChunkWorker {
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'no chunk claimed: trying again');
     }
+  }
+
+  /** The tenants this replica claims chunks of now: its own, but those whose credentials were refused lately. */
+  #claimable(): string[] {
+    const now = Date.now();
+    for (const [tenant, until] of this.#refused) if (until <= now) this.#refused.delete(tenant);
+    return this.#tenants.filter((tenant) => !this.#refused.has(tenant));
   }
 
   async #run(chunk: ClaimedJobChunk): Promise<void> {
