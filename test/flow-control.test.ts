@@ -129,6 +129,23 @@ describe('adaptive rate (simulated clock)', () => {
     assert.equal(pacer.cuts, 0);
   });
 
+  it('starts again as fast as a fresh one after an idle while in its start (a second job on one controller)', () => {
+    const fresh = new Clock();
+    const first = drive(new AdaptiveRate({ now: fresh.now }), fresh, 1e9, 1_500);
+    const clock = new Clock();
+    const shared = new AdaptiveRate({ now: clock.now });
+    drive(shared, clock, 1e9, 1_500);
+    assert.equal(shared.phase, 'start');
+    clock.t += 10_000;
+    const second = drive(shared, clock, 1e9, 1_500);
+    // The same engine, the same time: the second job sends as many as a fresh controller's first.
+    assert.ok(
+      second.accepted >= 0.9 * first.accepted,
+      `${second.accepted} accepted after the idle, ${first.accepted} by a fresh controller`,
+    );
+    assert.equal(second.refused, 0);
+  });
+
   it('cuts to a share of the accepted rate on a refusal, and ignores refusals of sends made before the cut', () => {
     const clock = new Clock();
     const pacer = new AdaptiveRate({ now: clock.now, beta: 0.9 });

@@ -15,6 +15,9 @@
  *   longest, and a hold of a few round trips at high ones, where the refusals allowed are many.
  * - Turns are tickets: a turn taken while the rate was low goes once the risen rate reaches it
  *   (`waitFor`), instead of sleeping out the wait it was given then.
+ * - Idle: a rate still in its start that took no turn for a second starts again at the next one (a
+ *   service's shared controller between two jobs): held to the rate accepted before it went idle, it
+ *   would start far slower than a fresh one. After a cut it keeps its estimate of the cap.
  *
  * Pure: the clock is passed in. The pipeline asks `reserve()` before each send and reports each answer.
  */
@@ -84,6 +87,8 @@ export class AdaptiveRate implements SendPacer {
   #cuts = 0;
   /** Processes known to share the cap, this one included (`setPeers`). */
   #peers = 1;
+  /** When the last turn was taken. */
+  #turnAt = -Infinity;
 
   constructor(options: AdaptiveRateOptions = {}) {
     this.ceiling = options.ceiling ?? Infinity;
@@ -147,7 +152,9 @@ export class AdaptiveRate implements SendPacer {
 
   reserve(now = this.#now()): number {
     // The start counts from the first send, not from when the job was made (it dials, reads its input).
-    if (this.#issued === 0) this.#startedAt = this.#last = now;
+    if (this.#issued === 0 || (this.#phase === 'start' && now - this.#turnAt >= SLOTS * SLOT_MS))
+      this.#restart(now);
+    this.#turnAt = now;
     const rate = this.#refill(now);
     this.#tokens -= 1;
     this.#issued++;
@@ -235,6 +242,14 @@ export class AdaptiveRate implements SendPacer {
     this.#k = kPeak * Math.cbrt(estimate / this.#peak);
     this.#tokens = Math.min(this.#tokens, 0);
     return true;
+  }
+
+  /** The start counts from now, as a fresh controller's: nothing accepted before weighs on it. */
+  #restart(now: number): void {
+    this.#startedAt = this.#last = now;
+    this.#recentCount = 0;
+    this.#slots.fill(0);
+    this.#slotAt = Math.floor(now / SLOT_MS);
   }
 
   #roll(now: number): void {
