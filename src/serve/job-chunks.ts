@@ -11,8 +11,19 @@ import { createSeenIds, type ClaimedJobChunk, type JobChunkInput, type Store } f
 import type { TargetField } from '../transports/transport.js';
 import { fileSource } from './targets.js';
 
-/** Sessions a chunk holds at most: a replica claims this many at a time. */
+/** Sessions a chunk holds, at least (a job's last chunk holds what is left). */
 export const CHUNK_SIZE = 1000;
+/** Sessions a chunk holds, at most. */
+const CHUNK_SIZE_MAX = 10_000;
+/** Chunks a large job is cut into, about: each costs its claim, its ledger and their writes. */
+const CHUNKS_PER_JOB = 20;
+
+/**
+ * The size of a job's chunks: 1,000 sessions, or a twentieth of a larger job (10,000 at most), so that a
+ * job's chunks stay enough for replicas to share it while each chunk's own writes weigh less.
+ */
+export const chunkSizeFor = (total: number): number =>
+  Math.min(CHUNK_SIZE_MAX, Math.max(CHUNK_SIZE, Math.ceil(total / CHUNKS_PER_JOB)));
 /** Chunks written to the store in one call when a job is made. */
 const WRITE_BATCH = 32;
 
@@ -33,7 +44,7 @@ export async function writeChunks(
   store: Store,
   jobId: string,
   spool: { path: string; total: number; required: readonly TargetField[] },
-  size = CHUNK_SIZE,
+  size = chunkSizeFor(spool.total),
 ): Promise<{ chunks: number; duplicates: number }> {
   const seen = createSeenIds();
   const pending: JobChunkInput[] = [];

@@ -5,7 +5,9 @@
  * job keeps its counts in its record, read there.
  */
 import type { JobChunkSummary, Store } from '../store/index.js';
-import { ledgerIdsOf } from './job-chunks.js';
+
+type LedgerCounts = Awaited<ReturnType<Store['ledgerCounts']>>;
+import { ledgerIdOf, ledgerIdsOf } from './job-chunks.js';
 import { FINISHED, zeroCounts, type JobCounts, type ServiceJob } from './job-model.js';
 
 const DUPLICATE = 'CR_ERR_RESET_DUPLICATE';
@@ -17,6 +19,8 @@ export interface LiveCounts {
 
 /** How long the counts of a job that runs are served again before the store is read anew. */
 const FRESH_MS = 1000;
+/** Running jobs whose finished chunks' counts are kept; past this, they are read again. */
+const KEPT_JOBS = 64;
 
 /**
  * Reads a job's live counts and chunk summary: while the job is queued or running, at most once per
@@ -25,6 +29,12 @@ const FRESH_MS = 1000;
  */
 export class LiveCountsReader {
   readonly #recent = new Map<string, { at: number; read: Promise<ChunkedCounts> }>();
+  /**
+   * The ledger counts of a running job's finished chunks, by chunk: a finished chunk's ledger does not
+   * change until the job is resumed (which starts it anew: `epoch`, its `startedAt`). A poll then counts the
+   * rows of the chunks still running, not of the whole job, which grows with it.
+   */
+  readonly #finished = new Map<string, { epoch: string | null; chunks: Map<number, LedgerCounts> }>();
 
   constructor(readonly store: Store) {}
 
@@ -51,13 +61,53 @@ export class LiveCountsReader {
     const running = job.state === 'queued' || job.state === 'running';
     const recent = running ? this.#recent.get(job.id) : undefined;
     if (recent !== undefined) return recent.read;
-    const read = readCounts(this.store, job);
+    if (!running) this.#finished.delete(job.id);
+    const read = this.#readCounts(job, running);
     if (running) {
       this.#recent.set(job.id, { at: now, read });
       read.catch(() => this.#recent.delete(job.id));
     }
     return read;
   }
+
+  async #readCounts(job: ServiceJob, running: boolean): Promise<ChunkedCounts> {
+    const { store } = this;
+    const summary = await store.jobChunkSummary(job.id);
+    if (job.state === 'succeeded' && job.record.progress['counts'] !== undefined)
+      return { summary, live: undefined };
+    if (!running || job.fields.dryRun === true) return { summary, live: await liveCounts(store, job) };
+    let kept = this.#finished.get(job.id);
+    if (kept === undefined || kept.epoch !== job.startedAt) {
+      if (this.#finished.size >= KEPT_JOBS) this.#finished.clear();
+      kept = { epoch: job.startedAt, chunks: new Map() };
+      this.#finished.set(job.id, kept);
+    }
+    const parts: LedgerCounts[] = [];
+    const done = new Set(summary.doneChunks);
+    for (const chunkNo of done) {
+      let counts = kept.chunks.get(chunkNo);
+      if (counts === undefined) {
+        counts = await store.ledgerCounts([ledgerIdOf(job.id, chunkNo)]);
+        kept.chunks.set(chunkNo, counts);
+      }
+      parts.push(counts);
+    }
+    const open = ledgerIdsOf(job.id, job.chunks ?? 0).filter((_, chunkNo) => !done.has(chunkNo));
+    if (open.length > 0) parts.push(await store.ledgerCounts(open));
+    return { summary, live: countsOf(job, mergeLedgerCounts(parts)) };
+  }
+}
+
+/** Ledger counts added up. */
+function mergeLedgerCounts(parts: readonly LedgerCounts[]): LedgerCounts {
+  const sum: LedgerCounts = { outcomes: {}, verified: 0, errors: {} };
+  for (const part of parts) {
+    sum.verified += part.verified;
+    for (const [outcome, n] of Object.entries(part.outcomes))
+      sum.outcomes[outcome] = (sum.outcomes[outcome] ?? 0) + n;
+    for (const [code, n] of Object.entries(part.errors)) sum.errors[code] = (sum.errors[code] ?? 0) + n;
+  }
+  return sum;
 }
 
 interface ChunkedCounts {
@@ -66,17 +116,10 @@ interface ChunkedCounts {
   live: LiveCounts | undefined;
 }
 
-async function readCounts(store: Store, job: ServiceJob): Promise<ChunkedCounts> {
-  const summary = await store.jobChunkSummary(job.id);
-  if (job.state === 'succeeded' && job.record.progress['counts'] !== undefined)
-    return { summary, live: undefined };
-  return { summary, live: await liveCounts(store, job) };
-}
-
 /** Counts over the job's ledgers (or its outcomes, for a dry run). */
 export async function liveCounts(store: Store, job: ServiceJob): Promise<LiveCounts> {
   const counts = zeroCounts(job.total);
-  let errors: Record<string, number> = {};
+  const errors: Record<string, number> = {};
   if (job.fields.dryRun === true) {
     for await (const text of store.jobChunkOutcomes(job.id))
       for (const line of text.split('\n')) {
@@ -92,12 +135,17 @@ export async function liveCounts(store: Store, job: ServiceJob): Promise<LiveCou
       }
     return { counts, errors };
   }
-  const ledger = await store.ledgerCounts(ledgerIdsOf(job.id, job.chunks ?? 0));
+  return countsOf(job, await store.ledgerCounts(ledgerIdsOf(job.id, job.chunks ?? 0)));
+}
+
+/** A job's counts from its ledgers' (a second listing of a session counted once the job has ended). */
+function countsOf(job: ServiceJob, ledger: LedgerCounts): LiveCounts {
+  const counts = zeroCounts(job.total);
   counts.reset = ledger.outcomes['reset'] ?? 0;
   counts.failed = ledger.outcomes['failed'] ?? 0;
   counts.skipped = ledger.outcomes['skipped'] ?? 0;
   counts.verified = ledger.verified;
-  errors = { ...ledger.errors };
+  const errors = { ...ledger.errors };
   // A second listing of a session is settled without a ledger row: counted once the job has ended.
   if (job.duplicates > 0 && FINISHED.has(job.state) && job.state !== 'cancelled') {
     counts.skipped += job.duplicates;

@@ -53,9 +53,11 @@ export const summaryOf = (
   counts: { chunks: number; done: number; leased: number },
   owners: readonly string[],
   error: string | null,
+  doneChunks: readonly number[],
 ): JobChunkSummary => ({
   chunks: counts.chunks,
   done: counts.done,
+  doneChunks: [...doneChunks].sort((a, b) => a - b),
   leased: counts.leased,
   // Sorted here, not by SQL: PostgreSQL's collation would order them another way than SQLite's.
   owners: [...owners].sort(),

@@ -221,6 +221,8 @@ export interface JobChunkSummary {
   chunks: number;
   /** Chunks finished. */
   done: number;
+  /** The numbers of the chunks finished, in order: a finished chunk's ledger no longer changes. */
+  doneChunks: number[];
   /** Chunks under an unexpired claim. */
   leased: number;
   /** Owners of unexpired claims, sorted. */

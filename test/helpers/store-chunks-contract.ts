@@ -70,6 +70,7 @@ export function chunkContract(fresh: (t: TestContext) => Promise<Store>): void {
     assert.deepEqual(await store.jobChunkSummary('job-a'), {
       chunks: 2,
       done: 0,
+      doneChunks: [],
       leased: 2,
       owners: ['r1', 'r2'],
       error: null,
@@ -156,6 +157,7 @@ export function chunkContract(fresh: (t: TestContext) => Promise<Store>): void {
     assert.deepEqual(await store.jobChunkSummary('job'), {
       chunks: 7,
       done: 6,
+      doneChunks: [0, 1, 2, 3, 5, 6],
       leased: 1,
       owners: ['r2'],
       error: { code: 'CR_ERR_2', message: 'chunk 2' },
@@ -173,6 +175,7 @@ export function chunkContract(fresh: (t: TestContext) => Promise<Store>): void {
     assert.deepEqual(await store.jobChunkSummary('nope'), {
       chunks: 0,
       done: 0,
+      doneChunks: [],
       leased: 0,
       owners: [],
       error: null,
@@ -182,6 +185,7 @@ export function chunkContract(fresh: (t: TestContext) => Promise<Store>): void {
     assert.deepEqual(await store.jobChunkSummary('job'), {
       chunks: 7,
       done: 0,
+      doneChunks: [],
       leased: 0,
       owners: [],
       error: null,

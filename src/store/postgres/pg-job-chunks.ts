@@ -159,6 +159,7 @@ export async function jobChunkSummary(run: Run, jobId: string): Promise<JobChunk
       leased: number;
       owners: string[] | null;
       error: string | null;
+      done_chunks: number[] | null;
     }>(
       `WITH c AS (
          SELECT *, NOT done AND owner IS NOT NULL AND claimed_until > clock_timestamp() AS live
@@ -166,13 +167,14 @@ export async function jobChunkSummary(run: Run, jobId: string): Promise<JobChunk
        SELECT count(*)::int AS chunks, count(*) FILTER (WHERE done)::int AS done,
          count(*) FILTER (WHERE live)::int AS leased,
          array_agg(DISTINCT owner) FILTER (WHERE live) AS owners,
+         array_agg(chunk_no) FILTER (WHERE done) AS done_chunks,
          (SELECT error FROM c WHERE error IS NOT NULL ORDER BY chunk_no LIMIT 1) AS error
        FROM c`,
       [jobId],
     ),
   );
   const row = result.rows[0]!;
-  return summaryOf(row, row.owners ?? [], row.error);
+  return summaryOf(row, row.owners ?? [], row.error, row.done_chunks ?? []);
 }
 
 /** The outcomes, a few chunks a query: a job's outcomes are never all in memory. */

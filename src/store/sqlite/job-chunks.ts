@@ -161,10 +161,14 @@ export function jobChunkSummary(db: StateDb, jobId: string): JobChunkSummary {
   const error = db
     .prepare('SELECT error FROM job_chunks WHERE job_id = ? AND error IS NOT NULL ORDER BY chunk_no LIMIT 1')
     .get(jobId) as { error: string } | undefined;
+  const done = db
+    .prepare('SELECT chunk_no FROM job_chunks WHERE job_id = ? AND done = 1 ORDER BY chunk_no')
+    .all(jobId) as { chunk_no: number }[];
   return summaryOf(
     counts,
     owners.map((o) => o.owner),
     error?.error ?? null,
+    done.map((d) => d.chunk_no),
   );
 }
 
