@@ -7,7 +7,7 @@
 import type { JobChunkSummary, Store } from '../store/index.js';
 
 type LedgerCounts = Awaited<ReturnType<Store['ledgerCounts']>>;
-import { ledgerIdOf, ledgerIdsOf } from './job-chunks.js';
+import { ledgerIdOf, ledgerIdsOf, lineKey } from './job-chunks.js';
 import { FINISHED, zeroCounts, type JobCounts, type ServiceJob } from './job-model.js';
 
 const DUPLICATE = 'CR_ERR_RESET_DUPLICATE';
@@ -116,23 +116,33 @@ interface ChunkedCounts {
   live: LiveCounts | undefined;
 }
 
+interface DryLine {
+  sessionId: string;
+  outcome: 'reset' | 'failed' | 'skipped';
+  verified: boolean;
+  error: { code: string } | null;
+}
+
 /** Counts over the job's ledgers (or its outcomes, for a dry run). */
 export async function liveCounts(store: Store, job: ServiceJob): Promise<LiveCounts> {
   const counts = zeroCounts(job.total);
   const errors: Record<string, number> = {};
   if (job.fields.dryRun === true) {
-    for await (const text of store.jobChunkOutcomes(job.id))
+    for await (const text of store.jobChunkOutcomes(job.id)) {
+      // A session a later run listed again (a dry run resumed keeps no ledger: it runs each again) counts
+      // once, as its last line, as the outcomes route lists it.
+      const last = new Map<string, DryLine>();
       for (const line of text.split('\n')) {
         if (line === '') continue;
-        const outcome = JSON.parse(line) as {
-          outcome: 'reset' | 'failed' | 'skipped';
-          verified: boolean;
-          error: { code: string } | null;
-        };
+        const outcome = JSON.parse(line) as DryLine;
+        last.set(lineKey(outcome), outcome);
+      }
+      for (const outcome of last.values()) {
         counts[outcome.outcome]++;
         if (outcome.verified) counts.verified++;
         if (outcome.error !== null) errors[outcome.error.code] = (errors[outcome.error.code] ?? 0) + 1;
       }
+    }
     return { counts, errors };
   }
   return countsOf(job, await store.ledgerCounts(ledgerIdsOf(job.id, job.chunks ?? 0)));
