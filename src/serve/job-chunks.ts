@@ -14,12 +14,12 @@ import { fileSource } from './targets.js';
 /** Sessions a chunk holds, at least (a job's last chunk holds what is left). */
 export const CHUNK_SIZE = 1000;
 /** Sessions a chunk holds, at most. */
-const CHUNK_SIZE_MAX = 10_000;
+const CHUNK_SIZE_MAX = 5000;
 /** Chunks a large job is cut into, about: each costs its claim, its ledger and their writes. */
 const CHUNKS_PER_JOB = 20;
 
 /**
- * The size of a job's chunks: 1,000 sessions, or a twentieth of a larger job (10,000 at most), so that a
+ * The size of a job's chunks: 1,000 sessions, or a twentieth of a larger job (5,000 at most), so that a
  * job's chunks stay enough for replicas to share it while each chunk's own writes weigh less.
  */
 export const chunkSizeFor = (total: number): number =>
