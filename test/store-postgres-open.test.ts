@@ -10,6 +10,7 @@ import { isCognigyResetError } from '../src/errors.js';
 import { blankOutcome } from '../src/reset/outcome.js';
 import { openStore } from '../src/store/index.js';
 import { testDatabase } from './helpers/postgres.js';
+import { serviceJobRecord } from './helpers/service-job.js';
 
 const db = await testDatabase('open');
 
@@ -39,30 +40,24 @@ if (db !== undefined) {
       );
       assert.deepEqual(
         versions.map((v) => v.version),
-        [1, 2, 3],
+        [1, 2, 3, 4],
       );
       // Opened again: nothing to do, nothing changes.
       await (await openStore(url)).close();
-      assert.equal((await db.sql('SELECT version FROM schema_version', [], url)).length, 3);
+      assert.equal((await db.sql('SELECT version FROM schema_version', [], url)).length, 4);
     });
 
     it('upgrades a store of version 2: its service jobs are kept, and their chunks can be claimed', async () => {
       const url = await db.freshSchema();
       const before = await openStore(url);
-      const now = new Date().toISOString();
-      await before.createServiceJob({
-        id: 'job_1',
-        tenant: 't',
-        state: 'queued',
-        createdAt: now,
-        updatedAt: now,
-        request: {},
-        progress: {},
-        idempotency: null,
-      });
+      await before.createServiceJob(serviceJobRecord('job_1', 'queued'));
       await before.close();
       // Back to what version 2 made: no chunks.
-      await db.sql('DROP TABLE job_chunks; DELETE FROM schema_version WHERE version = 3', [], url);
+      await db.sql(
+        'DROP TABLE job_chunks, job_chunk_outcomes; DELETE FROM schema_version WHERE version >= 3',
+        [],
+        url,
+      );
       const store = await openStore(url);
       try {
         assert.equal((await store.getServiceJob('job_1'))?.state, 'queued');
@@ -78,8 +73,43 @@ if (db !== undefined) {
       );
       assert.deepEqual(
         versions.map((v) => v.version),
-        [1, 2, 3],
+        [1, 2, 3, 4],
       );
+    });
+
+    it("upgrades a store of version 3: a chunk's outcome lines, kept in the chunk's row, become its first", async () => {
+      const url = await db.freshSchema();
+      const before = await openStore(url);
+      await before.createServiceJob(serviceJobRecord('job_1', 'running'));
+      await before.addJobChunks('job_1', [{ chunkNo: 0, firstIndex: 0, count: 3, targets: 'x\n' }]);
+      await before.close();
+      // Back to what version 3 made: the lines in the chunk's row.
+      await db.sql(
+        `DROP TABLE job_chunk_outcomes; DELETE FROM schema_version WHERE version = 4;
+         UPDATE job_chunks SET outcomes = 'a' || chr(10) || 'b' || chr(10)`,
+        [],
+        url,
+      );
+      const store = await openStore(url);
+      try {
+        const chunk = await store.claimJobChunk({ owner: 'r1', leaseMs: 60_000 });
+        assert.equal(chunk?.outcomes, 'a\nb\n');
+        assert.equal(
+          await store.finishJobChunk('job_1', 0, { owner: 'r1', outcomes: 'c\n', error: null }),
+          true,
+        );
+        const texts: string[] = [];
+        for await (const text of store.jobChunkOutcomes('job_1')) texts.push(text);
+        assert.deepEqual(texts, ['a\nb\nc\n']);
+      } finally {
+        await store.close();
+      }
+      const [left] = await db.sql<{ n: number }>(
+        "SELECT count(*)::int AS n FROM job_chunks WHERE outcomes <> ''",
+        [],
+        url,
+      );
+      assert.equal(left!.n, 0);
     });
 
     it('refuses a store of a newer schema version, writing or reading, and leaves it untouched', async () => {
@@ -92,11 +122,11 @@ if (db !== undefined) {
         assert.equal(err.code, 'CR_ERR_STATE_NEWER');
         assert.match(
           err.message,
-          /schema version 99; this cognigy-reset understands up to 3: upgrade cognigy-reset/,
+          /schema version 99; this cognigy-reset understands up to 4: upgrade cognigy-reset/,
         );
         return true;
       });
-      assert.equal((await db.sql('SELECT version FROM schema_version', [], url)).length, 4);
+      assert.equal((await db.sql('SELECT version FROM schema_version', [], url)).length, 5);
     });
 
     it('reads a store read-only: verifies and exports, refuses writes, and refuses a database holding no store', async () => {

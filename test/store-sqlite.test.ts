@@ -11,6 +11,7 @@ import { blankOutcome } from '../src/reset/outcome.js';
 import { openStore } from '../src/store/index.js';
 import { SCHEMA_VERSION } from '../src/store/sqlite/state-file.js';
 import { storeContract } from './helpers/store-contract.js';
+import { serviceJobRecord } from './helpers/service-job.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cr-store-sqlite-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -104,17 +105,7 @@ describe('the SQLite store', () => {
     assert.equal((await store.verifyAudit()).records, 3);
     assert.equal((await store.listApiKeys()).length, 1);
     assert.equal((await store.listJobs()).length, 1);
-    const now = new Date().toISOString();
-    await store.createServiceJob({
-      id: 'job_1',
-      tenant: 't',
-      state: 'queued',
-      createdAt: now,
-      updatedAt: now,
-      request: {},
-      progress: {},
-      idempotency: null,
-    });
+    await store.createServiceJob(serviceJobRecord('job_1', 'queued'));
     assert.deepEqual(
       (await store.listServiceJobs({ limit: 5 })).map((j) => j.id),
       ['job_1'],
@@ -129,21 +120,11 @@ describe('the SQLite store', () => {
     const path = fresh();
     await withJob(path);
     const before = await openStore(path);
-    const now = new Date().toISOString();
-    await before.createServiceJob({
-      id: 'job_1',
-      tenant: 't',
-      state: 'running',
-      createdAt: now,
-      updatedAt: now,
-      request: {},
-      progress: {},
-      idempotency: null,
-    });
+    await before.createServiceJob(serviceJobRecord('job_1', 'running'));
     await before.close();
     // Back to what version 7 made: no chunks.
     const db = new Database(path);
-    db.exec('DROP TABLE job_chunks');
+    db.exec('DROP TABLE job_chunks; DROP TABLE job_chunk_outcomes');
     db.pragma('user_version = 7');
     db.close();
     const store = await openStore(path);
@@ -159,7 +140,37 @@ describe('the SQLite store', () => {
     assert.equal((await store.jobChunkSummary('job_1')).done, 1);
     await store.close();
     const check = new Database(path, { readonly: true });
-    assert.equal(check.pragma('user_version', { simple: true }), 8);
+    assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+    check.close();
+  });
+
+  it("upgrades a version-8 file: a chunk's outcome lines, kept in the chunk's row, become its first", async () => {
+    const path = fresh();
+    const before = await openStore(path);
+    await before.createServiceJob(serviceJobRecord('job_1', 'running'));
+    await before.addJobChunks('job_1', [
+      { chunkNo: 0, firstIndex: 0, count: 3, targets: '{"sessionId":"a"}\n' },
+    ]);
+    await before.close();
+    // Back to what version 8 made: the lines in the chunk's row.
+    const db = new Database(path);
+    db.exec(`DROP TABLE job_chunk_outcomes; UPDATE job_chunks SET outcomes = 'a\nb\n'`);
+    db.pragma('user_version = 8');
+    db.close();
+    const store = await openStore(path);
+    const chunk = await store.claimJobChunk({ owner: 'r1', leaseMs: 60_000 });
+    assert.equal(chunk?.outcomes, 'a\nb\n');
+    assert.equal(await store.finishJobChunk('job_1', 0, { owner: 'r1', outcomes: 'c\n', error: null }), true);
+    const texts: string[] = [];
+    for await (const text of store.jobChunkOutcomes('job_1')) texts.push(text);
+    assert.deepEqual(texts, ['a\nb\nc\n']);
+    await store.close();
+    const check = new Database(path, { readonly: true });
+    assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+    assert.equal(
+      (check.prepare("SELECT count(*) AS n FROM job_chunks WHERE outcomes != ''").get() as { n: number }).n,
+      0,
+    );
     check.close();
   });
 

@@ -7,6 +7,7 @@ import * as assert from 'node:assert/strict';
 import { it, type TestContext } from 'node:test';
 import { blankOutcome, type ResetOutcome } from '../../src/reset/outcome.js';
 import type { ClaimedJobChunk, JobChunkInput, Store } from '../../src/store/port.js';
+import { serviceJobRecord } from './service-job.js';
 
 const LONG = 600_000;
 
@@ -18,17 +19,7 @@ async function jobWithChunks(
   n: number,
   tenant = 't',
 ): Promise<JobChunkInput[]> {
-  const now = new Date().toISOString();
-  await store.createServiceJob({
-    id,
-    tenant,
-    state,
-    createdAt: now,
-    updatedAt: now,
-    request: {},
-    progress: {},
-    idempotency: null,
-  });
+  await store.createServiceJob(serviceJobRecord(id, state, tenant));
   const chunks = Array.from({ length: n }, (_, i) => ({
     chunkNo: i,
     firstIndex: 2 * i,

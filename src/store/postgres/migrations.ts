@@ -126,6 +126,22 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX job_chunks_owner ON job_chunks (owner) WHERE owner IS NOT NULL;
     `,
   },
+  {
+    version: 4,
+    name: "a chunk's outcome lines, a row per heartbeat",
+    sql: `
+      CREATE TABLE job_chunk_outcomes (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        job_id text NOT NULL,
+        chunk_no integer NOT NULL,
+        outcomes text NOT NULL
+      );
+      CREATE INDEX job_chunk_outcomes_chunk ON job_chunk_outcomes (job_id, chunk_no, seq);
+      INSERT INTO job_chunk_outcomes (job_id, chunk_no, outcomes)
+        SELECT job_id, chunk_no, outcomes FROM job_chunks WHERE outcomes <> '' ORDER BY job_id, chunk_no;
+      UPDATE job_chunks SET outcomes = '' WHERE outcomes <> '';
+    `,
+  },
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;

@@ -86,7 +86,9 @@ export async function claimJobChunk(
        UPDATE job_chunks c SET owner = $1, claimed_until = clock_timestamp() + $2::float8 * interval '1 millisecond', claims = c.claims + 1,
          previous_owner = c.owner
        FROM picked WHERE c.job_id = picked.job_id AND c.chunk_no = picked.chunk_no
-       RETURNING c.job_id, c.chunk_no, c.first_index, c.count, c.targets, c.claims, c.previous_owner, c.outcomes`,
+       RETURNING c.job_id, c.chunk_no, c.first_index, c.count, c.targets, c.claims, c.previous_owner,
+         (SELECT coalesce(string_agg(o.outcomes, '' ORDER BY o.seq), '') FROM job_chunk_outcomes o
+          WHERE o.job_id = c.job_id AND o.chunk_no = c.chunk_no) AS outcomes`,
       [
         options.owner,
         Math.max(0, options.leaseMs),
@@ -99,6 +101,10 @@ export async function claimJobChunk(
   return row === undefined ? undefined : claimedFromRow(row);
 }
 
+/** Appends `$5`, a chunk's new outcome lines, as a row of their own when `held` names the chunk. */
+const APPEND_OUTCOMES = `INSERT INTO job_chunk_outcomes (job_id, chunk_no, outcomes)
+  SELECT job_id, chunk_no, $5 FROM held WHERE $5 <> '' RETURNING 1`;
+
 export async function heartbeatJobChunk(
   run: Run,
   jobId: string,
@@ -106,15 +112,18 @@ export async function heartbeatJobChunk(
   options: { owner: string; leaseMs: number; outcomes: string },
 ): Promise<boolean> {
   // A claim that expired but that nobody took is still this owner's.
+  // One statement: the lines are appended as a row of their own only when the claim held.
   const result = await run('extending a chunk claim in', true, (pool) =>
-    pool.query(
-      `UPDATE job_chunks SET claimed_until = clock_timestamp() + $4::float8 * interval '1 millisecond',
-         outcomes = outcomes || $5
-       WHERE job_id = $1 AND chunk_no = $2 AND owner = $3 AND NOT done`,
+    pool.query<{ held: number }>(
+      `WITH held AS (
+         UPDATE job_chunks SET claimed_until = clock_timestamp() + $4::float8 * interval '1 millisecond'
+         WHERE job_id = $1 AND chunk_no = $2 AND owner = $3 AND NOT done RETURNING job_id, chunk_no),
+       added AS (${APPEND_OUTCOMES})
+       SELECT count(*)::int AS held FROM held`,
       [jobId, chunkNo, options.owner, Math.max(0, options.leaseMs), options.outcomes],
     ),
   );
-  return (result.rowCount ?? 0) > 0;
+  return result.rows[0]!.held > 0;
 }
 
 export async function finishJobChunk(
@@ -124,14 +133,16 @@ export async function finishJobChunk(
   options: { owner: string; outcomes: string; error: { code: string; message: string } | null },
 ): Promise<boolean> {
   const result = await run('finishing a job chunk in', true, (pool) =>
-    pool.query(
-      `UPDATE job_chunks SET done = true, outcomes = outcomes || $4, error = $5, owner = NULL,
-         claimed_until = NULL
-       WHERE job_id = $1 AND chunk_no = $2 AND owner = $3 AND NOT done`,
-      [jobId, chunkNo, options.owner, options.outcomes, errorText(options.error)],
+    pool.query<{ held: number }>(
+      `WITH held AS (
+         UPDATE job_chunks SET done = true, error = $4, owner = NULL, claimed_until = NULL
+         WHERE job_id = $1 AND chunk_no = $2 AND owner = $3 AND NOT done RETURNING job_id, chunk_no),
+       added AS (${APPEND_OUTCOMES})
+       SELECT count(*)::int AS held FROM held`,
+      [jobId, chunkNo, options.owner, errorText(options.error), options.outcomes],
     ),
   );
-  return (result.rowCount ?? 0) > 0;
+  return result.rows[0]!.held > 0;
 }
 
 export async function releaseJobChunks(run: Run, owner: string): Promise<void> {
@@ -182,8 +193,9 @@ export async function* jobChunkOutcomes(run: Run, jobId: string): AsyncGenerator
   for (let after: number | null = null; ;) {
     const page = await run('reading the outcomes of a job in', false, (pool) =>
       pool.query<{ chunk_no: number; outcomes: string }>(
-        `SELECT chunk_no, outcomes FROM job_chunks WHERE job_id = $1 AND ($2::int IS NULL OR chunk_no > $2) AND outcomes <> ''
-         ORDER BY chunk_no LIMIT ${OUTCOME_PAGE}`,
+        `SELECT chunk_no, string_agg(outcomes, '' ORDER BY seq) AS outcomes FROM job_chunk_outcomes
+         WHERE job_id = $1 AND ($2::int IS NULL OR chunk_no > $2)
+         GROUP BY chunk_no ORDER BY chunk_no LIMIT ${OUTCOME_PAGE}`,
         [jobId, after],
       ),
     );

@@ -82,10 +82,10 @@ export function claimJobChunk(db: StateDb, options: ChunkClaimOptions): ClaimedJ
           .prepare(
             `UPDATE job_chunks SET owner = ?, claimed_until = ?, claims = claims + 1, previous_owner = owner
              WHERE job_id = ? AND chunk_no = ?
-             RETURNING job_id, chunk_no, first_index, count, targets, claims, previous_owner, outcomes`,
+             RETURNING job_id, chunk_no, first_index, count, targets, claims, previous_owner`,
           )
           .get(options.owner, expiry(options.leaseMs), free.job_id, free.chunk_no) as ClaimedChunkRow;
-        return claimedFromRow(row);
+        return claimedFromRow({ ...row, outcomes: chunkOutcomes(db, free.job_id, free.chunk_no) });
       })
       .immediate(),
   );
@@ -98,15 +98,39 @@ export function heartbeatJobChunk(
   options: { owner: string; leaseMs: number; outcomes: string },
 ): boolean {
   // A claim that expired but that nobody took is still this owner's.
-  const result = chunkWrite('a chunk heartbeat', () =>
+  return chunkWrite('a chunk heartbeat', () =>
     db
-      .prepare(
-        `UPDATE job_chunks SET claimed_until = ?, outcomes = outcomes || ?
-         WHERE job_id = ? AND chunk_no = ? AND owner = ? AND done = 0`,
-      )
-      .run(expiry(options.leaseMs), options.outcomes, jobId, chunkNo, options.owner),
+      .transaction(() => {
+        const held =
+          db
+            .prepare(
+              `UPDATE job_chunks SET claimed_until = ?
+               WHERE job_id = ? AND chunk_no = ? AND owner = ? AND done = 0`,
+            )
+            .run(expiry(options.leaseMs), jobId, chunkNo, options.owner).changes > 0;
+        if (held) appendOutcomes(db, jobId, chunkNo, options.outcomes);
+        return held;
+      })
+      .immediate(),
   );
-  return result.changes > 0;
+}
+
+/** Appends a chunk's outcome lines as a row of their own (nothing for none). */
+function appendOutcomes(db: StateDb, jobId: string, chunkNo: number, outcomes: string): void {
+  if (outcomes === '') return;
+  db.prepare('INSERT INTO job_chunk_outcomes (job_id, chunk_no, outcomes) VALUES (?, ?, ?)').run(
+    jobId,
+    chunkNo,
+    outcomes,
+  );
+}
+
+/** A chunk's outcome lines, in the order they were written. */
+function chunkOutcomes(db: StateDb, jobId: string, chunkNo: number): string {
+  const rows = db
+    .prepare('SELECT outcomes FROM job_chunk_outcomes WHERE job_id = ? AND chunk_no = ? ORDER BY seq')
+    .all(jobId, chunkNo) as { outcomes: string }[];
+  return rows.map((r) => r.outcomes).join('');
 }
 
 export function finishJobChunk(
@@ -115,15 +139,21 @@ export function finishJobChunk(
   chunkNo: number,
   options: { owner: string; outcomes: string; error: { code: string; message: string } | null },
 ): boolean {
-  const result = chunkWrite('a finished chunk', () =>
+  return chunkWrite('a finished chunk', () =>
     db
-      .prepare(
-        `UPDATE job_chunks SET done = 1, outcomes = outcomes || ?, error = ?, owner = NULL, claimed_until = NULL
-         WHERE job_id = ? AND chunk_no = ? AND owner = ? AND done = 0`,
-      )
-      .run(options.outcomes, errorText(options.error), jobId, chunkNo, options.owner),
+      .transaction(() => {
+        const held =
+          db
+            .prepare(
+              `UPDATE job_chunks SET done = 1, error = ?, owner = NULL, claimed_until = NULL
+               WHERE job_id = ? AND chunk_no = ? AND owner = ? AND done = 0`,
+            )
+            .run(errorText(options.error), jobId, chunkNo, options.owner).changes > 0;
+        if (held) appendOutcomes(db, jobId, chunkNo, options.outcomes);
+        return held;
+      })
+      .immediate(),
   );
-  return result.changes > 0;
 }
 
 export function releaseJobChunks(db: StateDb, owner: string): void {
@@ -178,12 +208,13 @@ export function outcomePage(
   jobId: string,
   after: number,
 ): { chunk_no: number; outcomes: string }[] {
-  return db
+  const chunks = db
     .prepare(
-      `SELECT chunk_no, outcomes FROM job_chunks WHERE job_id = ? AND chunk_no > ? AND outcomes != ''
+      `SELECT DISTINCT chunk_no FROM job_chunk_outcomes WHERE job_id = ? AND chunk_no > ?
        ORDER BY chunk_no LIMIT ${OUTCOME_PAGE}`,
     )
-    .all(jobId, after) as { chunk_no: number; outcomes: string }[];
+    .all(jobId, after) as { chunk_no: number }[];
+  return chunks.map(({ chunk_no }) => ({ chunk_no, outcomes: chunkOutcomes(db, jobId, chunk_no) }));
 }
 
 export function ledgerCounts(db: StateDb, jobIds: readonly string[]): LedgerCounts {

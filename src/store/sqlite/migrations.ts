@@ -202,6 +202,20 @@ export const MIGRATIONS: Record<number, string | ((db: Database.Database) => voi
     ) STRICT;
     CREATE INDEX IF NOT EXISTS job_chunks_owner ON job_chunks (owner) WHERE owner IS NOT NULL;
   `,
+  // A chunk's outcome lines, a row per heartbeat: appended, never written again (the column kept them as one
+  // text that each heartbeat wrote anew with the new lines added).
+  9: `
+    CREATE TABLE IF NOT EXISTS job_chunk_outcomes (
+      seq INTEGER PRIMARY KEY,
+      job_id TEXT NOT NULL,
+      chunk_no INTEGER NOT NULL,
+      outcomes TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX IF NOT EXISTS job_chunk_outcomes_chunk ON job_chunk_outcomes (job_id, chunk_no, seq);
+    INSERT INTO job_chunk_outcomes (job_id, chunk_no, outcomes)
+      SELECT job_id, chunk_no, outcomes FROM job_chunks WHERE outcomes != '' ORDER BY job_id, chunk_no;
+    UPDATE job_chunks SET outcomes = '' WHERE outcomes != '';
+  `,
 };
 
 /** An audit row as schema version 2 kept it: one column per field. */

@@ -11,7 +11,7 @@ import { MIGRATIONS } from './migrations.js';
 
 /** "CRST" */
 export const APPLICATION_ID = 0x43525354;
-export const SCHEMA_VERSION = 8;
+export const SCHEMA_VERSION = 9;
 /** The page size a new state file is created with. */
 export const NEW_FILE_PAGE_SIZE = 8192;
 
