@@ -207,6 +207,9 @@ export class WebhookDeliverer {
 
   /** Claims the next batch of events for this URL, on from `after`, but those accepted already. */
   async #claim(after: number): Promise<PendingRow[]> {
+    // Those accepted when the claim is asked for, too: a delete that commits while the claim is on its way
+    // is no longer in `#accepted` when the claim's rows, read before it, come back.
+    const asked = [...this.#accepted];
     const rows = await this.#store.claimOutbox(this.urlSha256, {
       limit: this.#o.batchSize,
       owner: this.#owner,
@@ -214,7 +217,9 @@ export class WebhookDeliverer {
       leaseMs: this.#o.timeoutMs,
       after,
     });
-    return this.#accepted.size === 0 ? rows : rows.filter((row) => !this.#accepted.has(row.id));
+    if (asked.length === 0 && this.#accepted.size === 0) return rows;
+    const accepted = new Set([...asked, ...this.#accepted]);
+    return rows.filter((row) => !accepted.has(row.id));
   }
 
   /**
