@@ -141,32 +141,24 @@ describe('no silent rewriting: an id is what the line holds, or the line is refu
     }
   });
 
-  it('a CSV of one column headed sessionId: the header is not taken for a session', async () => {
-    const result = await runCli(
-      ['reset', '--from-file', file('sessionId\nsession-5\nsession-6\n'), '--json'],
-      env(),
-    );
+  /** `reset --from-file` of this text, which must exit 0: each session's id and outcome, sorted. */
+  async function resetFile(text: string): Promise<unknown[][]> {
+    const result = await runCli(['reset', '--from-file', file(text), '--json'], env());
     assert.equal(result.code, 0, result.stderr);
-    const { sessions } = parseJsonLines(result.stdout);
-    assert.deepEqual(sessions.map((s) => [s['sessionId'], s['outcome']]).sort(), [
+    return parseJsonLines(result.stdout)
+      .sessions.map((s) => [s['sessionId'], s['outcome']])
+      .sort();
+  }
+
+  it('a CSV of one column headed sessionId: the header is not taken for a session', async () => {
+    assert.deepEqual(await resetFile('sessionId\nsession-5\nsession-6\n'), [
       ['session-5', 'reset'],
       ['session-6', 'reset'],
     ]);
   });
 
   it('a leading byte order mark, CRLF line ends, blank lines and comments are not part of any id', async () => {
-    const result = await runCli(
-      [
-        'reset',
-        '--from-file',
-        file('\uFEFFsession-7\r\n\r\n  # a comment\r\n \t\r\nsession-8\r\n'),
-        '--json',
-      ],
-      env(),
-    );
-    assert.equal(result.code, 0, result.stderr);
-    const { sessions } = parseJsonLines(result.stdout);
-    assert.deepEqual(sessions.map((s) => [s['sessionId'], s['outcome']]).sort(), [
+    assert.deepEqual(await resetFile('\uFEFFsession-7\r\n\r\n  # a comment\r\n \t\r\nsession-8\r\n'), [
       ['session-7', 'reset'],
       ['session-8', 'reset'],
     ]);

@@ -40,6 +40,16 @@ const deps = (extra: Partial<StartJobDeps> = {}): StartJobDeps => ({
   ...extra,
 });
 
+/** `n` targets `prefix-<from>`… at input indexes `from - 1`…, in one batch: a part of a larger input. */
+function part(prefix: string, from: number, n: number): JobTargets {
+  return {
+    total: n,
+    batches: () => [
+      Array.from({ length: n }, (_, i) => ({ sessionId: `${prefix}-${from + i}`, index: from - 1 + i })),
+    ],
+  };
+}
+
 /** `n` targets named `prefix-1`…; `endless`: no end until the job stops reading. */
 function targets(prefix: string, n: number, endless = false): JobTargets {
   return {
@@ -178,16 +188,7 @@ describe('runner: the job handle', () => {
     const store = await openStore(tempState(t));
     t.after(() => store.close());
     const half = (ledgerId: string, from: number): JobHandle =>
-      startJob(
-        specFor(emu, { jobId: 'job-c', ledgerId }),
-        {
-          total: 15,
-          batches: () => [
-            Array.from({ length: 15 }, (_, i) => ({ sessionId: `c-${from + i}`, index: from - 1 + i })),
-          ],
-        },
-        deps({ store }),
-      );
+      startJob(specFor(emu, { jobId: 'job-c', ledgerId }), part('c', from, 15), deps({ store }));
     // At once: a ledger of its own each, so neither finds the other's lease.
     const runs = [half('job-c.c0', 1), half('job-c.c1', 16)];
     const events = await withDeadline(Promise.all(runs.map((run) => outcomesOf(run))), 30_000, 'runs');
@@ -238,12 +239,7 @@ describe('runner: the job handle', () => {
     ] as const) {
       const run = startJob(
         specFor(emu, { jobId: 'job-w', ledgerId, sinks: { webhook: { url } } }),
-        {
-          total: 10,
-          batches: () => [
-            Array.from({ length: 10 }, (_, i) => ({ sessionId: `w-${from + i}`, index: from - 1 + i })),
-          ],
-        },
+        part('w', from, 10),
         deps({ store, metrics }),
       );
       await withDeadline(outcomesOf(run), 30_000, ledgerId);

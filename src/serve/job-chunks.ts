@@ -119,9 +119,31 @@ export function chunkTargets(chunk: ClaimedJobChunk): {
   };
 }
 
+/** What an outcome line says that its readers use. */
+export interface OutcomeLine {
+  sessionId: string;
+  outcome: 'reset' | 'failed' | 'skipped';
+  verified: boolean;
+  error: { code: string } | null;
+}
+
 /** What tells a chunk's outcome lines apart: the session, and whether the line is a repeat's. */
-export function lineKey(line: { sessionId: string; error: { code: string } | null }): string {
+export function lineKey(line: Pick<OutcomeLine, 'sessionId' | 'error'>): string {
   return line.error?.code === 'CR_ERR_RESET_DUPLICATE' ? `${line.sessionId}\u0000dup` : line.sessionId;
+}
+
+/**
+ * A chunk's outcome lines, each session's last (a later run tried it again: a failed session after a
+ * resume, every session of a dry run resumed) in the place of its first, with what each says.
+ */
+export function lastLines(text: string): Iterable<{ line: string; parsed: OutcomeLine }> {
+  const last = new Map<string, { line: string; parsed: OutcomeLine }>();
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const parsed = JSON.parse(line) as OutcomeLine;
+    last.set(lineKey(parsed), { line, parsed });
+  }
+  return last.values();
 }
 
 /** The line keys of outcome lines (JSON Lines); a line that is not readable lists nothing. */
@@ -130,7 +152,7 @@ export function lineKeys(text: string): ReadonlySet<string> {
   for (const line of text.split('\n')) {
     if (line === '') continue;
     try {
-      keys.add(lineKey(JSON.parse(line) as { sessionId: string; error: { code: string } | null }));
+      keys.add(lineKey(JSON.parse(line) as OutcomeLine));
     } catch {
       // Not a line this service wrote: it hides nothing.
     }

@@ -4,10 +4,8 @@
  * twice). A dry run keeps no ledger: its counts are read from the outcomes its chunks hold. A succeeded
  * job keeps its counts in its record, read there.
  */
-import type { JobChunkSummary, Store } from '../store/index.js';
-
-type LedgerCounts = Awaited<ReturnType<Store['ledgerCounts']>>;
-import { ledgerIdOf, ledgerIdsOf, lineKey } from './job-chunks.js';
+import type { JobChunkSummary, LedgerCounts, Store } from '../store/index.js';
+import { lastLines, ledgerIdOf, ledgerIdsOf } from './job-chunks.js';
 import { FINISHED, zeroCounts, type JobCounts, type ServiceJob } from './job-model.js';
 
 const DUPLICATE = 'CR_ERR_RESET_DUPLICATE';
@@ -116,33 +114,19 @@ interface ChunkedCounts {
   live: LiveCounts | undefined;
 }
 
-interface DryLine {
-  sessionId: string;
-  outcome: 'reset' | 'failed' | 'skipped';
-  verified: boolean;
-  error: { code: string } | null;
-}
-
 /** Counts over the job's ledgers (or its outcomes, for a dry run). */
 export async function liveCounts(store: Store, job: ServiceJob): Promise<LiveCounts> {
   const counts = zeroCounts(job.total);
   const errors: Record<string, number> = {};
   if (job.fields.dryRun === true) {
-    for await (const text of store.jobChunkOutcomes(job.id)) {
-      // A session a later run listed again (a dry run resumed keeps no ledger: it runs each again) counts
-      // once, as its last line, as the outcomes route lists it.
-      const last = new Map<string, DryLine>();
-      for (const line of text.split('\n')) {
-        if (line === '') continue;
-        const outcome = JSON.parse(line) as DryLine;
-        last.set(lineKey(outcome), outcome);
-      }
-      for (const outcome of last.values()) {
+    // A session a later run listed again (a dry run resumed keeps no ledger: it runs each again) counts
+    // once, as its last line, as the outcomes route lists it.
+    for await (const text of store.jobChunkOutcomes(job.id))
+      for (const { parsed: outcome } of lastLines(text)) {
         counts[outcome.outcome]++;
         if (outcome.verified) counts.verified++;
         if (outcome.error !== null) errors[outcome.error.code] = (errors[outcome.error.code] ?? 0) + 1;
       }
-    }
     return { counts, errors };
   }
   return countsOf(job, await store.ledgerCounts(ledgerIdsOf(job.id, job.chunks ?? 0)));

@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Store } from '../store/index.js';
 import type { ServiceDeps } from './deps.js';
 import type { JobManager } from './jobs.js';
-import { lineKey } from './job-chunks.js';
+import { lastLines } from './job-chunks.js';
 import { FINISHED, jobView, type JobState, type ServiceJob } from './job-model.js';
 import { requireTenant } from './keys.js';
 import { principalOf, visibleJob } from './route-helpers.js';
@@ -133,21 +133,11 @@ export function jobRoutes(deps: ServiceDeps) {
 /** How often a follower gets the job's status. */
 const STATUS_EVERY_MS = 500;
 
-/**
- * A job's outcome lines, a chunk at a time. A session a later run tried again (a failed one, after a
- * resume) has its last line, in the place of its first.
- */
+/** A job's outcome lines, a chunk at a time, each session's last (`lastLines`). */
 async function* outcomeLines(store: Store, id: string, outcome: string | undefined): AsyncGenerator<string> {
-  for await (const text of store.jobChunkOutcomes(id)) {
-    const lines = new Map<string, { line: string; outcome: string }>();
-    for (const line of text.split('\n')) {
-      if (line === '') continue;
-      const parsed = JSON.parse(line) as Parameters<typeof lineKey>[0] & { outcome: string };
-      lines.set(lineKey(parsed), { line, outcome: parsed.outcome });
-    }
-    for (const kept of lines.values())
-      if (outcome === undefined || kept.outcome === outcome) yield `${kept.line}\n`;
-  }
+  for await (const text of store.jobChunkOutcomes(id))
+    for (const { line, parsed } of lastLines(text))
+      if (outcome === undefined || parsed.outcome === outcome) yield `${line}\n`;
 }
 
 /**

@@ -2,7 +2,7 @@
  * A service job's chunk as both backends keep it (table `job_chunks`), and what both make of its rows: a
  * claimed chunk, a summary's failure, a ledger's counts. The SQL differs; what the rows mean does not.
  */
-import type { ClaimedJobChunk, JobChunkSummary } from './port.js';
+import type { ClaimedJobChunk, JobChunkSummary, LedgerCounts } from './port.js';
 
 /** What a claim returns: the chunk after the claim, its `claims` counting this one. */
 export interface ClaimedChunkRow {
@@ -63,12 +63,6 @@ export const summaryOf = (
   owners: [...owners].sort(),
   error: errorFromText(error),
 });
-
-export interface LedgerCounts {
-  outcomes: Record<string, number>;
-  verified: number;
-  errors: Record<string, number>;
-}
 
 /** Ledger rows grouped by outcome and error code, with how many of each group are verified. */
 export function ledgerCountsOf(

@@ -208,6 +208,13 @@ export interface ClaimedJobChunk extends JobChunkInput {
   outcomes: string;
 }
 
+/** Sessions of ledgers by outcome, how many of them verified, and by error code (`Store.ledgerCounts`). */
+export interface LedgerCounts {
+  outcomes: Record<string, number>;
+  verified: number;
+  errors: Record<string, number>;
+}
+
 /** Who claims a chunk, for how long, and which chunks it may take (`Store.claimJobChunk`). */
 export interface ChunkClaimOptions {
   owner: string;
@@ -342,11 +349,7 @@ export interface Store {
    * Counts by outcome over the ledgers of these jobs (each chunk runs as a ledger job of its own), with
    * `verified` and the error codes: one row per session, its latest outcome.
    */
-  ledgerCounts(jobIds: readonly string[]): Promise<{
-    outcomes: Record<string, number>;
-    verified: number;
-    errors: Record<string, number>;
-  }>;
+  ledgerCounts(jobIds: readonly string[]): Promise<LedgerCounts>;
 
   close(): Promise<void>;
 }

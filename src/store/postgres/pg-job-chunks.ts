@@ -10,11 +10,16 @@ import {
   claimedFromRow,
   errorText,
   ledgerCountsOf,
-  type LedgerCounts,
   OUTCOME_PAGE,
   summaryOf,
 } from '../job-chunk-row.js';
-import type { ChunkClaimOptions, ClaimedJobChunk, JobChunkInput, JobChunkSummary } from '../port.js';
+import type {
+  ChunkClaimOptions,
+  ClaimedJobChunk,
+  LedgerCounts,
+  JobChunkInput,
+  JobChunkSummary,
+} from '../port.js';
 import type { Run } from './pg-job.js';
 
 /** Chunks sent in one statement: a bound on its rows and on the bytes of their targets. */

@@ -17,6 +17,7 @@ import type {
   JobChunkSummary,
   JobClaimHandle,
   JobRecord,
+  LedgerCounts,
   OpenJobOptions,
   OutboxEvent,
   OutcomeWriter,
@@ -26,7 +27,6 @@ import type {
   Store,
   VerifyResult,
 } from '../port.js';
-import type { LedgerCounts } from '../job-chunk-row.js';
 import * as jobChunks from './pg-job-chunks.js';
 import * as serviceJobs from './pg-service-jobs.js';
 import { pgStoreError } from './errors.js';

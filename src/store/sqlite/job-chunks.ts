@@ -9,11 +9,16 @@ import {
   claimedFromRow,
   errorText,
   ledgerCountsOf,
-  type LedgerCounts,
   OUTCOME_PAGE,
   summaryOf,
 } from '../job-chunk-row.js';
-import type { ChunkClaimOptions, ClaimedJobChunk, JobChunkInput, JobChunkSummary } from '../port.js';
+import type {
+  ChunkClaimOptions,
+  ClaimedJobChunk,
+  LedgerCounts,
+  JobChunkInput,
+  JobChunkSummary,
+} from '../port.js';
 import type { StateDb } from './state-file.js';
 
 /** A write of the chunks; a failure is `CR_ERR_STATE_WRITE` with SQLite's code, never its text. */

@@ -18,6 +18,7 @@ import type {
   ChunkClaimOptions,
   JobClaimHandle,
   JobRecord,
+  LedgerCounts,
   OpenJobOptions,
   OutboxEvent,
   OutcomeWriter,
@@ -27,7 +28,7 @@ import type {
   Store,
   VerifyResult,
 } from '../port.js';
-import { type LedgerCounts, OUTCOME_PAGE } from '../job-chunk-row.js';
+import { OUTCOME_PAGE } from '../job-chunk-row.js';
 import { auditRecords, verifyAudit } from './audit-read.js';
 import { outboxRemover } from './batch-sql.js';
 import { SqliteJob, written } from './job-store.js';
