@@ -165,8 +165,11 @@ describe('serve: two replicas on one store', () => {
         },
       }),
     );
-    // The stale replica makes the job: it claims first, and the engine refuses its token.
+    // The stale replica makes the job: it claims first (at once, where the other looks twice a second),
+    // and the engine refuses its token. The other runs already: a replica that gives chunks up keeps off
+    // the tenant for seconds, which a replica still starting on a loaded machine could miss.
     const stale = await replicaRun(t, store, config, 'a-rotated-token');
+    const good = await replicaRun(t, store, config, 'dev-token');
     const made = await runCli(['keys', 'create', '--scope', 'jobs:read,jobs:write', '--store', store], {});
     assert.equal(made.code, 0, made.stderr);
     const auth = { authorization: `Bearer ${(JSON.parse(made.stdout) as { key: string }).key}` };
@@ -185,7 +188,6 @@ describe('serve: two replicas on one store', () => {
       (err) => err.includes("the engine refused this replica's credentials"),
       30_000,
     );
-    const good = await replicaRun(t, store, config, 'dev-token');
     const last = await follow(good.url, auth, id, 'done', undefined, 60_000);
     assert.equal(last.state, 'succeeded', JSON.stringify(last));
     assert.deepEqual(last['counts'], { total: 3000, reset: 3000, verified: 3000, failed: 0, skipped: 0 });

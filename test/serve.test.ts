@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { runCli, startCli, waitForOutput, waitForStderr } from './helpers/cli.js';
+import { metricTotal, parseMetrics } from './helpers/metrics.js';
 import { withDeadline } from './helpers/ws.js';
 
 describe('serve: the command', () => {
@@ -53,6 +54,11 @@ describe('serve: the command', () => {
     };
     assert.equal(done.state, 'succeeded');
     assert.equal(done.counts['verified'], 3);
+    // The job ran in the service's job thread: its outcomes are on the service's /metrics with the API's.
+    const metrics = parseMetrics(await (await fetch(`${listening.url}/metrics`)).text());
+    assert.equal(metrics.get('cognigy_reset_outcomes_total{outcome="reset",verified="true"}'), 3);
+    assert.equal(metrics.get('cognigy_reset_service_jobs{state="succeeded"}'), 1);
+    assert.ok(metricTotal(metrics, 'cognigy_reset_latency_seconds_count') >= 3);
 
     const listed = await runCli(['keys', 'list', '--state', state], {});
     assert.ok(!listed.stdout.includes(key), 'the key is never shown again');

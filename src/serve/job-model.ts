@@ -5,11 +5,11 @@
  */
 import { CognigyResetError } from '../errors.js';
 import type { LatencyHistogram } from '../reset/latency-histogram.js';
-import type { JobHandle } from '../runner/types.js';
+import type { JobHandle, JobStatus } from '../runner/types.js';
 import type { ServiceJobIdempotency, ServiceJobRecord } from '../store/port.js';
 import type { TargetField } from '../transports/transport.js';
 import type { JobFields } from './job-spec.js';
-import type { RecentLatency } from './recent-latency.js';
+import type { RecentFigures, RecentLatency } from './recent-latency.js';
 
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export const JOB_STATES: readonly JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
@@ -64,6 +64,31 @@ export interface LocalJob {
   controller: string | null;
 }
 
+/**
+ * What a job's view shows of this replica's own work on it: plain data, so that a replica whose jobs run
+ * in a thread of their own hands it to the thread that answers the API.
+ */
+export interface LocalView {
+  /** The status of each run of the job's chunks here now (none once they stopped). */
+  statuses: JobStatus[];
+  /** Over every session of the job this replica finished; undefined before the first. */
+  latency: Percentiles | undefined;
+  /** The sessions finished over the last second; null with no run. */
+  recent: RecentFigures | null;
+  controller: string | null;
+}
+
+/** A job's local figures as a view. */
+export function localView(local: LocalJob): LocalView {
+  const statuses = [...local.handles].map((handle) => handle.status());
+  return {
+    statuses,
+    latency: local.latency.count === 0 ? undefined : percentilesOf(local.latency),
+    recent: statuses.length === 0 ? null : local.recent.figures(),
+    controller: local.controller,
+  };
+}
+
 /** Where a job's chunks stand, across every replica. */
 export interface ChunkView {
   total: number;
@@ -99,7 +124,7 @@ export interface ServiceJob {
   controller: string | null;
   idempotency: ServiceJobIdempotency | null;
   chunkView: ChunkView | null;
-  local: LocalJob | undefined;
+  local: LocalView | undefined;
   /** The record it was read from. */
   record: ServiceJobRecord;
 }
@@ -113,9 +138,7 @@ export function errorOf(err: unknown): { code: string; message: string } {
 const round = (n: number, places = 1): number => Math.round(n * 10 ** places) / 10 ** places;
 
 export function latencyOf(job: ServiceJob): Percentiles {
-  const latency = job.local?.latency;
-  if (latency === undefined || latency.count === 0) return job.savedLatency ?? { p50: 0, p95: 0, p99: 0 };
-  return percentilesOf(latency);
+  return job.local?.latency ?? job.savedLatency ?? { p50: 0, p95: 0, p99: 0 };
 }
 
 export function percentilesOf(latency: LatencyHistogram): Percentiles {
@@ -172,8 +195,7 @@ export function progressWith(record: ServiceJobRecord, changes: Partial<JobProgr
 
 /** A job as the API shows it: no secret, nothing of the spec but what the caller gave. */
 export function jobView(job: ServiceJob): Record<string, unknown> {
-  const handles = job.state === 'running' && job.local !== undefined ? [...job.local.handles] : [];
-  const statuses = handles.map((handle) => handle.status());
+  const statuses = job.state === 'running' ? (job.local?.statuses ?? []) : [];
   const first = statuses[0];
   const done = job.counts.reset + job.counts.failed + job.counts.skipped;
   // The rate of the chunks this replica runs: each replica answers for its own work.
@@ -200,7 +222,7 @@ export function jobView(job: ServiceJob): Record<string, unknown> {
     errors: { ...job.errors },
     error: job.error,
     cancelRequested: job.cancelRequested,
-    recent: first === undefined ? null : job.local!.recent.figures(),
+    recent: first === undefined ? null : (job.local?.recent ?? null),
     flowControl: first?.flowControl ?? null,
     chunks: job.chunkView,
   };

@@ -16,7 +16,16 @@ import type { WebhookDeliverer } from '../sinks/webhook.js';
 import type { ClaimedJobChunk, ServiceJobRecord } from '../store/index.js';
 import { JobShare, type ChunkContext } from './chunk-run.js';
 import { liveCounts } from './job-counts.js';
-import { FINISHED, newJob, percentilesOf, progressWith, type JobState, type LocalJob } from './job-model.js';
+import {
+  FINISHED,
+  localView,
+  newJob,
+  percentilesOf,
+  progressWith,
+  type JobState,
+  type LocalJob,
+  type LocalView,
+} from './job-model.js';
 import { RecentLatency } from './recent-latency.js';
 
 /** How often a replica with a free slot looks for a chunk to claim. */
@@ -39,11 +48,31 @@ export type WorkerOptions = Omit<
   'owner' | 'local' | 'closing' | 'finished' | 'webhookOf' | 'credentialsRefused'
 > & {
   maxRunning: number;
+  /** @default newOwner() */
+  owner?: string | undefined;
 };
 
-export class ChunkWorker {
-  /** This replica's id in the store's claims: host, process, and a random part for two in one process. */
-  readonly owner = `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
+/** What a replica's job manager asks of its chunk runs, whether they run in its thread or in one of their own. */
+export interface ChunkRunner {
+  /** The replica's id in the store's claims. */
+  readonly owner: string;
+  /** Looks for chunks to claim now (a job was made or resumed here). */
+  wake(): void;
+  /** What the job's view shows of this replica's work on it; undefined when it ran none of it. */
+  view(jobId: string): LocalView | undefined;
+  /** Stops this replica's runs of the job's chunks now (a cancel): those in flight finish. */
+  stop(jobId: string): void;
+  /** Stops taking work, lets what is in flight finish, and gives the claims up. */
+  close(): Promise<void>;
+}
+
+/** A replica's id in the store's claims: host, process, and a random part for two in one process. */
+export function newOwner(): string {
+  return `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
+}
+
+export class ChunkWorker implements ChunkRunner {
+  readonly owner: string;
   readonly #options: WorkerOptions;
   readonly #context: ChunkContext;
   readonly #local = new Map<string, LocalJob>();
@@ -65,6 +94,7 @@ export class ChunkWorker {
 
   constructor(options: WorkerOptions) {
     this.#options = options;
+    this.owner = options.owner ?? newOwner();
     this.#tenants = [...options.tenants.keys()];
     for (const tenant of options.tenants.values()) {
       if (tenant.analyticsUrl === undefined) continue;
@@ -92,12 +122,20 @@ export class ChunkWorker {
     this.wake();
   }
 
-  /** What this replica keeps of a job it runs or ran chunks of; undefined when none. */
-  local(jobId: string): LocalJob | undefined {
-    return this.#local.get(jobId);
+  view(jobId: string): LocalView | undefined {
+    const local = this.#local.get(jobId);
+    return local === undefined ? undefined : localView(local);
   }
 
-  /** Looks for chunks to claim now (a job was made or resumed here). */
+  /** Every job this replica runs or ran chunks of, and not yet finished, with its view. */
+  views(): [string, LocalView][] {
+    return [...this.#local].map(([jobId, local]) => [jobId, localView(local)]);
+  }
+
+  stop(jobId: string): void {
+    for (const handle of this.#local.get(jobId)?.handles ?? []) handle.stop();
+  }
+
   wake(): void {
     if (this.#closing || this.#running.size >= this.#options.maxRunning) return;
     if (this.#filling !== undefined) {

@@ -26,7 +26,7 @@ import {
   type ServiceJob,
 } from './job-model.js';
 import { buildJobSpec, type JobFields } from './job-spec.js';
-import { ChunkWorker } from './job-worker.js';
+import { ChunkWorker, type ChunkRunner } from './job-worker.js';
 
 export type { BuildSpec } from './chunk-run.js';
 
@@ -48,6 +48,11 @@ export interface JobManagerOptions {
   build?: BuildSpec | undefined;
   /** A chunk claim's lease, in milliseconds. @default DEFAULT_CHUNK_LEASE_MS */
   leaseMs?: number | undefined;
+  /**
+   * Runs this replica's chunks elsewhere (a `JobThread`), built from the same config: the options above
+   * that only the runs need are then not used. @default a `ChunkWorker` in this thread
+   */
+  runner?: ChunkRunner | undefined;
 }
 
 export interface NewJob {
@@ -64,7 +69,7 @@ export interface NewJob {
 }
 
 export class JobManager {
-  readonly #worker: ChunkWorker;
+  readonly #worker: ChunkRunner;
   readonly #stopping = new AbortController();
   readonly #counts: LiveCountsReader;
   #closed: Promise<void> | undefined;
@@ -72,15 +77,17 @@ export class JobManager {
   constructor(readonly options: JobManagerOptions) {
     mkdirSync(options.dir, { recursive: true });
     this.#counts = new LiveCountsReader(options.store);
-    this.#worker = new ChunkWorker({
-      store: options.store,
-      maxRunning: options.maxRunning,
-      leaseMs: options.leaseMs ?? DEFAULT_CHUNK_LEASE_MS,
-      log: options.log,
-      metrics: options.metrics,
-      tenants: options.tenants,
-      build: options.build ?? buildJobSpec,
-    });
+    this.#worker =
+      options.runner ??
+      new ChunkWorker({
+        store: options.store,
+        maxRunning: options.maxRunning,
+        leaseMs: options.leaseMs ?? DEFAULT_CHUNK_LEASE_MS,
+        log: options.log,
+        metrics: options.metrics,
+        tenants: options.tenants,
+        build: options.build ?? buildJobSpec,
+      });
   }
 
   /** Where uploads are spooled: a job's sessions go to `uploadPath(dir, id)` before `writeChunks`. */
@@ -213,7 +220,7 @@ export class JobManager {
       throw new CognigyResetError('CR_ERR_API_CONFLICT', `job ${job.id} is already ${now?.state ?? 'gone'}`);
     }
     // This replica's own chunks stop at once; the others' at their next heartbeat.
-    for (const handle of this.#worker.local(job.id)?.handles ?? []) handle.stop();
+    this.#worker.stop(job.id);
     return (await this.find(job.id)) ?? job;
   }
 
@@ -280,7 +287,7 @@ export class JobManager {
   }
 
   #snapshot(job: ServiceJob): ServiceJob {
-    job.local = this.#worker.local(job.id);
+    job.local = this.#worker.view(job.id);
     return job;
   }
 }

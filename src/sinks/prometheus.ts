@@ -7,7 +7,15 @@ import { existsSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { dirname, resolve } from 'node:path';
 import { rename, rm, writeFile } from 'node:fs/promises';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import {
+  AggregatorRegistry,
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  type MetricObjectWithValues,
+  type MetricValue,
+} from 'prom-client';
 import { CHANNELS, type DoneMessage } from '../reset/events.js';
 import { CognigyResetError } from '../errors.js';
 import { listenOn } from '../util/listen.js';
@@ -204,8 +212,23 @@ export class ResetMetrics {
     this.#analyticsFailures?.inc({ retryable: String(retryable) });
   }
 
-  text(): Promise<string> {
-    return this.registry.metrics();
+  readonly #sources: (() => Promise<MetricObjectWithValues<MetricValue<string>>[]>)[] = [];
+
+  /**
+   * Adds another registry's metrics (a thread's, as `getMetricsAsJSON` gives them) to this one's at each
+   * scrape: a metric both have is summed.
+   */
+  addSource(read: () => Promise<MetricObjectWithValues<MetricValue<string>>[]>): void {
+    this.#sources.push(read);
+  }
+
+  async text(): Promise<string> {
+    if (this.#sources.length === 0) return this.registry.metrics();
+    const parts = await Promise.all([
+      this.registry.getMetricsAsJSON(),
+      ...this.#sources.map((read) => read()),
+    ]);
+    return AggregatorRegistry.aggregate(parts).metrics();
   }
 
   /** Serves `GET /metrics` on host:port (0 picks a free port); resolves with the URL. */

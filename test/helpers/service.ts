@@ -9,6 +9,7 @@ import { type Emulator, startEmulator } from '../../src/emulator/index.js';
 import { buildApp } from '../../src/serve/app.js';
 import { credentialsOf, type TenantConfig } from '../../src/serve/config.js';
 import { JobManager } from '../../src/serve/jobs.js';
+import type { ChunkRunner } from '../../src/serve/job-worker.js';
 import { createKey } from '../../src/serve/keys.js';
 import { ResetMetrics } from '../../src/sinks/prometheus.js';
 import { openStore, type Store } from '../../src/store/index.js';
@@ -31,6 +32,10 @@ export async function startService(
   maxRunning = 2,
   sessions = 300,
   rateLimitPerMinute = 600,
+  options: {
+    /** Runs the jobs elsewhere (a `JobThread` on the same store file and emulator) instead of in this thread. */
+    runner?: (where: { statePath: string; wsUrl: string }) => ChunkRunner;
+  } = {},
 ): Promise<Service> {
   const emu = await startEmulator({ sessions, tenant: 'demo', botId: 'demo-bot' });
   const dir = mkdtempSync(join(tmpdir(), 'cr-serve-'));
@@ -54,9 +59,12 @@ export async function startService(
       ['badkey', tenant('badkey', BAD_ODATA_KEY)],
     ]),
   };
-  const store = await openStore(join(dir, 'state.sqlite'));
+  const statePath = join(dir, 'state.sqlite');
+  const store = await openStore(statePath);
   const metrics = new ResetMetrics();
+  const runner = options.runner?.({ statePath, wsUrl: emu.wsUrl });
   const jobs = new JobManager({
+    runner,
     maxRunning,
     store,
     dir: join(dir, 'jobs'),

@@ -5,16 +5,17 @@
  */
 import { Command, Option } from 'commander';
 import { type Emulator, startEmulator } from '../../emulator/index.js';
-import { DEFAULT_TOKEN } from '../../emulator/tokens.js';
 import { CognigyResetError } from '../../errors.js';
 import { buildApp } from '../../serve/app.js';
-import { credentialsOf, readConfig, type ServiceConfig } from '../../serve/config.js';
+import { JobThread } from '../../serve/job-thread.js';
 import { JobManager } from '../../serve/jobs.js';
 import { openServiceStore } from '../../serve/open-store.js';
 import { ResetMetrics } from '../../sinks/prometheus.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.js';
 import { integerIn } from '../parse.js';
+import { addDemoTenant, DEMO_BOT, DEMO_TENANT, requireConfig, serviceConfig } from '../service-config.js';
 import { resolveStore, STATE_HELP, STORE_HELP } from '../store-flags.js';
+import type { ServeJobsData } from './serve-jobs.js';
 
 interface ServeFlags {
   host: string;
@@ -28,20 +29,9 @@ interface ServeFlags {
   logLevel: LogLevel;
 }
 
-export const DEMO_TENANT = 'demo';
-export const DEMO_BOT = 'demo-bot';
-/** The name the in-process emulator's jobs keep in their settings in place of its URL. */
-const EMULATOR_ENGINE = 'serve --emulator';
-
 async function serve(flags: ServeFlags): Promise<void> {
-  if (flags.config === undefined && !flags.emulator)
-    throw new CognigyResetError('CR_ERR_OPT_MISSING', 'give --config FILE, or --emulator', {
-      field: '--config',
-    });
-  const config: ServiceConfig =
-    flags.config === undefined
-      ? { maxRunningJobs: 2, rateLimitPerMinute: 600, tenants: new Map() }
-      : readConfig(flags.config, process.env);
+  requireConfig(flags.config, flags.emulator);
+  const config = serviceConfig({ path: flags.config }, process.env);
   const secrets = (): string[] => [...config.tenants.values()].flatMap((t) => t.credentials.secrets());
   const log = createLogger(flags.logLevel, secrets);
   const { location, dir } = resolveStore(flags, process.env);
@@ -53,6 +43,7 @@ async function serve(flags: ServeFlags): Promise<void> {
   };
   let stopped: Promise<void>;
   try {
+    let emulatorUrls: { wsUrl: string; httpUrl: string } | undefined;
     if (flags.emulator) {
       const emulator: Emulator = await startEmulator({
         sessions: flags.sessions,
@@ -60,24 +51,23 @@ async function serve(flags: ServeFlags): Promise<void> {
         botId: DEMO_BOT,
       });
       closers.push(() => emulator.close());
-      config.tenants.set(DEMO_TENANT, {
-        name: DEMO_TENANT,
-        transport: 'runtime-ws',
-        url: emulator.wsUrl,
-        tenantId: DEMO_TENANT,
-        bot: DEMO_BOT,
-        allowInsecure: false,
-        // Its port changes at each start: its jobs are kept under a name instead, so they resume.
-        engine: EMULATOR_ENGINE,
-        // Its OData door and REST API: selectors work on the demo tenant.
-        odataUrl: emulator.httpUrl,
-        apiUrl: emulator.httpUrl,
-        credentials: credentialsOf({ token: DEFAULT_TOKEN, apiKey: DEFAULT_TOKEN, odataKey: DEFAULT_TOKEN }),
-      });
-      log.info({ wsUrl: emulator.wsUrl, httpUrl: emulator.httpUrl }, 'emulator listening');
+      emulatorUrls = { wsUrl: emulator.wsUrl, httpUrl: emulator.httpUrl };
+      addDemoTenant(config, emulatorUrls);
+      log.info(emulatorUrls, 'emulator listening');
     }
+    // The jobs run in a thread of their own, on the same config: this one answers the API.
+    const data: ServeJobsData = {
+      config: { path: flags.config, emulator: emulatorUrls },
+      store: location,
+      leaseMs: flags.lease * 1000,
+      logLevel: flags.logLevel,
+    };
+    const runner = new JobThread({ entry: new URL('./serve-jobs.js', import.meta.url), data, log });
+    closers.push(() => runner.close());
+    await runner.ready();
     const metrics = new ResetMetrics();
     closers.push(() => metrics.close());
+    metrics.addSource(() => runner.metrics());
     // Chunks of unfinished jobs, this replica's or another's, are claimed from the store: nothing to restore.
     const jobs = new JobManager({
       maxRunning: config.maxRunningJobs,
@@ -86,7 +76,7 @@ async function serve(flags: ServeFlags): Promise<void> {
       log,
       metrics,
       tenants: config.tenants,
-      leaseMs: flags.lease * 1000,
+      runner,
     });
     // Closed once: here on a failure to start, or before the server on a stop (below).
     closers.push(() => jobs.close());
