@@ -80,6 +80,8 @@ export class JobShare {
   readonly #log: Logger;
   #handle: JobHandle | undefined;
   #lost = false;
+  /** The last heartbeat, on its way or done (it never rejects). */
+  #beating: Promise<void> | undefined;
   /** The run still takes input: a chunk adopted now is run. */
   #taking = true;
 
@@ -217,6 +219,8 @@ export class JobShare {
       return;
     }
     if (this.#lost || refused) {
+      // The chunks this run still holds keep the outcomes it wrote since the last beat, for the route.
+      await this.#writeLines();
       // Every chunk of the job may have been finished meanwhile, by this run or another: the job ends.
       await this.#ctx.finished(jobId, null).catch(() => undefined);
       return;
@@ -332,9 +336,17 @@ export class JobShare {
   }
 
   /** Extends the open chunks' claims with the outcomes written since; a lost claim stops the run. */
-  async #heartbeat(): Promise<void> {
+  #heartbeat(): Promise<void> {
+    const beat = this.#beatOnce();
+    this.#beating = beat;
+    return beat;
+  }
+
+  async #beatOnce(): Promise<void> {
     const { store, owner, leaseMs } = this.#ctx;
     for (const open of [...this.#open.values()]) {
+      // Finished by this run since the beat began: its claim was given up with its last lines.
+      if (!this.#open.has(open.chunk.chunkNo)) continue;
       const outcomes = open.lines.join('');
       open.lines = [];
       let held: boolean;
@@ -365,6 +377,21 @@ export class JobShare {
     );
   }
 
+  /** Writes the outcomes since the last beat of the chunks this run still holds; the others' are refused. */
+  async #writeLines(): Promise<void> {
+    const { store, owner, leaseMs } = this.#ctx;
+    for (const open of [...this.#open.values()]) {
+      if (open.lines.length === 0) continue;
+      const outcomes = open.lines.join('');
+      open.lines = [];
+      await store
+        .heartbeatJobChunk(this.jobId, open.chunk.chunkNo, { owner, leaseMs, outcomes })
+        .catch((err: unknown) =>
+          this.#log.warn({ err: errorOf(err) }, 'outcome lines not written: the chunk runs again'),
+        );
+    }
+  }
+
   /** Gives the open chunks up at once (a claim that lapses now), with the outcomes written since the last beat. */
   async #leave(): Promise<void> {
     const { store, owner } = this.#ctx;
@@ -387,6 +414,9 @@ export class JobShare {
     const outcomes = open.lines.join('');
     open.lines = [];
     await this.#handle?.settleLedger(ledgerIdOf(this.jobId, chunkNo), fatal === null).catch(() => undefined);
+    // A beat on its way with the chunk's earlier lines lands first: a finish that overtook it would have
+    // the store refuse it, and the run take that for a claim lost.
+    await this.#beating;
     if (await store.finishJobChunk(this.jobId, chunkNo, { owner, outcomes, error: fatal }))
       await this.#ctx.finished(this.jobId, fatal);
   }
