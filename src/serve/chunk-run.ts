@@ -231,6 +231,13 @@ export class JobShare {
       await this.#heartbeat();
       return;
     }
+    if (fatal === null && !complete && (await this.#live())) {
+      // Stopped for a cancel that a resume undid since: a chunk claimed after the resume is this run's, and
+      // its sessions are not done. The chunks go back at once, for a fresh run of the job.
+      this.#taking = false;
+      await this.#leave();
+      return;
+    }
     // Failed, or stopped because the job ended (a chunk of a job resumed meanwhile is no longer this
     // owner's: the finish is refused, and the chunk runs again).
     await this.#end(fatal);
@@ -240,6 +247,12 @@ export class JobShare {
       .catch((err: unknown) =>
         this.#log.warn({ err: errorOf(err) }, 'job end not written: the next chunk end or run tries again'),
       );
+  }
+
+  /** The job is queued or running now (unread: taken as not). */
+  async #live(): Promise<boolean> {
+    const record = await this.#ctx.store.getServiceJob(this.jobId).catch(() => undefined);
+    return record !== undefined && LIVE.has(record.state);
   }
 
   /** The chunks' sessions, claimed one chunk after another as the pipeline takes them. */
