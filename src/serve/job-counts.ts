@@ -28,11 +28,12 @@ const KEPT_JOBS = 64;
 export class LiveCountsReader {
   readonly #recent = new Map<string, { at: number; read: Promise<ChunkedCounts> }>();
   /**
-   * The ledger counts of a running job's finished chunks, by chunk: a finished chunk's ledger does not
-   * change until the job is resumed (which starts it anew: `epoch`, its `startedAt`). A poll then counts the
-   * rows of the chunks still running, not of the whole job, which grows with it.
+   * The ledger counts of a running job's finished chunks, added up, and which they are: a finished chunk's
+   * ledger does not change until the job is resumed (which starts it anew: `epoch`, its `startedAt`). A poll
+   * then counts the rows of the chunks still running, and of those finished since, not of the whole job,
+   * which grows with it.
    */
-  readonly #finished = new Map<string, { epoch: string | null; chunks: Map<number, LedgerCounts> }>();
+  readonly #finished = new Map<string, FinishedChunks>();
 
   constructor(readonly store: Store) {}
 
@@ -77,23 +78,41 @@ export class LiveCountsReader {
     let kept = this.#finished.get(job.id);
     if (kept === undefined || kept.epoch !== job.startedAt) {
       if (this.#finished.size >= KEPT_JOBS) this.#finished.clear();
-      kept = { epoch: job.startedAt, chunks: new Map() };
+      kept = {
+        epoch: job.startedAt,
+        chunks: new Set(),
+        counts: mergeLedgerCounts([]),
+        adding: Promise.resolve(),
+      };
       this.#finished.set(job.id, kept);
     }
-    const parts: LedgerCounts[] = [];
     const done = new Set(summary.doneChunks);
-    for (const chunkNo of done) {
-      let counts = kept.chunks.get(chunkNo);
-      if (counts === undefined) {
-        counts = await store.ledgerCounts([ledgerIdOf(job.id, chunkNo)]);
-        kept.chunks.set(chunkNo, counts);
-      }
-      parts.push(counts);
-    }
+    // One read at a time adds a job's newly finished chunks: two would count them twice.
+    const finished = kept;
+    const adding = finished.adding.then(async () => {
+      const newly = [...done].filter((chunkNo) => !finished.chunks.has(chunkNo));
+      if (newly.length === 0) return;
+      const counts = await store.ledgerCounts(newly.map((chunkNo) => ledgerIdOf(job.id, chunkNo)));
+      finished.counts = mergeLedgerCounts([finished.counts, counts]);
+      for (const chunkNo of newly) finished.chunks.add(chunkNo);
+    });
+    finished.adding = adding.catch(() => undefined);
+    await adding;
+    const parts: LedgerCounts[] = [finished.counts];
     const open = ledgerIdsOf(job.id, job.chunks ?? 0).filter((_, chunkNo) => !done.has(chunkNo));
     if (open.length > 0) parts.push(await store.ledgerCounts(open));
     return { summary, live: countsOf(job, mergeLedgerCounts(parts)) };
   }
+}
+
+/** A running job's finished chunks and their ledger counts, added up. */
+interface FinishedChunks {
+  /** The job's `startedAt` when they were read: a resume starts anew. */
+  epoch: string | null;
+  chunks: Set<number>;
+  counts: LedgerCounts;
+  /** The last read that adds chunks, done or on its way. */
+  adding: Promise<void>;
 }
 
 /** Ledger counts added up. */
