@@ -5,7 +5,10 @@
  * for ten times that) and one follows its Server-Sent Events, and run by
  * `cognigy-reset reset --job` (a child process), against one emulator (another process), in alternating
  * rounds. Prints the throughput ratio (service / CLI, the median of each round's own; goal >= 0.9) and the
- * status requests' p99 latency (the median of the rounds'; goal < 20 ms).
+ * status requests' p99 latency (the median of the rounds'; goal < 20 ms), beside its floor on this machine:
+ * the p99 of a bare server in a process of its own that does nothing but answer (`lib/floor-server.ts`),
+ * polled by as many clients alike during the service's rounds. On a machine whose cores the emulator and
+ * the job fill, a request waits for its process to be scheduled whatever the process does.
  *
  * The service's throughput is its job's sessions over `finishedAt - startedAt` (opening and closing the
  * job's ledger included); the CLI's is its summary's (the bulk run alone): the comparison leans against
@@ -67,6 +70,10 @@ const key = (JSON.parse(made.stdout) as { key: string }).key;
 const serveArgs = [CLI, 'serve', '--config', config, '--state', state, '--log-level', 'warn'];
 if (values.embedded) serveArgs.push('--emulator', '--sessions', String(total));
 const service = await startChild(process.execPath, serveArgs);
+// The floor: a process that answers at once and does nothing else, polled as the status route is.
+const floor = await startChild(process.execPath, [
+  new URL('./lib/floor-server.js', import.meta.url).pathname,
+]);
 const url = service.info['url']!;
 const tenant = values.embedded ? 'demo' : 'bench';
 const auth = { authorization: `Bearer ${key}` };
@@ -97,6 +104,29 @@ async function poller(id: string, latencies: number[], startAfter: number): Prom
   }
 }
 
+/**
+ * The floor's clients poll it through the whole benchmark, CLI rounds too, so that both sides bear their
+ * load alike; a service round reads the latencies of its own time (`floorLatencies`).
+ */
+let floorLatencies: number[] = [];
+let benchDone = false;
+async function floorPoller(startAfter: number): Promise<void> {
+  await pause(startAfter);
+  while (!benchDone) {
+    const started = performance.now();
+    const into = floorLatencies;
+    await (await fetch(floor.info['url']!)).text();
+    into.push(performance.now() - started);
+    await pause(pollMs);
+  }
+}
+const floors = Array.from({ length: clients }, (_, i) => floorPoller(((i + 0.5) * pollMs) / clients));
+
+const p99Of = (latencies: number[]): number => {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  return sorted.length === 0 ? 0 : sorted[Math.ceil(0.99 * sorted.length) - 1]!;
+};
+
 /** The SSE follower: reads the stream to its end; how many events it got. */
 async function follower(id: string): Promise<number> {
   const res = await fetch(`${url}/v1/jobs/${id}/events`, { headers: auth });
@@ -108,7 +138,7 @@ let lastJob = '';
 
 async function serviceRun(
   ids: string[],
-): Promise<{ perSec: number; p99: number; polls: number; events: number }> {
+): Promise<{ perSec: number; p99: number; floorP99: number; polls: number; events: number }> {
   const res = await fetch(`${url}/v1/jobs?tenant=${tenant}`, {
     method: 'POST',
     headers: { ...auth, 'content-type': 'text/plain' },
@@ -118,15 +148,21 @@ async function serviceRun(
   const { id } = (await res.json()) as { id: string };
   lastJob = id;
   const latencies: number[] = [];
+  floorLatencies = [];
   // Spread over one polling interval, as independent clients would be.
   const polls = Array.from({ length: clients }, (_, i) => poller(id, latencies, (i * pollMs) / clients));
   const [events] = await Promise.all([follower(id), ...polls]);
+  const floorP99 = p99Of(floorLatencies);
   const job = (await (await fetch(`${url}/v1/jobs/${id}`, { headers: auth })).json()) as Job;
   if (job.counts.verified !== ids.length) throw new Error(`service job verified ${job.counts.verified}`);
   const seconds = (Date.parse(job.finishedAt) - Date.parse(job.startedAt)) / 1000;
-  latencies.sort((a, b) => a - b);
-  const p99 = latencies.length === 0 ? 0 : latencies[Math.ceil(0.99 * latencies.length) - 1]!;
-  return { perSec: (job.counts.reset + job.counts.failed) / seconds, p99, polls: latencies.length, events };
+  return {
+    perSec: (job.counts.reset + job.counts.failed) / seconds,
+    p99: p99Of(latencies),
+    floorP99,
+    polls: latencies.length,
+    events,
+  };
 }
 
 /** The service process's CPU time, in ms (Linux: /proc), or undefined. */
@@ -166,6 +202,7 @@ try {
   const cli: number[] = [];
   const ratios: number[] = [];
   const p99s: number[] = [];
+  const floorP99s: number[] = [];
   let polls = 0;
   let events = 0;
   for (let round = 0; round < rounds; round++) {
@@ -173,6 +210,7 @@ try {
     const runService = async (): Promise<number> => {
       const s = await serviceRun(take(count));
       p99s.push(s.p99);
+      floorP99s.push(s.floorP99);
       polls += s.polls;
       events += s.events;
       return s.perSec;
@@ -205,6 +243,9 @@ try {
     ratios: ratios.map((r) => Number(r.toFixed(3))),
     statusP99Ms: Number(median(p99s).toFixed(1)),
     statusP99MsRounds: p99s.map((p) => Number(p.toFixed(1))),
+    floorP99Ms: Number(median(floorP99s).toFixed(1)),
+    statusOverFloor: Number(median(p99s.map((p, i) => p / floorP99s[i]!)).toFixed(2)),
+    floorP99MsRounds: floorP99s.map((p) => Number(p.toFixed(1))),
     statusRequests: polls,
     sseEvents: events,
     statusCpuUs: cost === undefined ? null : Math.round(cost),
@@ -213,11 +254,15 @@ try {
     `verified resets/s, medians of ${rounds} rounds: service ${result.servicePerSec} (${clients} clients polling every ${pollMs} ms, one following SSE), CLI ${result.cliPerSec}\n` +
       `ratio service/CLI ${result.ratio} (rounds ${result.ratios.join(', ')}; goal >= 0.9); ` +
       `status p99 ${result.statusP99Ms} ms (rounds ${result.statusP99MsRounds.join(', ')}; goal < 20 ms); ` +
+      `the floor's p99 ${result.floorP99Ms} ms (rounds ${result.floorP99MsRounds.join(', ')}: a process that does nothing but answer, polled alike), status ÷ floor ${result.statusOverFloor}; ` +
       `a status request costs the service ${result.statusCpuUs ?? '?'} µs of CPU\n`,
   );
   process.stdout.write(`${JSON.stringify(result)}\n`);
 } finally {
+  benchDone = true;
+  await Promise.all(floors);
   await service.stop();
+  await floor.stop();
   await emulator.stop();
   rmSync(dir, { recursive: true, force: true });
 }
