@@ -38,7 +38,7 @@ export interface AdaptiveRateOptions {
   minRate?: number;
   /** Share of the accepted rate kept after a refusal. @default 0.9 */
   beta?: number;
-  /** The start doubles the rate this often. @default 40 */
+  /** The start doubles the rate this often. @default 75 */
   rampMs?: number;
   /** Seconds from a cut back to the estimate, at least. @default 1.5 */
   minProbeSec?: number;
@@ -105,7 +105,7 @@ export class AdaptiveRate implements SendPacer {
     this.#minRate = Math.min(options.minRate ?? 1, this.ceiling);
     this.#initialRate = Math.min(options.initialRate ?? 20, this.ceiling);
     this.#beta = options.beta ?? 0.9;
-    this.#rampMs = options.rampMs ?? 40;
+    this.#rampMs = options.rampMs ?? 75;
     this.#minProbeSec = options.minProbeSec ?? 1.5;
     this.#sendsPerProbe = options.sendsPerProbe ?? 300;
     this.#now = options.now ?? (() => performance.now());
