@@ -129,6 +129,52 @@ describe('adaptive rate (simulated clock)', () => {
     assert.equal(pacer.cuts, 0);
   });
 
+  it('with its defaults, is past thousands a second within a second against an engine with no cap', () => {
+    const clock = new Clock();
+    const pacer = new AdaptiveRate({ now: clock.now });
+    drive(pacer, clock, 1e9, 1_000);
+    assert.equal(pacer.phase, 'start');
+    assert.ok(pacer.rate(clock.t) >= 5_000, `only ${pacer.rate(clock.t)}/s after a second`);
+  });
+
+  it('a refusal soon after a cut cuts to what the engine accepted since that cut, by half at most', () => {
+    const clock = new Clock();
+    const pacer = new AdaptiveRate({ now: clock.now, beta: 0.9 });
+    // A fast start inside an engine's burst allowance: the last second's rate overstates its cap.
+    drive(pacer, clock, 1e9, 1_000);
+    assert.equal(pacer.refused(clock.t - 1, clock.t), true);
+    const cutAt = clock.t;
+    // Then the engine lets through 5 sends in 100 ms (50/s), and refuses one made after the cut.
+    for (let i = 1; i <= 5; i++) {
+      clock.t = cutAt + i * 20;
+      pacer.accepted(clock.t - 2, clock.t);
+    }
+    const before = pacer.rate(clock.t);
+    assert.equal(pacer.refused(clock.t - 1, clock.t), true);
+    // Not a tenth off what the last second accepted, but half the rate at once (60/s is less).
+    const after = pacer.rate(clock.t);
+    assert.ok(Math.abs(after - 0.9 * (before / 2)) < 1, `cut from ${before}/s to ${after}/s`);
+    // Once half the rate is below what it accepted since the cut (plus one send), that is the estimate.
+    const slow = new AdaptiveRate({ now: clock.now, beta: 0.9, initialRate: 100, ceiling: 100 });
+    clock.t += 2_000;
+    const start = clock.t;
+    for (let i = 0; i < 200; i++) {
+      slow.reserve(clock.t);
+      clock.t = start + i * 10;
+      slow.accepted(clock.t - 2, clock.t);
+    }
+    assert.equal(slow.refused(clock.t - 1, clock.t), true);
+    const cut = clock.t;
+    for (let i = 1; i <= 6; i++) {
+      clock.t = cut + i * 15;
+      slow.accepted(clock.t - 2, clock.t);
+    }
+    clock.t = cut + 100;
+    assert.equal(slow.refused(clock.t - 1, clock.t), true);
+    // 6 accepted since the cut, plus one, over 0.1 s: 70/s, times beta.
+    assert.ok(Math.abs(slow.rate(clock.t) - 0.9 * 70) < 1, `cut to ${slow.rate(clock.t)}/s`);
+  });
+
   it('starts again as fast as a fresh one after an idle while in its start (a second job on one controller)', () => {
     const fresh = new Clock();
     const first = drive(new AdaptiveRate({ now: fresh.now }), fresh, 1e9, 1_500);

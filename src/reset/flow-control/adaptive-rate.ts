@@ -5,14 +5,20 @@
  * - Cut: a refusal (`RATE_LIMITED`, HTTP 429) of a send made after the last cut sets the rate to `beta` ×
  *   the rate the engine accepted over the last second — the best estimate of its cap, since a saturated
  *   token bucket lets through exactly its rate. Refusals of sends made before the cut say nothing new.
+ *   But a bucket that was not saturated all that second (the start spent its burst allowance, or a rate
+ *   below the cap let it fill again) let more through than its rate: a refusal before the probe is back
+ *   at the last estimate bounds the new one by what the engine accepted since the last cut, when its
+ *   bucket was empty (one more send than that, over the time since it), down to half the rate in force.
+ *   So a fast start that met the cap inside the engine's burst comes down to the cap in a few refusals
+ *   instead of a tenth at a time.
  * - Probe: after a cut the rate follows a cubic in the time since the cut (as CUBIC does): back to the
  *   estimate after `K` seconds, flat around it, then faster and faster above it until the next refusal.
  *   `K` is stretched at low rates so a probe cycle spans enough sends to keep refusals a small share.
  * - The rate never passes `ceiling`, and never runs far ahead of what is used: it is held to twice the
  *   accepted rate (a client limited by its depth, not by the engine, does not ramp forever). At the start
- *   that is the rate over the last second, or over the last `startWindow` accepted sends when they took
- *   less and give more: a second's hold at low rates, where an engine's burst allowance hides its cap
- *   longest, and a hold of a few round trips at high ones, where the refusals allowed are many.
+ *   that is the rate over the last `startWindow` accepted sends (or all of them, while fewer), or over the
+ *   last second when that gives more: the start grows as fast as its sends are answered, and its first cut
+ *   is not held back by a slow first second.
  * - Turns are tickets: a turn taken while the rate was low goes once the risen rate reaches it
  *   (`waitFor`), instead of sleeping out the wait it was given then.
  * - Idle: a rate still in its start that took no turn for a second starts again at the next one (a
@@ -32,7 +38,7 @@ export interface AdaptiveRateOptions {
   minRate?: number;
   /** Share of the accepted rate kept after a refusal. @default 0.9 */
   beta?: number;
-  /** The start doubles the rate this often. @default 125 */
+  /** The start doubles the rate this often. @default 75 */
   rampMs?: number;
   /** Seconds from a cut back to the estimate, at least. @default 1.5 */
   minProbeSec?: number;
@@ -40,7 +46,7 @@ export interface AdaptiveRateOptions {
   sendsPerProbe?: number;
   /**
    * The start holds the rate to twice what the engine accepted over its last this many sends (or the last
-   * second, when that is shorter): gentle at low rates, fast at high ones. @default 100
+   * second, when that gives more). @default 32
    */
   startWindow?: number;
   /** Milliseconds, monotonic. @default performance.now */
@@ -73,6 +79,9 @@ export class AdaptiveRate implements SendPacer {
   /** The largest estimate lately (decays at each cut): the probe's scale. */
   #peak = 0;
   #cutAt = -Infinity;
+  /** When the last cut was made (`#cutAt` is moved by `setPeers`), and the sends accepted since then. */
+  #lastCut = -Infinity;
+  #sinceCut = 0;
   #k = 0;
   #c = 0;
   /** The bucket: a small burst (50 ms of the rate), served first come first served. */
@@ -96,11 +105,11 @@ export class AdaptiveRate implements SendPacer {
     this.#minRate = Math.min(options.minRate ?? 1, this.ceiling);
     this.#initialRate = Math.min(options.initialRate ?? 20, this.ceiling);
     this.#beta = options.beta ?? 0.9;
-    this.#rampMs = options.rampMs ?? 125;
+    this.#rampMs = options.rampMs ?? 75;
     this.#minProbeSec = options.minProbeSec ?? 1.5;
     this.#sendsPerProbe = options.sendsPerProbe ?? 300;
     this.#now = options.now ?? (() => performance.now());
-    this.#recent = new Float64Array(Math.max(2, Math.floor(options.startWindow ?? 100)));
+    this.#recent = new Float64Array(Math.max(2, Math.floor(options.startWindow ?? 32)));
     const now = this.#now();
     this.#startedAt = now;
     this.#last = now;
@@ -187,17 +196,22 @@ export class AdaptiveRate implements SendPacer {
     return rate;
   }
 
-  accepted(_sentAt: number, now = this.#now()): void {
+  accepted(sentAt: number, now = this.#now()): void {
+    if (sentAt >= this.#lastCut) this.#sinceCut++;
     this.#roll(now);
     this.#slots[this.#slotAt % SLOTS]!++;
     this.#recent[this.#recentCount++ % this.#recent.length] = now;
   }
 
-  /** The accepted rate over the last `startWindow` sends when they took less than a second; else 0. */
+  /**
+   * The accepted rate over the last `startWindow` sends (all of them, while fewer) when they took less
+   * than a second; else 0.
+   */
   #recentRate(now: number): number {
-    const n = this.#recent.length;
-    if (this.#recentCount < n) return 0;
-    const span = now - this.#recent[this.#recentCount % n]!;
+    const size = this.#recent.length;
+    const n = Math.min(size, this.#recentCount);
+    if (n < 2) return 0;
+    const span = now - this.#recent[(this.#recentCount - n) % size]!;
     return span < SLOTS * SLOT_MS ? (n * 1000) / Math.max(span, 1) : 0;
   }
 
@@ -227,9 +241,16 @@ export class AdaptiveRate implements SendPacer {
     const accepted = this.acceptedRate(now);
     const rate = this.rate(now);
     // Refused below what it accepted: another client shares the cap. The lower of the two is the share.
-    const estimate = Math.max(this.#minRate, Math.min(accepted > 0 ? accepted : rate, rate));
+    let estimate = Math.min(accepted > 0 ? accepted : rate, rate);
+    if (this.#phase === 'probe' && now < this.#cutAt + this.#k * 1000) {
+      // The engine's bucket was empty at the last cut: since then it let through its rate, and one more.
+      const since = ((this.#sinceCut + 1) * 1000) / Math.max(now - this.#lastCut, 1);
+      estimate = Math.min(estimate, Math.max(since, rate / 2));
+    }
+    estimate = Math.max(this.#minRate, estimate);
     this.#wMax = estimate;
-    this.#cutAt = now;
+    this.#cutAt = this.#lastCut = now;
+    this.#sinceCut = 0;
     this.#phase = 'probe';
     this.#cuts++;
     // The probe grows in absolute terms on the scale of the largest recent estimate, as CUBIC's does: a
