@@ -144,6 +144,9 @@ describe('serve: a stop in the middle of a job', () => {
     // The service took the stop (its jobs take no new session): the engine lets the answers it held go,
     // and the sessions in flight finish.
     await waitForStderr(first.run, (err) => err.includes('stopping: in-flight sessions finish'), 60_000);
+    // An impatient second signal changes nothing: the stop goes on, and says so.
+    first.run.child.kill('SIGTERM');
+    await waitForStderr(first.run, (err) => err.includes('stopping already'), 60_000);
     const released = await fetch(`${httpUrl}/emulator/faults`, {
       method: 'PUT',
       headers: { 'content-type': 'application/json' },
@@ -189,6 +192,23 @@ describe('serve: a stop in the middle of a job', () => {
     assert.equal(new Set(lines).size, N);
     second.run.child.kill('SIGTERM');
     assert.equal((await withDeadline(second.run.done, 60_000, 'serve to stop')).code, 0);
+  });
+});
+
+describe('serve: a stop while it starts', () => {
+  it('a SIGTERM before it listens (its job thread may run chunks already) stops it as one later does: exit 0', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'cr-serve-early-stop-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const server = startCli(
+      ['serve', '--emulator', '--sessions', '10', '--port', '0', '--state', join(dir, 'state.sqlite')],
+      {},
+    );
+    t.after(() => server.child.kill('SIGKILL'));
+    await waitForStderr(server, (err) => err.includes('emulator listening'), 30_000);
+    server.child.kill('SIGTERM');
+    const exit = await withDeadline(server.done, 30_000, 'serve to stop');
+    assert.equal(exit.code, 0, exit.stderr);
+    assert.match(exit.stderr, /stopping: in-flight sessions finish/);
   });
 });
 

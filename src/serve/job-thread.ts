@@ -156,6 +156,8 @@ export class JobThread implements ChunkRunner {
             resolve();
             break;
           case 'failed':
+            // The first thread's reason fails the service's start; a later one's is said here.
+            if (!first) this.#options.log.error({ err: message.error }, 'job thread could not start');
             reject(new CognigyResetError(message.error.code, message.error.message));
             break;
           case 'views':
@@ -175,6 +177,9 @@ export class JobThread implements ChunkRunner {
       });
       worker.on('exit', (code) => {
         reject(new CognigyResetError('CR_ERR_API_INTERNAL', `the job thread exited (${code})`));
+        // A scrape waiting for the dead thread's metrics goes on without them.
+        for (const resolve of this.#pendingMetrics.values()) resolve([]);
+        this.#pendingMetrics.clear();
         // The service's first thread that cannot start fails the service's start instead.
         if (this.#closing || (first && !started)) return;
         if (!started) this.#failures++;

@@ -41,7 +41,25 @@ async function serve(flags: ServeFlags): Promise<void> {
   const closeAll = async (): Promise<void> => {
     for (const close of closers.reverse()) await Promise.resolve(close()).catch(() => undefined);
   };
-  let stopped: Promise<void>;
+  // From the start: a signal while the job thread already runs chunks, before the server listens, stops
+  // the service as one later does; a second one while it stops is said and changes nothing.
+  let signalled = false;
+  const stopped = new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      if (signalled) {
+        log.warn({ signal }, 'stopping already: in-flight sessions finish (SIGKILL ends it at once)');
+        return;
+      }
+      signalled = true;
+      resolve();
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    closers.unshift(() => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+    });
+  });
   try {
     let emulatorUrls: { wsUrl: string; httpUrl: string } | undefined;
     if (flags.emulator) {
@@ -100,15 +118,6 @@ async function serve(flags: ServeFlags): Promise<void> {
     const address = app.server.address();
     const port = typeof address === 'object' && address !== null ? address.port : flags.port;
     const host = flags.host.includes(':') ? `[${flags.host}]` : flags.host;
-    stopped = new Promise<void>((resolve) => {
-      const stop = (): void => {
-        process.off('SIGTERM', stop);
-        process.off('SIGINT', stop);
-        resolve();
-      };
-      process.on('SIGTERM', stop);
-      process.on('SIGINT', stop);
-    });
     process.stdout.write(`${JSON.stringify({ event: 'listening', url: `http://${host}:${port}` })}\n`);
     log.info({ store: store.location, tenants: [...config.tenants.keys()] }, 'service listening');
   } catch (err) {
