@@ -215,12 +215,12 @@ export class JobShare {
         "the engine refused this replica's credentials: its chunks of the job are left to other replicas",
       );
       this.#ctx.credentialsRefused(record.tenant);
-      await this.#leave();
+      await this.#writeOpen(true);
       return;
     }
     if (this.#lost || refused) {
       // The chunks this run still holds keep the outcomes it wrote since the last beat, for the route.
-      await this.#writeLines();
+      await this.#writeOpen(false);
       // Every chunk of the job may have been finished meanwhile, by this run or another: the job ends.
       await this.#ctx.finished(jobId, null).catch(() => undefined);
       return;
@@ -235,7 +235,7 @@ export class JobShare {
       // Stopped for a cancel that a resume undid since: a chunk claimed after the resume is this run's, and
       // its sessions are not done. The chunks go back at once, for a fresh run of the job.
       this.#taking = false;
-      await this.#leave();
+      await this.#writeOpen(true);
       return;
     }
     // Failed, or stopped because the job ended (a chunk of a job resumed meanwhile is no longer this
@@ -390,31 +390,26 @@ export class JobShare {
     );
   }
 
-  /** Writes the outcomes since the last beat of the chunks this run still holds; the others' are refused. */
-  async #writeLines(): Promise<void> {
+  /**
+   * Writes the open chunks' outcomes since the last beat (a chunk another owner holds now refuses them):
+   * `giveUp` also lets their claims lapse at once, and the run holds them no more.
+   */
+  async #writeOpen(giveUp: boolean): Promise<void> {
     const { store, owner, leaseMs } = this.#ctx;
     for (const open of [...this.#open.values()]) {
-      if (open.lines.length === 0) continue;
+      if (giveUp) this.#open.delete(open.chunk.chunkNo);
+      else if (open.lines.length === 0) continue;
       const outcomes = open.lines.join('');
       open.lines = [];
       await store
-        .heartbeatJobChunk(this.jobId, open.chunk.chunkNo, { owner, leaseMs, outcomes })
+        .heartbeatJobChunk(this.jobId, open.chunk.chunkNo, { owner, leaseMs: giveUp ? 0 : leaseMs, outcomes })
         .catch((err: unknown) =>
-          this.#log.warn({ err: errorOf(err) }, 'outcome lines not written: the chunk runs again'),
-        );
-    }
-  }
-
-  /** Gives the open chunks up at once (a claim that lapses now), with the outcomes written since the last beat. */
-  async #leave(): Promise<void> {
-    const { store, owner } = this.#ctx;
-    for (const open of [...this.#open.values()]) {
-      this.#open.delete(open.chunk.chunkNo);
-      const outcomes = open.lines.join('');
-      await store
-        .heartbeatJobChunk(this.jobId, open.chunk.chunkNo, { owner, leaseMs: 0, outcomes })
-        .catch((err: unknown) =>
-          this.#log.warn({ err: errorOf(err) }, 'chunk not given up: its claim lapses'),
+          this.#log.warn(
+            { err: errorOf(err) },
+            giveUp
+              ? 'chunk not given up: its claim lapses'
+              : 'outcome lines not written: the chunk runs again',
+          ),
         );
     }
   }
