@@ -28,6 +28,11 @@ export function serviceConfig(source: ServiceConfigSource, env: NodeJS.ProcessEn
   return config;
 }
 
+/** Every secret the config's tenants hold, for a logger to scrub. */
+export function serviceSecrets(config: ServiceConfig): string[] {
+  return [...config.tenants.values()].flatMap((t) => t.credentials.secrets());
+}
+
 /** The in-process emulator as tenant `demo`, bot `demo-bot`. */
 export function addDemoTenant(config: ServiceConfig, emulator: { wsUrl: string; httpUrl: string }): void {
   config.tenants.set(DEMO_TENANT, {

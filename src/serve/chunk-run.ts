@@ -20,7 +20,7 @@ import type { WebhookDeliverer } from '../sinks/webhook.js';
 import type { ClaimedJobChunk, ServiceJobRecord, Store } from '../store/index.js';
 import type { TenantConfig } from './config.js';
 import { chunkTargets, ledgerIdOf, lineKeys, lineKey } from './job-chunks.js';
-import { errorOf, progressWith, type JobRequest, type LocalJob } from './job-model.js';
+import { errorOf, LIVE, progressWith, type JobRequest, type JobState, type LocalJob } from './job-model.js';
 
 export type BuildSpec = (
   tenant: TenantConfig,
@@ -51,7 +51,6 @@ export interface ChunkContext {
   finished(jobId: string, fatal: Fatal): Promise<void>;
 }
 
-const LIVE = new Set(['queued', 'running']);
 /**
  * Claims of a chunk whose runs the engine refused the credentials of, this one included, before the job
  * fails: a replica with a stale secret leaves the chunk to the others, but a secret wrong everywhere (or on
@@ -116,7 +115,7 @@ export class JobShare {
     const { store, jobId } = { store: this.#ctx.store, jobId: this.jobId };
     const record = await store.getServiceJob(jobId);
     // Cancelled or failed since the claim: the chunks are done with; a resume opens them again.
-    if (record === undefined || !LIVE.has(record.state)) return this.#end(null);
+    if (record === undefined || !LIVE.has(record.state as JobState)) return this.#end(null);
     const tenant = this.#ctx.tenants.get(record.tenant);
     if (tenant === undefined)
       return this.#end({
@@ -252,7 +251,7 @@ export class JobShare {
   /** The job is queued or running now (unread: taken as not). */
   async #live(): Promise<boolean> {
     const record = await this.#ctx.store.getServiceJob(this.jobId).catch(() => undefined);
-    return record !== undefined && LIVE.has(record.state);
+    return record !== undefined && LIVE.has(record.state as JobState);
   }
 
   /** The chunks' sessions, claimed one chunk after another as the pipeline takes them. */

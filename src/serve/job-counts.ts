@@ -6,7 +6,7 @@
  */
 import type { JobChunkSummary, LedgerCounts, Store } from '../store/index.js';
 import { lastLines, ledgerIdOf, ledgerIdsOf } from './job-chunks.js';
-import { FINISHED, zeroCounts, type JobCounts, type ServiceJob } from './job-model.js';
+import { FINISHED, LIVE, zeroCounts, type JobCounts, type ServiceJob } from './job-model.js';
 
 const DUPLICATE = 'CR_ERR_RESET_DUPLICATE';
 
@@ -57,7 +57,7 @@ export class LiveCountsReader {
   #read(job: ServiceJob): Promise<ChunkedCounts> {
     const now = performance.now();
     for (const [id, entry] of this.#recent) if (now - entry.at > FRESH_MS) this.#recent.delete(id);
-    const running = job.state === 'queued' || job.state === 'running';
+    const running = LIVE.has(job.state);
     const recent = running ? this.#recent.get(job.id) : undefined;
     if (recent !== undefined) return recent.read;
     if (!running) this.#finished.delete(job.id);

@@ -144,7 +144,8 @@ export class JobThread implements ChunkRunner {
   #spawn(): { worker: Worker; ready: Promise<void> } {
     const data: JobThreadData = { owner: this.#owner, data: this.#options.data };
     const worker = new Worker(this.#options.entry, { workerData: data });
-    const first = this.#failures === 0 && !this.#started;
+    // The service's first thread: until one started, a thread that cannot start fails the start.
+    const first = !this.#started;
     let started = false;
     const ready = new Promise<void>((resolve, reject) => {
       worker.on('message', (message: FromThread) => {

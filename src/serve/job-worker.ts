@@ -18,6 +18,7 @@ import { JobShare, type ChunkContext } from './chunk-run.js';
 import { liveCounts } from './job-counts.js';
 import {
   FINISHED,
+  LIVE,
   localView,
   newJob,
   percentilesOf,
@@ -32,7 +33,6 @@ import { RecentLatency } from './recent-latency.js';
 const POLL_MS = 500;
 /** How often a replica reads the state of the jobs it runs chunks of: a cancel anywhere stops them. */
 const WATCH_MS = 250;
-const LIVE = new Set(['queued', 'running']);
 /** A standing analytics deliverer whose tracker refused a batch tries again after this long. */
 const RESUME_DELIVERY_MS = 60_000;
 /**
@@ -172,7 +172,7 @@ export class ChunkWorker implements ChunkRunner {
       for (const [jobId, local] of this.#local) {
         if (local.handles.size === 0) continue;
         const record = await this.#options.store.getServiceJob(jobId).catch(() => undefined);
-        if (record === undefined || LIVE.has(record.state)) continue;
+        if (record === undefined || LIVE.has(record.state as JobState)) continue;
         for (const handle of local.handles) handle.stop();
       }
     } finally {
@@ -235,7 +235,7 @@ export class ChunkWorker implements ChunkRunner {
   async #afterChunk(jobId: string, fatal: { code: string; message: string } | null): Promise<void> {
     const { store } = this.#options;
     const record = await store.getServiceJob(jobId);
-    if (record === undefined || !LIVE.has(record.state)) return;
+    if (record === undefined || !LIVE.has(record.state as JobState)) return;
     if (fatal !== null) {
       await this.#end(record, 'failed', { error: fatal });
       return;

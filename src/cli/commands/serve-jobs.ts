@@ -8,7 +8,7 @@ import { buildJobSpec } from '../../serve/job-spec.js';
 import { openServiceStore } from '../../serve/open-store.js';
 import { ResetMetrics } from '../../sinks/prometheus.js';
 import { createLogger, type LogLevel } from '../logger.js';
-import { serviceConfig, type ServiceConfigSource } from '../service-config.js';
+import { serviceConfig, serviceSecrets, type ServiceConfigSource } from '../service-config.js';
 
 /** What `serve` hands its job thread. */
 export interface ServeJobsData {
@@ -22,9 +22,7 @@ export interface ServeJobsData {
 await runJobThread(workerData as JobThreadData, async (raw) => {
   const data = raw as ServeJobsData;
   const config = serviceConfig(data.config, process.env);
-  const log = createLogger(data.logLevel, () =>
-    [...config.tenants.values()].flatMap((t) => t.credentials.secrets()),
-  );
+  const log = createLogger(data.logLevel, () => serviceSecrets(config));
   const store = await openServiceStore(data.store);
   const metrics = new ResetMetrics();
   return {

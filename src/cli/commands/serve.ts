@@ -13,7 +13,14 @@ import { openServiceStore } from '../../serve/open-store.js';
 import { ResetMetrics } from '../../sinks/prometheus.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.js';
 import { integerIn } from '../parse.js';
-import { addDemoTenant, DEMO_BOT, DEMO_TENANT, requireConfig, serviceConfig } from '../service-config.js';
+import {
+  addDemoTenant,
+  DEMO_BOT,
+  DEMO_TENANT,
+  requireConfig,
+  serviceConfig,
+  serviceSecrets,
+} from '../service-config.js';
 import { resolveStore, STATE_HELP, STORE_HELP } from '../store-flags.js';
 import type { ServeJobsData } from './serve-jobs.js';
 
@@ -32,8 +39,7 @@ interface ServeFlags {
 async function serve(flags: ServeFlags): Promise<void> {
   requireConfig(flags.config, flags.emulator);
   const config = serviceConfig({ path: flags.config }, process.env);
-  const secrets = (): string[] => [...config.tenants.values()].flatMap((t) => t.credentials.secrets());
-  const log = createLogger(flags.logLevel, secrets);
+  const log = createLogger(flags.logLevel, () => serviceSecrets(config));
   const { location, dir } = resolveStore(flags, process.env);
   const store = await openServiceStore(location);
   // Whatever was opened is closed in reverse order, on a failure to start as on a stop.
