@@ -167,7 +167,7 @@ export class WebhookDeliverer {
   #after = 0;
   /** When the outbox was last read from its start. */
   #rescanned = 0;
-  /** Accepted events whose delete is not yet known to have committed: never posted again by this one. */
+  /** Accepted events whose delete is not known to have committed: never posted again by this one. */
   readonly #accepted = new Set<number>();
   /** Deletes accepted events through the store. */
   readonly #removeHere: OutboxRemover;
@@ -193,8 +193,8 @@ export class WebhookDeliverer {
   /**
    * While the store's writer commits (`OutcomeWriter.ack`), accepted events are deleted through it: a
    * delete beside it would wait for the writer's lock, and SQLite waits by sleeping, which stops the
-   * event loop every reset runs on. The delete is not waited for; its failure stops delivery as a store
-   * failure does. Returns the function that gives it back, called before that writer closes: it must not
+   * event loop every reset runs on. The next batch waits for the delete to commit; its failure stops
+   * delivery as a store failure does. Returns the function that gives it back, called before that writer closes: it must not
    * be handed work while it shuts down. Several runs may lend theirs to one standing deliverer.
    */
   lendRemover(remover: OutboxRemover): () => void {
@@ -207,19 +207,16 @@ export class WebhookDeliverer {
 
   /** Claims the next batch of events for this URL, on from `after`, but those accepted already. */
   async #claim(after: number): Promise<PendingRow[]> {
-    // Those accepted when the claim is asked for, too: a delete that commits while the claim is on its way
-    // is no longer in `#accepted` when the claim's rows, read before it, come back.
-    const asked = [...this.#accepted];
     const rows = await this.#store.claimOutbox(this.urlSha256, {
       limit: this.#o.batchSize,
       owner: this.#owner,
-      // A claim lasts as long as one POST may: no other deliverer posts the same events meanwhile.
-      leaseMs: this.#o.timeoutMs,
+      // A claim outlasts one POST and the delete after it: no other deliverer posts the same events
+      // meanwhile, even while the store's writer is slow to commit the delete.
+      leaseMs: 2 * this.#o.timeoutMs,
       after,
     });
-    if (asked.length === 0 && this.#accepted.size === 0) return rows;
-    const accepted = new Set([...asked, ...this.#accepted]);
-    return rows.filter((row) => !accepted.has(row.id));
+    if (this.#accepted.size === 0) return rows;
+    return rows.filter((row) => !this.#accepted.has(row.id));
   }
 
   /**
@@ -311,14 +308,10 @@ export class WebhookDeliverer {
     this.#after = Math.max(this.#after, rows.at(-1)!.id);
     const ids = rows.map((row) => row.id);
     for (const id of ids) this.#accepted.add(id);
-    const forget = (): void => ids.forEach((id) => this.#accepted.delete(id));
-    const lent = this.#lent.at(-1);
-    if (lent === undefined) {
-      await this.#removeHere(ids);
-      forget();
-    } else {
-      lent(ids).then(forget, (err: unknown) => this.deliveryNotRecorded(storeReason(err)));
-    }
+    // Waited for before the next batch is claimed: a process that dies then has at most one batch
+    // accepted and still in the outbox, which another deliverer posts again once the claim lapses.
+    await (this.#lent.at(-1) ?? this.#removeHere)(ids);
+    for (const id of ids) this.#accepted.delete(id);
     this.stats.delivered += rows.length;
     this.#o.onDelivered?.(rows.length);
   }
