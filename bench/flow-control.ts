@@ -6,7 +6,7 @@
  * engine's 50 ms; for the uncapped engines, the CLI's rate ÷ the lean pipelined client's rate, measured in
  * the same run.
  *
- *   node dist/bench/flow-control.js [--cases capped,halved,shared,slow,uncapped] [--uncapped-ids 40000]
+ *   node dist/bench/flow-control.js [--cases capped,halved,shared,slow,uncapped] [--uncapped-ids 200000]
  *     [--rounds 1] [--cli-args="--rate 1000000 --fixed-rate"]
  *
  * `--cli-args` adds flags to every CLI run (to measure what the defaults cost); `CR_BENCH_CLI` names
@@ -26,7 +26,7 @@ import { leanRun } from './lib/lean-client.js';
 const { values } = parseArgs({
   options: {
     cases: { type: 'string', default: 'capped,halved,shared,slow,uncapped' },
-    'uncapped-ids': { type: 'string', default: '40000' },
+    'uncapped-ids': { type: 'string', default: '200000' },
     rounds: { type: 'string', default: '1' },
     'cli-args': { type: 'string', default: '' },
   },
