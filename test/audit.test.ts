@@ -10,7 +10,7 @@ import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { createResetter } from '../src/reset/resetter.js';
 import { CHANNELS, type DoneMessage } from '../src/reset/events.js';
 import { NEW_FILE_PAGE_SIZE, openStateFile } from '../src/store/sqlite/state-file.js';
-import { StateWriter } from '../src/store/sqlite/state-writer.js';
+import { localStateWriter } from '../src/store/sqlite/state-writer.js';
 import { verifyAudit } from '../src/store/sqlite/audit-read.js';
 import { canonical, GENESIS_HASH, parseCanonical, recordHash } from '../src/audit/chain.js';
 import type { AuditContext } from '../src/audit/record.js';
@@ -273,7 +273,7 @@ describe('audit log', () => {
   it('hashes the directive exactly as it was sent on the wire', async () => {
     const path = join(dir, 'hash.sqlite');
     const db = openStateFile(path);
-    const writer = new StateWriter({ db, path, thread: false });
+    const writer = localStateWriter(db, path);
     const resetter = createResetter({ url: emu.wsUrl, tenant: 't', botId: 'b', token: SECRET });
     const sent = new Map<string, string>();
     const listener = (m: unknown): void => {
@@ -375,7 +375,7 @@ describe('audit verify while a run commits', () => {
   it('reads the head and the records from one snapshot: a commit in between is no false alarm', () => {
     const path = join(dir, 'snapshot.sqlite');
     const db = openStateFile(path);
-    const writer = new StateWriter({ db, path, thread: false });
+    const writer = localStateWriter(db, path);
     const commit = (sessionId: string): void => {
       void writer.append({ outcome: blankOutcome(sessionId, 'reset', ['flow'], []), audit: AUDIT_CONTEXT });
       writer.flush();

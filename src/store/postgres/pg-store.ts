@@ -34,7 +34,8 @@ import { checkSchema, migrate } from './migrations.js';
 import { pgAuditRecords, pgVerifyAudit } from './pg-audit.js';
 import { PgBatchCommitter } from './pg-batch.js';
 import { PgJob, type Run } from './pg-job.js';
-import { LocalCommitter, PgWriter, ThreadCommitter } from './pg-writer.js';
+import { LocalCommitter, pgThreadCommitter } from './pg-writer.js';
+import { BatchingWriter } from '../batching-writer.js';
 import { clientConfig, redactStoreUrl } from './url.js';
 
 export interface PgStoreOptions {
@@ -200,10 +201,11 @@ export class PgStore implements Store {
 
   async writer(): Promise<OutcomeWriter> {
     this.#check(true);
-    return PgWriter.open(
+    return BatchingWriter.open(
       this.#writerThread
-        ? new ThreadCommitter(this.#url, this.location)
+        ? pgThreadCommitter(this.#url, this.location)
         : new LocalCommitter(this.#pool, this.location),
+      'the writer of the PostgreSQL store',
     );
   }
 

@@ -6,12 +6,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Client } from 'pg';
 import type { BatchMessage } from '../batch.js';
+import type { WriterReply } from '../batching-writer.js';
 import { pgStoreError } from './errors.js';
 import { PgBatchCommitter } from './pg-batch.js';
 import { clientConfig } from './url.js';
 
 const { location, shown } = workerData as { location: string; shown: string };
 const port = parentPort!;
+const reply = (message: WriterReply): void => port.postMessage(message);
 const client = new Client(clientConfig(location));
 // A connection lost between batches fails the next one: its query rejects.
 client.on('error', () => undefined);
@@ -21,12 +23,12 @@ const ready = (async () => {
   try {
     await client.connect();
     await batches.probe();
-    port.postMessage({ ready: true });
+    reply({ ready: true });
     return true;
   } catch (err) {
     // Told before the first send: the run stops with nothing reset.
     const coded = pgStoreError(shown, 'preparing to write to', err, 'CR_ERR_STATE_OPEN');
-    port.postMessage({ ready: false, code: coded.code, message: coded.message });
+    reply({ ready: false, code: coded.code, message: coded.message });
     return false;
   }
 })();
@@ -36,7 +38,7 @@ let chain: Promise<unknown> = ready;
 
 async function commit(id: number, batch: BatchMessage): Promise<void> {
   if (!(await ready)) {
-    port.postMessage({
+    reply({
       id,
       ok: false,
       code: 'CR_ERR_STATE_WRITE',
@@ -48,7 +50,7 @@ async function commit(id: number, batch: BatchMessage): Promise<void> {
     await batches.commit(batch);
   } catch (err) {
     const coded = pgStoreError(shown, 'writing to', err, 'CR_ERR_STATE_WRITE');
-    port.postMessage({ id, ok: false, code: coded.code, message: coded.message });
+    reply({ id, ok: false, code: coded.code, message: coded.message });
     return;
   }
   let deliveredError: string | undefined;
@@ -58,7 +60,7 @@ async function commit(id: number, batch: BatchMessage): Promise<void> {
     // The events stay in the outbox and go out again, where the tracker drops them by key.
     deliveredError = pgStoreError(shown, 'deleting delivered events from', err, 'CR_ERR_STATE_WRITE').message;
   }
-  port.postMessage({ id, ok: true, deliveredError });
+  reply({ id, ok: true, deliveredError });
 }
 
 port.on('message', (message: { id: number; batch: BatchMessage } | { close: true }) => {

@@ -2,6 +2,7 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { GENESIS_HASH } from '../../audit/chain.js';
 import { type AuditContext, linkAuditRecord } from '../../audit/record.js';
+import { CognigyResetError } from '../../errors.js';
 import { type BatchMessage, OUTCOME_VALUES } from '../batch.js';
 import { isoTime } from '../../util/iso-time.js';
 
@@ -147,4 +148,13 @@ export function probeWritable(db: Database): void {
   } finally {
     db.exec('ROLLBACK');
   }
+}
+
+/** The state file at `path` cannot be written (`cause`): told before anything is sent. */
+export function notWritable(path: string, cause: unknown): CognigyResetError {
+  return new CognigyResetError(
+    'CR_ERR_STATE_OPEN',
+    `cannot write the state file ${path}: ${(cause as Error).message}; nothing was sent`,
+    { cause },
+  );
 }

@@ -1,6 +1,6 @@
 /**
  * A named bulk job in the state file: its settings, and each session's last outcome (written through the
- * `StateWriter`, in the same transaction as the session's audit record).
+ * state file's writer, in the same transaction as the session's audit record).
  *
  * Crash safety: before input item `i` is sent, `reserve(i)` makes durable that items up to a mark (in
  * steps of RESERVE_STEP) may have been sent. On resume, a session below the old mark that has no

@@ -1,7 +1,7 @@
 /**
  * The store port on an SQLite state file (`--state`), in the file format of `state-file.ts`. The driver
  * is synchronous: each method does its work at once and returns a settled promise, so a caller written
- * for a networked backend costs nothing more here. Outcomes are committed by the `StateWriter`, on a
+ * for a networked backend costs nothing more here. Outcomes are committed by a `BatchingWriter`, on a
  * writer thread of its own connection, so a bulk run's resets are not held up by SQLite.
  */
 /* eslint-disable @typescript-eslint/require-await -- the driver is synchronous; the methods are async so
@@ -37,7 +37,8 @@ import * as jobChunks from './job-chunks.js';
 import * as serviceJobs from './service-jobs.js';
 import { openStateFile, type StateDb } from './state-file.js';
 import { openStateReadOnly, sqliteStateError } from './state-read.js';
-import { checkWritable, StateWriter } from './state-writer.js';
+import { BatchingWriter } from '../batching-writer.js';
+import { checkWritable, STATE_WRITER, stateCommitter } from './state-writer.js';
 
 export interface SqliteStoreOptions {
   /** Read only, changing no byte of the file (`audit verify`, `audit export`). */
@@ -164,15 +165,11 @@ export class SqliteStore implements Store {
   }
 
   async writer(): Promise<OutcomeWriter> {
-    const writer = new StateWriter({ db: this.#use(true), path: this.location, thread: this.#writerThread });
-    try {
-      // Nothing is sent before the writer holds the state file open and can write it.
-      await writer.ready();
-    } catch (err) {
-      await writer.close().catch(() => undefined);
-      throw err;
-    }
-    return writer;
+    // Nothing is sent before the writer holds the state file open and can write it.
+    return BatchingWriter.open(
+      stateCommitter({ db: this.#use(true), path: this.location, thread: this.#writerThread }),
+      STATE_WRITER,
+    );
   }
 
   async *auditRecords(filter: AuditFilter = {}): AsyncIterable<AuditRecord> {

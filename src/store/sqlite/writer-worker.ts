@@ -5,9 +5,11 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { type BatchMessage, batchWriter, probeWritable } from './batch-sql.js';
+import type { WriterReply } from '../batching-writer.js';
+import { type BatchMessage, batchWriter, notWritable, probeWritable } from './batch-sql.js';
 
 const { path } = workerData as { path: string };
+const reply = (message: WriterReply): void => parentPort!.postMessage(message);
 const db = new Database(path);
 let write: ReturnType<typeof batchWriter>;
 try {
@@ -16,10 +18,11 @@ try {
   db.pragma('busy_timeout = 10000');
   probeWritable(db);
   write = batchWriter(db);
-  parentPort!.postMessage({ ready: true });
+  reply({ ready: true });
 } catch (err) {
   // Told before the first send: the run stops with nothing reset.
-  parentPort!.postMessage({ ready: false, message: (err as Error).message });
+  const coded = notWritable(path, err);
+  reply({ ready: false, code: coded.code, message: coded.message });
 }
 
 parentPort!.on('message', (message: { id: number; batch: BatchMessage } | { close: true }) => {
@@ -30,8 +33,9 @@ parentPort!.on('message', (message: { id: number; batch: BatchMessage } | { clos
   }
   try {
     const deliveredError = write!(message.batch);
-    parentPort!.postMessage({ id: message.id, ok: true, deliveredError });
+    reply({ id: message.id, ok: true, deliveredError });
   } catch (err) {
-    parentPort!.postMessage({ id: message.id, ok: false, message: (err as Error).message });
+    const text = `state file write failed: ${(err as Error).message}`;
+    reply({ id: message.id, ok: false, code: 'CR_ERR_STATE_WRITE', message: text });
   }
 });
