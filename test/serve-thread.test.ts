@@ -42,7 +42,8 @@ describe('serve: the job thread', () => {
     const first = thread!.owner;
     const key = await service.key(['jobs:read', 'jobs:write']);
 
-    // The first thread dies of a defect once it is ready; the service says so and starts another.
+    // The first thread dies of a defect on a metrics request; the service says so and starts another.
+    await thread!.metrics();
     await withDeadline(restart, 30_000, 'the job thread to be restarted');
     const made = await service.call('/v1/jobs', key, json({ tenant: 'demo', sessions: ids(300) }));
     assert.equal(made.status, 201);
