@@ -5,7 +5,7 @@
  */
 import { CognigyResetError } from '../errors.js';
 import { DEFAULT_TOKEN } from '../emulator/tokens.js';
-import { credentialsOf, readConfig, type ServiceConfig } from '../serve/config.js';
+import { credentialsOf, parseConfig, readConfigValue, type ServiceConfig } from '../serve/config.js';
 
 export const DEMO_TENANT = 'demo';
 export const DEMO_BOT = 'demo-bot';
@@ -13,19 +13,27 @@ export const DEMO_BOT = 'demo-bot';
 const EMULATOR_ENGINE = 'serve --emulator';
 
 export interface ServiceConfigSource {
-  /** `--config`. */
-  path: string | undefined;
+  /**
+   * `--config`'s JSON value (`readConfigSource`; undefined without one), read once: a job thread started later builds the config
+   * the API thread has, whatever became of the file since. Secrets are read where the config names them.
+   */
+  value: unknown;
   /** The in-process emulator's URLs, with `--emulator` once it listens. */
   emulator?: { wsUrl: string; httpUrl: string } | undefined;
 }
 
 export function serviceConfig(source: ServiceConfigSource, env: NodeJS.ProcessEnv): ServiceConfig {
   const config: ServiceConfig =
-    source.path === undefined
+    source.value === undefined
       ? { maxRunningJobs: 2, rateLimitPerMinute: 600, tenants: new Map() }
-      : readConfig(source.path, env);
+      : parseConfig(source.value, env);
   if (source.emulator !== undefined) addDemoTenant(config, source.emulator);
   return config;
+}
+
+/** `--config FILE` read, or none (`--emulator` alone). */
+export function readConfigSource(path: string | undefined): ServiceConfigSource {
+  return { value: path === undefined ? undefined : readConfigValue(path) };
 }
 
 /** Every secret the config's tenants hold, for a logger to scrub. */

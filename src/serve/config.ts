@@ -195,11 +195,14 @@ export function parseConfig(value: unknown, env: NodeJS.ProcessEnv): ServiceConf
 }
 
 export function readConfig(path: string, env: NodeJS.ProcessEnv): ServiceConfig {
-  let value: unknown;
+  return parseConfig(readConfigValue(path), env);
+}
+
+/** The config file's JSON value, read once: `serve`'s two threads build their configs from the same one. */
+export function readConfigValue(path: string): unknown {
   try {
-    value = JSON.parse(readFileSync(path, 'utf8'));
+    return JSON.parse(readFileSync(path, 'utf8')) as unknown;
   } catch {
     throw configError(`--config ${path}: cannot be read as JSON`);
   }
-  return parseConfig(value, env);
 }

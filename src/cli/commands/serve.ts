@@ -17,6 +17,7 @@ import {
   addDemoTenant,
   DEMO_BOT,
   DEMO_TENANT,
+  readConfigSource,
   requireConfig,
   serviceConfig,
   serviceSecrets,
@@ -38,7 +39,8 @@ interface ServeFlags {
 
 async function serve(flags: ServeFlags): Promise<void> {
   requireConfig(flags.config, flags.emulator);
-  const config = serviceConfig({ path: flags.config }, process.env);
+  const source = readConfigSource(flags.config);
+  const config = serviceConfig(source, process.env);
   const log = createLogger(flags.logLevel, () => serviceSecrets(config));
   const { location, dir } = resolveStore(flags, process.env);
   const store = await openServiceStore(location);
@@ -81,7 +83,7 @@ async function serve(flags: ServeFlags): Promise<void> {
     }
     // The jobs run in a thread of their own, on the same config: this one answers the API.
     const data: ServeJobsData = {
-      config: { path: flags.config, emulator: emulatorUrls },
+      config: { ...source, emulator: emulatorUrls },
       store: location,
       leaseMs: flags.lease * 1000,
       logLevel: flags.logLevel,
