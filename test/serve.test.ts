@@ -218,4 +218,20 @@ describe('serve: refusals at start', () => {
     assert.equal(result.code, 2);
     assert.match(result.stderr, /CR_ERR_OPT_MISSING/);
   });
+
+  it('refuses a config file that is not JSON, or is missing, with a coded error and nothing started', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'cr-serve-bad-config-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const garbled = join(dir, 'garbled.json');
+    writeFileSync(garbled, '{"tenants": {');
+    for (const config of [garbled, join(dir, 'missing.json')]) {
+      const result = await runCli(
+        ['serve', '--config', config, '--port', '0', '--state', join(dir, 's.sqlite')],
+        {},
+      );
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, /CR_ERR_API_CONFIG: --config .+: cannot be read as JSON/);
+      assert.equal(result.stdout, '', 'nothing listened');
+    }
+  });
 });
