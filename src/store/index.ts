@@ -6,7 +6,6 @@
 import { CognigyResetError } from '../errors.js';
 import type { SeenIds } from '../reset/seen-ids.js';
 import type { Store } from './port.js';
-import { PgStore } from './postgres/pg-store.js';
 import { isPostgresUrl } from './postgres/url.js';
 import { SeenIdsFile } from './sqlite/seen-ids-file.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
@@ -32,7 +31,11 @@ export interface OpenStoreOptions {
  */
 // async: a failure to open, of either backend, is a rejection
 export async function openStore(location: string, options: OpenStoreOptions = {}): Promise<Store> {
-  if (isPostgresUrl(location)) return PgStore.open(location, options);
+  if (isPostgresUrl(location)) {
+    // Loaded only for a PostgreSQL store: a run on a state file starts without the driver.
+    const { PgStore } = await import('./postgres/pg-store.js');
+    return PgStore.open(location, options);
+  }
   if (/^sqlite:/i.test(location)) return SqliteStore.open(location.slice('sqlite:'.length), options);
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(location)?.[1];
   if (scheme !== undefined) {

@@ -1,6 +1,5 @@
 /** `cognigy-reset emulator`: a local engine, ready when it prints one JSON line. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { startEmulator } from '../../emulator/index.js';
 import { DEFAULT_SCOPES, DEFAULT_TOKEN, parseTokenFlag, type TokenSpec } from '../../emulator/tokens.js';
 import { isLoopbackHost } from '../../util/loopback.js';
 import { collect, integerIn, numberIn } from '../parse.js';
@@ -169,6 +168,8 @@ export function emulatorCommand(): Command {
       'serve the Socket endpoint at <path>/socket.io/, as on-prem endpoints',
     )
     .action(async (flags: EmulatorFlags) => {
+      // Loaded only when it runs: the other commands start without the engine's server modules.
+      const { startEmulator } = await import('../../emulator/index.js');
       const emulator = await startEmulator({
         endpointReady: flags.endpointReady,
         finalPingAsOutput: flags.legacyFinalPing,
