@@ -247,9 +247,10 @@ describe('emulator resets', () => {
   it('keeps a blocking flow ACTIVE after the acknowledgement until the action ends', async () => {
     emu.store.create({ sessionId: 'webhook', blockingMs: 300, variables: { a: 1 } });
     const client = await dial(emu.wsUrl);
+    // Before the directive goes: the action cannot end sooner than 300 ms after this, however late the ack.
+    const started = Date.now();
     const ack = await client.request(seedDirective('webhook'));
     assert.equal(ack['status'], 'RESET_COMPLETE');
-    const started = Date.now();
     const first = await client.request(stateCheck('webhook'));
     assert.equal(first['flowState'], 'ACTIVE');
     assert.deepEqual(first['variables'], {}, 'variables are cleared at once');
