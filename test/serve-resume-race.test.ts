@@ -117,8 +117,10 @@ async function resumeAtOnce(s: Service, key: string, id: string): Promise<number
 async function scenario(t: TestContext, location: string, ledgerOf: Ledger): Promise<void> {
   const s = await replicas(t, location);
   const key = await s.key(['jobs:write', 'jobs:read']);
-  // A slow engine: the cancel finds sessions in flight on both replicas, whose lines come after it.
-  s.emulator.setFaults({ latencyMs: 200 });
+  // A slow engine: the cancel finds sessions in flight on both replicas, whose lines come after it. It
+  // holds its answers after 600 sends until the cancel is in, or the in-flight limit, which grows to match
+  // the latency, could let the job end before the cancel on busy cores.
+  s.emulator.setFaults({ latencyMs: 200, holdAfterSends: s.emulator.stats().sends + 600 });
   const created = await s.call('/v1/jobs', key, json({ tenant: 'demo', sessions: ids(N) }));
   assert.equal(created.status, 201);
   const id = ((await created.json()) as { id: string }).id;
@@ -130,6 +132,7 @@ async function scenario(t: TestContext, location: string, ledgerOf: Ledger): Pro
       Number(status['done']) >= 100 && (status['chunks'] as { owners: string[] }).owners.length === 2,
   );
   assert.equal((await s.call(`/v1/jobs/${id}/cancel`, key, post)).status, 202);
+  s.emulator.setFaults({ holdAfterSends: 0 });
   // Refused while the stopping runs hold their chunks (their in-flight sessions take the engine's latency).
   assert.ok((await resumeAtOnce(s, key, id)) > 0, 'the resume was refused while the job was stopping');
   s.emulator.setFaults({ latencyMs: 0 });

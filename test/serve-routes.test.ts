@@ -50,17 +50,19 @@ describe('serve: resuming a job', () => {
   it('resumes a cancelled job: done sessions are skipped, the state of the others is checked first, none is sent twice', async (t) => {
     const s = await startService(t, 1, 1000);
     const key = await s.key(['jobs:write', 'jobs:read']);
-    // A slow engine, so that the job is cancelled part way.
-    s.emulator.setFaults({ latencyMs: 20 });
+    // An engine that answers 100 sends and holds the rest, so that the job is cancelled part way (a slow
+    // one was not enough: the in-flight limit grows to match it, and the job could end before the cancel).
+    s.emulator.setFaults({ holdAfterSends: 100 });
     const job = await create(s, key, { tenant: 'demo', sessions: ids(1000) });
     const id = String(job['id']);
     // Refused while it is queued or running: it goes on by itself.
     await problem(await s.call(`/v1/jobs/${id}/resume`, key, post), 409, 'CR_ERR_API_NOT_RESUMABLE');
     await followUntil(s, key, id, (status) => Number(status['done']) >= 50);
     assert.equal((await s.call(`/v1/jobs/${id}/cancel`, key, post)).status, 202);
+    // The held answers come: the sessions in flight finish, and the cancel takes no new one.
+    s.emulator.setFaults({ holdAfterSends: 0 });
     const cancelled = await followToEnd(s, key, id);
     assert.equal(cancelled['state'], 'cancelled');
-    s.emulator.setFaults({ latencyMs: 0 });
     const first = await outcomes(s, key, id);
     assert.ok(first.length >= 50 && first.length < 1000, `the cancel stopped the job after ${first.length}`);
     const reached = new Set(first.map((o) => o.sessionId));
