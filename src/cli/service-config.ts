@@ -14,8 +14,9 @@ const EMULATOR_ENGINE = 'serve --emulator';
 
 export interface ServiceConfigSource {
   /**
-   * `--config`'s JSON value (`readConfigSource`; undefined without one), read once: a job thread started later builds the config
-   * the API thread has, whatever became of the file since. Secrets are read where the config names them.
+   * `--config`'s JSON value (`readConfigSource`; undefined without one), read once: a job thread started
+   * later builds the config the API thread has, whatever became of the file since. Secrets are read where
+   * the config names them.
    */
   value: unknown;
   /** The in-process emulator's URLs, with `--emulator` once it listens. */

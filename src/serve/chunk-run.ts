@@ -20,7 +20,7 @@ import type { WebhookDeliverer } from '../sinks/webhook.js';
 import type { ClaimedJobChunk, ServiceJobRecord, Store } from '../store/index.js';
 import type { TenantConfig } from './config.js';
 import { chunkTargets, ledgerIdOf, lineKeys, lineKey } from './job-chunks.js';
-import { errorOf, LIVE, progressWith, type JobRequest, type JobState, type LocalJob } from './job-model.js';
+import { errorOf, LIVE, progressWith, type JobRequest, type LocalJob } from './job-model.js';
 
 export type BuildSpec = (
   tenant: TenantConfig,
@@ -115,7 +115,7 @@ export class JobShare {
     const { store, jobId } = { store: this.#ctx.store, jobId: this.jobId };
     const record = await store.getServiceJob(jobId);
     // Cancelled or failed since the claim: the chunks are done with; a resume opens them again.
-    if (record === undefined || !LIVE.has(record.state as JobState)) return this.#end(null);
+    if (record === undefined || !LIVE.has(record.state)) return this.#end(null);
     const tenant = this.#ctx.tenants.get(record.tenant);
     if (tenant === undefined)
       return this.#end({
@@ -251,7 +251,7 @@ export class JobShare {
   /** The job is queued or running now (unread: taken as not). */
   async #live(): Promise<boolean> {
     const record = await this.#ctx.store.getServiceJob(this.jobId).catch(() => undefined);
-    return record !== undefined && LIVE.has(record.state as JobState);
+    return record !== undefined && LIVE.has(record.state);
   }
 
   /** The chunks' sessions, claimed one chunk after another as the pipeline takes them. */

@@ -194,10 +194,6 @@ export function parseConfig(value: unknown, env: NodeJS.ProcessEnv): ServiceConf
   return { maxRunningJobs: raw.maxRunningJobs, rateLimitPerMinute: raw.rateLimitPerMinute, tenants };
 }
 
-export function readConfig(path: string, env: NodeJS.ProcessEnv): ServiceConfig {
-  return parseConfig(readConfigValue(path), env);
-}
-
 /** The config file's JSON value, read once: `serve`'s two threads build their configs from the same one. */
 export function readConfigValue(path: string): unknown {
   try {

@@ -14,8 +14,8 @@ import type { RecentFigures, RecentLatency } from './recent-latency.js';
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export const JOB_STATES: readonly JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 export const FINISHED = new Set<JobState>(['succeeded', 'failed', 'cancelled']);
-/** A job not yet ended: its chunks are run. */
-export const LIVE = new Set<JobState>(['queued', 'running']);
+/** A job not yet ended: its chunks are run. Read against a stored record's state as well (a string). */
+export const LIVE: ReadonlySet<string> = new Set<JobState>(['queued', 'running']);
 
 export interface JobCounts {
   total: number;

@@ -172,7 +172,7 @@ export class ChunkWorker implements ChunkRunner {
       for (const [jobId, local] of this.#local) {
         if (local.handles.size === 0) continue;
         const record = await this.#options.store.getServiceJob(jobId).catch(() => undefined);
-        if (record === undefined || LIVE.has(record.state as JobState)) continue;
+        if (record === undefined || LIVE.has(record.state)) continue;
         for (const handle of local.handles) handle.stop();
       }
     } finally {
@@ -235,7 +235,7 @@ export class ChunkWorker implements ChunkRunner {
   async #afterChunk(jobId: string, fatal: { code: string; message: string } | null): Promise<void> {
     const { store } = this.#options;
     const record = await store.getServiceJob(jobId);
-    if (record === undefined || !LIVE.has(record.state as JobState)) return;
+    if (record === undefined || !LIVE.has(record.state)) return;
     if (fatal !== null) {
       await this.#end(record, 'failed', { error: fatal });
       return;

@@ -194,8 +194,9 @@ export class WebhookDeliverer {
    * While the store's writer commits (`OutcomeWriter.ack`), accepted events are deleted through it: a
    * delete beside it would wait for the writer's lock, and SQLite waits by sleeping, which stops the
    * event loop every reset runs on. The next batch waits for the delete to commit; its failure stops
-   * delivery as a store failure does. Returns the function that gives it back, called before that writer closes: it must not
-   * be handed work while it shuts down. Several runs may lend theirs to one standing deliverer.
+   * delivery as a store failure does. Returns the function that gives it back, called before that writer
+   * closes: it must not be handed work while it shuts down. Several runs may lend theirs to one standing
+   * deliverer.
    */
   lendRemover(remover: OutboxRemover): () => void {
     this.#lent.push(remover);
