@@ -1,5 +1,5 @@
 /**
- * \`cognigy-reset reset\` over its jobs and its readers: a killed or interrupted job resumed, one run of a
+ * `cognigy-reset reset` over its jobs and its readers: a killed or interrupted job resumed, one run of a
  * job at a time, an engine or a stdout reader that goes away mid-run, a reader slower than the run. Apart
  * from cli-reset.test.ts (the outcomes and exit codes): the test runner bounds each file's run, and the two
  * together took up to 212 s of its 300 on two busy cores (over 300 with a second busy loop).
@@ -7,41 +7,18 @@
 import * as assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
-import { hostname, tmpdir } from 'node:os';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { type Emulator, type EmulatorFaults, startEmulator } from '../src/emulator/index.js';
+import { type EmulatorFaults, startEmulator } from '../src/emulator/index.js';
 import { CLI, cliEnv, parseJsonLines, runCli, startCli, waitForOutput } from './helpers/cli.js';
+import { cliScratch, range } from './helpers/cli-scratch.js';
 import { withDeadline } from './helpers/ws.js';
 
-let dir: string;
-before(() => {
-  dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-cli-'));
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-function envFor(emu: Emulator, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    COGNIGY_WS_URL: emu.wsUrl,
-    COGNIGY_TENANT_ID: 'tenant-1',
-    COGNIGY_BOT_ID: 'bot-1',
-    COGNIGY_API_TOKEN: 'dev-token',
-    // The audit log is on by default: keep each test run's state file in its temp dir.
-    COGNIGY_RESET_STATE: join(dir, 'default.sqlite'),
-    ...extra,
-  };
-}
-
-function idsFile(name: string, ids: string[]): string {
-  const path = join(dir, name);
-  writeFileSync(path, `${ids.join('\n')}\n`);
-  return path;
-}
-
-const range = (n: number, from = 1): string[] => Array.from({ length: n }, (_, i) => `session-${i + from}`);
+const { dir, envFor, idsFile } = cliScratch();
 
 describe('cognigy-reset reset: resumable jobs', () => {
   it('after SIGKILL mid-job, the same command finishes the job: no session lost, none reset twice', async (t) => {

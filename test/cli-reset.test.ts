@@ -5,40 +5,16 @@
  */
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Emulator, startEmulator } from '../src/emulator/index.js';
 import { parseJsonLines, runCli } from './helpers/cli.js';
+import { cliScratch, range } from './helpers/cli-scratch.js';
 import { withFaults } from './helpers/faults.js';
 
 const SECRET = 'tok-RECOGNISABLE-9f8e7d6c5b4a';
-let dir: string;
-before(() => {
-  dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-cli-'));
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-function envFor(emu: Emulator, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    COGNIGY_WS_URL: emu.wsUrl,
-    COGNIGY_TENANT_ID: 'tenant-1',
-    COGNIGY_BOT_ID: 'bot-1',
-    COGNIGY_API_TOKEN: 'dev-token',
-    // The audit log is on by default: keep each test run's state file in its temp dir.
-    COGNIGY_RESET_STATE: join(dir, 'default.sqlite'),
-    ...extra,
-  };
-}
-
-function idsFile(name: string, ids: string[]): string {
-  const path = join(dir, name);
-  writeFileSync(path, `${ids.join('\n')}\n`);
-  return path;
-}
-
-const range = (n: number, from = 1): string[] => Array.from({ length: n }, (_, i) => `session-${i + from}`);
+const { dir, envFor, idsFile } = cliScratch();
 
 describe('cognigy-reset reset: outcomes and exit codes', () => {
   let emu: Emulator;
