@@ -1,4 +1,5 @@
 /** The service's API keys in the state file (table `api_keys`), kept by their hash, never the key. */
+import { prepared } from './statements.js';
 import type { ApiKeyRecord } from '../port.js';
 import { written } from './job-store.js';
 import type { StateDb } from './state-file.js';
@@ -31,30 +32,32 @@ export function createApiKey(
 ): ApiKeyRecord {
   const createdAt = new Date().toISOString();
   written('the API key', () =>
-    db
-      .prepare(
-        'INSERT INTO api_keys (id, hash, label, scopes, tenants, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-      )
-      .run(key.id, key.hash, key.label, JSON.stringify(key.scopes), JSON.stringify(key.tenants), createdAt),
+    prepared(
+      db,
+      'INSERT INTO api_keys (id, hash, label, scopes, tenants, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ).run(key.id, key.hash, key.label, JSON.stringify(key.scopes), JSON.stringify(key.tenants), createdAt),
   );
   return { ...key, createdAt, revokedAt: null, lastUsedAt: null };
 }
 
 export function findApiKey(db: StateDb, hash: string): ApiKeyRecord | undefined {
-  const row = db.prepare('SELECT * FROM api_keys WHERE hash = ?').get(hash) as ApiKeyRow | undefined;
+  const row = prepared(db, 'SELECT * FROM api_keys WHERE hash = ?').get(hash) as ApiKeyRow | undefined;
   return row === undefined ? undefined : fromKeyRow(row);
 }
 
 export function listApiKeys(db: StateDb): ApiKeyRecord[] {
-  return (db.prepare('SELECT * FROM api_keys ORDER BY created_at, id').all() as ApiKeyRow[]).map(fromKeyRow);
+  return (prepared(db, 'SELECT * FROM api_keys ORDER BY created_at, id').all() as ApiKeyRow[]).map(
+    fromKeyRow,
+  );
 }
 
 /** True when the key was revoked now; false when it was already, or does not exist. */
 export function revokeApiKey(db: StateDb, id: string): boolean {
   const result = written('the API key', () =>
-    db
-      .prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL')
-      .run(new Date().toISOString(), id),
+    prepared(db, 'UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(
+      new Date().toISOString(),
+      id,
+    ),
   );
   return result.changes > 0;
 }

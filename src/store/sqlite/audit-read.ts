@@ -1,4 +1,5 @@
 /** Reading the audit log from the state file: streamed rows, and the chain verified in one snapshot. */
+import { prepared } from './statements.js';
 import type { AuditRecord } from '../../audit/chain.js';
 import { ChainWalk, exported, storedRecord, type StoredRecord } from '../audit-walk.js';
 import type { AuditFilter, VerifyResult } from '../port.js';
@@ -23,9 +24,12 @@ const PAGE = 1000;
  * transaction (`audit verify`) they are one snapshot anyway.
  */
 export function* storedRecords(db: StateDb): Generator<StoredRecord> {
-  const { last } = db.prepare('SELECT max(seq) AS last FROM audit_records').get() as { last: number | null };
+  const { last } = prepared(db, 'SELECT max(seq) AS last FROM audit_records').get() as {
+    last: number | null;
+  };
   if (last === null) return;
-  const page = db.prepare(
+  const page = prepared(
+    db,
     `SELECT seq, record, hash FROM audit_records WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ${PAGE}`,
   );
   // From -Infinity: a row inserted with seq 0 or below is read (and named) too.
@@ -56,7 +60,7 @@ export function verifyAudit(db: StateDb, anchor?: string): VerifyResult {
 }
 
 function verifySnapshot(db: StateDb, anchor: string | undefined): VerifyResult {
-  const head = db.prepare('SELECT seq, hash FROM audit_head WHERE id = 1').get() as
+  const head = prepared(db, 'SELECT seq, hash FROM audit_head WHERE id = 1').get() as
     { seq: number; hash: string } | undefined;
   const walk = new ChainWalk(anchor);
   for (const record of storedRecords(db)) {

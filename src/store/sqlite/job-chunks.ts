@@ -3,6 +3,7 @@
  * at a time with a lease, append its outcomes as they heartbeat, and finish it. Times are this process's
  * clock, as ISO text.
  */
+import { prepared } from './statements.js';
 import { CognigyResetError } from '../../errors.js';
 import {
   type ClaimedChunkRow,
@@ -40,7 +41,8 @@ const expiry = (leaseMs: number): string => new Date(Date.now() + Math.max(0, le
 
 export function addJobChunks(db: StateDb, jobId: string, chunks: readonly JobChunkInput[]): void {
   chunkWrite('the chunks of a job', () => {
-    const insert = db.prepare(
+    const insert = prepared(
+      db,
       `INSERT INTO job_chunks (job_id, chunk_no, first_index, count, targets) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (job_id, chunk_no) DO NOTHING`,
     );
@@ -56,22 +58,21 @@ export function freeChunk(
   db: StateDb,
   { jobs, tenants }: Pick<ChunkClaimOptions, 'jobs' | 'tenants'>,
 ): { job_id: string; chunk_no: number } | undefined {
-  return db
-    .prepare(
-      `SELECT c.job_id, c.chunk_no FROM job_chunks c JOIN service_jobs s ON s.id = c.job_id
+  return prepared(
+    db,
+    `SELECT c.job_id, c.chunk_no FROM job_chunks c JOIN service_jobs s ON s.id = c.job_id
        WHERE s.state IN ('queued', 'running') AND c.done = 0
          AND (c.owner IS NULL OR c.claimed_until <= ?)
          AND (? IS NULL OR c.job_id IN (SELECT value FROM json_each(?)))
          AND (? IS NULL OR s.tenant IN (SELECT value FROM json_each(?)))
        ORDER BY s.seq, c.chunk_no LIMIT 1`,
-    )
-    .get(
-      new Date().toISOString(),
-      jobs === undefined ? null : 1,
-      JSON.stringify(jobs ?? []),
-      tenants === undefined ? null : 1,
-      JSON.stringify(tenants ?? []),
-    ) as { job_id: string; chunk_no: number } | undefined;
+  ).get(
+    new Date().toISOString(),
+    jobs === undefined ? null : 1,
+    JSON.stringify(jobs ?? []),
+    tenants === undefined ? null : 1,
+    JSON.stringify(tenants ?? []),
+  ) as { job_id: string; chunk_no: number } | undefined;
 }
 
 /** Claims the first free chunk (the caller read first that one looks free: see `freeChunk`). */
@@ -83,13 +84,12 @@ export function claimJobChunk(db: StateDb, options: ChunkClaimOptions): ClaimedJ
         const free = freeChunk(db, options);
         if (free === undefined) return undefined;
         // The owner whose claim expired becomes the previous owner; a free chunk has none.
-        const row = db
-          .prepare(
-            `UPDATE job_chunks SET owner = ?, claimed_until = ?, claims = claims + 1, previous_owner = owner
+        const row = prepared(
+          db,
+          `UPDATE job_chunks SET owner = ?, claimed_until = ?, claims = claims + 1, previous_owner = owner
              WHERE job_id = ? AND chunk_no = ?
              RETURNING job_id, chunk_no, first_index, count, targets, claims, previous_owner`,
-          )
-          .get(options.owner, expiry(options.leaseMs), free.job_id, free.chunk_no) as ClaimedChunkRow;
+        ).get(options.owner, expiry(options.leaseMs), free.job_id, free.chunk_no) as ClaimedChunkRow;
         return claimedFromRow({ ...row, outcomes: chunkOutcomes(db, free.job_id, free.chunk_no) });
       })
       .immediate(),
@@ -107,12 +107,11 @@ export function heartbeatJobChunk(
     db
       .transaction(() => {
         const held =
-          db
-            .prepare(
-              `UPDATE job_chunks SET claimed_until = ?
+          prepared(
+            db,
+            `UPDATE job_chunks SET claimed_until = ?
                WHERE job_id = ? AND chunk_no = ? AND owner = ? AND done = 0`,
-            )
-            .run(expiry(options.leaseMs), jobId, chunkNo, options.owner).changes > 0;
+          ).run(expiry(options.leaseMs), jobId, chunkNo, options.owner).changes > 0;
         if (held) appendOutcomes(db, jobId, chunkNo, options.outcomes);
         return held;
       })
@@ -123,7 +122,7 @@ export function heartbeatJobChunk(
 /** Appends a chunk's outcome lines as a row of their own (nothing for none). */
 function appendOutcomes(db: StateDb, jobId: string, chunkNo: number, outcomes: string): void {
   if (outcomes === '') return;
-  db.prepare('INSERT INTO job_chunk_outcomes (job_id, chunk_no, outcomes) VALUES (?, ?, ?)').run(
+  prepared(db, 'INSERT INTO job_chunk_outcomes (job_id, chunk_no, outcomes) VALUES (?, ?, ?)').run(
     jobId,
     chunkNo,
     outcomes,
@@ -132,9 +131,10 @@ function appendOutcomes(db: StateDb, jobId: string, chunkNo: number, outcomes: s
 
 /** A chunk's outcome lines, in the order they were written. */
 function chunkOutcomes(db: StateDb, jobId: string, chunkNo: number): string {
-  const rows = db
-    .prepare('SELECT outcomes FROM job_chunk_outcomes WHERE job_id = ? AND chunk_no = ? ORDER BY seq')
-    .all(jobId, chunkNo) as { outcomes: string }[];
+  const rows = prepared(
+    db,
+    'SELECT outcomes FROM job_chunk_outcomes WHERE job_id = ? AND chunk_no = ? ORDER BY seq',
+  ).all(jobId, chunkNo) as { outcomes: string }[];
   return rows.map((r) => r.outcomes).join('');
 }
 
@@ -148,12 +148,11 @@ export function finishJobChunk(
     db
       .transaction(() => {
         const held =
-          db
-            .prepare(
-              `UPDATE job_chunks SET done = 1, error = ?, owner = NULL, claimed_until = NULL
+          prepared(
+            db,
+            `UPDATE job_chunks SET done = 1, error = ?, owner = NULL, claimed_until = NULL
                WHERE job_id = ? AND chunk_no = ? AND owner = ? AND done = 0`,
-            )
-            .run(errorText(options.error), jobId, chunkNo, options.owner).changes > 0;
+          ).run(errorText(options.error), jobId, chunkNo, options.owner).changes > 0;
         if (held) appendOutcomes(db, jobId, chunkNo, options.outcomes);
         return held;
       })
@@ -164,41 +163,40 @@ export function finishJobChunk(
 export function releaseJobChunks(db: StateDb, owner: string): void {
   // `claims` is kept: the next owner learns that the chunk was started.
   chunkWrite('the chunk claims', () =>
-    db.prepare('UPDATE job_chunks SET owner = NULL, claimed_until = NULL WHERE owner = ?').run(owner),
+    prepared(db, 'UPDATE job_chunks SET owner = NULL, claimed_until = NULL WHERE owner = ?').run(owner),
   );
 }
 
 export function reopenJobChunks(db: StateDb, jobId: string): void {
   chunkWrite('the chunks of a job', () =>
-    db
-      .prepare(
-        'UPDATE job_chunks SET done = 0, error = NULL, owner = NULL, claimed_until = NULL WHERE job_id = ?',
-      )
-      .run(jobId),
+    prepared(
+      db,
+      'UPDATE job_chunks SET done = 0, error = NULL, owner = NULL, claimed_until = NULL WHERE job_id = ?',
+    ).run(jobId),
   );
 }
 
 export function jobChunkSummary(db: StateDb, jobId: string): JobChunkSummary {
   const now = new Date().toISOString();
-  const counts = db
-    .prepare(
-      `SELECT count(*) AS chunks, count(*) FILTER (WHERE done = 1) AS done,
+  const counts = prepared(
+    db,
+    `SELECT count(*) AS chunks, count(*) FILTER (WHERE done = 1) AS done,
          count(*) FILTER (WHERE done = 0 AND owner IS NOT NULL AND claimed_until > ?) AS leased
        FROM job_chunks WHERE job_id = ?`,
-    )
-    .get(now, jobId) as { chunks: number; done: number; leased: number };
-  const owners = db
-    .prepare(
-      `SELECT DISTINCT owner FROM job_chunks
+  ).get(now, jobId) as { chunks: number; done: number; leased: number };
+  const owners = prepared(
+    db,
+    `SELECT DISTINCT owner FROM job_chunks
        WHERE job_id = ? AND done = 0 AND owner IS NOT NULL AND claimed_until > ?`,
-    )
-    .all(jobId, now) as { owner: string }[];
-  const error = db
-    .prepare('SELECT error FROM job_chunks WHERE job_id = ? AND error IS NOT NULL ORDER BY chunk_no LIMIT 1')
-    .get(jobId) as { error: string } | undefined;
-  const done = db
-    .prepare('SELECT chunk_no FROM job_chunks WHERE job_id = ? AND done = 1 ORDER BY chunk_no')
-    .all(jobId) as { chunk_no: number }[];
+  ).all(jobId, now) as { owner: string }[];
+  const error = prepared(
+    db,
+    'SELECT error FROM job_chunks WHERE job_id = ? AND error IS NOT NULL ORDER BY chunk_no LIMIT 1',
+  ).get(jobId) as { error: string } | undefined;
+  const done = prepared(
+    db,
+    'SELECT chunk_no FROM job_chunks WHERE job_id = ? AND done = 1 ORDER BY chunk_no',
+  ).all(jobId) as { chunk_no: number }[];
   return summaryOf(
     counts,
     owners.map((o) => o.owner),
@@ -213,22 +211,20 @@ export function outcomePage(
   jobId: string,
   after: number,
 ): { chunk_no: number; outcomes: string }[] {
-  const chunks = db
-    .prepare(
-      `SELECT DISTINCT chunk_no FROM job_chunk_outcomes WHERE job_id = ? AND chunk_no > ?
+  const chunks = prepared(
+    db,
+    `SELECT DISTINCT chunk_no FROM job_chunk_outcomes WHERE job_id = ? AND chunk_no > ?
        ORDER BY chunk_no LIMIT ${OUTCOME_PAGE}`,
-    )
-    .all(jobId, after) as { chunk_no: number }[];
+  ).all(jobId, after) as { chunk_no: number }[];
   return chunks.map(({ chunk_no }) => ({ chunk_no, outcomes: chunkOutcomes(db, jobId, chunk_no) }));
 }
 
 export function ledgerCounts(db: StateDb, jobIds: readonly string[]): LedgerCounts {
-  const groups = db
-    .prepare(
-      `SELECT outcome, error_code, count(*) AS n, sum(verified) AS verified FROM job_sessions
+  const groups = prepared(
+    db,
+    `SELECT outcome, error_code, count(*) AS n, sum(verified) AS verified FROM job_sessions
        WHERE job_id IN (SELECT value FROM json_each(?)) GROUP BY outcome, error_code`,
-    )
-    .all(JSON.stringify(jobIds)) as {
+  ).all(JSON.stringify(jobIds)) as {
     outcome: string;
     error_code: string | null;
     n: number;

@@ -13,6 +13,7 @@
  * expired. A claim written before leases (no expiry) holds while its process runs on this host; one from
  * another host is taken over. `heartbeat()` extends the lease; `release()` gives it up.
  */
+import { prepared } from './statements.js';
 import { randomUUID } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import { CognigyResetError } from '../../errors.js';
@@ -57,19 +58,20 @@ export class SqliteJob implements JobClaimHandle {
       db
         .transaction(() => {
           const now = new Date();
-          const existing = db
-            .prepare('SELECT settings, reserved_upto FROM jobs WHERE job_id = ?')
-            .get(this.jobId) as { settings: string; reserved_upto: number } | undefined;
+          const existing = prepared(db, 'SELECT settings, reserved_upto FROM jobs WHERE job_id = ?').get(
+            this.jobId,
+          ) as { settings: string; reserved_upto: number } | undefined;
           if (existing !== undefined && existing.settings !== text)
             throw settingsMismatch(this.jobId, existing.settings, options.settings);
           const takenOver = this.#claim(now);
           const iso = now.toISOString();
           if (existing === undefined) {
-            db.prepare(
+            prepared(
+              db,
               'INSERT INTO jobs (job_id, settings, created_at, updated_at, runs) VALUES (?, ?, ?, ?, 1)',
             ).run(this.jobId, text, iso, iso);
           } else {
-            db.prepare('UPDATE jobs SET runs = runs + 1, updated_at = ? WHERE job_id = ?').run(
+            prepared(db, 'UPDATE jobs SET runs = runs + 1, updated_at = ? WHERE job_id = ?').run(
               iso,
               this.jobId,
             );
@@ -94,11 +96,10 @@ export class SqliteJob implements JobClaimHandle {
    * that still runs); a run on this host whose process is gone is taken over without a word.
    */
   #claim(now: Date): JobLease | undefined {
-    const held = this.#db
-      .prepare(
-        'SELECT owner, host, pid, process_start, started_at, expires_at FROM job_runs WHERE job_id = ?',
-      )
-      .get(this.jobId) as HeldRow | undefined;
+    const held = prepared(
+      this.#db,
+      'SELECT owner, host, pid, process_start, started_at, expires_at FROM job_runs WHERE job_id = ?',
+    ).get(this.jobId) as HeldRow | undefined;
     const takenOver =
       held === undefined || this.#isMine(held)
         ? undefined
@@ -112,15 +113,14 @@ export class SqliteJob implements JobClaimHandle {
             expired: held.expires_at !== null && held.expires_at <= now.toISOString(),
           });
     const p = this.#process;
-    this.#db
-      .prepare(
-        `INSERT INTO job_runs (job_id, host, pid, process_start, started_at, owner, expires_at)
+    prepared(
+      this.#db,
+      `INSERT INTO job_runs (job_id, host, pid, process_start, started_at, owner, expires_at)
          VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (job_id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
            process_start = excluded.process_start, started_at = excluded.started_at,
            owner = excluded.owner, expires_at = excluded.expires_at`,
-      )
-      .run(this.jobId, p.host, p.pid, p.start, now.toISOString(), this.#owner, this.#expiry(now));
+    ).run(this.jobId, p.host, p.pid, p.start, now.toISOString(), this.#owner, this.#expiry(now));
     return takenOver;
   }
 
@@ -136,9 +136,11 @@ export class SqliteJob implements JobClaimHandle {
 
   heartbeat(): Promise<void> {
     const changed = written('the job lease', () =>
-      this.#db
-        .prepare('UPDATE job_runs SET expires_at = ? WHERE job_id = ? AND owner = ?')
-        .run(this.#expiry(new Date()), this.jobId, this.#owner),
+      prepared(this.#db, 'UPDATE job_runs SET expires_at = ? WHERE job_id = ? AND owner = ?').run(
+        this.#expiry(new Date()),
+        this.jobId,
+        this.#owner,
+      ),
     ).changes;
     if (changed === 0) return Promise.reject(jobLost(this.jobId));
     return DONE;
@@ -146,7 +148,7 @@ export class SqliteJob implements JobClaimHandle {
 
   release(): Promise<void> {
     written('the job claim', () =>
-      this.#db.prepare('DELETE FROM job_runs WHERE job_id = ? AND owner = ?').run(this.jobId, this.#owner),
+      prepared(this.#db, 'DELETE FROM job_runs WHERE job_id = ? AND owner = ?').run(this.jobId, this.#owner),
     );
     return DONE;
   }
@@ -182,17 +184,20 @@ export class SqliteJob implements JobClaimHandle {
 
   finish(complete: boolean): Promise<void> {
     written('the job', () =>
-      this.#db
-        .prepare('UPDATE jobs SET finished = ?, updated_at = ? WHERE job_id = ?')
-        .run(complete ? 1 : 0, new Date().toISOString(), this.jobId),
+      prepared(this.#db, 'UPDATE jobs SET finished = ?, updated_at = ? WHERE job_id = ?').run(
+        complete ? 1 : 0,
+        new Date().toISOString(),
+        this.jobId,
+      ),
     );
     return DONE;
   }
 
   counts(): Promise<Record<string, number>> {
-    const rows = this.#db
-      .prepare('SELECT outcome, count(*) AS n FROM job_sessions WHERE job_id = ? GROUP BY outcome')
-      .all(this.jobId) as { outcome: string; n: number }[];
+    const rows = prepared(
+      this.#db,
+      'SELECT outcome, count(*) AS n FROM job_sessions WHERE job_id = ? GROUP BY outcome',
+    ).all(this.jobId) as { outcome: string; n: number }[];
     return Promise.resolve(Object.fromEntries(rows.map((r) => [r.outcome, r.n])));
   }
 }

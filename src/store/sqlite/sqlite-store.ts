@@ -6,7 +6,7 @@
  */
 /* eslint-disable @typescript-eslint/require-await -- the driver is synchronous; the methods are async so
    that a failure is a rejection, as the port promises, never a throw. */
-import type { Statement } from 'better-sqlite3';
+import { prepared } from './statements.js';
 import type { AuditRecord } from '../../audit/chain.js';
 import { CognigyResetError } from '../../errors.js';
 import type {
@@ -55,8 +55,6 @@ export class SqliteStore implements Store {
   readonly #readOnly: boolean;
   readonly #writerThread: boolean;
   #closed = false;
-  #claimable: Statement | undefined;
-  #count: Statement | undefined;
   #remove: ((ids: readonly number[]) => void) | undefined;
 
   private constructor(path: string, db: StateDb, close: () => void, options: SqliteStoreOptions) {
@@ -114,23 +112,22 @@ export class SqliteStore implements Store {
       const cursor =
         options.after === undefined
           ? undefined
-          : (db.prepare('SELECT created_at FROM jobs WHERE job_id = ?').get(options.after) as
+          : (prepared(db, 'SELECT created_at FROM jobs WHERE job_id = ?').get(options.after) as
               { created_at: string } | undefined);
-      const rows = db
-        .prepare(
-          `SELECT j.job_id, j.settings, j.created_at, j.updated_at, j.runs, j.finished,
+      const rows = prepared(
+        db,
+        `SELECT j.job_id, j.settings, j.created_at, j.updated_at, j.runs, j.finished,
              r.owner, r.host, r.pid, r.started_at, r.expires_at
            FROM jobs j LEFT JOIN job_runs r ON r.job_id = j.job_id
            WHERE ? IS NULL OR j.created_at < ? OR (j.created_at = ? AND j.job_id < ?)
            ORDER BY j.created_at DESC, j.job_id DESC LIMIT ?`,
-        )
-        .all(
-          cursor?.created_at ?? null,
-          cursor?.created_at ?? null,
-          cursor?.created_at ?? null,
-          options.after ?? null,
-          limit,
-        ) as {
+      ).all(
+        cursor?.created_at ?? null,
+        cursor?.created_at ?? null,
+        cursor?.created_at ?? null,
+        options.after ?? null,
+        limit,
+      ) as {
         job_id: string;
         settings: string;
         created_at: string;
@@ -190,12 +187,12 @@ export class SqliteStore implements Store {
     options: { limit: number; owner: string; leaseMs: number; after?: number | undefined },
   ): Promise<OutboxEvent[]> {
     const db = this.#use(true);
-    this.#claimable ??= db.prepare(
+    const select = prepared(
+      db,
       `SELECT id, idempotency_key AS key, payload FROM outbox
        WHERE url_sha256 = ? AND id > ? AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until <= ?)
        ORDER BY id LIMIT ?`,
     );
-    const select = this.#claimable;
     const find = (): OutboxEvent[] =>
       select.all(
         urlSha256,
@@ -211,7 +208,8 @@ export class SqliteStore implements Store {
         .transaction(() => {
           const events = find();
           const until = new Date(Date.now() + options.leaseMs).toISOString();
-          db.prepare(
+          prepared(
+            db,
             'UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id IN (SELECT value FROM json_each(?))',
           ).run(options.owner, until, JSON.stringify(events.map((e) => e.id)));
           return events;
@@ -223,7 +221,9 @@ export class SqliteStore implements Store {
   async releaseOutbox(owner: string): Promise<void> {
     const db = this.#use(true);
     written('the outbox claim', () =>
-      db.prepare('UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ?').run(owner),
+      prepared(db, 'UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ?').run(
+        owner,
+      ),
     );
   }
 
@@ -235,10 +235,11 @@ export class SqliteStore implements Store {
 
   async countOutbox(urlSha256: string): Promise<{ mine: number; others: number }> {
     return this.#read((db) => {
-      this.#count ??= db.prepare(
+      const count = prepared(
+        db,
         'SELECT count(*) FILTER (WHERE url_sha256 = ?) AS mine, count(*) FILTER (WHERE url_sha256 != ?) AS others FROM outbox',
       );
-      return this.#count.get(urlSha256, urlSha256) as { mine: number; others: number };
+      return count.get(urlSha256, urlSha256) as { mine: number; others: number };
     });
   }
 
