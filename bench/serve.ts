@@ -136,9 +136,52 @@ async function follower(id: string): Promise<number> {
 
 let lastJob = '';
 
-async function serviceRun(
-  ids: string[],
-): Promise<{ perSec: number; p99: number; floorP99: number; polls: number; events: number }> {
+/** The status route's answers as the service timed them: its histogram's cumulative counts, by bound. */
+interface ServiceSide {
+  buckets: Map<number, number>;
+  /** The API thread's event-loop delay p99 since the last scrape (prom-client resets it at each), ms. */
+  loopP99Ms: number;
+}
+
+async function scrape(): Promise<ServiceSide> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const buckets = new Map<number, number>();
+  let loopP99Ms = 0;
+  for (const line of text.split('\n')) {
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (line.startsWith('nodejs_eventloop_lag_p99_seconds ')) loopP99Ms = value * 1000;
+    if (
+      !line.startsWith('cognigy_reset_http_request_duration_seconds_bucket{') ||
+      !line.includes('method="GET",route="/v1/jobs/:id",status_code="200"')
+    )
+      continue;
+    const le = /le="([^"]+)"/.exec(line)![1]!;
+    buckets.set(le === '+Inf' ? Infinity : Number(le) * 1000, value);
+  }
+  return { buckets, loopP99Ms };
+}
+
+/**
+ * The bound of the service's own p99 for the status answers between two scrapes: the smallest histogram
+ * bucket (ms) that holds 99 % of them. It leaves out the wait to be read and the way back, which the
+ * clients' own p99 includes.
+ */
+function serviceP99(before: ServiceSide, after: ServiceSide): number {
+  const delta = [...after.buckets].map(([le, n]) => [le, n - (before.buckets.get(le) ?? 0)] as const);
+  const total = delta.find(([le]) => le === Infinity)?.[1] ?? 0;
+  return delta.sort((a, b) => a[0] - b[0]).find(([, n]) => n >= 0.99 * total)?.[0] ?? 0;
+}
+
+async function serviceRun(ids: string[]): Promise<{
+  perSec: number;
+  p99: number;
+  floorP99: number;
+  polls: number;
+  events: number;
+  serviceP99: number;
+  loopP99: number;
+}> {
+  const before = await scrape();
   const res = await fetch(`${url}/v1/jobs?tenant=${tenant}`, {
     method: 'POST',
     headers: { ...auth, 'content-type': 'text/plain' },
@@ -153,6 +196,7 @@ async function serviceRun(
   const polls = Array.from({ length: clients }, (_, i) => poller(id, latencies, (i * pollMs) / clients));
   const [events] = await Promise.all([follower(id), ...polls]);
   const floorP99 = p99Of(floorLatencies);
+  const after = await scrape();
   const job = (await (await fetch(`${url}/v1/jobs/${id}`, { headers: auth })).json()) as Job;
   if (job.counts.verified !== ids.length) throw new Error(`service job verified ${job.counts.verified}`);
   const seconds = (Date.parse(job.finishedAt) - Date.parse(job.startedAt)) / 1000;
@@ -162,6 +206,8 @@ async function serviceRun(
     floorP99,
     polls: latencies.length,
     events,
+    serviceP99: serviceP99(before, after),
+    loopP99: after.loopP99Ms,
   };
 }
 
@@ -203,6 +249,8 @@ try {
   const ratios: number[] = [];
   const p99s: number[] = [];
   const floorP99s: number[] = [];
+  const serviceP99s: number[] = [];
+  const loopP99s: number[] = [];
   let polls = 0;
   let events = 0;
   for (let round = 0; round < rounds; round++) {
@@ -211,6 +259,8 @@ try {
       const s = await serviceRun(take(count));
       p99s.push(s.p99);
       floorP99s.push(s.floorP99);
+      serviceP99s.push(s.serviceP99);
+      loopP99s.push(s.loopP99);
       polls += s.polls;
       events += s.events;
       return s.perSec;
@@ -246,6 +296,8 @@ try {
     floorP99Ms: Number(median(floorP99s).toFixed(1)),
     statusOverFloor: Number(median(p99s.map((p, i) => p / floorP99s[i]!)).toFixed(2)),
     floorP99MsRounds: floorP99s.map((p) => Number(p.toFixed(1))),
+    serviceSideP99MsAtMost: serviceP99s,
+    apiLoopDelayP99MsRounds: loopP99s.map((p) => Number(p.toFixed(1))),
     statusRequests: polls,
     sseEvents: events,
     statusCpuUs: cost === undefined ? null : Math.round(cost),
@@ -255,6 +307,7 @@ try {
       `ratio service/CLI ${result.ratio} (rounds ${result.ratios.join(', ')}; goal >= 0.9); ` +
       `status p99 ${result.statusP99Ms} ms (rounds ${result.statusP99MsRounds.join(', ')}; goal < 20 ms); ` +
       `the floor's p99 ${result.floorP99Ms} ms (rounds ${result.floorP99MsRounds.join(', ')}: a process that does nothing but answer, polled alike), status ÷ floor ${result.statusOverFloor}; ` +
+      `as the service timed its answers, p99 at most ${result.serviceSideP99MsAtMost.join(', ')} ms, its API thread's event-loop delay p99 ${result.apiLoopDelayP99MsRounds.join(', ')} ms; ` +
       `a status request costs the service ${result.statusCpuUs ?? '?'} µs of CPU\n`,
   );
   process.stdout.write(`${JSON.stringify(result)}\n`);

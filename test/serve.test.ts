@@ -59,6 +59,12 @@ describe('serve: the command', () => {
     assert.equal(metrics.get('cognigy_reset_outcomes_total{outcome="reset",verified="true"}'), 3);
     assert.equal(metrics.get('cognigy_reset_service_jobs{state="succeeded"}'), 1);
     assert.ok(metricTotal(metrics, 'cognigy_reset_latency_seconds_count') >= 3);
+    // Each answer is timed under its route's pattern, never its path (the job's id is not a label).
+    const created =
+      'cognigy_reset_http_request_duration_seconds_count{method="POST",route="/v1/jobs",status_code="201"}';
+    assert.equal(metrics.get(created), 1);
+    assert.ok(![...metrics.keys()].some((name) => name.includes(job.id)), 'no series names a job');
+    assert.ok(metrics.has('nodejs_eventloop_lag_p99_seconds'), "the API thread's event-loop delay");
 
     const listed = await runCli(['keys', 'list', '--state', state], {});
     assert.ok(!listed.stdout.includes(key), 'the key is never shown again');
@@ -67,6 +73,14 @@ describe('serve: the command', () => {
     const refused = await fetch(`${listening.url}/v1/jobs`, { headers: auth });
     assert.equal(refused.status, 401);
     assert.equal(((await refused.json()) as { code: string }).code, 'CR_ERR_API_UNAUTHORIZED');
+    const after = parseMetrics(await (await fetch(`${listening.url}/metrics`)).text());
+    assert.equal(
+      after.get(
+        'cognigy_reset_http_request_duration_seconds_count{method="GET",route="/v1/jobs",status_code="401"}',
+      ),
+      1,
+      'a refusal is timed too',
+    );
 
     server.child.kill('SIGTERM');
     const exit = await withDeadline(server.done, 30_000, 'serve to exit');

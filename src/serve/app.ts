@@ -6,18 +6,17 @@ import fastify, { type FastifyError, type FastifyInstance, type FastifyRequest }
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import rateLimit from '@fastify/rate-limit';
-import { Gauge } from 'prom-client';
 import { CognigyResetError } from '../errors.js';
 import { auditRoutes } from './audit-routes.js';
 import type { ServiceDeps } from './deps.js';
 import { dashboardRoutes } from './dashboard.js';
-import { JOB_STATES } from './job-model.js';
 import { keyRoute } from './key-route.js';
 import { authenticate, hashKey } from './keys.js';
 import { previewRoutes } from './preview-routes.js';
 import { PROBLEM_TYPE, problemOf, refuse } from './problem.js';
 import { jobCreateRoute } from './job-create.js';
 import { resumeRoute } from './resume-route.js';
+import { serviceMetrics } from './service-metrics.js';
 import { jobRoutes } from './routes.js';
 import { sessionRoutes } from './session-routes.js';
 
@@ -85,25 +84,7 @@ export async function buildApp(deps: ServiceDeps): Promise<FastifyInstance> {
       throw refuse('CR_ERR_API_FORBIDDEN', `the API key lacks the scope ${scope}`);
   });
 
-  new Gauge({
-    name: 'cognigy_reset_service_jobs',
-    help: "The service's jobs by state.",
-    labelNames: ['state'],
-    registers: [deps.metrics.registry],
-    async collect() {
-      const counts = await deps.jobs.counts();
-      for (const state of JOB_STATES) this.set({ state }, counts[state] ?? 0);
-    },
-  });
-  // Prometheus' usual name for it: an upload of any size must leave it flat.
-  new Gauge({
-    name: 'process_resident_memory_bytes',
-    help: 'Resident memory of the service process, in bytes.',
-    registers: [deps.metrics.registry],
-    collect() {
-      this.set(process.memoryUsage.rss());
-    },
-  });
+  serviceMetrics(app, deps);
 
   app.get('/healthz', { schema: { hide: true } }, (_request, reply) => reply.send({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
