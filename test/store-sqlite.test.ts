@@ -11,6 +11,7 @@ import { blankOutcome } from '../src/reset/outcome.js';
 import { openStore } from '../src/store/index.js';
 import { SCHEMA_VERSION } from '../src/store/sqlite/state-file.js';
 import { storeContract } from './helpers/store-contract.js';
+import { withDeadline } from './helpers/ws.js';
 import { serviceJobRecord } from './helpers/service-job.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cr-store-sqlite-'));
@@ -217,6 +218,37 @@ describe('the SQLite store', () => {
       codeOf('CR_ERR_STATE_WRITE'),
     );
     await writer.close();
+    await store.close();
+  });
+
+  it('waits for a write lock another connection holds without stopping its thread', async () => {
+    const path = fresh();
+    const store = await openStore(path);
+    const other = new Database(path);
+    other.prepare('BEGIN IMMEDIATE').run();
+    let settled = false;
+    const opening = store.openJob({ jobId: 'j', settings: {}, leaseMs: 60_000 }).finally(() => {
+      settled = true;
+    });
+    // Timers fire while the claim waits: the thread is free, and the lock is let go from this thread.
+    let ticks = 0;
+    await withDeadline(
+      new Promise<void>((resolve) => {
+        const timer = setInterval(() => {
+          if (++ticks < 10) return;
+          clearInterval(timer);
+          resolve();
+        }, 2);
+      }),
+      4_000,
+      'timers to fire while the write waits',
+    );
+    assert.equal(settled, false, 'the claim waits for the lock');
+    other.prepare('COMMIT').run();
+    other.close();
+    const job = await opening;
+    assert.equal(job.resumed, false);
+    await job.release();
     await store.close();
   });
 

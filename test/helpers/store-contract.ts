@@ -87,6 +87,18 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       await taker.release();
     });
 
+    it('takes a heartbeat that lands after its own release for no lost lease', async (t) => {
+      const store = await fresh(t);
+      const job = await store.openJob({ jobId: 'j', settings: {}, leaseMs: LONG });
+      // The run ends while a beat is on its way: the beat finds no lease of its own, which is no loss.
+      const releasing = job.release();
+      await job.heartbeat();
+      await releasing;
+      const again = await store.openJob({ jobId: 'j', settings: {}, leaseMs: LONG });
+      assert.equal(again.takenOver, undefined, 'the lease was released, and the beat did not bring it back');
+      await again.release();
+    });
+
     it('says done, unsure or new for each target, from what earlier runs recorded and reserved', async (t) => {
       const store = await fresh(t);
       const run1 = await store.openJob({ jobId: 'j', settings: {}, leaseMs: LONG });

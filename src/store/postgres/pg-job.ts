@@ -36,6 +36,8 @@ export class PgJob implements JobClaimHandle {
   readonly #run: Run;
   readonly #owner: string;
   readonly #leaseMs: number;
+  /** Released (or being released): a heartbeat still on its way then has no lease to keep. */
+  #released = false;
   readonly #previousMark: number;
   /** The reservation mark known durable. */
   #mark: number;
@@ -90,10 +92,12 @@ export class PgJob implements JobClaimHandle {
         this.#leaseMs,
       ]),
     );
-    if (result.rowCount === 0) throw jobLost(this.jobId);
+    // A beat that lands after this run's own release found no lease of its own to extend: not lost.
+    if (result.rowCount === 0 && !this.#released) throw jobLost(this.jobId);
   }
 
   async release(): Promise<void> {
+    this.#released = true;
     await this.#run('releasing a job in', true, (pool) =>
       pool.query('DELETE FROM job_runs WHERE job_id = $1 AND owner = $2', [this.jobId, this.#owner]),
     );

@@ -32,62 +32,92 @@ interface HeldRow {
   expires_at: string | null;
 }
 
+/** Runs a write of the state file without stopping the thread while another connection holds the lock. */
+export type YieldingWrite = <T>(write: () => T) => Promise<T>;
+
 export class SqliteJob implements JobClaimHandle {
   readonly jobId: string;
-  readonly resumed: boolean;
-  readonly takenOver: JobLease | undefined;
   readonly #db: StateDb;
+  readonly #write: YieldingWrite;
   readonly #leaseMs: number;
+  readonly #settings: Record<string, unknown>;
+  #resumed = false;
+  #takenOver: JobLease | undefined;
   /** The reservation mark left by earlier runs. */
-  readonly #previousMark: number;
-  #mark: number;
+  #previousMark = 0;
+  #mark = 0;
+  /** Released (or being released): a heartbeat still on its way then has no lease to keep. */
+  #released = false;
   readonly #lookup: Statement<[string, string], { session_id: string; done: number }>;
   readonly #setMark: Statement;
   readonly #process: ProcessIdentity = thisProcess();
   /** This claim's owner id: the process, and this claim among others of the same process. */
   readonly #owner: string;
 
-  constructor(db: StateDb, options: OpenJobOptions) {
+  /** Opens the job `options.jobId`, claiming its lease; see the class for what refuses it. */
+  static async open(db: StateDb, options: OpenJobOptions, write: YieldingWrite): Promise<SqliteJob> {
+    const job = new SqliteJob(db, options, write);
+    await job.#open();
+    return job;
+  }
+
+  private constructor(db: StateDb, options: OpenJobOptions, write: YieldingWrite) {
     this.#db = db;
+    this.#write = write;
     this.jobId = options.jobId;
+    this.#settings = options.settings;
     this.#leaseMs = Math.max(0, options.leaseMs);
     this.#owner = `${this.#process.host}/${this.#process.pid}/${this.#process.start ?? '-'}/${randomUUID()}`;
-    const text = JSON.stringify(options.settings);
-    // One write transaction: two runs starting at the same moment cannot both claim the job.
-    const opened = written('the job claim', () =>
-      db
-        .transaction(() => {
-          const now = new Date();
-          const existing = prepared(db, 'SELECT settings, reserved_upto FROM jobs WHERE job_id = ?').get(
-            this.jobId,
-          ) as { settings: string; reserved_upto: number } | undefined;
-          if (existing !== undefined && existing.settings !== text)
-            throw settingsMismatch(this.jobId, existing.settings, options.settings);
-          const takenOver = this.#claim(now);
-          const iso = now.toISOString();
-          if (existing === undefined) {
-            prepared(
-              db,
-              'INSERT INTO jobs (job_id, settings, created_at, updated_at, runs) VALUES (?, ?, ?, ?, 1)',
-            ).run(this.jobId, text, iso, iso);
-          } else {
-            prepared(db, 'UPDATE jobs SET runs = runs + 1, updated_at = ? WHERE job_id = ?').run(
-              iso,
-              this.jobId,
-            );
-          }
-          return { existing, takenOver };
-        })
-        .immediate(),
-    );
-    this.takenOver = opened.takenOver;
-    this.resumed = opened.existing !== undefined;
-    this.#previousMark = opened.existing?.reserved_upto ?? 0;
-    this.#mark = this.#previousMark;
     this.#lookup = db.prepare(
       'SELECT session_id, done FROM job_sessions WHERE job_id = ? AND session_id IN (SELECT value FROM json_each(?))',
     );
     this.#setMark = db.prepare('UPDATE jobs SET reserved_upto = ?, updated_at = ? WHERE job_id = ?');
+  }
+
+  get resumed(): boolean {
+    return this.#resumed;
+  }
+
+  get takenOver(): JobLease | undefined {
+    return this.#takenOver;
+  }
+
+  async #open(): Promise<void> {
+    const db = this.#db;
+    const text = JSON.stringify(this.#settings);
+    // One write transaction: two runs starting at the same moment cannot both claim the job.
+    const opened = await this.#write(() =>
+      written('the job claim', () =>
+        db
+          .transaction(() => {
+            const now = new Date();
+            const existing = prepared(db, 'SELECT settings, reserved_upto FROM jobs WHERE job_id = ?').get(
+              this.jobId,
+            ) as { settings: string; reserved_upto: number } | undefined;
+            if (existing !== undefined && existing.settings !== text)
+              throw settingsMismatch(this.jobId, existing.settings, this.#settings);
+            const takenOver = this.#claim(now);
+            const iso = now.toISOString();
+            if (existing === undefined) {
+              prepared(
+                db,
+                'INSERT INTO jobs (job_id, settings, created_at, updated_at, runs) VALUES (?, ?, ?, ?, 1)',
+              ).run(this.jobId, text, iso, iso);
+            } else {
+              prepared(db, 'UPDATE jobs SET runs = runs + 1, updated_at = ? WHERE job_id = ?').run(
+                iso,
+                this.jobId,
+              );
+            }
+            return { existing, takenOver };
+          })
+          .immediate(),
+      ),
+    );
+    this.#takenOver = opened.takenOver;
+    this.#resumed = opened.existing !== undefined;
+    this.#previousMark = opened.existing?.reserved_upto ?? 0;
+    this.#mark = this.#previousMark;
   }
 
   /**
@@ -134,23 +164,30 @@ export class SqliteJob implements JobClaimHandle {
     return new Date(now.getTime() + this.#leaseMs).toISOString();
   }
 
-  heartbeat(): Promise<void> {
-    const changed = written('the job lease', () =>
-      prepared(this.#db, 'UPDATE job_runs SET expires_at = ? WHERE job_id = ? AND owner = ?').run(
-        this.#expiry(new Date()),
-        this.jobId,
-        this.#owner,
+  async heartbeat(): Promise<void> {
+    const { changes } = await this.#write(() =>
+      written('the job lease', () =>
+        prepared(this.#db, 'UPDATE job_runs SET expires_at = ? WHERE job_id = ? AND owner = ?').run(
+          this.#expiry(new Date()),
+          this.jobId,
+          this.#owner,
+        ),
       ),
-    ).changes;
-    if (changed === 0) return Promise.reject(jobLost(this.jobId));
-    return DONE;
+    );
+    // A beat that lands after this run's own release found no lease of its own to extend: not lost.
+    if (changes === 0 && !this.#released) throw jobLost(this.jobId);
   }
 
-  release(): Promise<void> {
-    written('the job claim', () =>
-      prepared(this.#db, 'DELETE FROM job_runs WHERE job_id = ? AND owner = ?').run(this.jobId, this.#owner),
+  async release(): Promise<void> {
+    this.#released = true;
+    await this.#write(() =>
+      written('the job claim', () =>
+        prepared(this.#db, 'DELETE FROM job_runs WHERE job_id = ? AND owner = ?').run(
+          this.jobId,
+          this.#owner,
+        ),
+      ),
     );
-    return DONE;
   }
 
   lookup(targets: readonly { sessionId: string; index: number }[]): Promise<LedgerVerdict[]> {
@@ -182,15 +219,16 @@ export class SqliteJob implements JobClaimHandle {
     return DONE;
   }
 
-  finish(complete: boolean): Promise<void> {
-    written('the job', () =>
-      prepared(this.#db, 'UPDATE jobs SET finished = ?, updated_at = ? WHERE job_id = ?').run(
-        complete ? 1 : 0,
-        new Date().toISOString(),
-        this.jobId,
+  async finish(complete: boolean): Promise<void> {
+    await this.#write(() =>
+      written('the job', () =>
+        prepared(this.#db, 'UPDATE jobs SET finished = ?, updated_at = ? WHERE job_id = ?').run(
+          complete ? 1 : 0,
+          new Date().toISOString(),
+          this.jobId,
+        ),
       ),
     );
-    return DONE;
   }
 
   counts(): Promise<Record<string, number>> {

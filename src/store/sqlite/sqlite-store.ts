@@ -39,6 +39,7 @@ import { openStateFile, type StateDb } from './state-file.js';
 import { openStateReadOnly, sqliteStateError } from './state-read.js';
 import { BatchingWriter } from '../batching-writer.js';
 import { checkWritable, STATE_WRITER, stateCommitter } from './state-writer.js';
+import { yieldingWrite } from './yielding-write.js';
 
 export interface SqliteStoreOptions {
   /** Read only, changing no byte of the file (`audit verify`, `audit export`). */
@@ -56,6 +57,8 @@ export class SqliteStore implements Store {
   readonly #writerThread: boolean;
   #closed = false;
   #remove: ((ids: readonly number[]) => void) | undefined;
+  /** Writes waiting for the lock (`yieldingWrite`): closing waits for them. */
+  readonly #pending = new Set<Promise<unknown>>();
 
   private constructor(path: string, db: StateDb, close: () => void, options: SqliteStoreOptions) {
     this.location = path;
@@ -88,6 +91,15 @@ export class SqliteStore implements Store {
     return this.#db;
   }
 
+  /** A write that waits for the lock without stopping this thread, kept until it settles. */
+  #write<T>(db: StateDb, write: () => T): Promise<T> {
+    const pending = yieldingWrite(db, write);
+    this.#pending.add(pending);
+    const done = (): boolean => this.#pending.delete(pending);
+    pending.then(done, done);
+    return pending;
+  }
+
   /** Runs a read; an SQLite error becomes a coded state error. */
   #read<T>(read: (db: StateDb) => T): T {
     const db = this.#use(false);
@@ -103,7 +115,8 @@ export class SqliteStore implements Store {
   }
 
   async openJob(options: OpenJobOptions): Promise<JobClaimHandle> {
-    return new SqliteJob(this.#use(true), options);
+    const db = this.#use(true);
+    return SqliteJob.open(db, options, (write) => this.#write(db, write));
   }
 
   async listJobs(options: { limit?: number; after?: string } = {}): Promise<JobRecord[]> {
@@ -262,11 +275,13 @@ export class SqliteStore implements Store {
   }
 
   async createServiceJob(job: ServiceJobRecord): Promise<ServiceJobRecord> {
-    return serviceJobs.createServiceJob(this.#use(true), job);
+    const db = this.#use(true);
+    return this.#write(db, () => serviceJobs.createServiceJob(db, job));
   }
 
   async updateServiceJob(id: string, update: ServiceJobUpdate): Promise<boolean> {
-    return serviceJobs.updateServiceJob(this.#use(true), id, update);
+    const db = this.#use(true);
+    return this.#write(db, () => serviceJobs.updateServiceJob(db, id, update));
   }
 
   async getServiceJob(id: string): Promise<ServiceJobRecord | undefined> {
@@ -286,14 +301,15 @@ export class SqliteStore implements Store {
   }
 
   async addJobChunks(jobId: string, chunks: readonly JobChunkInput[]): Promise<void> {
-    jobChunks.addJobChunks(this.#use(true), jobId, chunks);
+    const db = this.#use(true);
+    await this.#write(db, () => jobChunks.addJobChunks(db, jobId, chunks));
   }
 
   async claimJobChunk(options: ChunkClaimOptions): Promise<ClaimedJobChunk | undefined> {
     const db = this.#use(true);
     // Read first: an idle poll costs no write lock, which the writer thread may be holding.
     if (this.#read((d) => jobChunks.freeChunk(d, options)) === undefined) return undefined;
-    return jobChunks.claimJobChunk(db, options);
+    return this.#write(db, () => jobChunks.claimJobChunk(db, options));
   }
 
   async heartbeatJobChunk(
@@ -301,7 +317,8 @@ export class SqliteStore implements Store {
     chunkNo: number,
     options: { owner: string; leaseMs: number; outcomes: string },
   ): Promise<boolean> {
-    return jobChunks.heartbeatJobChunk(this.#use(true), jobId, chunkNo, options);
+    const db = this.#use(true);
+    return this.#write(db, () => jobChunks.heartbeatJobChunk(db, jobId, chunkNo, options));
   }
 
   async finishJobChunk(
@@ -309,15 +326,18 @@ export class SqliteStore implements Store {
     chunkNo: number,
     options: { owner: string; outcomes: string; error: { code: string; message: string } | null },
   ): Promise<boolean> {
-    return jobChunks.finishJobChunk(this.#use(true), jobId, chunkNo, options);
+    const db = this.#use(true);
+    return this.#write(db, () => jobChunks.finishJobChunk(db, jobId, chunkNo, options));
   }
 
   async releaseJobChunks(owner: string): Promise<void> {
-    jobChunks.releaseJobChunks(this.#use(true), owner);
+    const db = this.#use(true);
+    await this.#write(db, () => jobChunks.releaseJobChunks(db, owner));
   }
 
   async reopenJobChunks(jobId: string): Promise<void> {
-    jobChunks.reopenJobChunks(this.#use(true), jobId);
+    const db = this.#use(true);
+    await this.#write(db, () => jobChunks.reopenJobChunks(db, jobId));
   }
 
   async jobChunkSummary(jobId: string): Promise<JobChunkSummary> {
@@ -341,6 +361,7 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await Promise.allSettled([...this.#pending]);
     this.#close();
   }
 }
