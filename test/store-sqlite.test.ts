@@ -10,6 +10,7 @@ import { isCognigyResetError } from '../src/errors.js';
 import { blankOutcome } from '../src/reset/outcome.js';
 import { openStore } from '../src/store/index.js';
 import { SCHEMA_VERSION } from '../src/store/sqlite/state-file.js';
+import { yieldingWrite } from '../src/store/sqlite/yielding-write.js';
 import { storeContract } from './helpers/store-contract.js';
 import { withDeadline } from './helpers/ws.js';
 import { serviceJobRecord } from './helpers/service-job.js';
@@ -250,6 +251,36 @@ describe('the SQLite store', () => {
     assert.equal(job.resumed, false);
     await job.release();
     await store.close();
+  });
+
+  it('commits bookkeeping unsynced and syncs the next write again, even after a failed one', async () => {
+    const db = new Database(fresh(), { timeout: 5000 });
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.exec('CREATE TABLE t (x INTEGER)');
+    const during = await yieldingWrite(
+      db,
+      () => {
+        db.prepare('INSERT INTO t VALUES (1)').run();
+        return db.pragma('synchronous', { simple: true });
+      },
+      { syncLater: true },
+    );
+    assert.equal(during, 1, 'NORMAL while the bookkeeping commits');
+    assert.equal(db.pragma('synchronous', { simple: true }), 2, 'FULL again for what follows');
+    await assert.rejects(
+      yieldingWrite(
+        db,
+        () => {
+          throw new Error('refused');
+        },
+        { syncLater: true },
+      ),
+      /refused/,
+    );
+    assert.equal(db.pragma('synchronous', { simple: true }), 2, 'FULL again after a failed write');
+    assert.equal(db.pragma('busy_timeout', { simple: true }), 5000, 'the lock is waited for as before');
+    db.close();
   });
 
   it('takes over at once the lease of a process on this host that is gone', async () => {

@@ -39,7 +39,13 @@ import { openStateFile, type StateDb } from './state-file.js';
 import { openStateReadOnly, sqliteStateError } from './state-read.js';
 import { BatchingWriter } from '../batching-writer.js';
 import { checkWritable, STATE_WRITER, stateCommitter } from './state-writer.js';
-import { yieldingWrite } from './yielding-write.js';
+import { yieldingWrite, type YieldingWriteOptions } from './yielding-write.js';
+
+/**
+ * A chunk's claim, heartbeat and end, and a ledger's lease: bookkeeping that a power cut may undo (work is
+ * done again; the ledger and the synced reservation marks keep any reset from being sent twice).
+ */
+const LATER: YieldingWriteOptions = { syncLater: true };
 
 export interface SqliteStoreOptions {
   /** Read only, changing no byte of the file (`audit verify`, `audit export`). */
@@ -92,8 +98,8 @@ export class SqliteStore implements Store {
   }
 
   /** A write that waits for the lock without stopping this thread, kept until it settles. */
-  #write<T>(db: StateDb, write: () => T): Promise<T> {
-    const pending = yieldingWrite(db, write);
+  #write<T>(db: StateDb, write: () => T, options?: YieldingWriteOptions): Promise<T> {
+    const pending = yieldingWrite(db, write, options);
     this.#pending.add(pending);
     const done = (): boolean => this.#pending.delete(pending);
     pending.then(done, done);
@@ -116,7 +122,8 @@ export class SqliteStore implements Store {
 
   async openJob(options: OpenJobOptions): Promise<JobClaimHandle> {
     const db = this.#use(true);
-    return SqliteJob.open(db, options, (write) => this.#write(db, write));
+    // A ledger's lease and end are bookkeeping (`syncLater`); its reservation marks are synced as written.
+    return SqliteJob.open(db, options, (write) => this.#write(db, write, LATER));
   }
 
   async listJobs(options: { limit?: number; after?: string } = {}): Promise<JobRecord[]> {
@@ -309,7 +316,7 @@ export class SqliteStore implements Store {
     const db = this.#use(true);
     // Read first: an idle poll costs no write lock, which the writer thread may be holding.
     if (this.#read((d) => jobChunks.freeChunk(d, options)) === undefined) return undefined;
-    return this.#write(db, () => jobChunks.claimJobChunk(db, options));
+    return this.#write(db, () => jobChunks.claimJobChunk(db, options), LATER);
   }
 
   async heartbeatJobChunk(
@@ -318,7 +325,7 @@ export class SqliteStore implements Store {
     options: { owner: string; leaseMs: number; outcomes: string },
   ): Promise<boolean> {
     const db = this.#use(true);
-    return this.#write(db, () => jobChunks.heartbeatJobChunk(db, jobId, chunkNo, options));
+    return this.#write(db, () => jobChunks.heartbeatJobChunk(db, jobId, chunkNo, options), LATER);
   }
 
   async finishJobChunk(
@@ -327,12 +334,12 @@ export class SqliteStore implements Store {
     options: { owner: string; outcomes: string; error: { code: string; message: string } | null },
   ): Promise<boolean> {
     const db = this.#use(true);
-    return this.#write(db, () => jobChunks.finishJobChunk(db, jobId, chunkNo, options));
+    return this.#write(db, () => jobChunks.finishJobChunk(db, jobId, chunkNo, options), LATER);
   }
 
   async releaseJobChunks(owner: string): Promise<void> {
     const db = this.#use(true);
-    await this.#write(db, () => jobChunks.releaseJobChunks(db, owner));
+    await this.#write(db, () => jobChunks.releaseJobChunks(db, owner), LATER);
   }
 
   async reopenJobChunks(jobId: string): Promise<void> {

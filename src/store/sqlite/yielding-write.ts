@@ -16,21 +16,44 @@ import type { StateDb } from './state-file.js';
 const YIELD_MS = 1000;
 const RETRY_MS = 1;
 
-export async function yieldingWrite<T>(db: StateDb, write: () => T): Promise<T> {
+export interface YieldingWriteOptions {
+  /**
+   * Commits without syncing the file (`synchronous = NORMAL` for this write alone). The write survives
+   * the process's crash at once, and a power cut once any later commit on the file syncs the log it is
+   * in, as the writer thread's next batch or the next reservation mark does. Only for bookkeeping whose
+   * loss in a power cut makes work be done again, never a reset sent twice: a chunk's claim, heartbeat or
+   * end, a ledger's lease. What the user was answered (a job made, its state) is synced as it commits.
+   */
+  syncLater?: boolean;
+}
+
+export async function yieldingWrite<T>(
+  db: StateDb,
+  write: () => T,
+  options: YieldingWriteOptions = {},
+): Promise<T> {
   const until = performance.now() + YIELD_MS;
   const timeout = db.pragma('busy_timeout', { simple: true }) as number;
-  while (performance.now() < until) {
-    db.pragma('busy_timeout = 0');
+  const synchronous = db.pragma('synchronous', { simple: true }) as number;
+  const attempt = (wait: number): T => {
+    db.pragma(`busy_timeout = ${wait}`);
+    if (options.syncLater === true) db.pragma('synchronous = NORMAL');
     try {
       return write();
-    } catch (err) {
-      if (!isBusy(err)) throw err;
     } finally {
       db.pragma(`busy_timeout = ${timeout}`);
+      if (options.syncLater === true) db.pragma(`synchronous = ${synchronous}`);
+    }
+  };
+  while (performance.now() < until) {
+    try {
+      return attempt(0);
+    } catch (err) {
+      if (!isBusy(err)) throw err;
     }
     await delay(RETRY_MS);
   }
-  return write();
+  return attempt(timeout);
 }
 
 /** SQLite found the database locked (the error, or what a coded state error wraps). */
