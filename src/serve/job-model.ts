@@ -13,7 +13,7 @@ import type { RecentFigures, RecentLatency } from './recent-latency.js';
 
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export const JOB_STATES: readonly JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
-export const FINISHED = new Set<JobState>(['succeeded', 'failed', 'cancelled']);
+export const FINISHED: ReadonlySet<string> = new Set<JobState>(['succeeded', 'failed', 'cancelled']);
 /** A job not yet ended: its chunks are run. Read against a stored record's state as well (a string). */
 export const LIVE: ReadonlySet<string> = new Set<JobState>(['queued', 'running']);
 

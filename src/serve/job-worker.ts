@@ -227,7 +227,7 @@ export class ChunkWorker implements ChunkRunner {
     const local = this.#local.get(jobId);
     if (local !== undefined && local.handles.size === 0) {
       const record = await this.#options.store.getServiceJob(jobId).catch(() => undefined);
-      if (record === undefined || FINISHED.has(record.state as JobState)) this.#local.delete(jobId);
+      if (record === undefined || FINISHED.has(record.state)) this.#local.delete(jobId);
     }
   }
 
