@@ -14,13 +14,12 @@ import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { startEmulator } from '../src/emulator/index.js';
 import { buildApp } from '../src/serve/app.js';
-import { credentialsOf, type TenantConfig } from '../src/serve/config.js';
 import { JobManager } from '../src/serve/jobs.js';
 import { createKey } from '../src/serve/keys.js';
 import { ResetMetrics } from '../src/sinks/prometheus.js';
 import { openStore, type Store } from '../src/store/index.js';
 import { testDatabase, type TestDatabase } from './helpers/postgres.js';
-import { followToEnd, followUntil, ids, json, type Service } from './helpers/service.js';
+import { emulatorTenant, followToEnd, followUntil, ids, json, type Service } from './helpers/service.js';
 import { withDeadline } from './helpers/ws.js';
 
 const N = 3000;
@@ -33,20 +32,7 @@ type Ledger = (jobId: string) => Map<string, string> | Promise<Map<string, strin
 async function replicas(t: TestContext, location: string): Promise<Service> {
   const emulator = await startEmulator({ sessions: N, tenant: 'demo', botId: 'demo-bot' });
   const dir = mkdtempSync(join(tmpdir(), 'cr-serve-resume-'));
-  const tenants = new Map<string, TenantConfig>([
-    [
-      'demo',
-      {
-        name: 'demo',
-        transport: 'runtime-ws',
-        url: emulator.wsUrl,
-        tenantId: 'demo',
-        bot: 'demo-bot',
-        allowInsecure: false,
-        credentials: credentialsOf({ token: 'dev-token' }),
-      },
-    ],
-  ]);
+  const tenants = new Map([['demo', emulatorTenant(emulator, 'demo')]]);
   const stores: Store[] = [];
   const managers: JobManager[] = [];
   for (const n of [1, 2]) {

@@ -245,12 +245,19 @@ describe('the SQLite store', () => {
       'timers to fire while the write waits',
     );
     assert.equal(settled, false, 'the claim waits for the lock');
+    // Closing waits for the write on its way: it lands, and the file is closed after it.
+    let closed = false;
+    const closing = store.close().then(() => (closed = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(closed, false, 'the close waits for the claim');
     other.prepare('COMMIT').run();
-    other.close();
     const job = await opening;
     assert.equal(job.resumed, false);
-    await job.release();
+    await closing;
     await store.close();
+    const row = other.prepare("SELECT count(*) AS n FROM job_runs WHERE job_id = 'j'").get() as { n: number };
+    assert.equal(row.n, 1, 'the claim was written before the file closed');
+    other.close();
   });
 
   it('commits bookkeeping unsynced and syncs the next write again, even after a failed one', async () => {

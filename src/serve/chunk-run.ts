@@ -83,6 +83,8 @@ export class JobShare {
   #beating: Promise<void> | undefined;
   /** The run still takes input: a chunk adopted now is run. */
   #taking = true;
+  /** The next chunk's claim, on its way or settled (never rejects): a run that ends waits for it. */
+  #claiming: Promise<unknown> = Promise.resolve();
 
   constructor(first: ClaimedJobChunk, ctx: ChunkContext) {
     this.jobId = first.jobId;
@@ -108,6 +110,9 @@ export class JobShare {
       await this.#run();
     } finally {
       this.#taking = false;
+      // The pipeline may have given up a pull whose claim is still waiting for the store: it lands given
+      // back, before the replica lets its chunks go or closes the store.
+      await this.#claiming;
     }
   }
 
@@ -261,7 +266,7 @@ export class JobShare {
         const chunk =
           stop.aborted || this.#ctx.closing() || this.#lost
             ? undefined
-            : (this.#adopted.shift() ?? (await this.#claim()));
+            : (this.#adopted.shift() ?? (await this.#claim(stop)));
         if (chunk === undefined) return;
         if (chunk.claims > 0)
           this.#log.info(
@@ -278,10 +283,28 @@ export class JobShare {
     }
   }
 
-  async #claim(): Promise<ClaimedJobChunk | undefined> {
+  #claim(stop: AbortSignal): Promise<ClaimedJobChunk | undefined> {
+    const claiming = this.#claimNext(stop);
+    this.#claiming = claiming.catch(() => undefined);
+    return claiming;
+  }
+
+  async #claimNext(stop: AbortSignal): Promise<ClaimedJobChunk | undefined> {
     const { store, owner, leaseMs } = this.#ctx;
     const chunk = await store.claimJobChunk({ owner, leaseMs, jobs: [this.jobId] });
     if (chunk === undefined) return undefined;
+    if (!this.#taking || stop.aborted || this.#ctx.closing() || this.#lost) {
+      // Claimed while the run stopped taking input: nothing runs it here, so another run takes it at once.
+      await store
+        .heartbeatJobChunk(this.jobId, chunk.chunkNo, { owner, leaseMs: 0, outcomes: '' })
+        .catch((err: unknown) =>
+          this.#log.warn(
+            { chunk: chunk.chunkNo, err: errorOf(err) },
+            'chunk not given back: its claim lapses',
+          ),
+        );
+      return undefined;
+    }
     if (this.#ranges.some(([, , n]) => n === chunk.chunkNo)) {
       // A chunk this run took before: the job was resumed while this run went on, and its ledgers are
       // this run's. The chunk is left (its claim lapses) for a fresh run, and this one takes no more input.

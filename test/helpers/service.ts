@@ -27,6 +27,18 @@ export interface Service {
 
 const BAD_ODATA_KEY = 'odata-key-never-shown-5c1e';
 
+/** A tenant of the emulator's, as a config names one: its token the emulator's; an OData key adds its analytics. */
+export const emulatorTenant = (emu: Emulator, name: string, odataKey?: string): TenantConfig => ({
+  name,
+  transport: 'runtime-ws',
+  url: emu.wsUrl,
+  tenantId: name,
+  bot: 'demo-bot',
+  allowInsecure: false,
+  credentials: credentialsOf({ token: 'dev-token', ...(odataKey === undefined ? {} : { odataKey }) }),
+  ...(odataKey === undefined ? {} : { odataUrl: emu.httpUrl }),
+});
+
 export async function startService(
   t: TestContext,
   maxRunning = 2,
@@ -39,16 +51,7 @@ export async function startService(
 ): Promise<Service> {
   const emu = await startEmulator({ sessions, tenant: 'demo', botId: 'demo-bot' });
   const dir = mkdtempSync(join(tmpdir(), 'cr-serve-'));
-  const tenant = (name: string, odataKey?: string): TenantConfig => ({
-    name,
-    transport: 'runtime-ws',
-    url: emu.wsUrl,
-    tenantId: name,
-    bot: 'demo-bot',
-    allowInsecure: false,
-    credentials: credentialsOf({ token: 'dev-token', ...(odataKey === undefined ? {} : { odataKey }) }),
-    ...(odataKey === undefined ? {} : { odataUrl: emu.httpUrl }),
-  });
+  const tenant = (name: string, odataKey?: string): TenantConfig => emulatorTenant(emu, name, odataKey);
   // demo's analytics are the emulator's OData door; other has none; badkey's key is refused.
   const config = {
     maxRunningJobs: maxRunning,

@@ -62,6 +62,8 @@ export class SqliteStore implements Store {
   readonly #readOnly: boolean;
   readonly #writerThread: boolean;
   #closed = false;
+  /** Closing: the writes on their way settle, then the connection closes; a second close waits alike. */
+  #closing: Promise<void> | undefined;
   #remove: ((ids: readonly number[]) => void) | undefined;
   /** Writes waiting for the lock (`yieldingWrite`): closing waits for them. */
   readonly #pending = new Set<Promise<unknown>>();
@@ -365,10 +367,11 @@ export class SqliteStore implements Store {
     return this.#read((db) => jobChunks.ledgerCounts(db, jobIds));
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await Promise.allSettled([...this.#pending]);
-    this.#close();
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      this.#closed = true;
+      this.#closing = Promise.allSettled([...this.#pending]).then(() => this.#close());
+    }
+    return this.#closing;
   }
 }
