@@ -34,7 +34,13 @@ function heldClaims(store: Store): {
   waiting: Promise<void>;
   finished: Promise<void>;
   landed: Promise<void>;
+  /** The job ids to look at when the replica lets its chunks go. */
+  jobs: string[];
+  /** How many chunks of those jobs were leased just before it did. */
+  leasedAtRelease: number[];
 } {
+  const jobs: string[] = [];
+  const leasedAtRelease: number[] = [];
   let claimedOne = false;
   let letGo!: () => void;
   const gate = new Promise<void>((resolve) => (letGo = resolve));
@@ -70,6 +76,9 @@ function heldClaims(store: Store): {
         };
       if (prop === 'releaseJobChunks')
         return async (owner: string) => {
+          leasedAtRelease.push(
+            ...(await Promise.all(jobs.map(async (id) => (await target.jobChunkSummary(id)).leased))),
+          );
           await target.releaseJobChunks(owner);
           letGo();
         };
@@ -77,7 +86,7 @@ function heldClaims(store: Store): {
       return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
     },
   });
-  return { store: wrapped, waiting, finished, landed };
+  return { store: wrapped, waiting, finished, landed, jobs, leasedAtRelease };
 }
 
 describe('a replica that closes while a chunk claim waits for the store', () => {
@@ -116,6 +125,7 @@ describe('a replica that closes while a chunk claim waits for the store', () => 
     });
     assert.equal(created.status, 201);
     const { id } = (await created.json()) as { id: string };
+    held.jobs.push(id);
     // The first chunk ran to its end while the run's claim of the second waits.
     await withDeadline(Promise.all([held.waiting, held.finished]), 30_000, 'the second claim to wait');
     await withDeadline(manager.close(), 30_000, 'the replica to close');
@@ -123,6 +133,8 @@ describe('a replica that closes while a chunk claim waits for the store', () => 
     const summary = await real.jobChunkSummary(id);
     assert.equal(summary.done, 1, 'the first chunk was finished');
     assert.equal(summary.leased, 0, 'no chunk is held by the replica that closed');
+    // The run gave the chunk back itself, before the replica let its chunks go.
+    assert.deepEqual(held.leasedAtRelease, [0]);
     assert.deepEqual(summary.owners, []);
   });
 });

@@ -208,6 +208,8 @@ export class JobShare {
         refused ? 'chunk ledger still held elsewhere' : 'job share failed',
       );
     } finally {
+      // The pipeline reads no more: a claim that lands from here on is given back.
+      this.#taking = false;
       local.handles.delete(handle);
       beats.abort();
       await beating;
