@@ -298,7 +298,7 @@ export class JobShare {
     if (!this.#taking || stop.aborted || this.#ctx.closing() || this.#lost) {
       // Claimed while the run stopped taking input: nothing runs it here, so another run takes it at once.
       await store
-        .heartbeatJobChunk(this.jobId, chunk.chunkNo, { owner, leaseMs: 0, outcomes: '' })
+        .giveBackJobChunk(this.jobId, chunk.chunkNo, owner)
         .catch((err: unknown) =>
           this.#log.warn(
             { chunk: chunk.chunkNo, err: errorOf(err) },

@@ -340,6 +340,11 @@ export interface Store {
   ): Promise<boolean>;
   /** Gives up `owner`'s claims, appending nothing: the chunks are free for any owner at once. */
   releaseJobChunks(owner: string): Promise<void>;
+  /**
+   * Puts back a chunk `owner` claimed and never ran: free at once, owned by nobody, its claim not counted
+   * (the next owner does not take it for a chunk started before). False when `owner` no longer held it.
+   */
+  giveBackJobChunk(jobId: string, chunkNo: number, owner: string): Promise<boolean>;
   /** Marks every chunk of the job unfinished again (a failed or cancelled job resumed); keeps their outcomes. */
   reopenJobChunks(jobId: string): Promise<void>;
   jobChunkSummary(jobId: string): Promise<JobChunkSummary>;

@@ -130,6 +130,27 @@ export function chunkContract(fresh: (t: TestContext) => Promise<Store>): void {
     assert.equal(texts.join(''), 'a\nb\n', 'what the lost owner appended is kept, and nothing after');
   });
 
+  it('takes a chunk given back for one never claimed: free at once, its claim not counted', async (t) => {
+    const store = await fresh(t);
+    await jobWithChunks(store, 'job', 'running', 1);
+    assert.equal((await store.claimJobChunk({ owner: 'r1', leaseMs: LONG }))?.claims, 0);
+    assert.equal(await store.giveBackJobChunk('job', 0, 'r1'), true);
+    assert.equal((await store.jobChunkSummary('job')).leased, 0);
+    const next = await store.claimJobChunk({ owner: 'r2', leaseMs: LONG });
+    assert.equal(key(next), 'job#0');
+    assert.equal(next?.claims, 0, 'the claim given back is not counted');
+    assert.equal(next?.previousOwner, null);
+    // Only its owner gives a chunk back.
+    assert.equal(await store.giveBackJobChunk('job', 0, 'r1'), false);
+    // A chunk taken over keeps the count of the claims before the one given back.
+    await store.releaseJobChunks('r2');
+    assert.equal((await store.claimJobChunk({ owner: 'r3', leaseMs: LONG }))?.claims, 1);
+    assert.equal(await store.giveBackJobChunk('job', 0, 'r3'), true);
+    assert.equal((await store.claimJobChunk({ owner: 'r4', leaseMs: LONG }))?.claims, 1);
+    assert.equal(await store.finishJobChunk('job', 0, { owner: 'r4', outcomes: '', error: null }), true);
+    assert.equal(await store.giveBackJobChunk('job', 0, 'r4'), false, 'a finished chunk stays finished');
+  });
+
   it("finishes chunks, sums them up, streams their outcomes in order, and reopens a job's chunks", async (t) => {
     const store = await fresh(t);
     await jobWithChunks(store, 'job', 'running', 7);

@@ -157,6 +157,22 @@ export async function releaseJobChunks(run: Run, owner: string): Promise<void> {
   );
 }
 
+export async function giveBackJobChunk(
+  run: Run,
+  jobId: string,
+  chunkNo: number,
+  owner: string,
+): Promise<boolean> {
+  const result = await run('giving a chunk back in', true, (pool) =>
+    pool.query(
+      `UPDATE job_chunks SET owner = NULL, claimed_until = NULL, claims = GREATEST(claims - 1, 0)
+       WHERE job_id = $1 AND chunk_no = $2 AND owner = $3 AND NOT done`,
+      [jobId, chunkNo, owner],
+    ),
+  );
+  return (result.rowCount ?? 0) > 0;
+}
+
 export async function reopenJobChunks(run: Run, jobId: string): Promise<void> {
   await run('reopening the chunks of a job in', true, (pool) =>
     pool.query(

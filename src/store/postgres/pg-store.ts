@@ -363,6 +363,10 @@ export class PgStore implements Store {
     return jobChunks.releaseJobChunks(this.#run, owner);
   }
 
+  giveBackJobChunk(jobId: string, chunkNo: number, owner: string): Promise<boolean> {
+    return jobChunks.giveBackJobChunk(this.#run, jobId, chunkNo, owner);
+  }
+
   reopenJobChunks(jobId: string): Promise<void> {
     return jobChunks.reopenJobChunks(this.#run, jobId);
   }

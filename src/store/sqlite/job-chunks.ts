@@ -167,6 +167,18 @@ export function releaseJobChunks(db: StateDb, owner: string): void {
   );
 }
 
+export function giveBackJobChunk(db: StateDb, jobId: string, chunkNo: number, owner: string): boolean {
+  return chunkWrite(
+    'a chunk given back',
+    () =>
+      prepared(
+        db,
+        `UPDATE job_chunks SET owner = NULL, claimed_until = NULL, claims = max(claims - 1, 0)
+         WHERE job_id = ? AND chunk_no = ? AND owner = ? AND done = 0`,
+      ).run(jobId, chunkNo, owner).changes > 0,
+  );
+}
+
 export function reopenJobChunks(db: StateDb, jobId: string): void {
   chunkWrite('the chunks of a job', () =>
     prepared(

@@ -344,6 +344,11 @@ export class SqliteStore implements Store {
     await this.#write(db, () => jobChunks.releaseJobChunks(db, owner), LATER);
   }
 
+  async giveBackJobChunk(jobId: string, chunkNo: number, owner: string): Promise<boolean> {
+    const db = this.#use(true);
+    return this.#write(db, () => jobChunks.giveBackJobChunk(db, jobId, chunkNo, owner), LATER);
+  }
+
   async reopenJobChunks(jobId: string): Promise<void> {
     const db = this.#use(true);
     await this.#write(db, () => jobChunks.reopenJobChunks(db, jobId));
