@@ -40,7 +40,6 @@ export class SqliteJob implements JobClaimHandle {
   readonly #db: StateDb;
   readonly #write: YieldingWrite;
   readonly #leaseMs: number;
-  readonly #settings: Record<string, unknown>;
   #resumed = false;
   #takenOver: JobLease | undefined;
   /** The reservation mark left by earlier runs. */
@@ -57,7 +56,7 @@ export class SqliteJob implements JobClaimHandle {
   /** Opens the job `options.jobId`, claiming its lease; see the class for what refuses it. */
   static async open(db: StateDb, options: OpenJobOptions, write: YieldingWrite): Promise<SqliteJob> {
     const job = new SqliteJob(db, options, write);
-    await job.#open();
+    await job.#open(options.settings);
     return job;
   }
 
@@ -65,7 +64,6 @@ export class SqliteJob implements JobClaimHandle {
     this.#db = db;
     this.#write = write;
     this.jobId = options.jobId;
-    this.#settings = options.settings;
     this.#leaseMs = Math.max(0, options.leaseMs);
     this.#owner = `${this.#process.host}/${this.#process.pid}/${this.#process.start ?? '-'}/${randomUUID()}`;
     this.#lookup = db.prepare(
@@ -82,9 +80,9 @@ export class SqliteJob implements JobClaimHandle {
     return this.#takenOver;
   }
 
-  async #open(): Promise<void> {
+  async #open(settings: Record<string, unknown>): Promise<void> {
     const db = this.#db;
-    const text = JSON.stringify(this.#settings);
+    const text = JSON.stringify(settings);
     // One write transaction: two runs starting at the same moment cannot both claim the job.
     const opened = await this.#write(() =>
       written('the job claim', () =>
@@ -95,7 +93,7 @@ export class SqliteJob implements JobClaimHandle {
               this.jobId,
             ) as { settings: string; reserved_upto: number } | undefined;
             if (existing !== undefined && existing.settings !== text)
-              throw settingsMismatch(this.jobId, existing.settings, this.#settings);
+              throw settingsMismatch(this.jobId, existing.settings, settings);
             const takenOver = this.#claim(now);
             const iso = now.toISOString();
             if (existing === undefined) {

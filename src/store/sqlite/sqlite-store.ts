@@ -61,7 +61,6 @@ export class SqliteStore implements Store {
   readonly #close: () => void;
   readonly #readOnly: boolean;
   readonly #writerThread: boolean;
-  #closed = false;
   /** Closing: the writes on their way settle, then the connection closes; a second close waits alike. */
   #closing: Promise<void> | undefined;
   #remove: ((ids: readonly number[]) => void) | undefined;
@@ -88,7 +87,7 @@ export class SqliteStore implements Store {
 
   /** The open connection, or why there is none. */
   #use(write: boolean): StateDb {
-    if (this.#closed)
+    if (this.#closing !== undefined)
       throw new CognigyResetError('CR_ERR_STATE_OPEN', `the state file ${this.location} is closed`);
     if (write && this.#readOnly) {
       throw new CognigyResetError(
@@ -100,8 +99,9 @@ export class SqliteStore implements Store {
   }
 
   /** A write that waits for the lock without stopping this thread, kept until it settles. */
-  #write<T>(db: StateDb, write: () => T, options?: YieldingWriteOptions): Promise<T> {
-    const pending = yieldingWrite(db, write, options);
+  #write<T>(write: (db: StateDb) => T, options?: YieldingWriteOptions): Promise<T> {
+    const db = this.#use(true);
+    const pending = yieldingWrite(db, () => write(db), options);
     this.#pending.add(pending);
     const done = (): boolean => this.#pending.delete(pending);
     pending.then(done, done);
@@ -123,9 +123,8 @@ export class SqliteStore implements Store {
   }
 
   async openJob(options: OpenJobOptions): Promise<JobClaimHandle> {
-    const db = this.#use(true);
     // A ledger's lease and end are bookkeeping (`syncLater`); its reservation marks are synced as written.
-    return SqliteJob.open(db, options, (write) => this.#write(db, write, LATER));
+    return SqliteJob.open(this.#use(true), options, (write) => this.#write(write, LATER));
   }
 
   async listJobs(options: { limit?: number; after?: string } = {}): Promise<JobRecord[]> {
@@ -284,13 +283,11 @@ export class SqliteStore implements Store {
   }
 
   async createServiceJob(job: ServiceJobRecord): Promise<ServiceJobRecord> {
-    const db = this.#use(true);
-    return this.#write(db, () => serviceJobs.createServiceJob(db, job));
+    return this.#write((db) => serviceJobs.createServiceJob(db, job));
   }
 
   async updateServiceJob(id: string, update: ServiceJobUpdate): Promise<boolean> {
-    const db = this.#use(true);
-    return this.#write(db, () => serviceJobs.updateServiceJob(db, id, update));
+    return this.#write((db) => serviceJobs.updateServiceJob(db, id, update));
   }
 
   async getServiceJob(id: string): Promise<ServiceJobRecord | undefined> {
@@ -310,15 +307,15 @@ export class SqliteStore implements Store {
   }
 
   async addJobChunks(jobId: string, chunks: readonly JobChunkInput[]): Promise<void> {
-    const db = this.#use(true);
-    await this.#write(db, () => jobChunks.addJobChunks(db, jobId, chunks));
+    await this.#write((db) => jobChunks.addJobChunks(db, jobId, chunks));
   }
 
   async claimJobChunk(options: ChunkClaimOptions): Promise<ClaimedJobChunk | undefined> {
-    const db = this.#use(true);
+    // Refused by a closed or read-only store, whether or not a chunk is free.
+    this.#use(true);
     // Read first: an idle poll costs no write lock, which the writer thread may be holding.
-    if (this.#read((d) => jobChunks.freeChunk(d, options)) === undefined) return undefined;
-    return this.#write(db, () => jobChunks.claimJobChunk(db, options), LATER);
+    if (this.#read((db) => jobChunks.freeChunk(db, options)) === undefined) return undefined;
+    return this.#write((db) => jobChunks.claimJobChunk(db, options), LATER);
   }
 
   async heartbeatJobChunk(
@@ -326,8 +323,7 @@ export class SqliteStore implements Store {
     chunkNo: number,
     options: { owner: string; leaseMs: number; outcomes: string },
   ): Promise<boolean> {
-    const db = this.#use(true);
-    return this.#write(db, () => jobChunks.heartbeatJobChunk(db, jobId, chunkNo, options), LATER);
+    return this.#write((db) => jobChunks.heartbeatJobChunk(db, jobId, chunkNo, options), LATER);
   }
 
   async finishJobChunk(
@@ -335,23 +331,19 @@ export class SqliteStore implements Store {
     chunkNo: number,
     options: { owner: string; outcomes: string; error: { code: string; message: string } | null },
   ): Promise<boolean> {
-    const db = this.#use(true);
-    return this.#write(db, () => jobChunks.finishJobChunk(db, jobId, chunkNo, options), LATER);
+    return this.#write((db) => jobChunks.finishJobChunk(db, jobId, chunkNo, options), LATER);
   }
 
   async releaseJobChunks(owner: string): Promise<void> {
-    const db = this.#use(true);
-    await this.#write(db, () => jobChunks.releaseJobChunks(db, owner), LATER);
+    await this.#write((db) => jobChunks.releaseJobChunks(db, owner), LATER);
   }
 
   async giveBackJobChunk(jobId: string, chunkNo: number, owner: string): Promise<boolean> {
-    const db = this.#use(true);
-    return this.#write(db, () => jobChunks.giveBackJobChunk(db, jobId, chunkNo, owner), LATER);
+    return this.#write((db) => jobChunks.giveBackJobChunk(db, jobId, chunkNo, owner), LATER);
   }
 
   async reopenJobChunks(jobId: string): Promise<void> {
-    const db = this.#use(true);
-    await this.#write(db, () => jobChunks.reopenJobChunks(db, jobId));
+    await this.#write((db) => jobChunks.reopenJobChunks(db, jobId));
   }
 
   async jobChunkSummary(jobId: string): Promise<JobChunkSummary> {
@@ -374,7 +366,6 @@ export class SqliteStore implements Store {
 
   close(): Promise<void> {
     if (this.#closing === undefined) {
-      this.#closed = true;
       this.#closing = Promise.allSettled([...this.#pending]).then(() => this.#close());
     }
     return this.#closing;
