@@ -67,11 +67,30 @@ describe('serve: the HTTP API', () => {
       'CR_ERR_OPT_INVALID',
     );
     assert.ok(typeof bad['detail'] === 'string');
+    // A JSON body is taken as sent: no value is coerced to the type its field wants.
+    for (const wrong of [
+      { tenant: ['demo'], sessions: ['session-1'] },
+      { tenant: 'demo', sessions: [['session-1']] },
+      { tenant: 'demo', sessions: ['session-1'], maxDurationSec: '600' },
+      { tenant: 'demo', sessions: ['session-1'], maxDurationSec: null },
+      { tenant: 'demo', sessions: ['session-1'], dryRun: 'true' },
+    ])
+      await problem(await s.call('/v1/jobs', writer, json(wrong)), 400, 'CR_ERR_OPT_INVALID');
     await problem(
       await s.call('/v1/jobs', writer, json({ tenant: 'nowhere', sessions: ['session-1'] })),
       400,
       'CR_ERR_OPT_INVALID',
     );
+    // The router decodes the path: an encoded /v1 is /v1, and is refused alike.
+    await problem(await s.call('/%761/jobs', undefined), 401, 'CR_ERR_API_UNAUTHORIZED');
+    await problem(await s.call('/%76%31/key', undefined), 401, 'CR_ERR_API_UNAUTHORIZED');
+    const reading = await s.key(['jobs:read']);
+    await problem(
+      await s.call('/%761/jobs', reading, json({ tenant: 'demo', sessions: ['session-1'] })),
+      403,
+      'CR_ERR_API_FORBIDDEN',
+    );
+    assert.deepEqual(await s.store.listServiceJobs({ limit: 10 }), []);
     // Nothing needs a key outside /v1.
     assert.equal((await s.call('/healthz', undefined)).status, 200);
     assert.match(await (await s.call('/metrics', undefined)).text(), /cognigy_reset_service_jobs/);
@@ -286,6 +305,20 @@ describe('serve: the HTTP API', () => {
     assert.equal((await s.call('/v1/jobs', calm)).status, 200);
     assert.equal((await s.call('/healthz', undefined)).status, 200);
   });
+
+  it("counts a key's requests however its scheme is spelled, and refused keys per address", async (t) => {
+    const s = await startService(t, 2, 10, 3);
+    const key = await s.key(['jobs:read']);
+    const as = (scheme: string) => ({ headers: { authorization: `${scheme} ${key}` } });
+    for (const scheme of ['Bearer', 'bearer', 'BEARER'])
+      assert.equal((await s.call('/v1/jobs', undefined, as(scheme))).status, 200);
+    await problem(await s.call('/v1/jobs', undefined, as('bEaReR')), 429, 'CR_ERR_API_RATE_LIMITED');
+    // Guessed keys: each is unknown (401) until the address has sent its limit, then 429.
+    for (let i = 0; i < 3; i++)
+      await problem(await s.call('/v1/jobs', `crk_guess-${i}`), 401, 'CR_ERR_API_UNAUTHORIZED');
+    await problem(await s.call('/v1/jobs', 'crk_guess-3'), 429, 'CR_ERR_API_RATE_LIMITED');
+    await problem(await s.call('/v1/jobs', undefined), 429, 'CR_ERR_API_RATE_LIMITED');
+  });
 });
 
 describe('serve: the config file', () => {
@@ -299,6 +332,19 @@ describe('serve: the config file', () => {
     assert.throws(
       () => parseConfig(config, {}),
       (err: Error & { code?: string }) => err.code === 'CR_ERR_API_CONFIG' && /ACME_TOKEN/.test(err.message),
+    );
+    // Two tenants of one engine tenant id: their audit records could not be told apart.
+    assert.throws(
+      () =>
+        parseConfig(
+          {
+            tenants: { acme: config.tenants.acme, 'acme-test': { ...config.tenants.acme, tenantId: 'acme' } },
+          },
+          { ACME_TOKEN: 'x' },
+        ),
+      (err: Error & { code?: string }) =>
+        err.code === 'CR_ERR_API_CONFIG' &&
+        /tenant acme-test: tenantId "acme" is tenant acme's too/.test(err.message),
     );
     assert.throws(
       () =>

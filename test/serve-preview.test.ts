@@ -161,6 +161,20 @@ describe('serve: POST /v1/jobs/preview', () => {
       'CR_ERR_OPT_SESSION_ID',
     );
     await problem(await s.call('/v1/jobs/preview?first=1000', reader, body), 400, 'CR_ERR_OPT_INVALID');
+    // A body that is not UTF-8 is refused whole; an id holding U+FFFD (what an encoder writes for what it
+    // could not encode) is refused as the CLI refuses it.
+    const bytes = Buffer.concat([
+      Buffer.from('{"tenant":"demo","sessions":["s-'),
+      Buffer.from([0xff]),
+      Buffer.from('1"]}'),
+    ]);
+    const notUtf8 = { method: 'POST', headers: { 'content-type': 'application/json' }, body: bytes };
+    await problem(await s.call('/v1/jobs/preview', reader, notUtf8), 400, 'CR_ERR_CLI_INPUT_ENCODING');
+    await problem(
+      await s.call('/v1/jobs/preview', reader, json({ tenant: 'demo', sessions: ['s-\uFFFD1'] })),
+      400,
+      'CR_ERR_OPT_SESSION_ID',
+    );
     const openapi = (await (await s.call('/openapi.json', undefined)).json()) as {
       paths: Record<string, unknown>;
     };

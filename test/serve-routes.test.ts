@@ -178,6 +178,11 @@ describe('serve: resetting one session', () => {
       'CR_ERR_OPT_SESSION_ID',
     );
     await problem(
+      await s.call('/v1/sessions/session-%EF%BF%BD1/reset', writer, body),
+      400,
+      'CR_ERR_OPT_SESSION_ID',
+    );
+    await problem(
       await s.call('/v1/sessions/session-1/reset', writer, json({ tenant: 'demo', nope: 1 })),
       400,
       'CR_ERR_OPT_INVALID',
@@ -211,13 +216,22 @@ describe('serve: a job chosen by a selector', () => {
     );
     assert.equal(off['count'], expected.length);
     assert.deepEqual(((await (await s.call('/v1/jobs', key)).json()) as { jobs: unknown[] }).jobs, []);
-    // Neither sessions nor a selector, or both: refused.
-    await problem(await s.call('/v1/jobs', key, json({ tenant: 'demo' })), 400, 'CR_ERR_OPT_MISSING');
-    await problem(
-      await s.call('/v1/jobs', key, json({ ...body, sessions: ['session-1'], confirm: true })),
-      400,
-      'CR_ERR_OPT_INVALID',
-    );
+    // The preview lists what the selector matches, with no confirmation: nothing is sent.
+    const preview = await s.call('/v1/jobs/preview?first=2', key, json(body));
+    assert.equal(preview.status, 200);
+    const previewed = (await preview.json()) as { count: number; directives: { sessionId: string }[] };
+    assert.equal(previewed.count, expected.length);
+    for (const { sessionId } of previewed.directives) assert.ok(expected.includes(sessionId), sessionId);
+    assert.equal(previewed.directives.length, 2);
+    // Neither sessions nor a selector, or both: refused, by the preview too.
+    for (const path of ['/v1/jobs', '/v1/jobs/preview']) {
+      await problem(await s.call(path, key, json({ tenant: 'demo' })), 400, 'CR_ERR_OPT_MISSING');
+      await problem(
+        await s.call(path, key, json({ ...body, sessions: ['session-1'], confirm: true })),
+        400,
+        'CR_ERR_OPT_INVALID',
+      );
+    }
 
     const job = await create(s, key, { ...body, expect: expected.length, expectMargin: 0 });
     assert.deepEqual(job['selector'], { flow });

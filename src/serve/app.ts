@@ -2,6 +2,9 @@
  * The service's HTTP API on Fastify: routes, auth, problem+json refusals, OpenAPI at `/openapi.json`
  * and its interactive reference at `/docs`. Jobs are run by `JobManager`; nothing here holds a secret.
  */
+import { isUtf8 } from 'node:buffer';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
 import fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -11,7 +14,7 @@ import { auditRoutes } from './audit-routes.js';
 import type { ServiceDeps } from './deps.js';
 import { dashboardRoutes } from './dashboard.js';
 import { keyRoute } from './key-route.js';
-import { authenticate, hashKey } from './keys.js';
+import { authenticate } from './keys.js';
 import { previewRoutes } from './preview-routes.js';
 import { PROBLEM_TYPE, problemOf, refuse } from './problem.js';
 import { jobCreateRoute } from './job-create.js';
@@ -20,6 +23,19 @@ import { serviceMetrics } from './service-metrics.js';
 import { jobRoutes } from './routes.js';
 import { sessionRoutes } from './session-routes.js';
 
+/** Fastify's own validator options, but for coercion (set per part) and keeping unknown fields to refuse. */
+const AJV_OPTIONS = {
+  useDefaults: true,
+  removeAdditional: false,
+  addUsedSchema: false,
+  allErrors: false,
+} as const;
+
+function withFormats(ajv: Ajv): Ajv {
+  addFormats.default(ajv);
+  return ajv;
+}
+
 /** JSON bodies at most this large; uploads have their own bound. */
 const BODY_LIMIT = 8 * 1024 * 1024;
 
@@ -27,9 +43,24 @@ export async function buildApp(deps: ServiceDeps): Promise<FastifyInstance> {
   const app = fastify({
     logger: false,
     bodyLimit: BODY_LIMIT,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   });
+  // A query string, a path and headers are text: their values are coerced to the schema's types. A JSON
+  // body is validated as sent: `"600"` is not a number, nor `null` 0.
+  const coercing = withFormats(new Ajv({ ...AJV_OPTIONS, coerceTypes: 'array' }));
+  const asSent = withFormats(new Ajv({ ...AJV_OPTIONS, coerceTypes: false }));
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? asSent : coercing).compile(schema),
+  );
   app.decorateRequest('principal', null);
+  // JSON bodies decode strictly: Node's decoder would turn each invalid byte into U+FFFD, and an id no
+  // client sent would be reset and audited.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body: Buffer, done) => {
+    if (!isUtf8(body))
+      done(refuse('CR_ERR_CLI_INPUT_ENCODING', 'the JSON body is not valid UTF-8'), undefined);
+    else void parseJson(request, body.toString('utf8'), done);
+  });
 
   await app.register(swagger, {
     openapi: {
@@ -44,22 +75,20 @@ export async function buildApp(deps: ServiceDeps): Promise<FastifyInstance> {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
-  // Per key (its hash; per address without one), on /v1 only.
+  // Per key (its id), and per address for a request with no valid key; applied in the auth hook below.
   await app.register(rateLimit, {
-    global: true,
+    global: false,
     max: deps.config.rateLimitPerMinute,
     timeWindow: 60_000,
-    allowList: (request) => !request.url.startsWith('/v1'),
-    keyGenerator: (request) => {
-      const header = request.headers.authorization;
-      return header === undefined ? `ip:${request.ip}` : `key:${hashKey(header)}`;
-    },
+    keyGenerator: (request) =>
+      request.principal === null ? `ip:${request.ip}` : `key:${request.principal.keyId}`,
     errorResponseBuilder: (_request, context) =>
       new CognigyResetError(
         'CR_ERR_API_RATE_LIMITED',
         `at most ${context.max} requests a minute per key: retry in ${context.after}`,
       ),
   });
+  const limit = app.rateLimit();
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const problem = problemOf(codedError(err));
@@ -75,12 +104,21 @@ export async function buildApp(deps: ServiceDeps): Promise<FastifyInstance> {
     void reply.status(404).type(PROBLEM_TYPE).send(problem);
   });
 
-  // Every /v1 path: a known key first, then the route's scope, before the body is read.
-  app.addHook('onRequest', async (request: FastifyRequest) => {
-    if (!request.url.startsWith('/v1/') && request.url !== '/v1') return;
-    request.principal = await authenticate(deps.store, request.headers.authorization);
+  // Every /v1 path: a known key first, counted against its rate limit (a refused one against its
+  // address's), then the route's scope, before the body is read. The router matches the decoded path, so
+  // a route is judged by its pattern: `/%761/jobs` is `/v1/jobs`.
+  app.addHook('onRequest', async (request: FastifyRequest, reply) => {
+    if (!underV1(request.routeOptions.url ?? request.url)) return;
+    let refused: Error | undefined;
+    try {
+      request.principal = await authenticate(deps.store, request.headers.authorization);
+    } catch (err) {
+      refused = err as Error;
+    }
+    await limit.call(app, request, reply);
+    if (refused !== undefined) throw refused;
     const scope = request.routeOptions.config.scope;
-    if (scope !== undefined && !request.principal.scopes.includes(scope))
+    if (scope !== undefined && !request.principal!.scopes.includes(scope))
       throw refuse('CR_ERR_API_FORBIDDEN', `the API key lacks the scope ${scope}`);
   });
 
@@ -107,6 +145,9 @@ export async function buildApp(deps: ServiceDeps): Promise<FastifyInstance> {
   await app.register(dashboardRoutes());
   return app;
 }
+
+const underV1 = (path: string): boolean =>
+  path === '/v1' || path.startsWith('/v1/') || path.startsWith('/v1?');
 
 /** Fastify's own refusals, as coded errors. */
 function codedError(err: FastifyError): unknown {

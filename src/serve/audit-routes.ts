@@ -9,6 +9,7 @@ import type { AuditFilter } from '../store/index.js';
 import type { ServiceDeps } from './deps.js';
 import { requireTenant } from './keys.js';
 import { refuse } from './problem.js';
+import { principalOf } from './route-helpers.js';
 import { problems, SECURITY } from './schemas.js';
 
 const text = { type: 'string', minLength: 1, maxLength: 256 };
@@ -49,7 +50,7 @@ const VERIFY = {
 export function auditRoutes(deps: ServiceDeps) {
   /** The engine tenant ids a request may see: undefined for every tenant. */
   function engineTenants(request: FastifyRequest, tenant: string | undefined): Set<string> | undefined {
-    const principal = request.principal!;
+    const principal = principalOf(request);
     if (tenant !== undefined) requireTenant(principal, tenant);
     const names = tenant !== undefined ? [tenant] : principal.tenants;
     if (names.length === 0) return undefined;
@@ -108,7 +109,7 @@ export function auditRoutes(deps: ServiceDeps) {
         },
       },
       async (request) => {
-        if (request.principal!.tenants.length > 0)
+        if (principalOf(request).tenants.length > 0)
           throw refuse('CR_ERR_API_FORBIDDEN', 'verifying the whole chain needs a key bound to no tenant');
         const result = await deps.store.verifyAudit();
         return {

@@ -164,7 +164,16 @@ export function parseConfig(value: unknown, env: NodeJS.ProcessEnv): ServiceConf
     tenants: Record<string, RawTenant>;
   };
   const tenants = new Map<string, TenantConfig>();
+  const byEngineId = new Map<string, string>();
   for (const [name, t] of Object.entries(raw.tenants)) {
+    // Audit records name the engine's tenant: a key bound to a tenant sees the records of that id alone.
+    const tenantId = t.tenantId ?? name;
+    const other = byEngineId.get(tenantId);
+    if (other !== undefined)
+      throw configError(
+        `tenant ${name}: tenantId ${JSON.stringify(tenantId)} is tenant ${other}'s too; audit records name the engine's tenant, so each tenant needs its own (one tenant serves several bots: a job names its bot)`,
+      );
+    byEngineId.set(tenantId, name);
     const token = secret(name, 'token', env, t.tokenEnv, t.tokenFile);
     const apiKey = secret(name, 'API key', env, t.apiKeyEnv, t.apiKeyFile);
     const urlToken = secret(name, 'URLToken', env, t.urlTokenEnv, t.urlTokenFile);
@@ -176,7 +185,7 @@ export function parseConfig(value: unknown, env: NodeJS.ProcessEnv): ServiceConf
       name,
       transport: t.transport,
       url: t.url,
-      tenantId: t.tenantId ?? name,
+      tenantId,
       bot: t.bot,
       allowInsecure: t.allowInsecure,
       credentials: credentialsOf({

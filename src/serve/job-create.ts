@@ -16,7 +16,14 @@ import { checkConfirmed, spoolSelection, type Confirmation } from './job-selecti
 import { buildJobSpec, fieldsOf, type JobFields } from './job-spec.js';
 import { requireTenant } from './keys.js';
 import { refuse } from './problem.js';
-import { acceptUploads, actorOf, isUpload, principalOf, requestFields } from './route-helpers.js';
+import {
+  acceptUploads,
+  actorOf,
+  isUpload,
+  principalOf,
+  requestFields,
+  requireOneSource,
+} from './route-helpers.js';
 import { JOB, JOB_BODY, problems, SECURITY, UPLOAD_QUERY } from './schemas.js';
 import { requiredFieldsFor, spoolIds, uploadSource } from './targets.js';
 
@@ -57,12 +64,7 @@ export function jobCreateRoute(deps: ServiceDeps) {
         const principal = principalOf(request);
         const upload = isUpload(request);
         const body = requestFields<JobBody>(request);
-        if (!upload && (body.sessions === undefined) === (body.selector === undefined))
-          throw refuse(
-            body.sessions === undefined ? 'CR_ERR_OPT_MISSING' : 'CR_ERR_OPT_INVALID',
-            'give the sessions as `sessions` or as a `selector`, one of the two',
-            'sessions',
-          );
+        requireOneSource(body, upload);
         requireTenant(principal, body.tenant);
         const tenant = deps.config.tenants.get(body.tenant);
         if (tenant === undefined)

@@ -6,6 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ServiceDeps } from './deps.js';
 import { SCOPES } from './keys.js';
+import { principalOf } from './route-helpers.js';
 import { problems, SECURITY } from './schemas.js';
 
 const names = { type: 'array', items: { type: 'string' } };
@@ -35,7 +36,7 @@ export function keyRoute(deps: ServiceDeps) {
         },
       },
       (request, reply) => {
-        const principal = request.principal!;
+        const principal = principalOf(request);
         const configured = [...deps.config.tenants.keys()];
         return reply.send({
           id: principal.keyId,

@@ -17,7 +17,8 @@ import { buildJobSpec, type JobFields } from './job-spec.js';
 import { requireTenant } from './keys.js';
 import { refuse } from './problem.js';
 import { UPLOAD_LIMIT } from './job-create.js';
-import { acceptUploads, isUpload, requestFields } from './route-helpers.js';
+import { acceptUploads, isUpload, principalOf, requestFields, requireOneSource } from './route-helpers.js';
+import { spoolSelection } from './job-selection.js';
 import { JOB_BODY, problems, SECURITY, UPLOAD_QUERY } from './schemas.js';
 import { fileSource, spoolIds, uploadSource } from './targets.js';
 
@@ -94,8 +95,9 @@ export function previewRoutes(deps: ServiceDeps) {
       async (request, reply) => {
         const upload = isUpload(request);
         const query = request.query as JobFields & { first: number };
-        const fields = requestFields<JobFields & { sessions?: string[] }>(request);
-        requireTenant(request.principal!, fields.tenant);
+        const fields = requestFields<JobFields & { sessions?: string[]; selector?: unknown }>(request);
+        requireOneSource(fields, upload);
+        requireTenant(principalOf(request), fields.tenant);
         const tenant = deps.config.tenants.get(fields.tenant);
         if (tenant === undefined)
           throw refuse(
@@ -103,7 +105,7 @@ export function previewRoutes(deps: ServiceDeps) {
             `tenant: ${JSON.stringify(fields.tenant)} is not configured`,
             'tenant',
           );
-        const spec = buildJobSpec(tenant, fields, 'preview', `key:${request.principal!.keyId}`);
+        const spec = buildJobSpec(tenant, fields, 'preview', `key:${principalOf(request).keyId}`);
         const transport = createTransport(spec, {}, { dryRun: true });
         try {
           const plan = planReset(spec.plan, transport.capabilities);
@@ -114,12 +116,14 @@ export function previewRoutes(deps: ServiceDeps) {
           try {
             if (upload)
               count = (await uploadSource(request.body as Readable, path, UPLOAD_LIMIT, required)).total;
-            else {
-              const sessions = fields.sessions!;
-              await spoolIds(sessions, path, required);
-              count = sessions.length;
-            }
-            if (count === 0) throw refuse('CR_ERR_OPT_MISSING', 'the upload holds no session', 'body');
+            else if (fields.sessions !== undefined) {
+              await spoolIds(fields.sessions, path, required);
+              count = fields.sessions.length;
+            } else count = (await spoolSelection(spec, tenant.credentials, path, deps.log)).count;
+            if (count === 0)
+              throw fields.selector === undefined
+                ? refuse('CR_ERR_OPT_MISSING', 'the upload holds no session', 'body')
+                : refuse('CR_ERR_OPT_MISSING', 'the selector matches no session', 'selector');
             first = await firstTargets(fileSource(path, count, required), query.first);
           } finally {
             await rm(path, { force: true });

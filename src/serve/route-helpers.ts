@@ -37,7 +37,22 @@ export function requestFields<T extends { tenant?: string }>(request: FastifyReq
   return (Object.keys(plan).length === 0 ? query : { ...query, plan }) as T;
 }
 
-export const principalOf = (request: FastifyRequest): Principal => request.principal!;
+/** A JSON body names its sessions inline or by a selector, one of the two; an upload is its sessions. */
+export function requireOneSource(body: { sessions?: unknown; selector?: unknown }, upload: boolean): void {
+  if (!upload && (body.sessions === undefined) === (body.selector === undefined))
+    throw refuse(
+      body.sessions === undefined ? 'CR_ERR_OPT_MISSING' : 'CR_ERR_OPT_INVALID',
+      'give the sessions as `sessions` or as a `selector`, one of the two',
+      'sessions',
+    );
+}
+
+/** Who a request's key is; a route that reached here without one fails closed. */
+export function principalOf(request: FastifyRequest): Principal {
+  if (request.principal === null)
+    throw refuse('CR_ERR_API_UNAUTHORIZED', 'this path needs Authorization: Bearer <key>');
+  return request.principal;
+}
 
 /** The job a request's `:id` names, when its key may see its tenant. */
 export async function visibleJob(deps: ServiceDeps, request: FastifyRequest): Promise<ServiceJob> {

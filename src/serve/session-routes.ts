@@ -8,7 +8,6 @@ import { pino } from 'pino';
 import { isErrorCode } from '../errors.js';
 import { outcomeLine, type ResetOutcome } from '../reset/outcome.js';
 import { startJob } from '../runner/start-job.js';
-import { inputIdProblem } from '../targets/rows.js';
 import type { SessionTarget, TargetField } from '../transports/transport.js';
 import type { ServiceDeps } from './deps.js';
 import { buildJobSpec, type JobFields } from './job-spec.js';
@@ -16,7 +15,7 @@ import { requireTenant } from './keys.js';
 import { problems, SECURITY, SESSION_RESET_BODY } from './schemas.js';
 import { refuse } from './problem.js';
 import { actorOf, principalOf } from './route-helpers.js';
-import { requiredFieldsFor } from './targets.js';
+import { apiIdProblem, requiredFieldsFor } from './targets.js';
 
 const text = { type: 'string' };
 
@@ -76,7 +75,7 @@ export function sessionRoutes(deps: ServiceDeps) {
             `tenant: ${JSON.stringify(body.tenant)} is not configured`,
             'tenant',
           );
-        const problem = inputIdProblem(sessionId);
+        const problem = apiIdProblem(sessionId);
         if (problem !== undefined)
           throw refuse('CR_ERR_OPT_SESSION_ID', `sessionId: ${problem}`, 'sessionId');
         const spec = buildJobSpec(tenant, body, undefined, actorOf(request));

@@ -10,7 +10,13 @@ import { CognigyResetError } from '../errors.js';
 import type { BulkTarget } from '../reset/bulk.js';
 import { planReset } from '../model/plan.js';
 import type { JobSpec } from '../runner/types.js';
-import { countTargetsInFile, inputIdProblem, openFile, parseTargets } from '../targets/rows.js';
+import {
+  countTargetsInFile,
+  inputIdProblem,
+  openFile,
+  parseTargets,
+  replacementProblem,
+} from '../targets/rows.js';
 import { createTransport } from '../transports/create.js';
 import type { TargetField } from '../transports/transport.js';
 
@@ -31,6 +37,14 @@ export async function requiredFieldsFor(spec: JobSpec): Promise<TargetField[]> {
   }
 }
 
+/**
+ * A session id as the API takes it: as the CLI takes an input line's, and never holding U+FFFD, which a
+ * client's encoder writes for what it could not encode: such an id cannot be told from a damaged one.
+ */
+export function apiIdProblem(id: string): string | undefined {
+  return inputIdProblem(id) ?? replacementProblem(id);
+}
+
 /** Checks ids given inline, and writes them to `path` as JSON Lines: a job reads every input from a file. */
 export async function spoolIds(
   ids: readonly string[],
@@ -44,7 +58,7 @@ export async function spoolIds(
       { field: 'sessions' },
     );
   ids.forEach((id, i) => {
-    const problem = inputIdProblem(id);
+    const problem = apiIdProblem(id);
     if (problem !== undefined)
       throw new CognigyResetError('CR_ERR_OPT_SESSION_ID', `sessions[${i}]: ${problem}`, {
         field: `sessions[${i}]`,
