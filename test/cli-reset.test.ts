@@ -241,6 +241,15 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
     ],
     [['reset', 'x', '--rate', 'fast'], /^cognigy-reset: CR_ERR_OPT_INVALID: .*--rate/],
     [['reset', 'x', '--url', 'ws://example.com/ws/v1'], /^cognigy-reset: CR_ERR_OPT_INSECURE_URL: /],
+    // A name under .localhost is resolved like any other: plain text to it is not loopback.
+    [
+      ['reset', 'x', '--url', 'ws://engine.localhost:8080/ws/v1'],
+      /^cognigy-reset: CR_ERR_OPT_INSECURE_URL: /,
+    ],
+    // Numbers in decimal only, and no deadline shorter than a round trip.
+    [['reset', 'x', '--max-duration', '0x3c'], /^cognigy-reset: CR_ERR_OPT_INVALID: .*--max-duration/],
+    [['reset', 'x', '--concurrency', ' 4'], /^cognigy-reset: CR_ERR_OPT_INVALID: .*--concurrency/],
+    [['reset', 'x', '--ack-timeout', '0.0000001'], /^cognigy-reset: CR_ERR_OPT_INVALID: .*--ack-timeout/],
     [
       ['reset', 'x', '--state'],
       /^cognigy-reset: CR_ERR_OPT_MISSING: option '--state <path>' argument missing/,

@@ -100,6 +100,15 @@ describe('every field is covered by the hash', () => {
     ['an added __proto__ field', (l: string) => withField(l, '__proto__', { outcome: 'reset' })],
     ['a field removed', (l: string) => l.replace(/,"requestId":(null|"[^"]*")/, '')],
     ['a field of the wrong type', (l: string) => l.replace(/"attempts":(\d+)/, '"attempts":"$1"')],
+    // JSON.parse keeps the last of two keys, grep and other readers the first: "failed" here.
+    [
+      'a field given twice',
+      (l: string) => l.replace(/"outcome":"reset"/, '"outcome":"failed","outcome":"reset"'),
+    ],
+    [
+      'a field given twice, escaped',
+      (l: string) => l.replace(/"outcome":"reset"/, '"\\u006futcome":"failed","outcome":"reset"'),
+    ],
   ] as const) {
     it(`fails ${name}, naming the line with a coded error`, async () => {
       const edited = [...lines];

@@ -190,6 +190,21 @@ describe('input lines are bounded', () => {
   });
 });
 
+describe('secret files are bounded', () => {
+  it('--token-file naming an endless device is refused at once: CR_ERR_OPT_INVALID, exit 2, nothing sent', async (t) => {
+    const api = await hostileHttp((_req, res) => res.writeHead(200).end('{}'));
+    t.after(() => api.close());
+    const big = join(dir, 'big-token');
+    writeFileSync(big, 'x'.repeat(65 * 1024));
+    for (const path of ['/dev/zero', big]) {
+      const result = await runCli([...rest(api.url), '--token-file', path], {});
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, /CR_ERR_OPT_INVALID: --token-file .* holds more than 65536 bytes/);
+    }
+    assert.equal(api.hits, 0);
+  });
+});
+
 describe('a hostile webhook tracker', () => {
   /** A state file whose outbox holds `n` events for `url`, and a deliverer for it. */
   async function outbox(name: string, url: string, n: number) {

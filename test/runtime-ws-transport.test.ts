@@ -274,6 +274,31 @@ describe('runtime-ws answer matching and keepalive', () => {
     await engine.close();
   });
 
+  it("refuses an answer about another session, a state check's as a reset's", async () => {
+    const engine = await rawEngine((ws, text) => {
+      const frame = JSON.parse(text) as { sessionId: string; type: string };
+      const about = frame.sessionId === 'a' ? 'someone-else' : frame.sessionId;
+      ws.send(
+        JSON.stringify(
+          frame.type === 'QUERY'
+            ? { flowState: 'RESET', variables: {}, sessionId: about }
+            : { status: 'RESET_COMPLETE', sessionId: about },
+        ),
+      );
+    });
+    const transport = transportFor(engine.wsUrl);
+    assert.equal((await rejection(sendReset(transport, 'a'))).code, 'CR_ERR_PROTO_ANSWER_MISMATCH');
+    const options = { timeoutMs: 5000, signal: undefined };
+    assert.equal(
+      (await rejection(transport.check('a', undefined, options))).code,
+      'CR_ERR_PROTO_ANSWER_MISMATCH',
+    );
+    assert.equal((await transport.check('b', undefined, options)).kind, 'state');
+    assert.equal((await sendReset(transport, 'b')).status, 'RESET_COMPLETE');
+    await transport.close();
+    await engine.close();
+  });
+
   it('matches by the echoed requestId and refuses an answer that echoes another request', async () => {
     const engine = await rawEngine((ws, text) => {
       const { requestId } = JSON.parse(text) as { requestId: string };
@@ -304,7 +329,7 @@ describe('runtime-ws answer matching and keepalive', () => {
     });
     const closed = new Promise<CognigyResetError>((resolve) => conn.onClose(resolve));
     const { text } = compileDirective('a', PLAN);
-    assert.equal((await conn.request(text, undefined, 'status', 5000)).kind, 'status');
+    assert.equal((await conn.request(text, 'a', undefined, 'status', 5000)).kind, 'status');
     const err = await withDeadline(closed, 5000, 'the close');
     assert.equal(err.code, 'CR_ERR_PROTO_UNSOLICITED');
     assert.equal(conn.isOpen, false);

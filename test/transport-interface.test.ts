@@ -95,6 +95,79 @@ describe('the Transport interface: a transport of its own in the pipeline', () =
     assert.equal(calls, 1);
   });
 
+  it('asks a state check again after RATE_LIMITED, and never sends a reset for it', async () => {
+    const slowDown: EngineAnswer = { kind: 'status', status: 'RATE_LIMITED', retryAfterMs: 1 };
+    const run = async (
+      checkAnswers: EngineAnswer[],
+      precheck: boolean,
+    ): Promise<{ outcome: Awaited<ReturnType<ResetPipeline['reset']>>; sends: number; checks: number }> => {
+      let sends = 0;
+      let checks = 0;
+      const transport = ownTransport({
+        reset: (): ResetExchange => {
+          sends++;
+          return {
+            ack: Promise.resolve({ kind: 'status', status: 'RESET_COMPLETE' }),
+            state: undefined,
+            retriesInside: false,
+          };
+        },
+        check: () => Promise.resolve(checkAnswers[Math.min(checks++, checkAnswers.length - 1)]!),
+      });
+      const outcome = await new ResetPipeline({ transport, plan, retry }).reset('s-1', { precheck });
+      return { outcome, sends, checks };
+    };
+    // A resume's check before sending: the session was reset by the interrupted run; nothing is sent.
+    const resumed = await run([slowDown, slowDown, resetState], true);
+    assert.deepEqual(
+      [resumed.outcome.outcome, resumed.outcome.verified, resumed.sends],
+      ['skipped', true, 0],
+    );
+    assert.equal(resumed.checks, 3);
+    // The check after a reset: verified once the engine answers, the reset sent once.
+    const verified = await run([slowDown, resetState], false);
+    assert.deepEqual(
+      [verified.outcome.outcome, verified.outcome.verified, verified.sends],
+      ['reset', true, 1],
+    );
+    // A status that says nothing of the session's state fails the check before sending: nothing sent.
+    const rejected = await run([{ kind: 'status', status: 'REJECTED' }], true);
+    assert.deepEqual(
+      [rejected.outcome.outcome, rejected.outcome.error?.code, rejected.sends],
+      ['failed', 'CR_ERR_RESET_REJECTED', 0],
+    );
+    // SESSION_NOT_FOUND before sending: sent, and the engine's answer to the reset decides.
+    const unknown = await run([{ kind: 'status', status: 'SESSION_NOT_FOUND' }, resetState], true);
+    assert.equal(unknown.sends, 1);
+  });
+
+  it('checks the state before sending again a reset whose answer was lost, and sends only if it shows none', async () => {
+    const run = async (code: string, state: EngineAnswer): Promise<{ outcome: string; sends: number }> => {
+      let sends = 0;
+      const transport = ownTransport({
+        reset: (): ResetExchange => ({
+          ack:
+            sends++ === 0
+              ? Promise.reject(
+                  new CognigyResetError(code as 'CR_ERR_PROTO_BAD_ANSWER', 'the answer was lost'),
+                )
+              : Promise.resolve({ kind: 'status', status: 'RESET_COMPLETE' }),
+          state: undefined,
+          retriesInside: false,
+        }),
+        check: () => Promise.resolve(sends === 1 ? state : resetState),
+      });
+      const outcome = await new ResetPipeline({ transport, plan, retry }).reset('s-1');
+      assert.equal(outcome.verified, true);
+      return { outcome: outcome.outcome, sends };
+    };
+    const notReset: EngineAnswer = { kind: 'state', flowState: 'ACTIVE', variables: { cart: 1 } };
+    for (const code of ['CR_ERR_PROTO_BAD_ANSWER', 'CR_ERR_TRANSPORT_DROPPED', 'CR_ERR_RESET_ACK_TIMEOUT']) {
+      assert.deepEqual(await run(code, resetState), { outcome: 'reset', sends: 1 }, code);
+      assert.deepEqual(await run(code, notReset), { outcome: 'reset', sends: 2 }, code);
+    }
+  });
+
   it('does not retry again what a transport that retries inside gave up on', async () => {
     let calls = 0;
     const transport = ownTransport({

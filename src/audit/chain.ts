@@ -154,6 +154,43 @@ const RECORD_FIELDS: Record<keyof AuditRecord, (v: unknown) => boolean> = {
 };
 
 /**
+ * The first key that appears twice in one object of `text`, a valid JSON text; undefined when none does.
+ * `JSON.parse` keeps the last of two, while another reader may keep the first: a verified line must mean
+ * one thing to every reader.
+ */
+export function duplicateKey(text: string): string | undefined {
+  // One entry per open object (its keys so far) or array (null).
+  const open: (Set<string> | null)[] = [];
+  let keyNext = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      if (keyNext) {
+        const key = JSON.parse(text.slice(i, end + 1)) as string;
+        const keys = open.at(-1)!;
+        if (keys.has(key)) return key;
+        keys.add(key);
+        keyNext = false;
+      }
+      i = end;
+    } else if (c === '{') {
+      open.push(new Set());
+      keyNext = true;
+    } else if (c === '[') {
+      open.push(null);
+    } else if (c === '}' || c === ']') {
+      open.pop();
+      keyNext = false;
+    } else if (c === ',') {
+      keyNext = open.at(-1) instanceof Set;
+    }
+  }
+  return undefined;
+}
+
+/**
  * Why `value` (a parsed line of an export) is not an audit record, or undefined when it is one: a JSON
  * object with exactly the record's fields, each of its type. A field the hash does not cover is refused,
  * so nothing can ride along in a verified export.

@@ -3,11 +3,11 @@
  * from a flag's value. The runner gets them as `Credentials`; every secret read here is scrubbed from the
  * logs.
  */
-import { readFileSync } from 'node:fs';
 import { CognigyResetError, type ErrorCode } from '../errors.js';
 import type { Credentials } from '../runner/types.js';
 import { OAuth2TokenProvider, oauth2FromEnv, type OAuth2Options } from '../transports/auth/oauth2.js';
 import { StaticTokenProvider, type TokenProvider } from '../transports/auth/token-provider.js';
+import { readSecretText, SECRET_FILE_MAX } from '../util/secret-file.js';
 
 export interface CredentialFlags {
   transport: string;
@@ -20,9 +20,9 @@ export interface CredentialFlags {
 
 /** A secret read from a file named by `option`, trimmed; an empty file is refused with `emptyCode`. */
 export function readSecretFile(path: string, option: string, emptyCode: ErrorCode): string {
-  let text: string;
+  let secret: string | undefined;
   try {
-    text = readFileSync(path, 'utf8');
+    secret = readSecretText(path);
   } catch (cause) {
     throw new CognigyResetError(
       'CR_ERR_OPT_INVALID',
@@ -30,7 +30,12 @@ export function readSecretFile(path: string, option: string, emptyCode: ErrorCod
       { field: option, cause },
     );
   }
-  const secret = text.trim();
+  if (secret === undefined)
+    throw new CognigyResetError(
+      'CR_ERR_OPT_INVALID',
+      `${option} ${path} holds more than ${SECRET_FILE_MAX} bytes: no secret is that long`,
+      { field: option },
+    );
   if (secret === '') throw new CognigyResetError(emptyCode, `${option} ${path} is empty`, { field: option });
   return secret;
 }

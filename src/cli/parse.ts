@@ -9,10 +9,13 @@ function got(value: string): string {
   return `got ${JSON.stringify(value)}`;
 }
 
+/** Decimal notation only: `Number` would also read `0x3c`, `0b11` and spaces around a number. */
+const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i;
+
 export function integerIn(min: number, max: number): (value: string) => number {
   return (value) => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+    const n = DECIMAL.test(value) ? Number(value) : NaN;
+    if (!Number.isInteger(n) || n < min || n > max) {
       throw new InvalidArgumentError(`Expected an integer from ${min} to ${max}, ${got(value)}.`);
     }
     return n;
@@ -21,8 +24,8 @@ export function integerIn(min: number, max: number): (value: string) => number {
 
 export function numberIn(min: number, max: number, { exclusiveMin = false } = {}): (value: string) => number {
   return (value) => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max || (exclusiveMin && n === min)) {
+    const n = DECIMAL.test(value) ? Number(value) : NaN;
+    if (!Number.isFinite(n) || n < min || n > max || (exclusiveMin && n === min)) {
       const lower = exclusiveMin ? `> ${min}` : `>= ${min}`;
       throw new InvalidArgumentError(`Expected a number ${lower} and <= ${max}, ${got(value)}.`);
     }

@@ -135,6 +135,18 @@ function statusError(ack: StatusAnswer): CognigyResetError | undefined {
   }
 }
 
+/** Failures after which a send may have been applied with its answer lost: a drop, a timeout, a garbled answer. */
+const UNANSWERED = new Set([
+  'CR_ERR_RESET_ACK_TIMEOUT',
+  'CR_ERR_TRANSPORT_DEAD',
+  'CR_ERR_PROTO_BAD_ANSWER',
+  'CR_ERR_PROTO_ANSWER_MISMATCH',
+]);
+
+function mayHaveApplied(err: unknown): boolean {
+  return isCognigyResetError(err) && (isMarked(err.code, 'answerLost') || UNANSWERED.has(err.code));
+}
+
 function asError(err: unknown): CognigyResetError {
   if (isCognigyResetError(err)) return err;
   if (err instanceof Error && err.name === 'AbortError') {
@@ -382,8 +394,36 @@ export class ResetPipeline {
         if (exchange.retriesInside) throw err;
         this.#heard(sessionId, err, sentAt);
         await this.#backoff(sessionId, err, outcome.attempts, signal);
+        // The engine may have applied what it never answered: a state that shows so is not sent to again.
+        if (
+          this.#o.verify &&
+          mayHaveApplied(err) &&
+          (await this.#appliedUnanswered(sessionId, outcome, signal))
+        ) {
+          sent.firstState = undefined;
+          return undefined;
+        }
       }
     }
+  }
+
+  /** Whether a send whose answer was lost was applied: its state shows the reset (or it finishing). */
+  async #appliedUnanswered(
+    sessionId: string,
+    outcome: ResetOutcome,
+    signal: AbortSignal | undefined,
+  ): Promise<boolean> {
+    let answer: EngineAnswer | undefined;
+    try {
+      answer = await this.#check(sessionId, outcome, signal);
+    } catch (err) {
+      // A state that cannot be read tells nothing: the reset is sent again, as the policy allows.
+      if (signal?.aborted === true) throw err;
+      return false;
+    }
+    if (answer === undefined || answer.kind === 'status') return false;
+    const prior = priorStateOf(answer, this.plan);
+    return prior === 'reset' || prior === 'pending';
   }
 
   /** Rethrows `err` unless the policy retries it; otherwise waits the policy's delay. */
@@ -414,8 +454,10 @@ export class ResetPipeline {
     sessionId: string,
     outcome: ResetOutcome,
     signal: AbortSignal | undefined,
+    refused?: CognigyResetError,
   ): Promise<EngineAnswer | undefined> {
-    for (let attempt = 1; ; attempt++) {
+    if (refused !== undefined) await this.#backoff(sessionId, refused, 1, signal);
+    for (let attempt = refused === undefined ? 1 : 2; ; attempt++) {
       signal?.throwIfAborted();
       if (this.gate.remaining() > 0) await this.gate.wait(signal);
       try {
@@ -426,7 +468,10 @@ export class ResetPipeline {
         // A transport that cannot read state checks nothing.
         if (answer === undefined) return undefined;
         outcome.polls++;
-        return await answer;
+        const read = await answer;
+        // "Slow down" answers the check, not the reset: the check is asked again, never the reset sent.
+        if (read.kind === 'status' && read.status === 'RATE_LIMITED') throw statusError(read)!;
+        return read;
       } catch (err) {
         await this.#backoff(sessionId, err, attempt, signal);
       }
@@ -447,7 +492,15 @@ export class ResetPipeline {
   ): Promise<boolean> {
     const answer = await this.#check(sessionId, outcome, signal);
     // Nothing to read (a target-style transport sends again), or SESSION_NOT_FOUND: the SEND will say so.
-    if (answer === undefined || answer.kind === 'status') return false;
+    if (answer === undefined) return false;
+    if (answer.kind === 'status') {
+      if (answer.status === 'SESSION_NOT_FOUND') return false;
+      // Any other status tells nothing of the session's state: nothing is sent on it.
+      throw (
+        statusError(answer) ??
+        new CognigyResetError('CR_ERR_PROTO_BAD_ANSWER', 'state check answered with a status')
+      );
+    }
     const prior = priorStateOf(answer, this.plan);
     if (prior === 'not-reset') return false;
     if (prior === 'reset') {
@@ -490,6 +543,9 @@ export class ResetPipeline {
           // A check that was lost with its connection is simply asked again.
           answer = await this.#check(sessionId, outcome, signal);
         }
+        // So is one the engine asked to slow down, after the wait it asked for.
+        if (answer?.kind === 'status' && answer.status === 'RATE_LIMITED')
+          answer = await this.#check(sessionId, outcome, signal, statusError(answer));
         first = undefined;
       } else {
         answer = await this.#check(sessionId, outcome, signal);

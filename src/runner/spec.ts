@@ -32,6 +32,8 @@ const positive = (maximum: number, value?: number): object => ({
   ...(value === undefined ? {} : { default: value }),
 });
 const flag = { type: 'boolean', default: false };
+/** The shortest deadline of an acknowledgement, in seconds. */
+export const ACK_TIMEOUT_MIN_SEC = 0.1;
 const selectorRef = { type: 'string', minLength: 1, maxLength: IDENTIFIER_MAX };
 /** A selector job takes at most this many sessions. */
 export const SELECTOR_LIMIT_MAX = 100_000_000;
@@ -64,7 +66,8 @@ export const JOB_SPEC_SCHEMA = {
         concurrency: { type: 'integer', minimum: 1, maximum: 10_000 },
         fixedConcurrency: { type: 'boolean' },
         connections: { type: 'integer', minimum: 1, maximum: 256 },
-        ackTimeoutSec: positive(3600, 10),
+        // Below a round trip, every answer would be lost: each reset sent again until attempts run out.
+        ackTimeoutSec: { type: 'number', minimum: ACK_TIMEOUT_MIN_SEC, maximum: 3600, default: 10 },
         verify: { type: 'boolean', default: true },
         verifyTimeoutSec: positive(86_400, 30),
         maxAttempts: int(1, 100, DEFAULT_RETRY_POLICY.maxAttempts),

@@ -8,6 +8,7 @@ import { CognigyResetError } from '../errors.js';
 import type { Credentials } from '../runner/types.js';
 import { StaticTokenProvider } from '../transports/auth/token-provider.js';
 import { TRANSPORT_NAMES, type TransportName } from '../transports/create.js';
+import { readSecretText, SECRET_FILE_MAX } from '../util/secret-file.js';
 
 const IDENT = { type: 'string', minLength: 1, maxLength: 256 };
 const secretSource = { tokenEnv: IDENT, tokenFile: IDENT, apiKeyEnv: IDENT, apiKeyFile: IDENT };
@@ -121,12 +122,14 @@ function secret(
     return value;
   }
   if (file === undefined) return undefined;
-  let text: string;
+  let text: string | undefined;
   try {
-    text = readFileSync(file, 'utf8').trim();
+    text = readSecretText(file);
   } catch {
     throw configError(`tenant ${name}: its ${what} file cannot be read`);
   }
+  if (text === undefined)
+    throw configError(`tenant ${name}: its ${what} file holds more than ${SECRET_FILE_MAX} bytes`);
   if (text === '') throw configError(`tenant ${name}: its ${what} file is empty`);
   return text;
 }

@@ -3,9 +3,13 @@ import { isIP } from 'node:net';
 import { CognigyResetError } from '../errors.js';
 import { redactUrl } from './redact.js';
 
+/**
+ * A loopback address, or `localhost` itself (the hosts file names it). Other names under `.localhost` are
+ * not: a resolver that does not keep RFC 6761 would send them, and the token with them, elsewhere.
+ */
 export function isLoopbackHost(hostname: string): boolean {
   const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  if (host === 'localhost') return true;
   if (isIP(host) === 4) return host.startsWith('127.');
   if (isIP(host) === 6) return host === '::1' || host === '0:0:0:0:0:0:0:1';
   return false;

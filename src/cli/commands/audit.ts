@@ -1,7 +1,13 @@
 /** `cognigy-reset audit verify|export`: the governance audit log in the store. */
 import { createReadStream, existsSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { type AuditRecord, ChainChecker, GENESIS_HASH, recordShapeProblem } from '../../audit/chain.js';
+import {
+  type AuditRecord,
+  ChainChecker,
+  duplicateKey,
+  GENESIS_HASH,
+  recordShapeProblem,
+} from '../../audit/chain.js';
 import { errorLine } from '../exit-codes.js';
 import { csvHeader, csvLine } from '../../audit/store.js';
 import { CognigyResetError } from '../../errors.js';
@@ -81,6 +87,8 @@ async function verifyFile(path: string, anchor: string | undefined, allowGaps: b
     } catch {
       return badLine(path, line, 'not JSON');
     }
+    const twice = duplicateKey(text);
+    if (twice !== undefined) return badLine(path, line, `the field ${safeJson(twice)} appears twice`);
     const shape = recordShapeProblem(value);
     if (shape !== undefined) return badLine(path, line, shape);
     const record = value as AuditRecord;

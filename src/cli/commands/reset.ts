@@ -7,7 +7,7 @@ import { Command, Option } from 'commander';
 import { DEFAULT_WS_URL } from '../../protocol/index.js';
 import { DEFAULT_MAX_UNREACHABLE } from '../../reset/bulk.js';
 import { DEFAULT_RETRY_POLICY } from '../../model/retry-policy.js';
-import { JOB_ID_MAX } from '../../runner/spec.js';
+import { ACK_TIMEOUT_MIN_SEC, JOB_ID_MAX } from '../../runner/spec.js';
 import { DEFAULT_WEBHOOK_BATCH } from '../../sinks/webhook.js';
 import { LOG_LEVELS } from '../logger.js';
 import { integerIn, numberIn, textUpTo } from '../parse.js';
@@ -84,8 +84,8 @@ export function resetCommand(): Command {
     )
     .option(
       '--ack-timeout <sec>',
-      'deadline of each acknowledgement',
-      numberIn(0, 3600, { exclusiveMin: true }),
+      `deadline of each acknowledgement (at least ${ACK_TIMEOUT_MIN_SEC})`,
+      numberIn(ACK_TIMEOUT_MIN_SEC, 3600),
       10,
     )
     .option(

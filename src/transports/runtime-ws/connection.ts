@@ -29,6 +29,8 @@ export type Expect = 'status' | 'state';
 
 interface Pending {
   requestId: string | undefined;
+  /** The session the request is about: an answer that names another is not its answer. */
+  sessionId: string;
   expect: Expect;
   /** Answered, failed, or given up on by its caller; a late answer is still consumed in order. */
   settled: boolean;
@@ -191,6 +193,7 @@ export class RuntimeConnection {
    */
   request(
     text: string,
+    sessionId: string,
     requestId: string | undefined,
     expect: Expect,
     timeoutMs: number,
@@ -201,6 +204,7 @@ export class RuntimeConnection {
     return new Promise<EngineAnswer>((resolve, reject) => {
       const entry: Pending = {
         requestId,
+        sessionId,
         expect,
         settled: false,
         deadline: Date.now() + timeoutMs,
@@ -326,15 +330,7 @@ export class RuntimeConnection {
       return;
     }
     this.#pending.shift();
-    this.#settle(
-      head,
-      head.expect === 'status' && answer.kind !== 'status'
-        ? new CognigyResetError(
-            'CR_ERR_PROTO_ANSWER_MISMATCH',
-            'engine answered a reset directive with a state',
-          )
-        : answer,
-    );
+    this.#settle(head, mismatch(head, answer) ?? answer);
     if (this.#pending.length === 0) this.#onDrained?.();
   }
 
@@ -395,4 +391,19 @@ export class RuntimeConnection {
       clearTimeout(timer);
     }
   }
+}
+
+/** Why an answer in a request's place is not its answer: a state for a directive, another session's. */
+function mismatch(head: Pending, answer: EngineAnswer): CognigyResetError | undefined {
+  if (head.expect === 'status' && answer.kind !== 'status')
+    return new CognigyResetError(
+      'CR_ERR_PROTO_ANSWER_MISMATCH',
+      'engine answered a reset directive with a state',
+    );
+  if (answer.sessionId !== undefined && answer.sessionId !== head.sessionId)
+    return new CognigyResetError(
+      'CR_ERR_PROTO_ANSWER_MISMATCH',
+      "engine answered about another session (the echoed sessionId is not the request's)",
+    );
+  return undefined;
 }

@@ -105,13 +105,21 @@ export class RuntimeWsTransport implements Transport {
     const check = options.checkRequestId;
     // On a dial, both callbacks run in registration order on the same connection: the SEND goes first.
     return {
-      ack: this.#on(conn, prepared.text, prepared.requestId, 'status', options) as Promise<StatusAnswer>,
+      ack: this.#on(
+        conn,
+        prepared.text,
+        prepared.target.sessionId,
+        prepared.requestId,
+        'status',
+        options,
+      ) as Promise<StatusAnswer>,
       state:
         check === undefined
           ? undefined
           : this.#on(
               conn,
               encodeFrame(stateCheck(prepared.target.sessionId, check)),
+              prepared.target.sessionId,
               check,
               'state',
               options,
@@ -121,29 +129,22 @@ export class RuntimeWsTransport implements Transport {
   }
 
   check(sessionId: string, requestId: string | undefined, options: RequestOptions): Promise<EngineAnswer> {
-    return this.#request(encodeFrame(stateCheck(sessionId, requestId)), requestId, 'state', options);
-  }
-
-  #request(
-    text: string,
-    requestId: string | undefined,
-    expect: Expect,
-    options: RequestOptions,
-  ): Promise<EngineAnswer> {
-    return this.#on(this.#pick(options.signal), text, requestId, expect, options);
+    const text = encodeFrame(stateCheck(sessionId, requestId));
+    return this.#on(this.#pick(options.signal), text, sessionId, requestId, 'state', options);
   }
 
   /** Sends on the connection `#pick` chose: at once when it is open, once dialled otherwise. */
   #on(
     conn: RuntimeConnection | Promise<RuntimeConnection>,
     text: string,
+    sessionId: string,
     requestId: string | undefined,
     expect: Expect,
     options: RequestOptions,
   ): Promise<EngineAnswer> {
     if (conn instanceof RuntimeConnection)
-      return conn.request(text, requestId, expect, options.timeoutMs, options.signal);
-    return conn.then((c) => c.request(text, requestId, expect, options.timeoutMs, options.signal));
+      return conn.request(text, sessionId, requestId, expect, options.timeoutMs, options.signal);
+    return conn.then((c) => c.request(text, sessionId, requestId, expect, options.timeoutMs, options.signal));
   }
 
   /**
