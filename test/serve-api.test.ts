@@ -4,9 +4,11 @@
  * store is a real SQLite file; test/serve.test.ts runs the real command.
  */
 import * as assert from 'node:assert/strict';
+import { setTimeout } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { followToEnd, ids, json, problem, startService } from './helpers/service.js';
 import { parseConfig } from '../src/serve/config.js';
+import { withDeadline } from './helpers/ws.js';
 
 describe('serve: the HTTP API', () => {
   it("audits each reset with the key's id as the actor; audit:read streams and verifies the chain", async (t) => {
@@ -50,6 +52,14 @@ describe('serve: the HTTP API', () => {
     await problem(await s.call('/v1/jobs', 'crk_not-a-key'), 401, 'CR_ERR_API_UNAUTHORIZED');
     const reader = await s.key(['jobs:read']);
     assert.equal((await s.call('/v1/jobs', reader)).status, 200);
+    // Its use is recorded: `keys list` tells a key in use from a stale one.
+    await withDeadline(
+      (async () => {
+        while ((await s.store.listApiKeys())[0]!.lastUsedAt === null) await setTimeout(10);
+      })(),
+      5000,
+      "the key's use to be written",
+    );
     await problem(
       await s.call('/v1/jobs', reader, json({ tenant: 'demo', sessions: ['session-1'] })),
       403,
@@ -80,6 +90,16 @@ describe('serve: the HTTP API', () => {
       await s.call('/v1/jobs', writer, json({ tenant: 'nowhere', sessions: ['session-1'] })),
       400,
       'CR_ERR_OPT_INVALID',
+    );
+    // The router's and the HTTP parser's refusals are problems with a code too.
+    const looking = await s.key(['jobs:read']);
+    await problem(await s.call('/v1/jobs/%FF', looking), 400, 'CR_ERR_OPT_INVALID');
+    const long = `/v1/sessions/${'s'.repeat(256)}/reset`;
+    await problem(await s.call(long, looking, json({ tenant: 'demo' })), 403, 'CR_ERR_API_FORBIDDEN');
+    await problem(
+      await s.call('/v1/jobs', looking, { headers: { 'x-padding': 'x'.repeat(20_000) } }),
+      431,
+      'CR_ERR_API_TOO_LARGE',
     );
     // The router decodes the path: an encoded /v1 is /v1, and is refused alike.
     await problem(await s.call('/%761/jobs', undefined), 401, 'CR_ERR_API_UNAUTHORIZED');
@@ -208,6 +228,9 @@ describe('serve: the HTTP API', () => {
     const again = await send(body, 'k1');
     assert.equal(again.status, 201);
     assert.equal(((await again.json()) as { id: string }).id, first.id);
+    // The same fields in another order are the same body.
+    const reordered = await send({ dryRun: true, sessions: ids(5), tenant: 'demo' }, 'k1');
+    assert.equal(((await reordered.json()) as { id: string }).id, first.id);
     await problem(await send({ ...body, sessions: ids(6) }, 'k1'), 422, 'CR_ERR_API_IDEMPOTENCY');
     const other = (await (await send(body, 'k2')).json()) as { id: string };
     assert.notEqual(other.id, first.id);

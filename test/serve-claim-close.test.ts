@@ -8,14 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { pino } from 'pino';
 import { startEmulator } from '../src/emulator/index.js';
-import { buildApp } from '../src/serve/app.js';
-import { JobManager } from '../src/serve/jobs.js';
-import { createKey } from '../src/serve/keys.js';
-import { ResetMetrics } from '../src/sinks/prometheus.js';
 import { openStore, type Store } from '../src/store/index.js';
-import { emulatorTenant, ids, json } from './helpers/service.js';
+import { ids, json, replicaOver } from './helpers/service.js';
 import { withDeadline } from './helpers/ws.js';
 
 const N = 3000;
@@ -95,33 +90,15 @@ describe('a replica that closes while a chunk claim waits for the store', () => 
     const location = join(dir, 'state.sqlite');
     const real = await openStore(location);
     const held = heldClaims(real);
-    const tenants = new Map([['demo', emulatorTenant(emulator, 'demo')]]);
-    const manager = new JobManager({
-      maxRunning: 1,
-      store: held.store,
+    const { url, auth, manager } = await replicaOver(t, {
+      emulator,
+      real,
+      jobStore: held.store,
       dir: join(dir, 'jobs'),
-      log: pino({ level: 'silent' }),
-      tenants,
     });
-    const metrics = new ResetMetrics();
-    const app = await buildApp({
-      store: real,
-      jobs: manager,
-      config: { maxRunningJobs: 1, rateLimitPerMinute: 6000, tenants },
-      metrics,
-      draining: () => false,
-    });
-    const url = await app.listen({ host: '127.0.0.1', port: 0 });
-    t.after(async () => {
-      await app.close();
-      metrics.close();
-      await real.close();
-      await emulator.close();
-    });
-    const key = (await createKey(real, { scopes: ['jobs:write', 'jobs:read'], tenants: [] })).key;
     const created = await fetch(`${url}/v1/jobs`, {
       ...json({ tenant: 'demo', sessions: ids(N) }),
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      headers: { ...auth, 'content-type': 'application/json' },
     });
     assert.equal(created.status, 201);
     const { id } = (await created.json()) as { id: string };

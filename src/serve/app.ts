@@ -3,18 +3,25 @@
  * and its interactive reference at `/docs`. Jobs are run by `JobManager`; nothing here holds a secret.
  */
 import { isUtf8 } from 'node:buffer';
+import { STATUS_CODES } from 'node:http';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
-import fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import rateLimit from '@fastify/rate-limit';
 import { CognigyResetError } from '../errors.js';
+import { errorOf } from './job-model.js';
 import { auditRoutes } from './audit-routes.js';
 import type { ServiceDeps } from './deps.js';
 import { dashboardRoutes } from './dashboard.js';
 import { keyRoute } from './key-route.js';
-import { authenticate } from './keys.js';
+import { authenticate, KeyUse } from './keys.js';
 import { previewRoutes } from './preview-routes.js';
 import { PROBLEM_TYPE, problemOf, refuse } from './problem.js';
 import { jobCreateRoute } from './job-create.js';
@@ -43,6 +50,27 @@ export async function buildApp(deps: ServiceDeps): Promise<FastifyInstance> {
   const app = fastify({
     logger: false,
     bodyLimit: BODY_LIMIT,
+    // A session id is up to 256 characters, each up to three when percent-encoded.
+    maxParamLength: 1024,
+    // The router's refusals (a path that is not UTF-8 once decoded, a parameter past the bound) and the
+    // HTTP parser's (headers too large, a malformed request) are problems with a code too.
+    frameworkErrors: (err, _request, reply: FastifyReply) => {
+      const problem = problemOf(refuse('CR_ERR_OPT_INVALID', `the request path is not valid (${err.code})`));
+      void reply.status(problem.status).type(PROBLEM_TYPE).send(problem);
+    },
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const [status, problem] =
+        err.code === 'HPE_HEADER_OVERFLOW'
+          ? [431, problemOf(refuse('CR_ERR_API_TOO_LARGE', 'the request headers are too large'))]
+          : [400, problemOf(refuse('CR_ERR_OPT_INVALID', 'the request is not valid HTTP'))];
+      const body = JSON.stringify({ ...problem, status });
+      if (socket.writable)
+        socket.write(
+          `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: ${PROBLEM_TYPE}\r\nConnection: close\r\n\r\n${body}`,
+        );
+      socket.destroy(err);
+    },
   });
   // A query string, a path and headers are text: their values are coerced to the schema's types. A JSON
   // body is validated as sent: `"600"` is not a number, nor `null` 0.
@@ -89,6 +117,9 @@ export async function buildApp(deps: ServiceDeps): Promise<FastifyInstance> {
       ),
   });
   const limit = app.rateLimit();
+  const keyUse = new KeyUse(deps.store, (err) =>
+    deps.log?.warn({ err: errorOf(err) }, "an API key's last use was not written"),
+  );
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const problem = problemOf(codedError(err));
@@ -117,6 +148,7 @@ export async function buildApp(deps: ServiceDeps): Promise<FastifyInstance> {
     }
     await limit.call(app, request, reply);
     if (refused !== undefined) throw refused;
+    keyUse.seen(request.principal!.keyId);
     const scope = request.routeOptions.config.scope;
     if (scope !== undefined && !request.principal!.scopes.includes(scope))
       throw refuse('CR_ERR_API_FORBIDDEN', `the API key lacks the scope ${scope}`);

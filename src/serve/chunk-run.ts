@@ -52,11 +52,14 @@ export interface ChunkContext {
 }
 
 /**
- * Claims of a chunk whose runs the engine refused the credentials of, this one included, before the job
- * fails: a replica with a stale secret leaves the chunk to the others, but a secret wrong everywhere (or on
- * the only replica: the chunk comes back to it) fails the job.
+ * Claims of a chunk whose runs failed for their replica's sake (the engine refused its credentials, or
+ * its store connection failed), this one included, before the job fails: a replica with a stale secret or
+ * a lost connection leaves the chunk to the others, but a failure everywhere (or on the only replica: the
+ * chunk comes back to it) fails the job.
  */
 const CREDENTIAL_TRIES = 3;
+/** A run's failures that are its store connection's, not the job's: its chunks go to another run. */
+const STORE_LOST = new Set(['CR_ERR_STATE_WRITE', 'CR_ERR_STATE_OPEN']);
 
 /** A chunk this share claimed: its outcomes not yet written to the store, and how many are still to come. */
 interface OpenChunk {
@@ -183,7 +186,7 @@ export class JobShare {
           await this.#finish(open, null).catch((err: unknown) =>
             this.#log.warn(
               { chunk: open.chunk.chunkNo, err: errorOf(err) },
-              'chunk not finished: its claim lapses',
+              "chunk not finished: the run's next beat writes its lines, its end finishes it",
             ),
           );
       }
@@ -213,6 +216,17 @@ export class JobShare {
       local.handles.delete(handle);
       beats.abort();
       await beating;
+    }
+    if (fatal !== null && STORE_LOST.has(fatal.code) && this.#othersMayTry()) {
+      // This replica's connection to the store failed, not the job: its chunks go back, and a run with
+      // a connection of its own (here, or on another replica) takes them; their ledgers skip what was done.
+      this.#log.warn(
+        { err: fatal },
+        "the store failed this replica's run: its chunks of the job are given back",
+      );
+      await this.#writeOpen(true);
+      this.#reportUnwritten();
+      return;
     }
     if (fatal !== null && fatal.code.startsWith('CR_ERR_AUTH_') && this.#othersMayTry()) {
       // This replica's secret for the tenant may be the stale one: its chunks go to the other replicas.
@@ -427,14 +441,16 @@ export class JobShare {
       open.lines = [];
       await store
         .heartbeatJobChunk(this.jobId, open.chunk.chunkNo, { owner, leaseMs: giveUp ? 0 : leaseMs, outcomes })
-        .catch((err: unknown) =>
+        .catch((err: unknown) => {
           this.#log.warn(
             { err: errorOf(err) },
             giveUp
               ? 'chunk not given up: its claim lapses'
               : 'outcome lines not written: the chunk runs again',
-          ),
-        );
+          );
+          if (giveUp) open.lines = [outcomes];
+        });
+      if (giveUp) this.#reportLines(open);
     }
   }
 
@@ -449,14 +465,42 @@ export class JobShare {
     // A beat on its way with the chunk's earlier lines lands first: a finish that overtook it would have
     // the store refuse it, and the run take that for a claim lost.
     await this.#beating;
-    if (await store.finishJobChunk(this.jobId, chunkNo, { owner, outcomes, error: fatal }))
-      await this.#ctx.finished(this.jobId, fatal);
+    let finished: boolean;
+    try {
+      finished = await store.finishJobChunk(this.jobId, chunkNo, { owner, outcomes, error: fatal });
+    } catch (err) {
+      // The lines may be the only record of these sessions' resets (one the audit could not take says
+      // so): the run's next beat, or its end, writes them.
+      open.lines.unshift(outcomes);
+      this.#open.set(chunkNo, open);
+      throw err;
+    }
+    if (finished) await this.#ctx.finished(this.jobId, fatal);
+  }
+
+  /** Logs the outcome lines no write took, session by session: the log is then their only record. */
+  #reportUnwritten(): void {
+    for (const open of this.#open.values()) this.#reportLines(open);
+  }
+
+  #reportLines(open: OpenChunk): void {
+    const lines = open.lines.join('');
+    open.lines = [];
+    if (lines === '') return;
+    this.#log.error(
+      { chunk: open.chunk.chunkNo, outcomes: lines.trimEnd().split('\n') },
+      'outcome lines not written: the store failed; these are their only record',
+    );
   }
 
   /** The run takes no more chunks, and ends every one it holds. */
-  #end(fatal: Fatal): Promise<void> {
+  async #end(fatal: Fatal): Promise<void> {
     this.#taking = false;
-    return this.#finishAll(fatal);
+    try {
+      await this.#finishAll(fatal);
+    } finally {
+      this.#reportUnwritten();
+    }
   }
 
   async #finishAll(fatal: Fatal): Promise<void> {

@@ -141,7 +141,12 @@ export function lastLines(text: string): Iterable<{ line: string; parsed: Outcom
   for (const line of text.split('\n')) {
     if (line === '') continue;
     const parsed = JSON.parse(line) as OutcomeLine;
-    last.set(lineKey(parsed), { line, parsed });
+    const key = lineKey(parsed);
+    // A later run that found the session reset (skipped, verified) says only that: the line of the reset
+    // it found stands.
+    const found = parsed.outcome === 'skipped' && parsed.verified && parsed.error === null;
+    if (found && last.get(key)?.parsed.outcome === 'reset') continue;
+    last.set(key, { line, parsed });
   }
   return last.values();
 }

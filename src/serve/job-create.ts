@@ -26,6 +26,7 @@ import {
 } from './route-helpers.js';
 import { JOB, JOB_BODY, problems, SECURITY, UPLOAD_QUERY } from './schemas.js';
 import { requiredFieldsFor, spoolIds, uploadSource } from './targets.js';
+import { canonicalJson } from '../util/canonical-json.js';
 
 /** An upload is at most this large. */
 export const UPLOAD_LIMIT = 1024 * 1024 * 1024;
@@ -88,11 +89,12 @@ export function jobCreateRoute(deps: ServiceDeps) {
           if (upload) {
             const spooled = await uploadSource(request.body as Readable, path, UPLOAD_LIMIT, required);
             idem = idempotency(
-              sha256(JSON.stringify([request.headers['content-type'], body, spooled.sha256])),
+              sha256(canonicalJson([request.headers['content-type'], body, spooled.sha256])),
             );
             total = spooled.total;
           } else {
-            idem = idempotency(sha256(JSON.stringify(body)));
+            // The same body with its fields in another order is the same request.
+            idem = idempotency(sha256(canonicalJson(body)));
             total = body.sessions?.length ?? 0;
           }
           // The same request again is answered before its sessions are listed a second time.

@@ -78,6 +78,26 @@ export async function authenticate(store: Store, header: string | undefined): Pr
   return { keyId: record.id, scopes: record.scopes, tenants: record.tenants };
 }
 
+/** How often a key's use is written: `keys list` tells a key in use from a stale one to this much. */
+const KEY_USE_EVERY_MS = 60_000;
+
+/** Records each key's last use, at most once every `KEY_USE_EVERY_MS` per key; a failed write is logged. */
+export class KeyUse {
+  readonly #written = new Map<string, number>();
+
+  constructor(
+    readonly store: Store,
+    readonly onError: (err: unknown) => void,
+  ) {}
+
+  seen(keyId: string): void {
+    const now = Date.now();
+    if (now - (this.#written.get(keyId) ?? -Infinity) < KEY_USE_EVERY_MS) return;
+    this.#written.set(keyId, now);
+    this.store.markApiKeyUsed(keyId, new Date(now).toISOString()).catch(this.onError);
+  }
+}
+
 export function requireScope(principal: Principal, scope: Scope): void {
   if (!principal.scopes.includes(scope))
     throw refuse('CR_ERR_API_FORBIDDEN', `the API key lacks the scope ${scope}`);

@@ -287,6 +287,8 @@ export interface Store {
   listApiKeys(): Promise<ApiKeyRecord[]>;
   /** True when a key was revoked now; false when it was already revoked or does not exist. */
   revokeApiKey(id: string): Promise<boolean>;
+  /** Records that the key was used at `at` (ISO 8601); an earlier time than the one kept changes nothing. */
+  markApiKeyUsed(id: string, at: string): Promise<void>;
 
   /**
    * Records a new service job. When it carries an Idempotency-Key that a job of the same API key was

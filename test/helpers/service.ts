@@ -184,3 +184,41 @@ export async function readEvents<T = Record<string, unknown>>(
     await reader.cancel().catch(() => undefined);
   }
 }
+
+/**
+ * One replica whose job runs see `jobStore` (the real store wrapped, to fail or hold what a test needs)
+ * while its API reads `real`: one tenant `demo` of the emulator, one job at a time. A test may close the
+ * replica itself (`manager.close()`); the test's end closes it, then the rest.
+ */
+export async function replicaOver(
+  t: TestContext,
+  options: { emulator: Emulator; real: Store; jobStore: Store; dir: string },
+): Promise<{ url: string; auth: { authorization: string }; manager: JobManager }> {
+  const { emulator, real } = options;
+  const tenants = new Map([['demo', emulatorTenant(emulator, 'demo')]]);
+  const manager = new JobManager({
+    maxRunning: 1,
+    store: options.jobStore,
+    dir: options.dir,
+    log: pino({ level: 'silent' }),
+    tenants,
+  });
+  const metrics = new ResetMetrics();
+  const app = await buildApp({
+    store: real,
+    jobs: manager,
+    config: { maxRunningJobs: 1, rateLimitPerMinute: 6000, tenants },
+    metrics,
+    draining: () => false,
+  });
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  t.after(async () => {
+    await manager.close();
+    await app.close();
+    metrics.close();
+    await real.close();
+    await emulator.close();
+  });
+  const key = (await createKey(real, { scopes: ['jobs:write', 'jobs:read'], tenants: [] })).key;
+  return { url, auth: { authorization: `Bearer ${key}` }, manager };
+}

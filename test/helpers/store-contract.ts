@@ -246,6 +246,12 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       assert.equal(await store.revokeApiKey('k1'), false);
       assert.equal(await store.revokeApiKey('nope'), false);
       assert.ok((await store.findApiKey('a'.repeat(64)))!.revokedAt !== null);
+      // The last use only moves forward: replicas record uses in any order.
+      const later = new Date(Date.now() + 60_000).toISOString();
+      await store.markApiKeyUsed('k2', later);
+      await store.markApiKeyUsed('k2', new Date().toISOString());
+      assert.equal(Date.parse((await store.findApiKey('b'.repeat(64)))!.lastUsedAt!), Date.parse(later));
+      assert.equal((await store.findApiKey('a'.repeat(64)))!.lastUsedAt, null);
       await rejectsWith(
         store.createApiKey({ id: 'k3', hash: 'b'.repeat(64), label: 'dup', scopes: [], tenants: [] }),
         'CR_ERR_STATE_WRITE',

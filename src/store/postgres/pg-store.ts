@@ -311,6 +311,15 @@ export class PgStore implements Store {
     return (result.rowCount ?? 0) > 0;
   }
 
+  async markApiKeyUsed(id: string, at: string): Promise<void> {
+    await this.#run('recording the use of an API key in', true, (pool) =>
+      pool.query(
+        'UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)',
+        [id, at],
+      ),
+    );
+  }
+
   createServiceJob(job: ServiceJobRecord): Promise<ServiceJobRecord> {
     return serviceJobs.createServiceJob(this.#run, job);
   }

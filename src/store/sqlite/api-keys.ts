@@ -61,3 +61,12 @@ export function revokeApiKey(db: StateDb, id: string): boolean {
   );
   return result.changes > 0;
 }
+
+export function markApiKeyUsed(db: StateDb, id: string, at: string): void {
+  written('the API key', () =>
+    prepared(
+      db,
+      'UPDATE api_keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)',
+    ).run(at, id, at),
+  );
+}

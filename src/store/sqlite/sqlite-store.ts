@@ -282,6 +282,11 @@ export class SqliteStore implements Store {
     return apiKeys.revokeApiKey(this.#use(true), id);
   }
 
+  async markApiKeyUsed(id: string, at: string): Promise<void> {
+    // Bookkeeping, not a record anyone was answered with: synced by the next synced commit.
+    await this.#write((db) => apiKeys.markApiKeyUsed(db, id, at), LATER);
+  }
+
   async createServiceJob(job: ServiceJobRecord): Promise<ServiceJobRecord> {
     return this.#write((db) => serviceJobs.createServiceJob(db, job));
   }

@@ -8,6 +8,7 @@
  * other key. Messages name keys, never values: a context holds personal data.
  */
 import { CognigyResetError } from '../../errors.js';
+import { canonicalJson } from '../../util/canonical-json.js';
 
 export type ContextVerdict = 'verified' | 'learned';
 
@@ -56,14 +57,7 @@ export class FlowDefaults {
 function differingKeys(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
   return [...keys].filter(
-    (key) => !(Object.hasOwn(a, key) && Object.hasOwn(b, key) && canonical(a[key]) === canonical(b[key])),
-  );
-}
-
-function canonical(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v !== null && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
-      : v,
+    (key) =>
+      !(Object.hasOwn(a, key) && Object.hasOwn(b, key) && canonicalJson(a[key]) === canonicalJson(b[key])),
   );
 }
