@@ -111,6 +111,17 @@ describe('cognigy-reset reset: resumable jobs', () => {
     assert.equal(r2.code, 2);
     assert.match(r2.stderr, /CR_ERR_STATE_NEWER/);
     assert.equal(emu.store.get('session-3')!.flowState, 'ACTIVE');
+
+    // A state file whose schema version was lost: damaged, not a file that cannot be opened.
+    const unversioned = join(dir, 'unversioned.sqlite');
+    assert.equal((await runCli(['reset', 'session-5', '--state', unversioned], envFor(emu))).code, 0);
+    const lost = new Database(unversioned);
+    lost.pragma('user_version = 0');
+    lost.close();
+    const r3 = await runCli(['reset', 'session-4', '--job', 'j', '--state', unversioned], envFor(emu));
+    assert.equal(r3.code, 2);
+    assert.match(r3.stderr, /CR_ERR_STATE_CORRUPT: .*holds tables but no schema version/);
+    assert.equal(emu.store.get('session-4')!.flowState, 'ACTIVE');
   });
 });
 

@@ -250,6 +250,11 @@ describe('cognigy-reset reset: outcomes and exit codes', () => {
     [['reset', 'x', '--max-duration', '0x3c'], /^cognigy-reset: CR_ERR_OPT_INVALID: .*--max-duration/],
     [['reset', 'x', '--concurrency', ' 4'], /^cognigy-reset: CR_ERR_OPT_INVALID: .*--concurrency/],
     [['reset', 'x', '--ack-timeout', '0.0000001'], /^cognigy-reset: CR_ERR_OPT_INVALID: .*--ack-timeout/],
+    // An option of one value given twice was read as its last: refused.
+    [
+      ['reset', '--from-file', 'a.txt', '--from-file', 'b.txt'],
+      /^cognigy-reset: CR_ERR_OPT_INVALID: option '--from-file <path>' argument "b.txt" is invalid\. It was given twice/,
+    ],
     [
       ['reset', 'x', '--state'],
       /^cognigy-reset: CR_ERR_OPT_MISSING: option '--state <path>' argument missing/,

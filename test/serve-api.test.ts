@@ -312,6 +312,15 @@ describe('serve: the HTTP API', () => {
       '/v1/sessions/{sessionId}/reset',
     ]);
     assert.ok(doc.paths['/v1/jobs']!['post']);
+    // Refusals are documented as they are sent: problem+json, the rate limit's 429 on every route.
+    for (const [path, methods] of Object.entries(doc.paths))
+      for (const [method, operation] of Object.entries(methods)) {
+        const { responses } = operation as {
+          responses: Record<string, { content?: Record<string, unknown> }>;
+        };
+        for (const status of ['401', '429'])
+          assert.ok(responses[status]?.content?.['application/problem+json'], `${method} ${path} ${status}`);
+      }
     assert.equal((await s.call('/docs', undefined)).status, 200);
     const page = await s.call('/', undefined);
     assert.match(page.headers.get('content-type') ?? '', /^text\/html/);

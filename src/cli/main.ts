@@ -10,6 +10,7 @@ import { serveCommand } from './commands/serve.js';
 import { CognigyResetError, type ErrorCode } from '../errors.js';
 import { errorLine, EXIT_FAILED, EXIT_USAGE, exitCodeFor } from './exit-codes.js';
 import { guardStdoutOnSignal, stdoutAbandoned, stdoutGone } from './stdout-gone.js';
+import { onceEach } from './parse.js';
 
 /** Node's exit code for a top-level await that never settled. */
 const NODE_UNSETTLED_AWAIT = 13;
@@ -69,6 +70,7 @@ function program(): Command {
     for (const sub of command.commands) override(sub);
   };
   override(root);
+  onceEach(root);
   return root;
 }
 

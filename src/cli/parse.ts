@@ -2,7 +2,7 @@
  * Option parsers for commander: each checks its value once, at the edge, and says which option, what was
  * expected and what came (`Expected --rate to be a number > 0, got "fast" (string)`).
  */
-import { InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { printableProblem } from '../util/printable.js';
 
 function got(value: string): string {
@@ -42,6 +42,30 @@ export function textUpTo(max: number): (value: string) => string {
   };
 }
 
+/** Marks a parser whose option may be given more than once (`collect`). */
+const REPEATABLE = Symbol('repeatable');
+
 export function collect<T>(parse: (value: string) => T): (value: string, previous: T[] | undefined) => T[] {
-  return (value, previous) => [...(previous ?? []), parse(value)];
+  return Object.assign((value: string, previous: T[] | undefined) => [...(previous ?? []), parse(value)], {
+    [REPEATABLE]: true,
+  });
+}
+
+/**
+ * Refuses an option that takes one value given twice (`--from-file a --from-file b` read only `b`), for
+ * `command` and its subcommands; an option that collects its values may be repeated.
+ */
+export function onceEach(command: Command): void {
+  for (const option of command.options) {
+    const original = option.parseArg as ((value: string, previous: unknown) => unknown) | undefined;
+    if (!(option.required || option.optional) || option.variadic) continue;
+    if (original !== undefined && REPEATABLE in original) continue;
+    let given = false;
+    option.argParser((value: string, previous: unknown) => {
+      if (given) throw new InvalidArgumentError('It was given twice: give it once.');
+      given = true;
+      return original === undefined ? value : original(value, previous);
+    });
+  }
+  for (const sub of command.commands) onceEach(sub);
 }

@@ -51,7 +51,7 @@ export async function buildApp(deps: ServiceDeps): Promise<FastifyInstance> {
     logger: false,
     bodyLimit: BODY_LIMIT,
     // A session id is up to 256 characters, each up to three when percent-encoded.
-    maxParamLength: 1024,
+    routerOptions: { maxParamLength: 1024 },
     // The router's refusals (a path that is not UTF-8 once decoded, a parameter past the bound) and the
     // HTTP parser's (headers too large, a malformed request) are problems with a code too.
     frameworkErrors: (err, _request, reply: FastifyReply) => {
@@ -122,7 +122,11 @@ export async function buildApp(deps: ServiceDeps): Promise<FastifyInstance> {
   );
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
-    const problem = problemOf(codedError(err));
+    // A client that left before its body ended broke nothing of the service's: no answer reaches it.
+    const left = !request.raw.complete && (request.raw.readableAborted || request.raw.destroyed);
+    const problem = problemOf(
+      left ? refuse('CR_ERR_OPT_INVALID', 'the request body ended early: the client left') : codedError(err),
+    );
     if (problem.status >= 500)
       deps.log?.error(
         { method: request.method, route: request.routeOptions.url, error: err.message },

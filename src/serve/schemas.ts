@@ -4,18 +4,21 @@
  */
 import { JOB_SPEC_SCHEMA, REASON_MAX, SELECTOR_LIMIT_MAX } from '../runner/spec.js';
 import { DEFAULT_EXPECT_MARGIN } from './job-selection.js';
-import { PROBLEM_SCHEMA } from './problem.js';
+import { PROBLEM_SCHEMA, PROBLEM_TYPE } from './problem.js';
 import { JOB_STATES } from './job-model.js';
 import { SCOPES } from './keys.js';
 
 /** Sessions a JSON body may name inline; more go as an upload. */
 export const INLINE_SESSIONS_MAX = 100_000;
 
-const problemSchema = { ...PROBLEM_SCHEMA, description: 'application/problem+json' };
+const problemResponse = {
+  description: 'a problem document (RFC 9457) with a CR_ERR_* code',
+  content: { [PROBLEM_TYPE]: { schema: PROBLEM_SCHEMA } },
+};
 
-/** Error responses, each a problem document. */
+/** Error responses, each a problem document; every /v1 route may also answer 429 (the key's rate limit). */
 export function problems(...statuses: number[]): Record<number, object> {
-  return Object.fromEntries(statuses.map((status) => [status, problemSchema]));
+  return Object.fromEntries([...new Set([...statuses, 429])].map((status) => [status, problemResponse]));
 }
 
 const spec = JOB_SPEC_SCHEMA.properties;

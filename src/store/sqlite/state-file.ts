@@ -106,6 +106,14 @@ export function openStateFile(path: string): StateDb {
       // file at once run each step once (the second finds the work done).
       db.transaction(() => {
         const current = db.pragma('user_version', { simple: true }) as number;
+        const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as {
+          n: number;
+        };
+        if (current === 0 && tables.n > 0)
+          throw new CognigyResetError(
+            'CR_ERR_STATE_CORRUPT',
+            `state file ${path} holds tables but no schema version: it is not a state file of this tool, or its version was lost`,
+          );
         for (let v = current + 1; v <= SCHEMA_VERSION; v++) {
           const step = MIGRATIONS[v]!;
           if (typeof step === 'string') db.exec(step);
