@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { startEmulator } from '../src/emulator/index.js';
 import { CognigyResetError } from '../src/errors.js';
 import { openStore, type OutcomeWriter, type Store } from '../src/store/index.js';
@@ -23,8 +24,9 @@ const lost = (): CognigyResetError =>
   new CognigyResetError('CR_ERR_STATE_WRITE', 'the connection to the store was lost');
 
 /**
- * The store, with the first `failures` chunk finishes refused as a lost connection refuses them, and,
- * with `writerFailsAfter`, the first run's outcome writer failing every append after that many.
+ * The store, with the first `failures` chunk finishes refused as a lost connection refuses them (negative:
+ * written, then refused, as a connection lost after the commit), and, with `writerFailsAfter`, the first
+ * run's outcome writer failing every append after that many.
  */
 function failingStore(
   store: Store,
@@ -52,9 +54,10 @@ function failingStore(
         };
       if (prop === 'finishJobChunk')
         return (...args: Parameters<Store['finishJobChunk']>) => {
-          if (refused < failures) {
+          if (refused < Math.abs(failures)) {
             refused++;
-            return Promise.reject(lost());
+            if (failures > 0) return Promise.reject(lost());
+            return target.finishJobChunk(...args).then(() => Promise.reject(lost()));
           }
           return target.finishJobChunk(...args);
         };
@@ -69,6 +72,7 @@ describe('a store that fails under a running job', () => {
   for (const [name, finishes, writerFailsAfter] of [
     ['refuses three chunk finishes: their lines are kept', 3, undefined],
     ["loses the run's outcome writer: the run gives its chunks back, and a new run ends the job", 0, 500],
+    ['writes two chunk finishes, then refuses them: the run goes on, no chunk claimed twice', -2, undefined],
   ] as const)
     it(`${name}; the job succeeds with every session's reset, each sent once`, async (t) => {
       const emulator = await startEmulator({ sessions: N, tenant: 'demo', botId: 'demo-bot' });
@@ -79,6 +83,8 @@ describe('a store that fails under a running job', () => {
         real,
         jobStore: failing.store,
         dir: join(dir, `jobs-${finishes}`),
+        // Heartbeats every 100 ms: a chunk whose finish seemed to fail meets one before the run ends.
+        leaseMs: 300,
       });
       const created = await fetch(`${url}/v1/jobs`, {
         ...json({ tenant: 'demo', sessions: ids(N) }),
@@ -122,5 +128,14 @@ describe('a store that fails under a running job', () => {
         resetsPerSession: Record<string, number>;
       };
       assert.deepEqual(stats.resetsPerSession, { 1: N });
+      // No chunk ran twice: a finish that was written though it seemed to fail stopped nothing.
+      if (finishes < 0) {
+        const chunks = new Database(join(dir, `state-${finishes}.sqlite`), { readonly: true });
+        const { most } = chunks.prepare('SELECT max(claims) AS most FROM job_chunks').get() as {
+          most: number;
+        };
+        chunks.close();
+        assert.equal(most, 1, 'a chunk was claimed again');
+      }
     });
 });

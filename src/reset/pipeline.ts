@@ -30,7 +30,7 @@ import { type AnalyticsErrorMessage, CHANNELS, type DepthCutMessage, type DoneMe
 import type { DepthLimiter } from './flow-control/depth-limiter.js';
 import { FixedRate, type SendPacer } from './flow-control/pacer.js';
 import { blankOutcome, errorOf, type ResetOutcome } from './outcome.js';
-import { priorStateOf, verdictFor } from './verify.js';
+import { priorStateOf, reportsEveryLayer, verdictFor } from './verify.js';
 
 /**
  * The seed's analytics callback: `(sessionId, latency, success)`. It may be async. What it throws or
@@ -407,7 +407,7 @@ export class ResetPipeline {
     }
   }
 
-  /** Whether a send whose answer was lost was applied: its state shows the reset (or it finishing). */
+  /** Whether a send whose answer was lost was applied: its state shows every layer the plan clears cleared. */
   async #appliedUnanswered(
     sessionId: string,
     outcome: ResetOutcome,
@@ -421,9 +421,10 @@ export class ResetPipeline {
       if (signal?.aborted === true) throw err;
       return false;
     }
+    // Only a state that shows every layer cleared proves the lost send applied: a flow still ACTIVE, or a
+    // bare shape that reports the flow and the variables alone, may well be how the session was before.
     if (answer === undefined || answer.kind === 'status') return false;
-    const prior = priorStateOf(answer, this.plan);
-    return prior === 'reset' || prior === 'pending';
+    return priorStateOf(answer, this.plan) === 'reset' && reportsEveryLayer(answer, this.plan);
   }
 
   /** Rethrows `err` unless the policy retries it; otherwise waits the policy's delay. */

@@ -82,6 +82,22 @@ export function verdictFor(state: StateAnswer, plan: ResetPlan): Verdict {
 }
 
 /**
+ * Whether `state` reports every layer `plan` clears: only then can it say that nothing a reset would
+ * clear is left (the seed's bare shapes report the flow and the variables alone).
+ */
+export function reportsEveryLayer(state: StateAnswer, plan: ResetPlan): boolean {
+  const reported: Record<string, boolean> = {
+    flow: true,
+    variables: true,
+    dialog: state.dialogState !== undefined,
+    engine: state.engineState !== undefined,
+    history: state.historyLength !== undefined,
+    nlu: state.nluContext !== undefined,
+  };
+  return plan.cleared.every((layer) => reported[layer] === true);
+}
+
+/**
  * What a state check says of a session that has not been seen reset in this run (a resume's check
  * before sending): `reset` (verified), `pending` (the flow is still ACTIVE, but every other layer the
  * plan clears that the engine reports is clear, and at least one is reported: reset, finishing a

@@ -68,6 +68,8 @@ interface OpenChunk {
   remaining: number;
   /** The sessions earlier owners wrote a line for (`lineKey`): this run does not list them again. */
   listed: ReadonlySet<string>;
+  /** Its finish failed, and may have been written all the same (a connection lost after the commit). */
+  finishUnsure?: true;
 }
 
 export class JobShare {
@@ -409,6 +411,17 @@ export class JobShare {
         this.#log.warn({ err: errorOf(err) }, 'chunk heartbeat not written');
         continue;
       }
+      if (!held && open.finishUnsure === true) {
+        // The finish that failed was written after all (or the claim lapsed meanwhile): the chunk is no
+        // longer this run's, and nothing else of the run is lost. Its lines are logged, in case they were not.
+        this.#open.delete(open.chunk.chunkNo);
+        open.lines = [outcomes];
+        this.#reportLines(
+          open,
+          'chunk finished by the write that seemed to fail, or claimed by another owner',
+        );
+        continue;
+      }
       if (!held) {
         this.#lost = true;
         this.#log.warn({ chunk: open.chunk.chunkNo }, 'chunk claim lost to another owner: stopping at once');
@@ -472,6 +485,7 @@ export class JobShare {
       // The lines may be the only record of these sessions' resets (one the audit could not take says
       // so): the run's next beat, or its end, writes them.
       open.lines.unshift(outcomes);
+      open.finishUnsure = true;
       this.#open.set(chunkNo, open);
       throw err;
     }
@@ -483,13 +497,13 @@ export class JobShare {
     for (const open of this.#open.values()) this.#reportLines(open);
   }
 
-  #reportLines(open: OpenChunk): void {
+  #reportLines(open: OpenChunk, why = 'the store failed'): void {
     const lines = open.lines.join('');
     open.lines = [];
     if (lines === '') return;
     this.#log.error(
       { chunk: open.chunk.chunkNo, outcomes: lines.trimEnd().split('\n') },
-      'outcome lines not written: the store failed; these are their only record',
+      `outcome lines not written (${why}): unless the chunk's finish took them, these are their only record`,
     );
   }
 

@@ -192,7 +192,7 @@ export async function readEvents<T = Record<string, unknown>>(
  */
 export async function replicaOver(
   t: TestContext,
-  options: { emulator: Emulator; real: Store; jobStore: Store; dir: string },
+  options: { emulator: Emulator; real: Store; jobStore: Store; dir: string; leaseMs?: number },
 ): Promise<{ url: string; auth: { authorization: string }; manager: JobManager }> {
   const { emulator, real } = options;
   const tenants = new Map([['demo', emulatorTenant(emulator, 'demo')]]);
@@ -202,6 +202,7 @@ export async function replicaOver(
     dir: options.dir,
     log: pino({ level: 'silent' }),
     tenants,
+    leaseMs: options.leaseMs,
   });
   const metrics = new ResetMetrics();
   const app = await buildApp({
