@@ -1,6 +1,9 @@
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
@@ -28,6 +31,34 @@ describe('cognigy-reset emulator (child process)', () => {
     assert.equal(await reset({ 'x-api-key': 'rest-key-1' }), 200);
     assert.equal(await reset({ authorization: 'Bearer rest-key-1' }), 401);
     assert.equal(await reset({ authorization: 'Bearer dev-token' }), 200);
+  });
+
+  it("--url-token names the Socket endpoint's URLToken, --disabled-url-token a disabled endpoint's", async (t) => {
+    const child = spawn(
+      process.execPath,
+      [CLI, 'emulator', '--sessions', '3', '--url-token', 'tok-live', '--disabled-url-token', 'tok-off'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    t.after(() => child.kill('SIGKILL'));
+    const lines = createInterface({ input: child.stdout });
+    const [first] = (await withDeadline(once(lines, 'line'), 10_000, 'the listening line')) as [string];
+    const { httpUrl } = JSON.parse(first) as { httpUrl: string };
+    const dir = mkdtempSync(join(tmpdir(), 'cognigy-reset-emulator-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const rows = join(dir, 'rows.csv');
+    writeFileSync(rows, 'sessionId,userId\nsession-1,user-1\n');
+    const reset = (urlToken: string) =>
+      runCli(['reset', '--from-file', rows, '--transport', 'cognigy-socket', '--endpoint-url', httpUrl], {
+        COGNIGY_URL_TOKEN: urlToken,
+        COGNIGY_RESET_STATE: join(dir, `${urlToken}.sqlite`),
+      });
+    const live = await reset('tok-live');
+    assert.equal(live.code, 0, live.stderr);
+    const off = await reset('tok-off');
+    assert.equal(off.code, 3);
+    assert.match(off.stderr, /CR_ERR_AUTH_FORBIDDEN: .*endpoint is disabled/);
+    const dev = await reset('dev-url-token');
+    assert.equal(dev.code, 3, 'the default URLToken is replaced');
   });
 
   it('prints one listening line, honours --token scopes and --sessions, and exits 0 on SIGTERM', async () => {

@@ -2,7 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_SCOPES, DEFAULT_TOKEN, parseTokenFlag, type TokenSpec } from '../../emulator/tokens.js';
 import { isLoopbackHost } from '../../util/loopback.js';
-import { collect, integerIn, numberIn } from '../parse.js';
+import { collect, integerIn, numberIn, textUpTo } from '../parse.js';
 
 interface EmulatorFlags {
   host: string;
@@ -28,7 +28,7 @@ interface EmulatorFlags {
   holdAfterSends: number;
   oauthClient?: { clientId: string; clientSecret: string }[];
   tokenTtl: number;
-  urlToken: string;
+  urlToken?: string;
   disabledUrlToken?: string[];
   endpointReady: boolean;
   legacyFinalPing: boolean;
@@ -144,6 +144,13 @@ export function emulatorCommand(): Command {
       'answer N SEND frames, then hold later answers until PUT /emulator/faults sets holdAfterSends to 0 (0: never)',
       integerIn(0, 1e12),
       0,
+    )
+    .option('--url-token <token>', "the Socket endpoint's URLToken (default: dev-url-token)", textUpTo(256))
+    .addOption(
+      new Option(
+        '--disabled-url-token <token>',
+        'the URLToken of a disabled endpoint: refused with 403 (repeatable)',
+      ).argParser(collect(textUpTo(256))),
     )
     .addOption(
       new Option(
