@@ -1,7 +1,7 @@
 /**
  * The one catalogue of stable error codes. Codes are never renamed or reused; `docs/errors.md` lists each
  * one and a test keeps the two in step. Every list of codes the code base acts on is a mark on the
- * entries (`fatal`, `unreachable`, `rateLimited`, `blamesOneRequest`, `answerLost`; `isMarked`), and each
+ * entries (`fatal`, `unreachable`, `rateLimited`, `blamesOneRequest`, `answerLost`, `storeLost`; `isMarked`), and each
  * code has the HTTP status a service answers with (`http`, or its kind's; `httpStatusOf`).
  *
  * `kind` groups codes for the command line's exit-code mapping (done in `src/cli/` only):
@@ -56,11 +56,13 @@ export const ERROR_CATALOGUE = {
   CR_ERR_PROTO_BAD_ANSWER: {
     kind: 'reset',
     retryable: true,
+    answerLost: true,
     summary: 'the engine sent an answer that is not of a known shape',
   },
   CR_ERR_PROTO_ANSWER_MISMATCH: {
     kind: 'reset',
     retryable: true,
+    answerLost: true,
     summary: 'the engine echoed a requestId that does not match the request it answered',
   },
   CR_ERR_PROTO_UNSOLICITED: {
@@ -172,6 +174,7 @@ export const ERROR_CATALOGUE = {
   CR_ERR_TRANSPORT_DEAD: {
     kind: 'reset',
     retryable: true,
+    answerLost: true,
     summary: 'no frame or pong for 60 s: the connection is dead',
   },
   CR_ERR_TRANSPORT_CLOSED: { kind: 'reset', retryable: false, http: 503, summary: 'the client was closed' },
@@ -277,6 +280,7 @@ export const ERROR_CATALOGUE = {
     kind: 'reset',
     retryable: true,
     http: 504,
+    answerLost: true,
     summary: 'no acknowledgement within the deadline',
   },
   CR_ERR_RESET_VERIFY_ACTIVE: {
@@ -356,6 +360,7 @@ export const ERROR_CATALOGUE = {
     kind: 'usage',
     retryable: false,
     http: 503,
+    storeLost: true,
     summary:
       'the state file cannot be opened or created (missing directory, permissions, not a regular file, held locked by another process); or the PostgreSQL store cannot be reached, refuses the login, cannot be written, or holds no store for a read',
   },
@@ -363,6 +368,7 @@ export const ERROR_CATALOGUE = {
     kind: 'internal',
     retryable: false,
     http: 503,
+    storeLost: true,
     summary:
       'a write to the state file or the PostgreSQL store failed (disk full, permissions, the file removed, the connection lost)',
   },
@@ -556,11 +562,14 @@ export interface CatalogueEntry {
   rateLimited?: true;
   /** A runtime close caused by the one request it answered: the requests behind it are sent again. */
   blamesOneRequest?: true;
-  /** The answer to what was sent may have been lost (a timeout, a dropped connection). */
+  /** The answer to what was sent may have been lost (a timeout, a dropped connection, a garbled answer). */
   answerLost?: true;
+  /** The store could not be reached or written: the failure is the connection's, not the work's. */
+  storeLost?: true;
 }
 
-export type ErrorMark = 'fatal' | 'unreachable' | 'rateLimited' | 'blamesOneRequest' | 'answerLost';
+export type ErrorMark =
+  'fatal' | 'unreachable' | 'rateLimited' | 'blamesOneRequest' | 'answerLost' | 'storeLost';
 
 /** The HTTP status of each kind, unless the code's entry names its own. */
 export const KIND_HTTP_STATUS: Readonly<Record<ErrorKind, number>> = {
@@ -592,6 +601,7 @@ const MARKED = {
   rateLimited: codesMarked('rateLimited'),
   blamesOneRequest: codesMarked('blamesOneRequest'),
   answerLost: codesMarked('answerLost'),
+  storeLost: codesMarked('storeLost'),
 } satisfies Record<ErrorMark, ReadonlySet<string>>;
 
 /** Whether the catalogue gives `code` (an error's, or a code as a string) `mark`. */

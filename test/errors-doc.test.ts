@@ -53,7 +53,14 @@ describe('docs/errors.md', () => {
   });
 
   it('lists the codes of each mark the code acts on, as the catalogue marks them', () => {
-    const marks: ErrorMark[] = ['fatal', 'unreachable', 'rateLimited', 'blamesOneRequest', 'answerLost'];
+    const marks: ErrorMark[] = [
+      'fatal',
+      'unreachable',
+      'rateLimited',
+      'blamesOneRequest',
+      'answerLost',
+      'storeLost',
+    ];
     for (const mark of marks) {
       const marked = [...codesMarked(mark)];
       assert.ok(marked.length > 0, mark);

@@ -135,16 +135,12 @@ function statusError(ack: StatusAnswer): CognigyResetError | undefined {
   }
 }
 
-/** Failures after which a send may have been applied with its answer lost: a drop, a timeout, a garbled answer. */
-const UNANSWERED = new Set([
-  'CR_ERR_RESET_ACK_TIMEOUT',
-  'CR_ERR_TRANSPORT_DEAD',
-  'CR_ERR_PROTO_BAD_ANSWER',
-  'CR_ERR_PROTO_ANSWER_MISMATCH',
-]);
-
-function mayHaveApplied(err: unknown): boolean {
-  return isCognigyResetError(err) && (isMarked(err.code, 'answerLost') || UNANSWERED.has(err.code));
+/** A state check answered with a status: the status's own error, or one saying the check was not answered. */
+function checkStatusError(answer: StatusAnswer): CognigyResetError {
+  return (
+    statusError(answer) ??
+    new CognigyResetError('CR_ERR_PROTO_BAD_ANSWER', 'state check answered with a status')
+  );
 }
 
 function asError(err: unknown): CognigyResetError {
@@ -397,7 +393,8 @@ export class ResetPipeline {
         // The engine may have applied what it never answered: a state that shows so is not sent to again.
         if (
           this.#o.verify &&
-          mayHaveApplied(err) &&
+          isCognigyResetError(err) &&
+          isMarked(err.code, 'answerLost') &&
           (await this.#appliedUnanswered(sessionId, outcome, signal))
         ) {
           sent.firstState = undefined;
@@ -497,10 +494,7 @@ export class ResetPipeline {
     if (answer.kind === 'status') {
       if (answer.status === 'SESSION_NOT_FOUND') return false;
       // Any other status tells nothing of the session's state: nothing is sent on it.
-      throw (
-        statusError(answer) ??
-        new CognigyResetError('CR_ERR_PROTO_BAD_ANSWER', 'state check answered with a status')
-      );
+      throw checkStatusError(answer);
     }
     const prior = priorStateOf(answer, this.plan);
     if (prior === 'not-reset') return false;
@@ -553,12 +547,7 @@ export class ResetPipeline {
       }
       // A transport reads its answers back or offers a state check: one without either is a bug.
       if (answer === undefined) throw new Error(`transport ${this.transport.name} cannot check a state`);
-      if (answer.kind === 'status') {
-        const error =
-          statusError(answer) ??
-          new CognigyResetError('CR_ERR_PROTO_BAD_ANSWER', 'state check answered with a status');
-        throw error;
-      }
+      if (answer.kind === 'status') throw checkStatusError(answer);
       if (CHANNELS.poll.hasSubscribers)
         CHANNELS.poll.publish({
           sessionId,

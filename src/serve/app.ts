@@ -21,11 +21,12 @@ import { auditRoutes } from './audit-routes.js';
 import type { ServiceDeps } from './deps.js';
 import { dashboardRoutes } from './dashboard.js';
 import { keyRoute } from './key-route.js';
-import { authenticate, KeyUse } from './keys.js';
+import { authenticate, KeyUse, requireScope } from './keys.js';
 import { previewRoutes } from './preview-routes.js';
 import { PROBLEM_TYPE, problemOf, refuse } from './problem.js';
 import { jobCreateRoute } from './job-create.js';
 import { resumeRoute } from './resume-route.js';
+import { principalOf } from './route-helpers.js';
 import { serviceMetrics } from './service-metrics.js';
 import { jobRoutes } from './routes.js';
 import { sessionRoutes } from './session-routes.js';
@@ -152,10 +153,10 @@ export async function buildApp(deps: ServiceDeps): Promise<FastifyInstance> {
     }
     await limit.call(app, request, reply);
     if (refused !== undefined) throw refused;
-    keyUse.seen(request.principal!.keyId);
+    const principal = principalOf(request);
+    keyUse.seen(principal.keyId);
     const scope = request.routeOptions.config.scope;
-    if (scope !== undefined && !request.principal!.scopes.includes(scope))
-      throw refuse('CR_ERR_API_FORBIDDEN', `the API key lacks the scope ${scope}`);
+    if (scope !== undefined) requireScope(principal, scope);
   });
 
   serviceMetrics(app, deps);

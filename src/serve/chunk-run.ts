@@ -10,7 +10,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { isCognigyResetError } from '../errors.js';
+import { isCognigyResetError, isMarked } from '../errors.js';
 import type { BulkTarget } from '../reset/bulk.js';
 import { outcomeLine } from '../reset/outcome.js';
 import { startJob } from '../runner/start-job.js';
@@ -57,9 +57,7 @@ export interface ChunkContext {
  * a lost connection leaves the chunk to the others, but a failure everywhere (or on the only replica: the
  * chunk comes back to it) fails the job.
  */
-const CREDENTIAL_TRIES = 3;
-/** A run's failures that are its store connection's, not the job's: its chunks go to another run. */
-const STORE_LOST = new Set(['CR_ERR_STATE_WRITE', 'CR_ERR_STATE_OPEN']);
+const REPLICA_FAULT_TRIES = 3;
 
 /** A chunk this share claimed: its outcomes not yet written to the store, and how many are still to come. */
 interface OpenChunk {
@@ -219,24 +217,24 @@ export class JobShare {
       beats.abort();
       await beating;
     }
-    if (fatal !== null && STORE_LOST.has(fatal.code) && this.#othersMayTry()) {
-      // This replica's connection to the store failed, not the job: its chunks go back, and a run with
-      // a connection of its own (here, or on another replica) takes them; their ledgers skip what was done.
-      this.#log.warn(
-        { err: fatal },
-        "the store failed this replica's run: its chunks of the job are given back",
-      );
-      await this.#writeOpen(true);
-      this.#reportUnwritten();
-      return;
-    }
-    if (fatal !== null && fatal.code.startsWith('CR_ERR_AUTH_') && this.#othersMayTry()) {
-      // This replica's secret for the tenant may be the stale one: its chunks go to the other replicas.
-      this.#log.warn(
-        { err: fatal, tenant: record.tenant },
-        "the engine refused this replica's credentials: its chunks of the job are left to other replicas",
-      );
-      this.#ctx.credentialsRefused(record.tenant);
+    const storeLost = isMarked(fatal?.code, 'storeLost');
+    const credentials = fatal?.code.startsWith('CR_ERR_AUTH_') === true;
+    if ((storeLost || credentials) && this.#othersMayTry()) {
+      // The failure is this replica's, not the job's: its connection to the store failed, or its secret
+      // for the tenant may be the stale one. Its chunks go back, for a run with a connection or a secret of
+      // its own (here or on another replica), whose ledgers skip what was done.
+      if (storeLost)
+        this.#log.warn(
+          { err: fatal },
+          "the store failed this replica's run: its chunks of the job are given back",
+        );
+      else {
+        this.#log.warn(
+          { err: fatal, tenant: record.tenant },
+          "the engine refused this replica's credentials: its chunks of the job are left to other replicas",
+        );
+        this.#ctx.credentialsRefused(record.tenant);
+      }
       await this.#writeOpen(true);
       return;
     }
@@ -432,12 +430,13 @@ export class JobShare {
   }
 
   /**
-   * Another replica may run the open chunks with the credentials this one lacks: none came back to this
-   * replica unclaimed by any other since it left it, nor was claimed `CREDENTIAL_TRIES` times.
+   * Another replica may run the open chunks with the credentials or the store connection this one lacks:
+   * none came back to this replica unclaimed by any other since it left it, nor was claimed
+   * `REPLICA_FAULT_TRIES` times.
    */
   #othersMayTry(): boolean {
     return [...this.#open.values()].every(
-      ({ chunk }) => chunk.claims < CREDENTIAL_TRIES - 1 && chunk.previousOwner !== this.#ctx.owner,
+      ({ chunk }) => chunk.claims < REPLICA_FAULT_TRIES - 1 && chunk.previousOwner !== this.#ctx.owner,
     );
   }
 

@@ -17,7 +17,14 @@ import { buildJobSpec, type JobFields } from './job-spec.js';
 import { requireTenant } from './keys.js';
 import { refuse } from './problem.js';
 import { UPLOAD_LIMIT } from './job-create.js';
-import { acceptUploads, isUpload, principalOf, requestFields, requireOneSource } from './route-helpers.js';
+import {
+  acceptUploads,
+  actorOf,
+  isUpload,
+  principalOf,
+  requestFields,
+  requireOneSource,
+} from './route-helpers.js';
 import { spoolSelection } from './job-selection.js';
 import { JOB_BODY, problems, SECURITY, UPLOAD_QUERY } from './schemas.js';
 import { fileSource, spoolIds, uploadSource } from './targets.js';
@@ -105,7 +112,7 @@ export function previewRoutes(deps: ServiceDeps) {
             `tenant: ${JSON.stringify(fields.tenant)} is not configured`,
             'tenant',
           );
-        const spec = buildJobSpec(tenant, fields, 'preview', `key:${principalOf(request).keyId}`);
+        const spec = buildJobSpec(tenant, fields, 'preview', actorOf(request));
         const transport = createTransport(spec, {}, { dryRun: true });
         try {
           const plan = planReset(spec.plan, transport.capabilities);
